@@ -1,0 +1,58 @@
+/* Enums shared with Go through BTF (bpf2go -type): the single source of
+ * counter and role identifiers. Go reads the enumerator names from BTF, so a
+ * new counter needs no Go change. */
+#ifndef XDPR_CONSTS_H
+#define XDPR_CONSTS_H
+
+/* Why the data plane did what it did to a packet. Every packet increments
+ * exactly one counter, so the sum of all counters is the number of packets
+ * the program saw. */
+enum xdpr_counter {
+	XDPR_CNT_FWD_IPV4 = 0,        /* forwarded in XDP (redirect) */
+	XDPR_CNT_FWD_IPV6,
+	XDPR_CNT_PASS_TRUNCATED,      /* frame shorter than its headers claim */
+	XDPR_CNT_PASS_MALFORMED,      /* bad version, IHL < 5, length < header */
+	XDPR_CNT_PASS_BAD_CHECKSUM,   /* IPv4 header checksum wrong: kernel drops it */
+	XDPR_CNT_PASS_NOT_IP,         /* ethertype neither IPv4 nor IPv6 */
+	XDPR_CNT_PASS_VLAN,           /* 802.1Q / 802.1ad tagged */
+	XDPR_CNT_PASS_L2_MULTICAST,   /* broadcast or multicast destination MAC */
+	XDPR_CNT_PASS_OTHERHOST,      /* unicast MAC that is not the interface's */
+	XDPR_CNT_PASS_IFACE_UNKNOWN,  /* ingress interface not in the ifaces map */
+	XDPR_CNT_PASS_IPV4_OPTIONS,
+	XDPR_CNT_PASS_IPV6_HOP_BY_HOP,/* must be processed by every router */
+	XDPR_CNT_PASS_IPV6_EXT_LIMIT, /* extension header chain too long to walk */
+	XDPR_CNT_PASS_FRAGMENT,
+	XDPR_CNT_PASS_TTL_EXPIRED,    /* TTL / hop limit <= 1: kernel sends time exceeded */
+	XDPR_CNT_PASS_IP_MULTICAST,   /* multicast or limited broadcast destination */
+	XDPR_CNT_PASS_LINK_LOCAL,     /* IPv6 link-local source or destination */
+	XDPR_CNT_PASS_MARTIAN,        /* loopback / unspecified / multicast source */
+	XDPR_CNT_PASS_LOCAL,          /* fib: for this host (or not forwardable) */
+	XDPR_CNT_PASS_NO_NEIGH,       /* fib: next hop not resolved yet */
+	XDPR_CNT_PASS_UNREACHABLE,    /* fib: blackhole/unreachable/prohibit route */
+	XDPR_CNT_PASS_FRAG_NEEDED,    /* fib: larger than the egress MTU */
+	XDPR_CNT_PASS_FWD_DISABLED,   /* fib: forwarding sysctl off on ingress */
+	XDPR_CNT_PASS_FIB_OTHER,      /* fib: lwt encap, no source address, error */
+	XDPR_CNT_PASS_HAIRPIN,        /* egress == ingress: kernel sends a redirect */
+	XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, /* egress interface not in tx_ports */
+	XDPR_CNT__MAX,
+};
+
+/* What an attached interface faces. Recorded at attach time. */
+enum xdpr_role {
+	XDPR_ROLE_NONE = 0,
+	XDPR_ROLE_WAN = 1,
+	XDPR_ROLE_LAN = 2,
+};
+
+/* How the XDP program is attached (for status output). */
+enum xdpr_xdp_mode {
+	XDPR_MODE_UNKNOWN = 0,
+	XDPR_MODE_NATIVE = 1,
+	XDPR_MODE_GENERIC = 2,
+};
+
+#define XDPR_MAX_IFACES 256
+/* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */
+#define XDPR_MAX_EXT_HEADERS 6
+
+#endif

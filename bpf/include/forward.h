@@ -1,0 +1,65 @@
+/* The fib-lookup forwarding step shared by IPv4 and IPv6. */
+#ifndef XDPR_FORWARD_H
+#define XDPR_FORWARD_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "maps.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+/* fib_pass_reason names why a non-successful lookup leaves the packet to the
+ * kernel. NO_NEIGH in particular must go to the kernel: it resolves the
+ * neighbour and queues the packet, where XDP could only drop it. */
+static __always_inline __u32 fib_pass_reason(long rc)
+{
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return XDPR_CNT_PASS_LOCAL;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		return XDPR_CNT_PASS_NO_NEIGH;
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		/* The kernel sends the ICMP error the route asks for. */
+		return XDPR_CNT_PASS_UNREACHABLE;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return XDPR_CNT_PASS_FRAG_NEEDED;
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return XDPR_CNT_PASS_FWD_DISABLED;
+	}
+	return XDPR_CNT_PASS_FIB_OTHER;
+}
+
+/* fib_redirect looks the route up and, on success, arms a redirect to the
+ * egress port and rewrites the Ethernet header. It returns 0 when the packet
+ * is to be redirected (the caller still owes the L3 rewrite), or the counter
+ * explaining why the packet goes to the kernel; in that case nothing in the
+ * packet has been written yet. */
+static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth,
+					  struct bpf_fib_lookup *p)
+{
+	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_pass_reason(rc);
+	/* Same port out as in: the kernel also sends an ICMP redirect. */
+	if (p->ifindex == ctx->ingress_ifindex)
+		return XDPR_CNT_PASS_HAIRPIN;
+	/* The low bits of flags are the verdict on a miss, so an egress port
+	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
+	if (bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT)
+		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,71 @@
+/* Cursor-style header parsers: each returns a pointer to the header (or
+ * NULL when the frame is too short) and advances the cursor past it. All
+ * bounds checks are against data_end, so the verifier sees them. */
+#ifndef XDPR_PARSING_H
+#define XDPR_PARSING_H
+
+#include <linux/types.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+
+struct cursor {
+	void *pos;
+	void *end;
+};
+
+static __always_inline void *cursor_pull(struct cursor *c, __u32 len)
+{
+	void *start = c->pos;
+
+	if (start + len > c->end)
+		return NULL;
+	c->pos = start + len;
+	return start;
+}
+
+static __always_inline struct ethhdr *parse_eth(struct cursor *c)
+{
+	return cursor_pull(c, sizeof(struct ethhdr));
+}
+
+static __always_inline struct iphdr *parse_ipv4(struct cursor *c)
+{
+	return cursor_pull(c, sizeof(struct iphdr));
+}
+
+static __always_inline struct ipv6hdr *parse_ipv6(struct cursor *c)
+{
+	return cursor_pull(c, sizeof(struct ipv6hdr));
+}
+
+/* Generic IPv6 extension header: next header, length in 8-octet units
+ * excluding the first 8 (RFC 8200 4.2). The fragment header has the same
+ * first two octets with a fixed length of 8. */
+struct ipv6_opt_hdr_min {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+static __always_inline int ipv6_is_ext_header(__u8 nh)
+{
+	switch (nh) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_MH:
+	case 139: /* HIP */
+	case 140: /* Shim6 */
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
+		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
+
+#endif

@@ -1,0 +1,174 @@
+//go:build ignore
+
+/* xdprouter's XDP program: forwards IPv4 and IPv6 by fib lookup and hands
+ * everything it does not finish to the kernel unmodified, counting why. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "include/consts.h"
+#include "include/structs.h"
+#include "include/maps.h"
+#include "include/parsing.h"
+#include "include/csum.h"
+#include "include/ip.h"
+#include "include/forward.h"
+
+/* Gives the counter enum a place in BTF, from where bpf2go emits it for Go
+ * and `xdprouter stats` reads the counter names. */
+const enum xdpr_counter xdpr_counter_names __attribute__((unused));
+
+static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
+					struct cursor *c)
+{
+	struct iphdr *iph = parse_ipv4(c);
+	struct bpf_fib_lookup p = {};
+	__u32 reason;
+
+	if (!iph)
+		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+	if (iph->version != 4 || iph->ihl < 5)
+		return count(ctx, XDPR_CNT_PASS_MALFORMED, XDP_PASS);
+	if (iph->ihl != 5)
+		return count(ctx, XDPR_CNT_PASS_IPV4_OPTIONS, XDP_PASS);
+
+	__u16 tot_len = bpf_ntohs(iph->tot_len);
+	if (tot_len < sizeof(*iph))
+		return count(ctx, XDPR_CNT_PASS_MALFORMED, XDP_PASS);
+	if ((void *)iph + tot_len > c->end)
+		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+	if (!ipv4_header_ok(iph))
+		return count(ctx, XDPR_CNT_PASS_BAD_CHECKSUM, XDP_PASS);
+	if (iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
+		return count(ctx, XDPR_CNT_PASS_FRAGMENT, XDP_PASS);
+	reason = ipv4_addr_reason(iph->saddr, iph->daddr);
+	if (reason)
+		return count(ctx, reason, XDP_PASS);
+	if (iph->ttl <= 1)
+		return count(ctx, XDPR_CNT_PASS_TTL_EXPIRED, XDP_PASS);
+
+	p.family = AF_INET;
+	p.tos = iph->tos;
+	p.l4_protocol = iph->protocol;
+	p.tot_len = tot_len;
+	p.ipv4_src = iph->saddr;
+	p.ipv4_dst = iph->daddr;
+	p.ifindex = ctx->ingress_ifindex;
+
+	reason = fib_redirect(ctx, eth, &p);
+	if (reason)
+		return count(ctx, reason, XDP_PASS);
+	ipv4_decrement_ttl(iph);
+	return count(ctx, XDPR_CNT_FWD_IPV4, XDP_REDIRECT);
+}
+
+/* ipv6_walk_ext follows the extension header chain only to find what the
+ * forward path cannot finish: hop-by-hop options (every router must process
+ * them), fragments, and chains that are truncated or too long. It returns 0
+ * when the packet can be forwarded. */
+static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payload_end)
+{
+#pragma unroll
+	for (int i = 0; i < XDPR_MAX_EXT_HEADERS; i++) {
+		struct ipv6_opt_hdr_min *h;
+
+		if (!ipv6_is_ext_header(nh))
+			return 0;
+		if (nh == IPPROTO_HOPOPTS)
+			return XDPR_CNT_PASS_IPV6_HOP_BY_HOP;
+		if (nh == IPPROTO_FRAGMENT)
+			return XDPR_CNT_PASS_FRAGMENT;
+		h = cursor_pull(c, 8);
+		if (!h)
+			return XDPR_CNT_PASS_TRUNCATED;
+		nh = h->nexthdr;
+		if (h->hdrlen && !cursor_pull(c, h->hdrlen * 8))
+			return XDPR_CNT_PASS_TRUNCATED;
+		/* Within the frame but beyond the payload length. */
+		if (c->pos > payload_end)
+			return XDPR_CNT_PASS_TRUNCATED;
+	}
+	return ipv6_is_ext_header(nh) ? XDPR_CNT_PASS_IPV6_EXT_LIMIT : 0;
+}
+
+static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
+					struct cursor *c)
+{
+	struct ipv6hdr *ip6 = parse_ipv6(c);
+	struct bpf_fib_lookup p = {};
+	__u32 reason;
+
+	if (!ip6)
+		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+	if (ip6->version != 6)
+		return count(ctx, XDPR_CNT_PASS_MALFORMED, XDP_PASS);
+
+	__u16 plen = bpf_ntohs(ip6->payload_len);
+	void *payload_end = (void *)(ip6 + 1) + plen;
+	if (payload_end > c->end)
+		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+	reason = ipv6_addr_reason(&ip6->saddr, &ip6->daddr);
+	if (reason)
+		return count(ctx, reason, XDP_PASS);
+	reason = ipv6_walk_ext(c, ip6->nexthdr, payload_end);
+	if (reason)
+		return count(ctx, reason, XDP_PASS);
+	if (ip6->hop_limit <= 1)
+		return count(ctx, XDPR_CNT_PASS_TTL_EXPIRED, XDP_PASS);
+
+	p.family = AF_INET6;
+	p.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+	p.l4_protocol = ip6->nexthdr;
+	p.tot_len = sizeof(*ip6) + plen;
+	__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
+	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
+	p.ifindex = ctx->ingress_ifindex;
+
+	reason = fib_redirect(ctx, eth, &p);
+	if (reason)
+		return count(ctx, reason, XDP_PASS);
+	ip6->hop_limit--;
+	return count(ctx, XDPR_CNT_FWD_IPV6, XDP_REDIRECT);
+}
+
+SEC("xdp")
+int xdpr_main(struct xdp_md *ctx)
+{
+	struct cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct xdpr_iface *in;
+	struct ethhdr *eth;
+
+	eth = parse_eth(&c);
+	if (!eth)
+		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+	in = bpf_map_lookup_elem(&xdpr_ifaces, &ifindex);
+	if (!in)
+		return count(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN, XDP_PASS);
+	if (eth->h_dest[0] & 1)
+		return count(ctx, XDPR_CNT_PASS_L2_MULTICAST, XDP_PASS);
+	/* The kernel drops frames for other hosts (seen in promiscuous mode);
+	 * forwarding them would make XDP disagree with it. */
+	if (!mac_equal(eth->h_dest, in->mac))
+		return count(ctx, XDPR_CNT_PASS_OTHERHOST, XDP_PASS);
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		return forward_ipv4(ctx, eth, &c);
+	case bpf_htons(ETH_P_IPV6):
+		return forward_ipv6(ctx, eth, &c);
+	case bpf_htons(ETH_P_8021Q):
+	case bpf_htons(ETH_P_8021AD):
+		return count(ctx, XDPR_CNT_PASS_VLAN, XDP_PASS);
+	}
+	return count(ctx, XDPR_CNT_PASS_NOT_IP, XDP_PASS);
+}
+
+char _license[] SEC("license") = "GPL";

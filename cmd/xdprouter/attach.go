@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+func newAttachCmd(g *globalFlags) *cobra.Command {
+	var role, mode string
+	cmd := &cobra.Command{
+		Use:   "attach IFACE [IFACE...]",
+		Short: "Attach the XDP data plane to interfaces",
+		Long: `Attach loads xdprouter's XDP program on each interface through a bpf_link
+pinned under --bpffs (mounting a bpffs there if none is), and records the
+interface and its role in the xdpr_ifaces map. No daemon is needed: once
+two or more interfaces are attached, IPv4 and IPv6 routed between them are
+forwarded in XDP; what XDP does not finish goes to the kernel unmodified.
+
+Attaching again is safe: the same arguments change nothing, a new role is
+recorded, a newer program replaces the old one atomically.`,
+		Example: `  xdprouter attach eth0 --role wan
+  xdprouter attach eth1 eth2 --role lan
+  ip netns exec r xdprouter --bpffs /run/xdprouter/r attach veth0`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := loader.ParseRole(role)
+			if err != nil {
+				return fmt.Errorf("--role: %w", err)
+			}
+			m, err := loader.ParseMode(mode)
+			if err != nil {
+				return fmt.Errorf("--mode: %w", err)
+			}
+			if err := loader.Preflight(); err != nil {
+				return err
+			}
+			d, err := openForWrite(g)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			for _, ifname := range args {
+				res, err := d.Attach(ifname, r, m)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (role %s, xdp %s, link %d, prog %d)\n",
+					res.Interface, res.Action, res.Role, res.Mode, res.LinkID, res.ProgramID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "none", "what the interface faces: wan, lan or none")
+	cmd.Flags().StringVar(&mode, "mode", "auto", "XDP attach mode: auto (native if supported), native or generic")
+	return cmd
+}
+
+func newDetachCmd(g *globalFlags) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "detach IFACE... | --all",
+		Short: "Detach the data plane from interfaces",
+		Long: `Detach removes the interface's link and map entries. Detaching the last
+interface (or --all) also removes the pinned maps and the --bpffs directory,
+unmounting it if attach mounted it there: nothing is left behind.`,
+		Example: `  xdprouter detach eth1
+  xdprouter detach --all`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return fmt.Errorf("name interfaces or give --all, not both or neither")
+			}
+			if err := loader.Preflight(); err != nil {
+				return err
+			}
+			d, err := openPinned(g)
+			if err != nil {
+				if all {
+					return nil // nothing attached: --all has nothing to do
+				}
+				return err
+			}
+			d.Close()
+			if d, err = openForWrite(g); err != nil {
+				return err
+			}
+			defer d.Close()
+			if all {
+				return d.DetachAll()
+			}
+			for _, ifname := range args {
+				if err := d.Detach(ifname); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: detached\n", ifname)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "detach every interface and remove all pinned state")
+	return cmd
+}

@@ -1,0 +1,99 @@
+// Command xdprouter is an XDP-accelerated IPv6 edge router. This package is
+// wiring only: flags and output; the work is in loader/ and control/.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "xdprouter:", err)
+		os.Exit(1)
+	}
+}
+
+type globalFlags struct {
+	bpffs string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "xdprouter",
+		Short: "XDP-accelerated IPv6 edge router",
+		Long: `xdprouter forwards IPv4 and IPv6 in XDP (fib lookup, TTL/hop limit, MAC
+rewrite, redirect) and hands everything it does not finish to the kernel
+unmodified, counting why.
+
+State (maps and links) is pinned under --bpffs, so it survives the command
+that created it and can be inspected with bpftool:
+
+  bpftool map dump pinned /sys/fs/bpf/xdprouter/xdpr_ifaces`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := os.Getenv("XDPROUTER_BPFFS")
+	if def == "" {
+		def = loader.DefaultBPFFS
+	}
+	root.PersistentFlags().StringVar(&g.bpffs, "bpffs", def,
+		"bpffs directory for pinned maps and links (env XDPROUTER_BPFFS); use a path outside /sys\n"+
+			"with `ip netns exec`, which hides /sys/fs/bpf, e.g. /run/xdprouter/NETNS")
+	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newStatusCmd(g), newStatsCmd(g))
+	return root
+}
+
+// openPinned opens pinned state for reading, turning "nothing pinned" into a
+// friendly error.
+func openPinned(g *globalFlags) (*loader.Dataplane, error) {
+	d, err := loader.OpenPinned(g.bpffs)
+	if err != nil {
+		if fe := (*loader.ForeignMountNSError)(nil); errors.As(err, &fe) {
+			return nil, reexecIn(fe)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("nothing is attached under %s (see `xdprouter attach --help`)", g.bpffs)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, loader.ErrNotRoot
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+// openForWrite opens (creating when needed) the pinned state.
+func openForWrite(g *globalFlags) (*loader.Dataplane, error) {
+	d, err := loader.Open(g.bpffs)
+	if fe := (*loader.ForeignMountNSError)(nil); errors.As(err, &fe) {
+		return nil, reexecIn(fe)
+	}
+	return d, err
+}
+
+// reexecIn runs this same command again in the mount namespace where the
+// bpffs persists (keeping the network namespace): `ip netns exec` gives us a
+// throwaway mount namespace, and pins made there would die with us.
+func reexecIn(fe *loader.ForeignMountNSError) error {
+	if os.Getenv("XDPROUTER_REEXEC") != "" {
+		return fmt.Errorf("%w (already re-executed once; mount a bpffs at %s yourself)", fe, fe.Dir)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("%w: find own executable: %v", fe, err)
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return fmt.Errorf("%w: nsenter (util-linux) not found", fe)
+	}
+	argv := append([]string{"nsenter", "--mount=" + fe.NSPath, "--", exe}, os.Args[1:]...)
+	return syscall.Exec(nsenter, argv, append(os.Environ(), "XDPROUTER_REEXEC=1"))
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show attached interfaces, their programs and links, and pinned maps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := openPinned(g)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			st, err := d.Status()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, st loader.Status) {
+	fmt.Fprintf(w, "bpffs: %s\n\n", st.BPFFS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INTERFACE\tIFINDEX\tROLE\tXDP\tMAC\tLINK\tPROG\tPROG NAME\tTAG")
+	for _, i := range st.Interfaces {
+		name := i.Name
+		if !i.Present {
+			name += " (gone)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			name, i.Ifindex, i.Role, i.Mode, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAP\tID\tTYPE\tMAX ENTRIES\tPIN")
+	for _, m := range st.Maps {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", m.Name, m.ID, m.Type, m.MaxEntries, m.Pin)
+	}
+	tw.Flush()
+}
+
+func newStatsCmd(g *globalFlags) *cobra.Command {
+	var asJSON, all bool
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show data-plane counters (summed over CPUs)",
+		Long: `Every packet the XDP program sees increments exactly one counter: fwd_* when
+XDP forwarded it, pass_* with the reason when it went to the kernel.
+Zero counters are hidden unless --all is given (--json always has all).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := openPinned(g)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			cs, err := d.Counters()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), cs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "COUNTER\tPACKETS\tBYTES\t")
+			for _, c := range cs {
+				if c.Packets != 0 || all {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t\n", c.Name, c.Packets, c.Bytes)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&all, "all", false, "also print counters that are zero")
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

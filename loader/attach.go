@@ -1,0 +1,295 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+)
+
+// AttachResult says what Attach did, for the user.
+type AttachResult struct {
+	Interface string
+	Ifindex   int
+	Role      Role
+	Mode      string
+	LinkID    uint32
+	ProgramID uint32
+	Action    string // "attached", "replaced program", "updated role", "unchanged", "reattached"
+}
+
+// Attach loads the XDP program, attaches it to ifname through a pinned
+// bpf_link and records the interface in the maps. It is idempotent: the same
+// call again changes nothing; a different role only updates the map; a new
+// program object replaces the old one atomically (no packet sees neither);
+// a different mode re-attaches.
+func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (AttachResult, error) {
+	res := AttachResult{Interface: ifname, Role: role}
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return res, fmt.Errorf("interface %q not found", ifname)
+	}
+	if len(ifc.HardwareAddr) != 6 {
+		return res, fmt.Errorf("interface %q has no Ethernet address: the data plane forwards Ethernet frames", ifname)
+	}
+	res.Ifindex = ifc.Index
+
+	spec, err := loadRouter()
+	if err != nil {
+		return res, err
+	}
+	var objs routerObjects
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.dir}}
+	if err := spec.LoadAndAssign(&objs, opts); err != nil {
+		return res, fmt.Errorf("load XDP program: %w", err)
+	}
+	defer objs.Close()
+	prog := objs.XdprMain
+
+	prev, hadEntry := d.iface(ifc.Index)
+	entry := routerXdprIface{Ifindex: uint32(ifc.Index), Role: routerXdprRole(role), XdpMode: prev.XdpMode}
+	copy(entry.Mac[:], ifc.HardwareAddr)
+	for i := 0; i < len(ifname) && i < len(entry.Name)-1; i++ {
+		entry.Name[i] = int8(ifname[i])
+	}
+	// The entry goes in before the link so the first packet already finds it.
+	if err := d.putIface(entry); err != nil {
+		return res, err
+	}
+	undo := func() {
+		if hadEntry {
+			_ = d.putIface(prev)
+			return
+		}
+		_ = d.deleteIface(ifc.Index)
+		_ = d.removeMapPinsIfUnused() // a failed first attach leaves no maps behind
+	}
+
+	l, action, err := d.attachLink(ifc, prog, mode, prev)
+	if err != nil {
+		undo()
+		return res, err
+	}
+	defer l.Close()
+
+	attachMode, err := xdpAttachMode(ifc.Index)
+	if err != nil {
+		undo()
+		return res, err
+	}
+	entry.XdpMode = attachMode
+	if err := d.putIface(entry); err != nil {
+		return res, err
+	}
+	if action == "unchanged" && hadEntry && prev.Role != entry.Role {
+		action = "updated role"
+	}
+	info, err := l.Info()
+	if err != nil {
+		return res, fmt.Errorf("link info for %q: %w", ifname, err)
+	}
+	res.Mode = modeName(attachMode)
+	res.LinkID = uint32(info.ID)
+	res.ProgramID = uint32(info.Program)
+	res.Action = action
+	return res, nil
+}
+
+// attachLink returns the pinned link of ifc running prog's code, creating,
+// updating or re-creating it as needed.
+func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode, prev routerXdprIface) (link.Link, string, error) {
+	pin := d.linkPin(ifc.Index)
+	if old, err := link.LoadPinnedLink(pin, nil); err == nil {
+		info, err := old.Info()
+		switch {
+		case err != nil || info.XDP() == nil || int(info.XDP().Ifindex) != ifc.Index:
+			// Defunct (the interface went away) or not ours: start over.
+			_ = old.Unpin()
+			old.Close()
+		case mode != ModeAuto && modeName(prev.XdpMode) != string(mode):
+			if err := old.Unpin(); err != nil {
+				old.Close()
+				return nil, "", fmt.Errorf("unpin link of %q: %w", ifc.Name, err)
+			}
+			old.Close()
+			l, err := d.newLink(ifc, prog, mode)
+			return l, "reattached", err
+		default:
+			same, err := sameProgram(info.Program, prog)
+			if err != nil {
+				old.Close()
+				return nil, "", err
+			}
+			if same {
+				return old, "unchanged", nil
+			}
+			if err := old.Update(prog); err != nil {
+				old.Close()
+				return nil, "", fmt.Errorf("replace program on %q: %w", ifc.Name, err)
+			}
+			return old, "replaced program", nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("load pinned link %s: %w", pin, err)
+	}
+	l, err := d.newLink(ifc, prog, mode)
+	return l, "attached", err
+}
+
+func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (link.Link, error) {
+	var flags link.XDPAttachFlags
+	switch mode {
+	case ModeNative:
+		flags = link.XDPDriverMode
+	case ModeGeneric:
+		flags = link.XDPGenericMode
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
+	if err != nil {
+		if strings.Contains(err.Error(), "device or resource busy") {
+			return nil, fmt.Errorf("attach xdp to %q: another XDP program is attached, by another tool or by "+
+				"xdprouter with another --bpffs (see `ip link show dev %s`): %w", ifc.Name, ifc.Name, err)
+		}
+		return nil, fmt.Errorf("attach xdp to %q in %s mode: %w", ifc.Name, mode, err)
+	}
+	if err := l.Pin(d.linkPin(ifc.Index)); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("pin link of %q: %w", ifc.Name, err)
+	}
+	if err := d.maps.XdprTxPorts.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
+		_ = l.Unpin()
+		l.Close()
+		return nil, fmt.Errorf("add %q to tx_ports: %w", ifc.Name, err)
+	}
+	return l, nil
+}
+
+// sameProgram compares by tag (a hash of the instructions), which is what
+// "the object changed" means for an upgrade.
+func sameProgram(id ebpf.ProgramID, prog *ebpf.Program) (bool, error) {
+	old, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return false, fmt.Errorf("open attached program %d: %w", id, err)
+	}
+	defer old.Close()
+	oi, err := old.Info()
+	if err != nil {
+		return false, err
+	}
+	ni, err := prog.Info()
+	if err != nil {
+		return false, err
+	}
+	return oi.Tag == ni.Tag, nil
+}
+
+func xdpAttachMode(ifindex int) (routerXdprXdpMode, error) {
+	nl, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return routerXdprXdpModeXDPR_MODE_UNKNOWN, fmt.Errorf("read XDP state of ifindex %d: %w", ifindex, err)
+	}
+	if x := nl.Attrs().Xdp; x != nil {
+		switch x.AttachMode {
+		case nlXDPDriver:
+			return routerXdprXdpModeXDPR_MODE_NATIVE, nil
+		case nlXDPGeneric:
+			return routerXdprXdpModeXDPR_MODE_GENERIC, nil
+		}
+	}
+	return routerXdprXdpModeXDPR_MODE_UNKNOWN, nil
+}
+
+const (
+	nlXDPDriver  = nl.XDP_ATTACHED_DRV
+	nlXDPGeneric = nl.XDP_ATTACHED_SKB
+)
+
+// Detach removes ifname's link and map entries. When it was the last
+// interface, the maps and the directory go too.
+func (d *Dataplane) Detach(ifname string) error {
+	ifindex, err := d.ifindexOf(ifname)
+	if err != nil {
+		return err
+	}
+	if err := d.detachIndex(ifindex); err != nil {
+		return err
+	}
+	return d.removeMapPinsIfUnused()
+}
+
+// DetachAll removes every link, map and pin in the directory.
+func (d *Dataplane) DetachAll() error {
+	entries, err := os.ReadDir(filepath.Join(d.dir, linksDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		idx, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "xdp_"))
+		if err != nil {
+			continue
+		}
+		if err := d.detachIndex(idx); err != nil {
+			return err
+		}
+	}
+	ifaces, err := d.ifaces()
+	if err != nil {
+		return err
+	}
+	for _, ifc := range ifaces {
+		_ = d.deleteIface(int(ifc.Ifindex))
+	}
+	return d.removeMapPinsIfUnused()
+}
+
+func (d *Dataplane) detachIndex(ifindex int) error {
+	pin := d.linkPin(ifindex)
+	l, err := link.LoadPinnedLink(pin, nil)
+	switch {
+	case err == nil:
+		if err := l.Unpin(); err != nil {
+			l.Close()
+			return fmt.Errorf("unpin %s: %w", pin, err)
+		}
+		l.Close() // the last reference: the kernel detaches the program
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		// A pin we cannot load as a link is still ours to remove.
+		if rmErr := os.Remove(pin); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", pin, rmErr)
+		}
+	}
+	return d.deleteIface(ifindex)
+}
+
+// ifindexOf resolves a name to an ifindex, also for an interface that no
+// longer exists but is still recorded.
+func (d *Dataplane) ifindexOf(ifname string) (int, error) {
+	if ifc, err := net.InterfaceByName(ifname); err == nil {
+		if _, ok := d.iface(ifc.Index); ok {
+			return ifc.Index, nil
+		}
+		if _, err := os.Stat(d.linkPin(ifc.Index)); err == nil {
+			return ifc.Index, nil
+		}
+		return 0, fmt.Errorf("interface %q is not attached (under %s)", ifname, d.dir)
+	}
+	ifaces, err := d.ifaces()
+	if err != nil {
+		return 0, err
+	}
+	for _, ifc := range ifaces {
+		if cString(ifc.Name[:]) == ifname {
+			return int(ifc.Ifindex), nil
+		}
+	}
+	return 0, fmt.Errorf("interface %q not found", ifname)
+}

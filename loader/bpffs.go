@@ -1,0 +1,128 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultBPFFS is where maps and links are pinned unless --bpffs or
+// XDPROUTER_BPFFS say otherwise.
+const DefaultBPFFS = "/sys/fs/bpf/xdprouter"
+
+func isBPFFS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.BPF_FS_MAGIC
+}
+
+// existingAncestor returns path or its closest ancestor that exists.
+func existingAncestor(path string) string {
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil || p == "/" {
+			return p
+		}
+	}
+}
+
+// ErrForeignMountNS is returned (wrapped in *ForeignMountNSError) when dir
+// had no bpffs and this process runs in a mount namespace of its own, as
+// under `ip netns exec`: a bpffs mounted here would vanish when the process
+// exits, and the links pinned in it would detach.
+var ErrForeignMountNS = errors.New("running in a private mount namespace")
+
+// ForeignMountNSError tells the caller that a bpffs has been mounted at Dir
+// in the parent's mount namespace (NSPath), where it persists, and that the
+// command must run there to see it: the CLI re-executes itself with
+// `nsenter --mount=NSPath`, keeping its network namespace.
+type ForeignMountNSError struct {
+	Dir    string
+	NSPath string
+}
+
+func (e *ForeignMountNSError) Error() string {
+	return fmt.Sprintf("bpffs mounted at %s in the mount namespace %s; run there to use it", e.Dir, e.NSPath)
+}
+
+func (e *ForeignMountNSError) Unwrap() error { return ErrForeignMountNS }
+
+// parentMountNS returns the parent's mount namespace when it differs from
+// ours: `ip netns exec` (and unshare -m) exec the command in a namespace
+// made for it alone.
+func parentMountNS() (string, bool) {
+	parent := fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())
+	var self, par unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat(parent, &par) != nil {
+		return "", false
+	}
+	return parent, self.Ino != par.Ino || self.Dev != par.Dev
+}
+
+// ensureBPFFS makes dir exist on a bpffs, mounting one when none is there.
+// The mount must outlive this process, since pins are what keep links
+// attached: see ForeignMountNSError.
+func ensureBPFFS(dir string) error {
+	dir = filepath.Clean(dir)
+	if isBPFFS(existingAncestor(dir)) {
+		return mkdirPins(dir)
+	}
+	mountPoint := dir
+	if strings.HasPrefix(dir+"/", "/sys/fs/bpf/") {
+		mountPoint = "/sys/fs/bpf" // the conventional place, as systemd mounts it
+	}
+	if ns, private := parentMountNS(); private {
+		root := strings.TrimSuffix(ns, "ns/mnt") + "root"
+		if !isBPFFS(existingAncestor(root + dir)) {
+			script := fmt.Sprintf("mkdir -p '%s' && mount -t bpf -o mode=0700 bpf '%s'", mountPoint, mountPoint)
+			out, err := exec.Command("nsenter", "--mount="+ns, "--", "sh", "-c", script).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("mount bpffs on %s in the parent mount namespace: %w: %s",
+					mountPoint, err, strings.TrimSpace(string(out)))
+			}
+		}
+		return &ForeignMountNSError{Dir: mountPoint, NSPath: ns}
+	}
+	if err := os.MkdirAll(mountPoint, 0o700); err != nil {
+		return fmt.Errorf("create bpffs mount point %s: %w", mountPoint, err)
+	}
+	if err := unix.Mount("bpf", mountPoint, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mount bpffs on %s: %w", mountPoint, err)
+	}
+	return mkdirPins(dir)
+}
+
+func mkdirPins(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, linksDir), 0o700); err != nil {
+		return fmt.Errorf("create pin directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removePinDir removes dir once it holds nothing, and unmounts it first when
+// it is a bpffs mount of its own (one that attach created).
+func removePinDir(dir string) error {
+	_ = os.Remove(filepath.Join(dir, linksDir))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if len(entries) > 0 {
+		return nil
+	}
+	if isBPFFS(dir) && !isBPFFS(filepath.Dir(dir)) {
+		if err := unix.Unmount(dir, 0); err != nil {
+			return fmt.Errorf("unmount bpffs %s: %w", dir, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}

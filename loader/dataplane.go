@@ -1,0 +1,129 @@
+// Package loader loads xdprouter's BPF objects, pins maps and links under a
+// bpffs directory, attaches and detaches, and offers a typed API over the
+// maps. It is the only package that imports cilium/ebpf.
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+const linksDir = "links"
+
+// Dataplane is a handle on the pinned state in one bpffs directory.
+type Dataplane struct {
+	dir  string
+	lock *os.File
+	maps routerMaps
+}
+
+// Open prepares dir (mounting a bpffs when needed), creates or adopts the
+// pinned maps and takes an exclusive lock so concurrent xdprouter commands
+// on the same directory do not interleave. Close releases it.
+func Open(dir string) (*Dataplane, error) {
+	if err := ensureBPFFS(dir); err != nil {
+		return nil, err
+	}
+	d := &Dataplane{dir: dir}
+	if err := d.takeLock(); err != nil {
+		return nil, err
+	}
+	spec, err := loadRouter()
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}}
+	if err := spec.LoadAndAssign(&d.maps, opts); err != nil {
+		d.Close()
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("maps pinned in %s come from an incompatible xdprouter version "+
+				"(run `xdprouter detach --all` with the old version first): %w", dir, err)
+		}
+		return nil, fmt.Errorf("load maps into %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+// OpenPinned opens existing pinned maps read-only, creating nothing. It
+// returns an error wrapping os.ErrNotExist when nothing is pinned in dir.
+func OpenPinned(dir string) (*Dataplane, error) {
+	if !isBPFFS(existingAncestor(dir)) {
+		// Under `ip netns exec` the state may live in the parent's view.
+		if ns, private := parentMountNS(); private {
+			root := strings.TrimSuffix(ns, "ns/mnt") + "root"
+			if isBPFFS(existingAncestor(root + dir)) {
+				return nil, &ForeignMountNSError{Dir: dir, NSPath: ns}
+			}
+		}
+	}
+	d := &Dataplane{dir: dir}
+	ro := &ebpf.LoadPinOptions{ReadOnly: true}
+	var err error
+	if d.maps.XdprCounters, err = ebpf.LoadPinnedMap(filepath.Join(dir, "xdpr_counters"), ro); err != nil {
+		return nil, fmt.Errorf("nothing attached under %s: %w", dir, err)
+	}
+	if d.maps.XdprIfaces, err = ebpf.LoadPinnedMap(filepath.Join(dir, "xdpr_ifaces"), ro); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
+	}
+	if d.maps.XdprTxPorts, err = ebpf.LoadPinnedMap(filepath.Join(dir, "xdpr_tx_ports"), ro); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+// Dir is the bpffs directory this handle works in.
+func (d *Dataplane) Dir() string { return d.dir }
+
+// Close releases file descriptors and the lock; pinned state stays.
+func (d *Dataplane) Close() error {
+	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
+		if m != nil {
+			m.Close()
+		}
+	}
+	if d.lock != nil {
+		d.lock.Close()
+	}
+	return nil
+}
+
+func (d *Dataplane) takeLock() error {
+	f, err := os.Open(d.dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", d.dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return fmt.Errorf("lock %s: %w", d.dir, err)
+	}
+	d.lock = f
+	return nil
+}
+
+func (d *Dataplane) linkPin(ifindex int) string {
+	return filepath.Join(d.dir, linksDir, fmt.Sprintf("xdp_%d", ifindex))
+}
+
+// removeMapPins deletes the pinned maps and the directory when no link is
+// left, so that detaching the last interface leaves nothing behind.
+func (d *Dataplane) removeMapPinsIfUnused() error {
+	links, _ := os.ReadDir(filepath.Join(d.dir, linksDir))
+	if len(links) > 0 {
+		return nil
+	}
+	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
+		if err := m.Unpin(); err != nil {
+			return fmt.Errorf("unpin map: %w", err)
+		}
+	}
+	return removePinDir(d.dir)
+}

@@ -1,0 +1,7 @@
+package loader
+
+// The one place where BPF objects are generated. BPF_CLANG and BPF_CFLAGS
+// come from the Makefile (`make generate`); the .go and .o outputs are
+// committed so that `go build` needs no clang.
+//
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel -type xdpr_counter_val -type xdpr_iface -type xdpr_role -type xdpr_xdp_mode router ../bpf/xdp_router.c

@@ -1,0 +1,157 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+)
+
+// InterfaceStatus describes one attached interface.
+type InterfaceStatus struct {
+	Name        string `json:"name"`
+	Ifindex     int    `json:"ifindex"`
+	Present     bool   `json:"present"` // false when the interface is gone but still recorded
+	Role        string `json:"role"`
+	Mode        string `json:"xdp_mode"`
+	MAC         string `json:"mac"`
+	LinkID      uint32 `json:"link_id"`
+	ProgramID   uint32 `json:"program_id"`
+	ProgramName string `json:"program_name"`
+	ProgramTag  string `json:"program_tag"`
+	LinkPin     string `json:"link_pin"`
+}
+
+// MapStatus describes one pinned map.
+type MapStatus struct {
+	Name       string `json:"name"`
+	Pin        string `json:"pin"`
+	ID         uint32 `json:"id"`
+	Type       string `json:"type"`
+	MaxEntries uint32 `json:"max_entries"`
+}
+
+// Status is what `xdprouter status` prints.
+type Status struct {
+	BPFFS      string            `json:"bpffs"`
+	Interfaces []InterfaceStatus `json:"interfaces"`
+	Maps       []MapStatus       `json:"maps"`
+}
+
+// Status reads the attached interfaces, their links and the pinned maps.
+func (d *Dataplane) Status() (Status, error) {
+	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Maps: []MapStatus{}}
+	ifaces, err := d.ifaces()
+	if err != nil {
+		return st, err
+	}
+	for _, v := range ifaces {
+		is := InterfaceStatus{
+			Name:    cString(v.Name[:]),
+			Ifindex: int(v.Ifindex),
+			Role:    Role(v.Role).String(),
+			Mode:    modeName(v.XdpMode),
+			MAC:     net.HardwareAddr(v.Mac[:]).String(),
+			LinkPin: d.linkPin(int(v.Ifindex)),
+		}
+		if ifc, err := net.InterfaceByIndex(is.Ifindex); err == nil {
+			is.Present = true
+			is.Name = ifc.Name
+		}
+		if l, err := link.LoadPinnedLink(is.LinkPin, nil); err == nil {
+			if info, err := l.Info(); err == nil {
+				is.LinkID = uint32(info.ID)
+				is.ProgramID = uint32(info.Program)
+				if p, err := ebpf.NewProgramFromID(info.Program); err == nil {
+					if pi, err := p.Info(); err == nil {
+						is.ProgramName, is.ProgramTag = pi.Name, pi.Tag
+					}
+					p.Close()
+				}
+			}
+			l.Close()
+		}
+		st.Interfaces = append(st.Interfaces, is)
+	}
+	sort.Slice(st.Interfaces, func(i, j int) bool { return st.Interfaces[i].Ifindex < st.Interfaces[j].Ifindex })
+
+	entries, err := os.ReadDir(d.dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return st, err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		pin := filepath.Join(d.dir, e.Name())
+		m, err := ebpf.LoadPinnedMap(pin, &ebpf.LoadPinOptions{ReadOnly: true})
+		if err != nil {
+			continue
+		}
+		ms := MapStatus{Name: e.Name(), Pin: pin, Type: m.Type().String(), MaxEntries: m.MaxEntries()}
+		if info, err := m.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ms.ID = uint32(id)
+			}
+		}
+		m.Close()
+		st.Maps = append(st.Maps, ms)
+	}
+	return st, nil
+}
+
+// Counter is one data-plane counter summed over CPUs.
+type Counter struct {
+	Name    string `json:"name"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// CounterNames returns the counter names in index order, read from the C
+// enum's BTF: "XDPR_CNT_PASS_NO_NEIGH" becomes "pass_no_neigh".
+func CounterNames() ([]string, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	var e *btf.Enum
+	if err := spec.Types.TypeByName("xdpr_counter", &e); err != nil {
+		return nil, fmt.Errorf("counter enum in BTF: %w", err)
+	}
+	names := make([]string, routerXdprCounterXDPR_CNT__MAX)
+	for _, v := range e.Values {
+		if v.Value < uint64(len(names)) {
+			names[v.Value] = strings.ToLower(strings.TrimPrefix(v.Name, "XDPR_CNT_"))
+		}
+	}
+	return names, nil
+}
+
+// Counters reads every counter, summed over CPUs, in enum order.
+func (d *Dataplane) Counters() ([]Counter, error) {
+	names, err := CounterNames()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Counter, 0, len(names))
+	var perCPU []routerXdprCounterVal
+	for i, name := range names {
+		if err := d.maps.XdprCounters.Lookup(uint32(i), &perCPU); err != nil {
+			return nil, fmt.Errorf("read counter %s: %w", name, err)
+		}
+		c := Counter{Name: name}
+		for _, v := range perCPU {
+			c.Packets += v.Packets
+			c.Bytes += v.Bytes
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
