@@ -1,0 +1,212 @@
+// Package netlab builds throw-away topologies of network namespaces joined
+// by veth pairs, for lab tests, benchmarks and the demo. Every namespace
+// name carries a per-lab unique prefix, and Close removes all of them (and
+// the bpffs mounts the lab made), also after a failed test.
+package netlab
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+var seq atomic.Uint32
+
+// Lab is one topology.
+type Lab struct {
+	prefix string
+	nss    []string
+	mounts []string
+	runDir string
+}
+
+// New starts an empty lab whose namespace names begin with "xl<pid><n>".
+func New() (*Lab, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("netlab needs root")
+	}
+	prefix := fmt.Sprintf("xl%d%c", os.Getpid(), 'a'+rune(seq.Add(1)-1)%26)
+	dir := filepath.Join("/run/xdprouter-lab", prefix)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &Lab{prefix: prefix, runDir: dir}, nil
+}
+
+// NS returns the full namespace name for a short name.
+func (l *Lab) NS(short string) string { return l.prefix + "-" + short }
+
+// AddNS creates a namespace with loopback up and forwarding as asked.
+func (l *Lab) AddNS(short string, forwarding bool) (string, error) {
+	name := l.NS(short)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
+	}
+	l.nss = append(l.nss, name)
+	cmds := [][]string{{"ip", "link", "set", "lo", "up"}}
+	fwd := "0"
+	if forwarding {
+		fwd = "1"
+	}
+	cmds = append(cmds,
+		[]string{"sysctl", "-qw", "net.ipv4.ip_forward=" + fwd},
+		[]string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=" + fwd},
+		[]string{"sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"},
+	)
+	for _, c := range cmds {
+		if _, err := l.Exec(name, c...); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// Veth creates a veth pair with one end in each namespace, both up. GRO is
+// turned on so that each end accepts XDP-redirected frames (veth needs NAPI
+// on the receiving peer).
+func (l *Lab) Veth(nsA, ifA, nsB, ifB string) error {
+	tmpA, tmpB := fmt.Sprintf("xv%da", seq.Add(1)), fmt.Sprintf("xv%db", seq.Load())
+	if out, err := exec.Command("ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link add veth: %v: %s", err, out)
+	}
+	for _, e := range []struct{ tmp, ns, name string }{{tmpA, nsA, ifA}, {tmpB, nsB, ifB}} {
+		if out, err := exec.Command("ip", "link", "set", e.tmp, "netns", e.ns, "name", e.name).CombinedOutput(); err != nil {
+			return fmt.Errorf("move %s to %s: %v: %s", e.tmp, e.ns, err, out)
+		}
+		if _, err := l.Exec(e.ns, "ip", "link", "set", e.name, "up"); err != nil {
+			return err
+		}
+		if _, err := l.Exec(e.ns, "ethtool", "-K", e.name, "gro", "on"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Exec runs a command in a namespace and returns its combined output.
+func (l *Lab) Exec(ns string, args ...string) (string, error) {
+	full := append([]string{"netns", "exec", ns}, args...)
+	var out bytes.Buffer
+	cmd := exec.Command("ip", full...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("[%s] %s: %v: %s", ns, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// MustExec is Exec for set-up steps: it joins errors into one.
+func (l *Lab) MustExec(ns string, cmds ...[]string) error {
+	for _, c := range cmds {
+		if _, err := l.Exec(ns, c...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Command returns an unstarted command that runs in ns.
+func (l *Lab) Command(ns string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// BPFFS returns a bpffs directory for one xdprouter instance, mounted from
+// this (the host's) mount namespace so that it is visible inside every
+// later `ip netns exec` and outlives each command. Close unmounts it.
+func (l *Lab) BPFFS(instance string) (string, error) {
+	dir := filepath.Join(l.runDir, instance)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		return "", fmt.Errorf("mount bpffs on %s: %w", dir, err)
+	}
+	l.mounts = append(l.mounts, dir)
+	return dir, nil
+}
+
+// RunDir is a scratch directory removed by Close.
+func (l *Lab) RunDir() string { return l.runDir }
+
+// Do runs fn with the calling goroutine's thread in namespace ns. Sockets
+// opened inside fn stay in ns afterwards.
+func (l *Lab) Do(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", ns, err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return fmt.Errorf("enter netns %s: %w", ns, err)
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
+// Close deletes every namespace and mount the lab made. Deleting a
+// namespace destroys its veths, which detaches any XDP program on them.
+func (l *Lab) Close() error {
+	var errs []string
+	for i := len(l.nss) - 1; i >= 0; i-- {
+		if out, err := exec.Command("ip", "netns", "del", l.nss[i]).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Sprintf("ip netns del %s: %v: %s", l.nss[i], err, out))
+		}
+	}
+	// Also what xdprouter attach mounted under the lab's directory.
+	for _, m := range mountsUnder(l.runDir) {
+		if !contains(l.mounts, m) {
+			l.mounts = append(l.mounts, m)
+		}
+	}
+	for _, m := range l.mounts {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Sprintf("unmount %s: %v", m, err))
+		}
+	}
+	if err := os.RemoveAll(l.runDir); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("netlab cleanup: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4]+"/", dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
