@@ -1,0 +1,60 @@
+# xdprouter — the README's two commands are `make demo` and `make test`.
+# Both install what they need with apt on a fresh Debian 12 (as root).
+
+GO        ?= go
+BPF_CLANG ?= clang-19
+ARCH_INC  := /usr/include/$(shell uname -m)-linux-gnu
+BPF_CFLAGS ?= -O2 -g -Wall -Werror -I$(ARCH_INC)
+export BPF_CLANG BPF_CFLAGS
+
+# Packages per purpose; installed only when one is missing.
+PKGS_RUN   := iproute2 util-linux ethtool iputils-ping bpftool
+PKGS_TEST  := $(PKGS_RUN) tcpdump
+PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
+
+BIN := bin/xdprouter
+
+.PHONY: all build generate test test-unit bench demo deps-run deps-test deps-gen clean
+
+all: build
+
+define apt_ensure
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install$$missing" >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps-run:
+	$(call apt_ensure,$(PKGS_RUN))
+deps-test:
+	$(call apt_ensure,$(PKGS_TEST))
+deps-gen:
+	$(call apt_ensure,$(PKGS_GEN))
+
+build:
+	$(GO) build -o $(BIN) ./cmd/xdprouter
+
+# Regenerates the committed bpf2go output (.go and .o) from bpf/*.c.
+generate: deps-gen
+	cd loader && PATH=/usr/lib/llvm-19/bin:$$PATH $(GO) generate ./...
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+test: deps-test build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+bench: deps-test build
+	$(GO) run ./test/bench -out bench/results
+
+demo: deps-run build
+	$(GO) run ./test/demo
+
+clean:
+	rm -rf bin
