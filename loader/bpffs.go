@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -36,16 +37,23 @@ func existingAncestor(path string) string {
 var ErrForeignMountNS = errors.New("running in a private mount namespace")
 
 // ForeignMountNSError tells the caller that a bpffs has been mounted at Dir
-// in the parent's mount namespace (NSPath), where it persists, and that the
-// command must run there to see it: the CLI re-executes itself with
-// `nsenter --mount=NSPath`, keeping its network namespace.
+// in the mount namespace of process ParentPID, where it persists, and that
+// the command must run there to see it: the CLI re-executes itself with
+// NSEnterArgs, keeping its network namespace.
 type ForeignMountNSError struct {
-	Dir    string
-	NSPath string
+	Dir       string
+	ParentPID int
 }
 
 func (e *ForeignMountNSError) Error() string {
-	return fmt.Sprintf("bpffs mounted at %s in the mount namespace %s; run there to use it", e.Dir, e.NSPath)
+	return fmt.Sprintf("bpffs mounted at %s in the mount namespace of process %d; run there to use it", e.Dir, e.ParentPID)
+}
+
+// NSEnterArgs are the nsenter options that enter the parent's mount
+// namespace. -r keeps its root: entering a mount namespace otherwise resets
+// the root to the namespace's, escaping a chroot.
+func (e *ForeignMountNSError) NSEnterArgs() []string {
+	return []string{"-t", strconv.Itoa(e.ParentPID), "-m", "-r"}
 }
 
 func (e *ForeignMountNSError) Unwrap() error { return ErrForeignMountNS }
@@ -53,13 +61,18 @@ func (e *ForeignMountNSError) Unwrap() error { return ErrForeignMountNS }
 // parentMountNS returns the parent's mount namespace when it differs from
 // ours: `ip netns exec` (and unshare -m) exec the command in a namespace
 // made for it alone.
-func parentMountNS() (string, bool) {
-	parent := fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())
+func parentMountNS() (int, bool) {
+	ppid := os.Getppid()
 	var self, par unix.Stat_t
-	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat(parent, &par) != nil {
-		return "", false
+	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", ppid), &par) != nil {
+		return 0, false
 	}
-	return parent, self.Ino != par.Ino || self.Dev != par.Dev
+	return ppid, self.Ino != par.Ino || self.Dev != par.Dev
+}
+
+// parentRoot is the path through which the parent's view of dir is seen.
+func parentRoot(ppid int, dir string) string {
+	return fmt.Sprintf("/proc/%d/root%s", ppid, dir)
 }
 
 // ensureBPFFS makes dir exist on a bpffs, mounting one when none is there.
@@ -74,17 +87,17 @@ func ensureBPFFS(dir string) error {
 	if strings.HasPrefix(dir+"/", "/sys/fs/bpf/") {
 		mountPoint = "/sys/fs/bpf" // the conventional place, as systemd mounts it
 	}
-	if ns, private := parentMountNS(); private {
-		root := strings.TrimSuffix(ns, "ns/mnt") + "root"
-		if !isBPFFS(existingAncestor(root + dir)) {
+	if ppid, private := parentMountNS(); private {
+		fe := &ForeignMountNSError{Dir: mountPoint, ParentPID: ppid}
+		if !isBPFFS(existingAncestor(parentRoot(ppid, dir))) {
 			script := fmt.Sprintf("mkdir -p '%s' && mount -t bpf -o mode=0700 bpf '%s'", mountPoint, mountPoint)
-			out, err := exec.Command("nsenter", "--mount="+ns, "--", "sh", "-c", script).CombinedOutput()
-			if err != nil {
+			args := append(fe.NSEnterArgs(), "--", "sh", "-c", script)
+			if out, err := exec.Command("nsenter", args...).CombinedOutput(); err != nil {
 				return fmt.Errorf("mount bpffs on %s in the parent mount namespace: %w: %s",
 					mountPoint, err, strings.TrimSpace(string(out)))
 			}
 		}
-		return &ForeignMountNSError{Dir: mountPoint, NSPath: ns}
+		return fe
 	}
 	if err := os.MkdirAll(mountPoint, 0o700); err != nil {
 		return fmt.Errorf("create bpffs mount point %s: %w", mountPoint, err)
@@ -113,8 +126,11 @@ func removePinDir(dir string) error {
 		}
 		return err
 	}
-	if len(entries) > 0 {
-		return nil
+	for _, e := range entries {
+		// bpf_preload's iterators appear in every fresh bpffs root.
+		if n := e.Name(); n != "maps.debug" && n != "progs.debug" {
+			return nil
+		}
 	}
 	if isBPFFS(dir) && !isBPFFS(filepath.Dir(dir)) {
 		if err := unix.Unmount(dir, 0); err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -18,9 +17,10 @@ const linksDir = "links"
 
 // Dataplane is a handle on the pinned state in one bpffs directory.
 type Dataplane struct {
-	dir  string
-	lock *os.File
-	maps routerMaps
+	dir     string
+	lock    *os.File
+	maps    routerMaps
+	emptied bool // every pin is gone: Close removes the directory
 }
 
 // Open prepares dir (mounting a bpffs when needed), creates or adopts the
@@ -56,11 +56,8 @@ func Open(dir string) (*Dataplane, error) {
 func OpenPinned(dir string) (*Dataplane, error) {
 	if !isBPFFS(existingAncestor(dir)) {
 		// Under `ip netns exec` the state may live in the parent's view.
-		if ns, private := parentMountNS(); private {
-			root := strings.TrimSuffix(ns, "ns/mnt") + "root"
-			if isBPFFS(existingAncestor(root + dir)) {
-				return nil, &ForeignMountNSError{Dir: dir, NSPath: ns}
-			}
+		if ppid, private := parentMountNS(); private && isBPFFS(existingAncestor(parentRoot(ppid, dir))) {
+			return nil, &ForeignMountNSError{Dir: dir, ParentPID: ppid}
 		}
 	}
 	d := &Dataplane{dir: dir}
@@ -83,7 +80,10 @@ func OpenPinned(dir string) (*Dataplane, error) {
 // Dir is the bpffs directory this handle works in.
 func (d *Dataplane) Dir() string { return d.dir }
 
-// Close releases file descriptors and the lock; pinned state stays.
+// Close releases file descriptors and the lock; pinned state stays. After
+// the last interface was detached it also removes the directory (and
+// unmounts it if it is a bpffs of its own), which needs the descriptors
+// closed first.
 func (d *Dataplane) Close() error {
 	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
 		if m != nil {
@@ -93,7 +93,19 @@ func (d *Dataplane) Close() error {
 	if d.lock != nil {
 		d.lock.Close()
 	}
+	if d.emptied {
+		return removePinDir(d.dir)
+	}
 	return nil
+}
+
+// RemoveIfEmpty removes dir when it holds no xdprouter pins, for a
+// `detach --all` that finds an empty bpffs left behind.
+func RemoveIfEmpty(dir string) error {
+	if !isBPFFS(dir) {
+		return nil
+	}
+	return removePinDir(dir)
 }
 
 func (d *Dataplane) takeLock() error {
@@ -125,5 +137,6 @@ func (d *Dataplane) removeMapPinsIfUnused() error {
 			return fmt.Errorf("unpin map: %w", err)
 		}
 	}
-	return removePinDir(d.dir)
+	d.emptied = true
+	return nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/xdprouter/xdprouter/loader"
@@ -40,16 +42,15 @@ recorded, a newer program replaces the old one atomically.`,
 			if err != nil {
 				return err
 			}
-			defer d.Close()
 			for _, ifname := range args {
-				res, err := d.Attach(ifname, r, m)
-				if err != nil {
-					return err
+				var res loader.AttachResult
+				if res, err = d.Attach(ifname, r, m); err != nil {
+					break
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (role %s, xdp %s, link %d, prog %d)\n",
 					res.Interface, res.Action, res.Role, res.Mode, res.LinkID, res.ProgramID)
 			}
-			return nil
+			return errors.Join(err, d.Close())
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "none", "what the interface faces: wan, lan or none")
@@ -76,8 +77,9 @@ unmounting it if attach mounted it there: nothing is left behind.`,
 			}
 			d, err := openPinned(g)
 			if err != nil {
-				if all {
-					return nil // nothing attached: --all has nothing to do
+				if all && errors.Is(err, os.ErrNotExist) {
+					// Nothing attached; remove an empty mount left behind.
+					return loader.RemoveIfEmpty(g.bpffs)
 				}
 				return err
 			}
@@ -85,17 +87,17 @@ unmounting it if attach mounted it there: nothing is left behind.`,
 			if d, err = openForWrite(g); err != nil {
 				return err
 			}
-			defer d.Close()
 			if all {
-				return d.DetachAll()
-			}
-			for _, ifname := range args {
-				if err := d.Detach(ifname); err != nil {
-					return err
+				err = d.DetachAll()
+			} else {
+				for _, ifname := range args {
+					if err = d.Detach(ifname); err != nil {
+						break
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: detached\n", ifname)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: detached\n", ifname)
 			}
-			return nil
+			return errors.Join(err, d.Close())
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "detach every interface and remove all pinned state")

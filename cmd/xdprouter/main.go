@@ -60,7 +60,7 @@ func openPinned(g *globalFlags) (*loader.Dataplane, error) {
 			return nil, reexecIn(fe)
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("nothing is attached under %s (see `xdprouter attach --help`)", g.bpffs)
+			return nil, notAttachedError(g.bpffs)
 		}
 		if errors.Is(err, os.ErrPermission) {
 			return nil, loader.ErrNotRoot
@@ -94,6 +94,21 @@ func reexecIn(fe *loader.ForeignMountNSError) error {
 	if err != nil {
 		return fmt.Errorf("%w: nsenter (util-linux) not found", fe)
 	}
-	argv := append([]string{"nsenter", "--mount=" + fe.NSPath, "--", exe}, os.Args[1:]...)
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("%w: %v", fe, err)
+	}
+	argv := append([]string{"nsenter"}, fe.NSEnterArgs()...)
+	argv = append(argv, "--wd="+cwd, "--", exe)
+	argv = append(argv, os.Args[1:]...)
 	return syscall.Exec(nsenter, argv, append(os.Environ(), "XDPROUTER_REEXEC=1"))
 }
+
+// notAttachedError reads well on its own and still matches os.ErrNotExist.
+type notAttachedError string
+
+func (e notAttachedError) Error() string {
+	return fmt.Sprintf("nothing is attached under %s (see `xdprouter attach --help`)", string(e))
+}
+
+func (e notAttachedError) Unwrap() error { return os.ErrNotExist }
