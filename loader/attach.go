@@ -24,6 +24,26 @@ type AttachResult struct {
 	LinkID    uint32
 	ProgramID uint32
 	Action    string // "attached", "replaced program", "updated role", "unchanged", "reattached"
+	Warning   string // something the user should know about this attachment
+}
+
+// vethChecksumWarning: a local stack sending through a veth leaves the L4
+// checksum to "offload" (CHECKSUM_PARTIAL); XDP sees only bytes, so a frame
+// it redirects leaves with the partial checksum. Kernel forwarding and
+// generic mode complete it. Physical NICs deliver complete checksums.
+const vethChecksumWarning = "native XDP on a veth: the peer must complete its own checksums " +
+	"(`ethtool -K PEER tx off` on the other end), or TCP/UDP it sends arrive with bad checksums when forwarded in XDP"
+
+// CheckInterface reports whether ifname exists and can carry the data plane.
+func CheckInterface(ifname string) (*net.Interface, error) {
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q not found", ifname)
+	}
+	if len(ifc.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("interface %q has no Ethernet address: the data plane forwards Ethernet frames", ifname)
+	}
+	return ifc, nil
 }
 
 // Attach loads the XDP program, attaches it to ifname through a pinned
@@ -31,14 +51,17 @@ type AttachResult struct {
 // call again changes nothing; a different role only updates the map; a new
 // program object replaces the old one atomically (no packet sees neither);
 // a different mode re-attaches.
-func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (AttachResult, error) {
-	res := AttachResult{Interface: ifname, Role: role}
-	ifc, err := net.InterfaceByName(ifname)
+func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResult, err error) {
+	res = AttachResult{Interface: ifname, Role: role}
+	// A failed first attach must leave no maps or directory behind.
+	defer func() {
+		if err != nil {
+			_ = d.removeMapPinsIfUnused()
+		}
+	}()
+	ifc, err := CheckInterface(ifname)
 	if err != nil {
-		return res, fmt.Errorf("interface %q not found", ifname)
-	}
-	if len(ifc.HardwareAddr) != 6 {
-		return res, fmt.Errorf("interface %q has no Ethernet address: the data plane forwards Ethernet frames", ifname)
+		return res, err
 	}
 	res.Ifindex = ifc.Index
 
@@ -70,7 +93,6 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (AttachResult, e
 			return
 		}
 		_ = d.deleteIface(ifc.Index)
-		_ = d.removeMapPinsIfUnused() // a failed first attach leaves no maps behind
 	}
 
 	l, action, err := d.attachLink(ifc, prog, mode, prev)
@@ -97,6 +119,10 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (AttachResult, e
 		return res, fmt.Errorf("link info for %q: %w", ifname, err)
 	}
 	res.Mode = modeName(attachMode)
+	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
+		attachMode == routerXdprXdpModeXDPR_MODE_NATIVE {
+		res.Warning = vethChecksumWarning
+	}
 	res.LinkID = uint32(info.ID)
 	res.ProgramID = uint32(info.Program)
 	res.Action = action

@@ -38,6 +38,12 @@ recorded, a newer program replaces the old one atomically.`,
 			if err := loader.Preflight(); err != nil {
 				return err
 			}
+			// All names first: a typo must not leave the others attached.
+			for _, ifname := range args {
+				if _, err := loader.CheckInterface(ifname); err != nil {
+					return err
+				}
+			}
 			d, err := openForWrite(g)
 			if err != nil {
 				return err
@@ -49,6 +55,9 @@ recorded, a newer program replaces the old one atomically.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (role %s, xdp %s, link %d, prog %d)\n",
 					res.Interface, res.Action, res.Role, res.Mode, res.LinkID, res.ProgramID)
+				if res.Warning != "" && res.Action != "unchanged" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "xdprouter: warning: %s: %s\n", res.Interface, res.Warning)
+				}
 			}
 			return errors.Join(err, d.Close())
 		},

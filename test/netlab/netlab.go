@@ -7,6 +7,7 @@ package netlab
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,11 @@ func (l *Lab) AddNS(short string, forwarding bool) (string, error) {
 // turned on so that each end accepts XDP-redirected frames (veth needs NAPI
 // on the receiving peer).
 func (l *Lab) Veth(nsA, ifA, nsB, ifB string) error {
-	tmpA, tmpB := fmt.Sprintf("xv%da", seq.Add(1)), fmt.Sprintf("xv%db", seq.Load())
+	// The pair is born in the host namespace, shared with every other
+	// process's labs (go test runs packages in parallel): a per-process
+	// counter would collide there, a random name does not.
+	id := rand.Uint32()
+	tmpA, tmpB := fmt.Sprintf("xv%08xa", id), fmt.Sprintf("xv%08xb", id)
 	if out, err := exec.Command("ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB).CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link add veth: %v: %s", err, out)
 	}

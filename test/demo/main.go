@@ -1,0 +1,197 @@
+// Command demo shows xdprouter at work in a throw-away lab: two hosts and a
+// router in network namespaces, the XDP data plane attached to the router,
+// traffic between the hosts, and the counters that tell which path carried
+// it. Everything it creates is removed at the end, also after an error or
+// Ctrl-C. `make demo` runs it after building bin/xdprouter.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xdprouter/xdprouter/test/labkit"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/xdprouter", "xdprouter binary; a relative path is taken from the repository root")
+	size := flag.Int64("size", 4<<20, "bytes per TCP transfer")
+	flag.Parse()
+
+	// The lab is torn down on the way out of run; a second Ctrl-C during
+	// that must not cut it short, hence signals stay caught until then.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	start := time.Now()
+	err := run(ctx, *bin, *size)
+	stop()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted (%w)", err)
+		}
+		fmt.Fprintln(os.Stderr, "\ndemo failed:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nDemo finished in %v.\n", time.Since(start).Round(100*time.Millisecond))
+}
+
+// transcript prints commands and their output as a shell session would.
+type transcript struct{}
+
+func (transcript) Logf(format string, args ...any) { fmt.Printf(format+"\n\n", args...) }
+func (transcript) Helper()                         {}
+
+func heading(n int, title string) {
+	fmt.Printf("== %d. %s ==\n\n", n, title)
+}
+
+// say prints an explanation, wrapped in the source for readability.
+func say(lines ...string) {
+	fmt.Println(strings.Join(lines, "\n"))
+	fmt.Println()
+}
+
+func run(ctx context.Context, bin string, size int64) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it creates network namespaces and loads XDP programs (try: sudo make demo)")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	root, err := labkit.FindModuleRoot(wd)
+	if err != nil {
+		return err
+	}
+	// Working from the repository root keeps the printed commands short
+	// and runnable as shown.
+	if err := os.Chdir(root); err != nil {
+		return fmt.Errorf("enter %s: %w", root, err)
+	}
+	if !strings.Contains(bin, "/") {
+		bin = "./" + bin // `ip netns exec` would look a bare name up in PATH
+	}
+	if err := labkit.CheckBin(bin); err != nil {
+		return fmt.Errorf("%w (build it with `make build`)", err)
+	}
+
+	heading(1, "Build a lab: host-a — router — host-b")
+	say("Three network namespaces stand in for two hosts and a router, joined by veth",
+		"pairs (virtual Ethernet cables). The router already forwards in the kernel",
+		"(ip_forward=1); the hosts' default routes point at it.")
+	topo, err := labkit.NewTopology()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		heading(9, "Clean up")
+		if cerr := topo.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+			return
+		}
+		fmt.Printf("Removed namespaces %s, %s, %s and everything under %s.\n",
+			topo.HostA, topo.Router, topo.HostB, topo.Lab.RunDir())
+	}()
+	fmt.Println(topo.Diagram())
+
+	cli := labkit.NewCLI(topo, bin, transcript{})
+	sh := cli.Runner
+
+	heading(2, "Attach xdprouter to both router ports")
+	say("attach loads the XDP program on each port, records the port in the",
+		"xdpr_ifaces map, and pins the link and maps under --bpffs so they outlive the",
+		"command. `ip netns exec` runs it in a throw-away mount namespace, so xdprouter",
+		"mounts the bpffs in ours and re-runs itself there. No daemon is involved.")
+	if _, err := cli.Run(ctx, "attach", labkit.RouterIfA, labkit.RouterIfB, "--role", "lan"); err != nil {
+		return err
+	}
+	say("The kernel now shows the program on the port (`xdp` flag, prog/xdp line):")
+	if _, err := sh.Run(ctx, nil, "ip", "-n", topo.Router, "link", "show", "dev", labkit.RouterIfA); err != nil {
+		return err
+	}
+
+	heading(3, "Status, from a separate command")
+	say("A new invocation finds the pinned state: interfaces, XDP mode (native: in the",
+		"driver, before the kernel allocates anything), link and program ids, maps.")
+	if _, err := cli.Run(ctx, "status"); err != nil {
+		return err
+	}
+
+	heading(4, "Ping host-b from host-a")
+	say("The very first packet may reach the router before it knows host-b's MAC",
+		"address; XDP hands that one to the kernel (pass_no_neigh), which resolves the",
+		"neighbour. Every later packet is forwarded in XDP.")
+	for _, dst := range []netip.Addr{labkit.HostB4.Addr(), labkit.HostB6.Addr()} {
+		if _, err := sh.Ping(ctx, topo.HostA, dst, 3); err != nil {
+			return err
+		}
+	}
+
+	heading(5, "A TCP transfer, verified end to end")
+	fmt.Printf("host-a sends %d random bytes to host-b, once over IPv4 and once over IPv6.\n", size)
+	say("host-b hashes what it receives (sha256) and sends the digest back; host-a",
+		"compares it with its own. TCP_INFO tells how many segments each side sent.")
+	var segs uint64
+	for _, tc := range []struct {
+		name string
+		dst  netip.Addr
+	}{{"IPv4", labkit.HostB4.Addr()}, {"IPv6", labkit.HostB6.Addr()}} {
+		res, err := labkit.Transfer(ctx, topo.Lab, topo.HostA, topo.HostB, tc.dst, size)
+		if err != nil {
+			return err
+		}
+		segs += uint64(res.SenderTCP.SegsOut) + uint64(res.RecvTCP.SegsOut)
+		fmt.Printf("  %s  %d bytes to %s in %v (%.0f Mbit/s), sha256 %s… identical on both ends\n",
+			tc.name, res.Bytes, tc.dst, res.Elapsed.Round(time.Millisecond), res.Throughput(), res.RecvSHA[:16])
+		fmt.Printf("        host-a sent %d TCP segments, host-b %d (ACKs)\n",
+			res.SenderTCP.SegsOut, res.RecvTCP.SegsOut)
+	}
+	fmt.Println()
+	heading(6, "Counters: which path carried the traffic")
+	say("Every packet the XDP program sees increments exactly one counter: fwd_* when",
+		"XDP forwarded it itself, pass_* with the reason when it left it to the kernel",
+		"(pass_l2_multicast and pass_not_ip are ARP and neighbour discovery).")
+	if _, err := cli.Run(ctx, "stats"); err != nil {
+		return err
+	}
+	fmt.Printf("$ %s   # the same as JSON, for the sum below\n\n", labkit.Cmdline(nil, cli.Argv("stats", "--json")))
+	cs, err := cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	fwd := cs["fwd_ipv4"].Packets + cs["fwd_ipv6"].Packets
+	fmt.Printf("fwd_ipv4 + fwd_ipv6 = %d packets; the transfers were %d TCP segments (both\n", fwd, segs)
+	fmt.Printf("directions) and the pings a dozen packets more.\n")
+	if fwd*10 < segs*9 {
+		return fmt.Errorf("XDP forwarded only %d packets for %d TCP segments: most went through the kernel", fwd, segs)
+	}
+	fmt.Printf("The bulk never went through the kernel's forwarding path.\n\n")
+
+	heading(7, "The pinned maps, as bpftool sees them")
+	say("Maps carry BTF type information, so bpftool prints named fields and enum names.")
+	if _, err := sh.Run(ctx, nil, "bpftool", "map", "dump", "pinned", filepath.Join(topo.BPFFS, "xdpr_ifaces")); err != nil {
+		return err
+	}
+
+	heading(8, "Detach everything")
+	say("detach --all removes the links (the kernel detaches the programs), the maps,",
+		"the pins and the bpffs mount it made. The ports lose their `xdp` flag:")
+	if _, err := cli.Run(ctx, "detach", "--all"); err != nil {
+		return err
+	}
+	if _, err := sh.Run(ctx, nil, "ip", "-n", topo.Router, "link", "show", "dev", labkit.RouterIfA); err != nil {
+		return err
+	}
+	if _, statErr := os.Stat(topo.BPFFS); statErr == nil {
+		return fmt.Errorf("detach --all left %s behind", topo.BPFFS)
+	}
+	fmt.Printf("%s is gone.\n\n", topo.BPFFS)
+	return nil
+}

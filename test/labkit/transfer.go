@@ -1,0 +1,196 @@
+package labkit
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/xdprouter/xdprouter/test/netlab"
+	"golang.org/x/sys/unix"
+)
+
+// TransferResult describes one verified TCP transfer.
+type TransferResult struct {
+	Bytes     int64  // bytes the receiver read
+	SentSHA   string // sha256 of what the sender wrote, hex
+	RecvSHA   string // sha256 of what the receiver read, hex
+	Elapsed   time.Duration
+	SenderTCP TCPStats // the data direction
+	RecvTCP   TCPStats // the ACK direction
+}
+
+// TCPStats are the kernel's per-connection segment counts (TCP_INFO): every
+// segment either end sent crossed the router, so they are the reference for
+// how many packets the data plane should have seen.
+type TCPStats struct {
+	SegsOut      uint32 // all segments sent, GSO super-packets counted per MSS
+	DataSegsOut  uint32
+	SegsIn       uint32
+	TotalRetrans uint32
+}
+
+// Throughput is in megabits per second.
+func (r TransferResult) Throughput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) * 8 / r.Elapsed.Seconds() / 1e6
+}
+
+const transferTimeout = 60 * time.Second
+
+// Transfer sends size random bytes over TCP from namespace fromNS to
+// address to in namespace toNS. The receiver hashes what it reads and sends
+// the digest back; the transfer fails unless both ends agree on the length
+// and the digest. It is bounded by ctx and by a one-minute deadline.
+func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to netip.Addr, size int64) (TransferResult, error) {
+	var res TransferResult
+	var ln net.Listener
+	err := lab.Do(toNS, func() error {
+		var err error
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(to, 0).String())
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("listen on %s in %s: %w", to, toNS, err)
+	}
+	defer ln.Close()
+	stopListen := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stopListen()
+
+	type recvOut struct {
+		n   int64
+		sum []byte
+		tcp TCPStats
+		err error
+	}
+	recvDone := make(chan recvOut, 1)
+	go func() {
+		var out recvOut
+		defer func() { recvDone <- out }()
+		c, err := ln.Accept()
+		if err != nil {
+			out.err = fmt.Errorf("accept: %w", err)
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		_ = c.SetDeadline(time.Now().Add(transferTimeout))
+		h := sha256.New()
+		if out.n, err = io.Copy(h, c); err != nil {
+			out.err = fmt.Errorf("receive: %w", err)
+			return
+		}
+		out.sum = h.Sum(nil)
+		// The digest goes back on the same connection so the sender also
+		// checks, end to end, what arrived.
+		if _, err := c.Write(out.sum); err != nil {
+			out.err = fmt.Errorf("send digest back: %w", err)
+			return
+		}
+		out.tcp, out.err = tcpStats(c)
+	}()
+
+	start := time.Now()
+	var conn net.Conn
+	err = lab.Do(fromNS, func() error {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", ln.Addr().String())
+		return err
+	})
+	if err != nil {
+		ln.Close()
+		<-recvDone
+		return res, fmt.Errorf("connect from %s to %s: %w", fromNS, ln.Addr(), err)
+	}
+	sent, sendTCP, sendErr := send(ctx, conn.(*net.TCPConn), size)
+	out := <-recvDone
+	res.Elapsed = time.Since(start)
+	res.Bytes, res.RecvTCP, res.SenderTCP = out.n, out.tcp, sendTCP
+	res.SentSHA, res.RecvSHA = hex.EncodeToString(sent), hex.EncodeToString(out.sum)
+	if err := errors.Join(sendErr, out.err); err != nil {
+		return res, fmt.Errorf("TCP %s -> %s: %w", fromNS, ln.Addr(), err)
+	}
+	if res.Bytes != size || res.SentSHA != res.RecvSHA {
+		return res, fmt.Errorf("TCP %s -> %s: sent %d bytes sha256 %s, received %d bytes sha256 %s",
+			fromNS, ln.Addr(), size, res.SentSHA, res.Bytes, res.RecvSHA)
+	}
+	return res, nil
+}
+
+// send writes size bytes of a seeded random stream, half-closes, and reads
+// the receiver's digest, which it compares with its own.
+func send(ctx context.Context, c *net.TCPConn, size int64) (sum []byte, st TCPStats, err error) {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	_ = c.SetDeadline(time.Now().Add(transferTimeout))
+
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		return nil, st, fmt.Errorf("seed: %w", err)
+	}
+	src := rand.NewChaCha8(seed)
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	for left := size; left > 0; {
+		chunk := buf[:min(int64(len(buf)), left)]
+		_, _ = src.Read(chunk) // ChaCha8.Read never fails
+		h.Write(chunk)
+		if _, err := c.Write(chunk); err != nil {
+			return nil, st, fmt.Errorf("send: %w", err)
+		}
+		left -= int64(len(chunk))
+	}
+	sum = h.Sum(nil)
+	if err := c.CloseWrite(); err != nil {
+		return sum, st, fmt.Errorf("half-close: %w", err)
+	}
+	peer := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(c, peer); err != nil {
+		return sum, st, fmt.Errorf("read the receiver's digest: %w", err)
+	}
+	if !bytes.Equal(peer, sum) {
+		return sum, st, fmt.Errorf("receiver's digest %x differs from the sender's %x", peer, sum)
+	}
+	st, err = tcpStats(c)
+	return sum, st, err
+}
+
+func tcpStats(c net.Conn) (TCPStats, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return TCPStats{}, fmt.Errorf("not a TCP connection: %T", c)
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return TCPStats{}, fmt.Errorf("tcp_info: %w", err)
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := raw.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return TCPStats{}, fmt.Errorf("tcp_info: %w", err)
+	}
+	if ierr != nil {
+		return TCPStats{}, fmt.Errorf("tcp_info: %w", ierr)
+	}
+	return TCPStats{
+		SegsOut:      info.Segs_out,
+		DataSegsOut:  info.Data_segs_out,
+		SegsIn:       info.Segs_in,
+		TotalRetrans: info.Total_retrans,
+	}, nil
+}
