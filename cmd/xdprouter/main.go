@@ -47,7 +47,7 @@ that created it and can be inspected with bpftool:
 	root.PersistentFlags().StringVar(&g.bpffs, "bpffs", def,
 		"bpffs directory for pinned maps and links (env XDPROUTER_BPFFS); use a path outside /sys\n"+
 			"with `ip netns exec`, which hides /sys/fs/bpf, e.g. /run/xdprouter/NETNS")
-	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newStatusCmd(g), newStatsCmd(g))
+	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newApplyCmd(g), newCheckCmd(), newStatusCmd(g), newStatsCmd(g))
 	return root
 }
 

@@ -1,0 +1,92 @@
+// Package control holds the control plane: turning configuration (and, in
+// the daemon, what tasks learn) into data-plane and kernel state.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+// Dataplane is what Apply needs from the loader; tests pass a fake.
+type Dataplane interface {
+	Attach(ifname string, role loader.Role, mode loader.Mode) (loader.AttachResult, error)
+	Detach(ifname string) error
+}
+
+// Addresses installs interface addresses; tests pass a fake.
+type Addresses interface {
+	Ensure(ifname string, p netip.Prefix) (added bool, err error)
+	Remove(ifname string, p netip.Prefix) error
+}
+
+// Step is one thing Apply did, for the user.
+type Step struct {
+	What   string
+	Result string
+}
+
+// Apply programs a static configuration once: attaches the WAN and LAN
+// interfaces with their roles and installs LAN IPv4 addresses. If a step
+// fails, what this call added is undone, so a failed apply leaves the
+// system as it found it.
+func Apply(cfg *config.Config, dp Dataplane, addrs Addresses) ([]Step, error) {
+	var (
+		steps []Step
+		undo  []func() error
+	)
+	fail := func(err error) ([]Step, error) {
+		var uerrs []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			uerrs = append(uerrs, undo[i]())
+		}
+		if uerr := errors.Join(uerrs...); uerr != nil {
+			return steps, fmt.Errorf("%w (and rolling back failed: %v)", err, uerr)
+		}
+		return steps, err
+	}
+	attach := func(path, ifname string, role loader.Role, mode string) error {
+		m, err := loader.ParseMode(mode)
+		if err != nil {
+			return fmt.Errorf("%s.xdp-mode: %w", path, err)
+		}
+		res, err := dp.Attach(ifname, role, m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if res.Action == "attached" {
+			undo = append(undo, func() error { return dp.Detach(ifname) })
+		}
+		steps = append(steps, Step{What: fmt.Sprintf("attach %s (%s, xdp %s)", ifname, role, res.Mode), Result: res.Action})
+		return nil
+	}
+	if w := cfg.WAN; w != nil {
+		if err := attach("wan", w.Interface, loader.RoleWAN, w.XDPMode); err != nil {
+			return fail(err)
+		}
+	}
+	for i, l := range cfg.LAN {
+		path := fmt.Sprintf("lan[%d]", i)
+		if err := attach(path, l.Interface, loader.RoleLAN, l.XDPMode); err != nil {
+			return fail(err)
+		}
+		if !l.IPv4.IsValid() {
+			continue
+		}
+		added, err := addrs.Ensure(l.Interface, l.IPv4)
+		if err != nil {
+			return fail(fmt.Errorf("%s.ipv4: add %s to %s: %w", path, l.IPv4, l.Interface, err))
+		}
+		result := "present"
+		if added {
+			result = "added"
+			ifname, p := l.Interface, l.IPv4
+			undo = append(undo, func() error { return addrs.Remove(ifname, p) })
+		}
+		steps = append(steps, Step{What: fmt.Sprintf("address %s on %s", l.IPv4, l.Interface), Result: result})
+	}
+	return steps, nil
+}

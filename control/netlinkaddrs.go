@@ -1,0 +1,53 @@
+package control
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// NetlinkAddresses is Addresses on the real kernel.
+type NetlinkAddresses struct{}
+
+func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
+}
+
+// Ensure adds p to ifname unless it is there already.
+func (NetlinkAddresses) Ensure(ifname string, p netip.Prefix) (bool, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	family := netlink.FAMILY_V4
+	if p.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	have, err := netlink.AddrList(link, family)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range have {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			ones, _ := a.Mask.Size()
+			if netip.PrefixFrom(ip.Unmap(), ones) == p {
+				return false, nil
+			}
+		}
+	}
+	return true, netlink.AddrAdd(link, toNetlinkAddr(p))
+}
+
+// Remove deletes p from ifname.
+func (NetlinkAddresses) Remove(ifname string, p netip.Prefix) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	return netlink.AddrDel(link, toNetlinkAddr(p))
+}
