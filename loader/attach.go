@@ -258,11 +258,7 @@ func (d *Dataplane) DetachAll() error {
 		return err
 	}
 	for _, e := range entries {
-		idx, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "xdp_"))
-		if err != nil {
-			continue
-		}
-		if err := d.detachIndex(idx); err != nil {
+		if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -276,21 +272,19 @@ func (d *Dataplane) DetachAll() error {
 	return d.removeMapPinsIfUnused()
 }
 
+// detachIndex removes every link pinned for ifindex (XDP and TC) and its
+// map entries.
 func (d *Dataplane) detachIndex(ifindex int) error {
-	pin := d.linkPin(ifindex)
-	l, err := link.LoadPinnedLink(pin, nil)
-	switch {
-	case err == nil:
-		if err := l.Unpin(); err != nil {
-			l.Close()
-			return fmt.Errorf("unpin %s: %w", pin, err)
-		}
-		l.Close() // the last reference: the kernel detaches the program
-	case errors.Is(err, os.ErrNotExist):
-	default:
-		// A pin we cannot load as a link is still ours to remove.
-		if rmErr := os.Remove(pin); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", pin, rmErr)
+	entries, err := os.ReadDir(filepath.Join(d.dir, linksDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	suffix := "_" + strconv.Itoa(ifindex)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), suffix) {
+			if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	return d.deleteIface(ifindex)

@@ -122,7 +122,13 @@ func (d *Dataplane) takeLock() error {
 }
 
 func (d *Dataplane) linkPin(ifindex int) string {
-	return filepath.Join(d.dir, linksDir, fmt.Sprintf("xdp_%d", ifindex))
+	return d.pinPath("xdp", ifindex)
+}
+
+// pinPath names the pin of one link: <kind>_<ifindex> under links/, so that
+// detaching an interface finds all of its links by the suffix.
+func (d *Dataplane) pinPath(kind string, ifindex int) string {
+	return filepath.Join(d.dir, linksDir, fmt.Sprintf("%s_%d", kind, ifindex))
 }
 
 // removeMapPins deletes the pinned maps and the directory when no link is
