@@ -23,6 +23,13 @@ type Addresses interface {
 	Remove(ifname string, p netip.Prefix) error
 }
 
+// Deps are the OS boundaries Apply works through. Each feature adds its own
+// small interface here, so tests can fake each one.
+type Deps struct {
+	DP    Dataplane
+	Addrs Addresses
+}
+
 // Step is one thing Apply did, for the user.
 type Step struct {
 	What   string
@@ -33,7 +40,8 @@ type Step struct {
 // interfaces with their roles and installs LAN IPv4 addresses. If a step
 // fails, what this call added is undone, so a failed apply leaves the
 // system as it found it.
-func Apply(cfg *config.Config, dp Dataplane, addrs Addresses) ([]Step, error) {
+func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
+	dp, addrs := deps.DP, deps.Addrs
 	var (
 		steps []Step
 		undo  []func() error

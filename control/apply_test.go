@@ -79,7 +79,7 @@ func TestApplyIdempotent(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	addrs := &fakeAddrs{have: map[string]bool{}}
 	cfg := parse(t, twoLANs)
-	steps, err := Apply(cfg, dp, addrs)
+	steps, err := Apply(cfg, Deps{DP: dp, Addrs: addrs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestApplyIdempotent(t *testing.T) {
 	if len(addrs.have) != 2 || len(steps) != 5 {
 		t.Errorf("addrs %v, steps %v", addrs.have, steps)
 	}
-	steps, err = Apply(cfg, dp, addrs)
+	steps, err = Apply(cfg, Deps{DP: dp, Addrs: addrs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestApplyRollsBack(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
 			dp := &fakeDP{attached: map[string]loader.Role{"l1": loader.RoleLAN}, failOn: tc.failAttach}
 			addrs := &fakeAddrs{have: map[string]bool{}, failOn: tc.failAddr}
-			_, err := Apply(parse(t, twoLANs), dp, addrs)
+			_, err := Apply(parse(t, twoLANs), Deps{DP: dp, Addrs: addrs})
 			if err == nil {
 				t.Fatal("apply succeeded")
 			}

@@ -62,7 +62,7 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
-			steps, err := control.Apply(cfg, d, control.NetlinkAddresses{})
+			steps, err := control.Apply(cfg, control.Deps{DP: d, Addrs: control.NetlinkAddresses{}})
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
 			}
