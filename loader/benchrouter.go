@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -11,25 +12,18 @@ import (
 // BPF_PROG_TEST_RUN measurements (test/bench): it touches no bpffs and no
 // attached instance, and goes away with Close.
 type BenchRouter struct {
-	objs routerObjects
+	maps  *routerMaps
+	progs map[int]*ebpf.Program
 }
 
-// NewBenchRouter loads the data plane program with fresh maps.
+// NewBenchRouter creates the data plane's maps; AddInterface loads a
+// program instance per interface, as Attach does.
 func NewBenchRouter() (*BenchRouter, error) {
-	spec, err := loadRouter()
+	maps, err := loadUnpinnedMaps()
 	if err != nil {
-		return nil, err
-	}
-	// Pinning by name would adopt (or create) maps under a bpffs directory;
-	// a benchmark must neither disturb a running instance nor leave pins.
-	for _, m := range spec.Maps {
-		m.Pinning = ebpf.PinNone
-	}
-	b := &BenchRouter{}
-	if err := spec.LoadAndAssign(&b.objs, nil); err != nil {
 		return nil, fmt.Errorf("load xdpr_main for benchmarking: %w", err)
 	}
-	return b, nil
+	return &BenchRouter{maps: maps, progs: map[int]*ebpf.Program{}}, nil
 }
 
 // AddInterface records ifindex as an attached interface with Ethernet address
@@ -37,31 +31,41 @@ func NewBenchRouter() (*BenchRouter, error) {
 // frames routed out of it are redirected. The devmap resolves ifindex in the
 // calling thread's network namespace.
 func (b *BenchRouter) AddInterface(ifindex int, name string, mac net.HardwareAddr) error {
-	if len(mac) != 6 {
-		return fmt.Errorf("interface %d: want a 6-byte MAC, got %q", ifindex, mac)
+	ifc := &net.Interface{Index: ifindex, Name: name, HardwareAddr: mac}
+	prog, err := loadPortProgram(ifc, RoleLAN, b.maps)
+	if err != nil {
+		return err
 	}
-	v := routerXdprIface{Ifindex: uint32(ifindex)}
-	copy(v.Mac[:], mac)
-	for i := 0; i < len(name) && i < len(v.Name)-1; i++ {
-		v.Name[i] = int8(name[i])
-	}
-	if err := b.objs.XdprIfaces.Put(v.Ifindex, v); err != nil {
+	b.progs[ifindex] = prog
+	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, RoleLAN, routerXdprXdpModeXDPR_MODE_NATIVE)); err != nil {
 		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
 	}
-	if err := b.objs.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
+	if err := b.maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
 		return fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
 	}
 	return nil
 }
 
-// FD is the program's file descriptor, for BPF_PROG_TEST_RUN.
-func (b *BenchRouter) FD() int { return b.objs.XdprMain.FD() }
+// FD is the file descriptor of the program for frames arriving on ifindex,
+// for BPF_PROG_TEST_RUN; -1 if AddInterface was not called for it.
+func (b *BenchRouter) FD(ifindex int) int {
+	if p, ok := b.progs[ifindex]; ok {
+		return p.FD()
+	}
+	return -1
+}
 
 // Counters reads the private counters, summed over CPUs, in enum order.
 func (b *BenchRouter) Counters() ([]Counter, error) {
-	d := &Dataplane{maps: b.objs.routerMaps}
+	d := &Dataplane{maps: *b.maps}
 	return d.Counters()
 }
 
-// Close unloads the program and its maps.
-func (b *BenchRouter) Close() error { return b.objs.Close() }
+// Close unloads the programs and maps.
+func (b *BenchRouter) Close() error {
+	var errs []error
+	for _, p := range b.progs {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(append(errs, b.maps.Close())...)
+}

@@ -86,6 +86,9 @@ const (
 	routerMapXdprTxPorts      = "xdpr_tx_ports"
 	routerProgXdprMain        = "xdpr_main"
 	routerVarXdprCounterNames = "xdpr_counter_names"
+	routerVarXdprPortIfindex  = "xdpr_port_ifindex"
+	routerVarXdprPortMac      = "xdpr_port_mac"
+	routerVarXdprPortRole     = "xdpr_port_role"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -147,6 +150,9 @@ type routerMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerVariableSpecs struct {
 	XdprCounterNames *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprPortIfindex  *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac      *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
+	XdprPortRole     *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -187,6 +193,9 @@ func (m *routerMaps) Close() error {
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerVariables struct {
 	XdprCounterNames *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprPortIfindex  *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac      *ebpf.Variable `ebpf:"xdpr_port_mac"`
+	XdprPortRole     *ebpf.Variable `ebpf:"xdpr_port_role"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.

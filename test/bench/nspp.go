@@ -89,7 +89,7 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 						case progBare:
 							res, err = g.Measure(bare.FD(), t.r0.index, cfg.nsppRepeat)
 						case progXdprouter:
-							res, err = g.Measure(router.FD(), t.r0.index, cfg.nsppRepeat)
+							res, err = g.Measure(router.FD(t.r0.index), t.r0.index, cfg.nsppRepeat)
 						}
 						return err
 					})
