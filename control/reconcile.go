@@ -89,9 +89,7 @@ type Reconciler struct {
 	open    System
 	log     *slog.Logger
 	changes chan InputChange
-	// onPass is told the outcome of every pass (the daemon sends it to
-	// systemd as STATUS=).
-	onPass func(ReconcileStats)
+	hooks   Hooks
 	// steps is one pass's work, ApplyInputs; tests replace it.
 	steps func(Inputs, Deps) ([]Step, error)
 
@@ -100,17 +98,28 @@ type Reconciler struct {
 	stats ReconcileStats
 }
 
-// NewReconciler returns a reconciler that will start from cfg. onPass may
-// be nil.
-func NewReconciler(cfg *config.Config, open System, log *slog.Logger, onPass func(ReconcileStats)) *Reconciler {
-	if onPass == nil {
-		onPass = func(ReconcileStats) {}
+// Hooks tell the daemon about the reconciler's progress; either may be nil.
+type Hooks struct {
+	// Ready is called once the initial config is in force.
+	Ready func()
+	// Pass is told the outcome of every pass (the daemon sends it to
+	// systemd as STATUS=).
+	Pass func(ReconcileStats)
+}
+
+// NewReconciler returns a reconciler that will start from cfg.
+func NewReconciler(cfg *config.Config, open System, log *slog.Logger, hooks Hooks) *Reconciler {
+	if hooks.Ready == nil {
+		hooks.Ready = func() {}
+	}
+	if hooks.Pass == nil {
+		hooks.Pass = func(ReconcileStats) {}
 	}
 	return &Reconciler{
 		open:    open,
 		log:     log,
 		changes: make(chan InputChange),
-		onPass:  onPass,
+		hooks:   hooks,
 		steps:   ApplyInputs,
 		cur:     Inputs{Config: cfg, Learned: map[string]netip.Prefix{}},
 	}
@@ -130,7 +139,7 @@ func (r *Reconciler) Update(ctx context.Context, c InputChange) error {
 // Run applies the initial config, then every change until ctx ends. A
 // failure of the first pass is fatal (there is no previous state to keep);
 // later failures are reported and the previous state stays in force.
-func (r *Reconciler) Run(ctx context.Context, ready func()) error {
+func (r *Reconciler) Run(ctx context.Context) error {
 	first := r.Current()
 	first.Generation = 1
 	r.mu.Lock()
@@ -139,9 +148,7 @@ func (r *Reconciler) Run(ctx context.Context, ready func()) error {
 	if err := r.pass(first, "initial config"); err != nil {
 		return fmt.Errorf("apply the initial config: %w", err)
 	}
-	if ready != nil {
-		ready()
-	}
+	r.hooks.Ready()
 	for {
 		select {
 		case <-ctx.Done():
@@ -207,7 +214,7 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 		r.log.Info("reconciled", "change", why, "generation", st.Generation,
 			"steps", len(steps), "changed", changed, "duration", took)
 	}
-	r.onPass(st)
+	r.hooks.Pass(st)
 	return err
 }
 

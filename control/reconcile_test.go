@@ -22,8 +22,9 @@ func startReconciler(t *testing.T, r *Reconciler) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
+	r.hooks.Ready = func() { close(ready) }
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, func() { close(ready) }) }()
+	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -68,7 +69,7 @@ func TestReconcileIdempotent(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	addrs := &fakeAddrs{have: map[string]bool{}}
 	var passes []ReconcileStats
-	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, func(s ReconcileStats) { passes = append(passes, s) })
+	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, Hooks{Pass: func(s ReconcileStats) { passes = append(passes, s) }})
 	startReconciler(t, r)
 	before := append([]string(nil), dp.log...)
 	// The same config again: a pass that changes nothing.
@@ -95,7 +96,7 @@ func TestReconcileIdempotent(t *testing.T) {
 func TestReconcileRollsBack(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	addrs := &fakeAddrs{have: map[string]bool{}}
-	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, nil)
+	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, Hooks{})
 	startReconciler(t, r)
 	wantDP := map[string]loader.Role{"w0": loader.RoleWAN, "l1": loader.RoleLAN, "l2": loader.RoleLAN}
 	wantAddrs := map[string]bool{"l1 192.168.1.1/24": true, "l2 192.168.2.1/24": true}
@@ -144,7 +145,7 @@ lan:
 func TestReconcileLearnedInput(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	addrs := &fakeAddrs{have: map[string]bool{}}
-	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, nil)
+	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, Hooks{})
 	var seen []netip.Prefix
 	bad := netip.MustParsePrefix("2001:db8:bad::/56")
 	r.steps = func(in Inputs, deps Deps) ([]Step, error) {
@@ -193,8 +194,9 @@ func TestReconcileLearnedInput(t *testing.T) {
 func TestReconcileInitialFailureIsFatal(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}, failOn: "l2"}
 	addrs := &fakeAddrs{have: map[string]bool{}}
-	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, nil)
-	err := r.Run(context.Background(), func() { t.Error("ready after a failed initial pass") })
+	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, Hooks{})
+	r.hooks.Ready = func() { t.Error("ready after a failed initial pass") }
+	err := r.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "lan[1]") {
 		t.Fatalf("Run: %v, want an error naming lan[1]", err)
 	}
@@ -206,7 +208,7 @@ func TestReconcileInitialFailureIsFatal(t *testing.T) {
 func TestTeardownRemovesEverything(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	addrs := &fakeAddrs{have: map[string]bool{}}
-	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, nil)
+	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, Hooks{})
 	startReconciler(t, r)
 	if err := r.Teardown(); err != nil {
 		t.Fatal(err)

@@ -46,8 +46,10 @@ func serve(t *testing.T, path string, b Backend) {
 			t.Errorf("socket %s left behind after the server stopped", path)
 		}
 	})
+	// Dial, not stat: a stale file exists before the server replaced it.
 	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(path); err == nil {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

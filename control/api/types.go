@@ -26,6 +26,9 @@ type Daemon struct {
 	ConfigFile string    `json:"config_file"`
 	Started    time.Time `json:"started"`
 	control.ReconcileStats
+	// LastReloadError is why the last SIGHUP's config was not put in
+	// force; empty when it was.
+	LastReloadError string `json:"last_reload_error,omitempty"`
 	// Learned lists the inputs tasks reported, by name.
 	Learned map[string]string `json:"learned,omitempty"`
 }
