@@ -27,6 +27,8 @@ func (f fakeBackend) Status() (Status, error) {
 	}, f.err
 }
 
+func (fakeBackend) BPFFS() string { return "/x" }
+
 func (f fakeBackend) Counters() ([]loader.Counter, error) {
 	return []loader.Counter{{Name: "fwd_ipv4", Packets: 7, Bytes: 700}}, f.err
 }
@@ -70,7 +72,7 @@ func TestClientServer(t *testing.T) {
 	if di, _ := os.Stat(filepath.Dir(path)); di.Mode().Perm() != 0o700 {
 		t.Errorf("socket directory mode %v, want 0700", di.Mode().Perm())
 	}
-	c := NewClient(path)
+	c := NewClient(path, "")
 	ctx := context.Background()
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -87,6 +89,14 @@ func TestClientServer(t *testing.T) {
 	if len(cs) != 1 || cs[0] != (loader.Counter{Name: "fwd_ipv4", Packets: 7, Bytes: 700}) {
 		t.Errorf("counters %+v", cs)
 	}
+	// Asking about the directory the daemon manages is fine, about another
+	// one is "no daemon" (for that directory).
+	if _, err := NewClient(path, "/x/").Status(ctx); err != nil {
+		t.Errorf("same bpffs: %v", err)
+	}
+	if _, err := NewClient(path, "/y").Counters(ctx); !errors.Is(err, ErrNoDaemon) {
+		t.Errorf("other bpffs: %v, want ErrNoDaemon", err)
+	}
 	// A second daemon must not take the socket of a running one.
 	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "another xdprouter daemon") {
 		t.Errorf("second Listen: %v", err)
@@ -96,7 +106,7 @@ func TestClientServer(t *testing.T) {
 func TestBackendErrorReachesClient(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.sock")
 	serve(t, path, fakeBackend{err: errors.New("maps are gone")})
-	_, err := NewClient(path).Status(context.Background())
+	_, err := NewClient(path, "").Status(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "maps are gone") {
 		t.Errorf("error %v", err)
 	}
@@ -105,7 +115,7 @@ func TestBackendErrorReachesClient(t *testing.T) {
 func TestNoDaemon(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.sock")
-	if _, err := NewClient(missing).Status(context.Background()); !errors.Is(err, ErrNoDaemon) {
+	if _, err := NewClient(missing, "").Status(context.Background()); !errors.Is(err, ErrNoDaemon) {
 		t.Errorf("missing socket: %v, want ErrNoDaemon", err)
 	}
 	// What kill -9 leaves: the file, nobody listening.
@@ -116,12 +126,12 @@ func TestNoDaemon(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	if _, err := NewClient(stale).Counters(context.Background()); !errors.Is(err, ErrNoDaemon) {
+	if _, err := NewClient(stale, "").Counters(context.Background()); !errors.Is(err, ErrNoDaemon) {
 		t.Errorf("stale socket: %v, want ErrNoDaemon", err)
 	}
 	// and a new daemon replaces it.
 	serve(t, stale, fakeBackend{})
-	if _, err := NewClient(stale).Counters(context.Background()); err != nil {
+	if _, err := NewClient(stale, "").Counters(context.Background()); err != nil {
 		t.Errorf("after restart: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -16,13 +17,15 @@ import (
 
 // Client reads a daemon's status API.
 type Client struct {
-	path string
-	http *http.Client
+	path  string
+	bpffs string
+	http  *http.Client
 }
 
-// NewClient returns a client for the socket at path.
-func NewClient(path string) *Client {
-	return &Client{path: path, http: &http.Client{
+// NewClient returns a client for the socket at path. With bpffs set, a
+// daemon that manages another directory counts as no daemon (ErrNoDaemon).
+func NewClient(path, bpffs string) *Client {
+	return &Client{path: path, bpffs: bpffs, http: &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -44,19 +47,27 @@ func (c *Client) Counters(ctx context.Context) ([]loader.Counter, error) {
 }
 
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://xdprouter"+path, nil)
+	u := url.URL{Scheme: "http", Host: "xdprouter", Path: path}
+	if c.bpffs != "" {
+		u.RawQuery = url.Values{"bpffs": {c.bpffs}}.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// No socket, or one whose daemon died (kill -9 leaves the file).
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		// No socket, or one whose daemon died (kill -9 leaves the file),
+		// or not root: then the pinned maps will say so.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("%w (no daemon on %s)", ErrNoDaemon, c.path)
 		}
 		return fmt.Errorf("daemon on %s: %w", c.path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusConflict {
+		return fmt.Errorf("%w for %s (the daemon on %s manages another directory)", ErrNoDaemon, c.bpffs, c.path)
+	}
 	if resp.StatusCode != http.StatusOK {
 		var eb errorBody
 		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {

@@ -34,10 +34,16 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		if s.otherInstance(w, r) {
+			return
+		}
 		st, err := s.Backend.Status()
 		s.reply(w, r, st, err)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		if s.otherInstance(w, r) {
+			return
+		}
 		cs, err := s.Backend.Counters()
 		s.reply(w, r, cs, err)
 	})
@@ -57,6 +63,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("stop status API: %w", err)
 	}
 	return nil
+}
+
+// otherInstance answers 409 when the client asks about another --bpffs
+// than this daemon's: several instances can share a machine, and a
+// client must not show one instance's state as another's.
+func (s *Server) otherInstance(w http.ResponseWriter, r *http.Request) bool {
+	want := r.URL.Query().Get("bpffs")
+	if want == "" || filepath.Clean(want) == filepath.Clean(s.Backend.BPFFS()) {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusConflict)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: "this daemon manages " + s.Backend.BPFFS()})
+	return true
 }
 
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {

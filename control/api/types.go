@@ -35,6 +35,8 @@ type Daemon struct {
 
 // Backend is what the server reports from.
 type Backend interface {
+	// BPFFS is the directory of the state the daemon manages.
+	BPFFS() string
 	Status() (Status, error)
 	Counters() ([]loader.Counter, error)
 }

@@ -25,6 +25,7 @@ type Pinned interface {
 // opened read-only per request (it holds no lock, so the reconciler and
 // `xdprouter attach` are never blocked by a scrape), and the reconciler.
 type backend struct {
+	bpffs      string
 	pinned     func() (Pinned, error)
 	configFile string
 	started    time.Time
@@ -114,5 +115,7 @@ func (b *backend) Links() ([]metrics.LinkStats, error) {
 	}
 	return out, nil
 }
+
+func (b *backend) BPFFS() string { return b.bpffs }
 
 func (b *backend) Reconcile() control.ReconcileStats { return b.rec.Stats() }

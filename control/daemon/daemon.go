@@ -66,7 +66,7 @@ func Run(ctx context.Context, o Options) error {
 	if pinned == nil {
 		pinned = func() (Pinned, error) { return loader.OpenPinned(o.BPFFS) }
 	}
-	b := &backend{pinned: pinned, configFile: o.ConfigFile, started: time.Now(), rec: rec}
+	b := &backend{bpffs: o.BPFFS, pinned: pinned, configFile: o.ConfigFile, started: time.Now(), rec: rec}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rec.Run(gctx) })

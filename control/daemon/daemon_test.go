@@ -170,7 +170,7 @@ func (h *harness) write(t *testing.T, cfg string) {
 
 func (h *harness) status(t *testing.T) api.Status {
 	t.Helper()
-	st, err := api.NewClient(h.socket).Status(context.Background())
+	st, err := api.NewClient(h.socket, "/fake").Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
