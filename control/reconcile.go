@@ -208,8 +208,10 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 		for _, s := range steps {
 			if s.Result != "unchanged" && s.Result != "present" {
 				changed++
-				r.log.Info("reconcile step", "what", s.What, "result", s.Result)
 			}
+			// Unchanged steps too: after a restart they are the proof that
+			// the pinned state was adopted, not rebuilt.
+			r.log.Info("reconcile step", "what", s.What, "result", s.Result)
 		}
 		r.log.Info("reconciled", "change", why, "generation", st.Generation,
 			"steps", len(steps), "changed", changed, "duration", took)

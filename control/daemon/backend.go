@@ -46,6 +46,9 @@ func (b *backend) setReloadError(err error) {
 }
 
 func (b *backend) Status() (api.Status, error) {
+	// Stats before the maps: a reply that says generation N then shows
+	// at least what pass N left, never an older view under a newer number.
+	stats, in := b.rec.Stats(), b.rec.Current()
 	d, err := b.pinned()
 	if err != nil {
 		return api.Status{}, err
@@ -55,7 +58,6 @@ func (b *backend) Status() (api.Status, error) {
 	if err != nil {
 		return api.Status{}, err
 	}
-	in := b.rec.Current()
 	learned := map[string]string{}
 	for k, v := range in.Learned {
 		learned[k] = v.String()
@@ -68,7 +70,7 @@ func (b *backend) Status() (api.Status, error) {
 		PID:             os.Getpid(),
 		ConfigFile:      b.configFile,
 		Started:         b.started,
-		ReconcileStats:  b.rec.Stats(),
+		ReconcileStats:  stats,
 		Learned:         learned,
 	}}, nil
 }
