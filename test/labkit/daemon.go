@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -50,9 +51,15 @@ func (c CLI) WithSocket(socket string) CLI {
 // xdprouter's own re-exec (nsenter) replace the process image, so the
 // process started here is the daemon: its pid is what kill -9 hits.
 func (c CLI) StartDaemon(ctx context.Context, config string, args ...string) (*Daemon, error) {
+	return c.StartDaemonEnv(ctx, nil, config, args...)
+}
+
+// StartDaemonEnv is StartDaemon with extra environment variables.
+func (c CLI) StartDaemonEnv(ctx context.Context, env []string, config string, args ...string) (*Daemon, error) {
 	argv := c.Argv(append([]string{"run", "--config", config}, args...)...)
-	d := &Daemon{Cmdline: Cmdline(nil, argv), Socket: c.Socket, log: &syncBuffer{}, exited: make(chan struct{})}
+	d := &Daemon{Cmdline: Cmdline(env, argv), Socket: c.Socket, log: &syncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(argv[0], argv[1:]...)
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	c.logger().Logf("$ %s &", d.Cmdline)
 	if err := d.cmd.Start(); err != nil {
