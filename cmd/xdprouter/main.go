@@ -48,7 +48,7 @@ that created it and can be inspected with bpftool:
 	}
 	root.PersistentFlags().StringVar(&g.bpffs, "bpffs", def,
 		"bpffs directory for pinned maps and links (env XDPROUTER_BPFFS); use a path outside /sys\n"+
-			"with `ip netns exec`, which hides /sys/fs/bpf, e.g. /run/xdprouter/NETNS")
+			"with 'ip netns exec', which hides /sys/fs/bpf, e.g. /run/xdprouter/NETNS")
 	sock := os.Getenv("XDPROUTER_SOCKET")
 	if sock == "" {
 		sock = api.DefaultSocket
