@@ -182,7 +182,7 @@ func (r *Reconciler) Stats() ReconcileStats {
 func (r *Reconciler) pass(next Inputs, why string) error {
 	start := time.Now()
 	prev := r.Current()
-	steps, err := r.apply(prev, next)
+	steps, inForce, err := r.apply(prev, next)
 	took := time.Since(start)
 
 	r.mu.Lock()
@@ -193,26 +193,31 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 		r.stats.Errors++
 		r.stats.LastError = fmt.Sprintf("%s: %v", why, err)
 		r.stats.LastErrorTime = start
-	} else {
+	}
+	if inForce {
 		r.cur = next
 		r.stats.Generation = next.Generation
 	}
 	st := r.stats
 	r.mu.Unlock()
 
-	if err != nil {
+	changed := 0
+	for _, s := range steps {
+		if s.Result != "unchanged" && s.Result != "present" {
+			changed++
+		}
+		// Unchanged steps too: after a restart they are the proof that
+		// the pinned state was adopted, not rebuilt.
+		r.log.Info("reconcile step", "what", s.What, "result", s.Result)
+	}
+	switch {
+	case !inForce:
 		r.log.Error("reconcile failed; the previous state stays in force",
 			"change", why, "generation", st.Generation, "duration", took, "error", err)
-	} else {
-		changed := 0
-		for _, s := range steps {
-			if s.Result != "unchanged" && s.Result != "present" {
-				changed++
-			}
-			// Unchanged steps too: after a restart they are the proof that
-			// the pinned state was adopted, not rebuilt.
-			r.log.Info("reconcile step", "what", s.What, "result", s.Result)
-		}
+	case err != nil:
+		r.log.Error("reconciled, but removing what only the previous state had failed",
+			"change", why, "generation", st.Generation, "duration", took, "error", err)
+	default:
 		r.log.Info("reconciled", "change", why, "generation", st.Generation,
 			"steps", len(steps), "changed", changed, "duration", took)
 	}
@@ -220,14 +225,16 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 	return err
 }
 
-// apply runs one pass from prev to next. Apply undoes what it added when
-// a step fails; what it changed in place (an interface's role) is put back
-// by applying prev again. What prev had and next has not is removed only
-// after next is fully in force, so a failed pass never loses it.
-func (r *Reconciler) apply(prev, next Inputs) ([]Step, error) {
+// apply runs one pass from prev to next and says whether next is in force.
+// Apply undoes what it added when a step fails; what it changed in place
+// (an interface's role) is put back by applying prev again. What prev had
+// and next has not is removed only after next is fully in force, so a
+// failed pass never loses it; if that removal fails, next is in force all
+// the same, and the error names what was left behind.
+func (r *Reconciler) apply(prev, next Inputs) ([]Step, bool, error) {
 	deps, closeDeps, err := r.open()
 	if err != nil {
-		return nil, fmt.Errorf("open the data plane: %w", err)
+		return nil, false, fmt.Errorf("open the data plane: %w", err)
 	}
 	steps, err := r.steps(next, deps)
 	if err != nil {
@@ -236,11 +243,11 @@ func (r *Reconciler) apply(prev, next Inputs) ([]Step, error) {
 				err = fmt.Errorf("%w (and restoring the previous state failed: %v)", err, rerr)
 			}
 		}
-		return steps, errors.Join(err, closeDeps())
+		return steps, false, errors.Join(err, closeDeps())
 	}
 	pruned, err := Prune(prev.Config, next.Config, deps)
 	steps = append(steps, pruned...)
-	return steps, errors.Join(err, closeDeps())
+	return steps, true, errors.Join(err, closeDeps())
 }
 
 // Teardown removes what the Inputs in force put on the system, for

@@ -217,3 +217,39 @@ func TestTeardownRemovesEverything(t *testing.T) {
 		t.Errorf("after teardown: %v %v", dp.attached, addrs.have)
 	}
 }
+
+// detachFails is fakeDP whose Detach of one interface fails.
+type detachFails struct {
+	*fakeDP
+	name string
+}
+
+func (d detachFails) Detach(ifname string) error {
+	if ifname == d.name {
+		return errors.New("device busy")
+	}
+	return d.fakeDP.Detach(ifname)
+}
+
+// When only the removal of what the old config had fails, the new config
+// is fully applied and in force; the error names what was left.
+func TestReconcilePruneFailure(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	addrs := &fakeAddrs{have: map[string]bool{}}
+	sys := func() (Deps, func() error, error) {
+		return Deps{DP: detachFails{dp, "l2"}, Addrs: addrs}, func() error { return nil }, nil
+	}
+	r := NewReconciler(parse(t, twoLANs), sys, quietLog, Hooks{})
+	startReconciler(t, r)
+	err := change(t, r, InputChange{Config: parse(t, "lan: [{interface: l1, sla-id: 1}]")})
+	if err == nil || !strings.Contains(err.Error(), "detach l2 (no longer configured): device busy") {
+		t.Fatalf("error %v", err)
+	}
+	if st := r.Stats(); st.Generation != 2 || st.Errors != 1 {
+		t.Errorf("stats %+v: the new config is in force, with one error", st)
+	}
+	// w0 was detached, l2 could not be; l1 is a LAN and its address gone.
+	if want := map[string]loader.Role{"l1": loader.RoleLAN, "l2": loader.RoleLAN}; !reflect.DeepEqual(dp.attached, want) {
+		t.Errorf("attached %v, want %v", dp.attached, want)
+	}
+}
