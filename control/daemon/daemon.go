@@ -115,12 +115,18 @@ func reload(ctx context.Context, o Options, rec *control.Reconciler) error {
 			"generation", rec.Stats().Generation, "error", err)
 		return err
 	}
+	gen := rec.Stats().Generation
 	res := make(chan error, 1)
 	if err := rec.Update(ctx, control.InputChange{Config: cfg, Result: res}); err != nil {
 		return err
 	}
 	select {
 	case err := <-res:
+		if err != nil && rec.Stats().Generation > gen {
+			// In force, only the cleanup of the old one failed: that is
+			// the reconciler's error to report, not a rejected reload.
+			return nil
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
