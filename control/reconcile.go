@@ -93,6 +93,9 @@ type Reconciler struct {
 	// steps is one pass's work, ApplyInputs; tests replace it.
 	steps func(Inputs, Deps) ([]Step, error)
 
+	// adopted is the config a previous daemon left in force (Adopt).
+	adopted *config.Config
+
 	mu    sync.Mutex
 	cur   Inputs
 	stats ReconcileStats
@@ -125,6 +128,12 @@ func NewReconciler(cfg *config.Config, open System, log *slog.Logger, hooks Hook
 	}
 }
 
+// Adopt tells the reconciler which config a previous daemon left in force
+// on this data plane, so that the first pass also removes what only that
+// config had (an interface the new config no longer names), as a reload
+// would. Call it before Run.
+func (r *Reconciler) Adopt(prev *config.Config) { r.adopted = prev }
+
 // Update hands a change to the reconciler; it returns once Run took it,
 // or with ctx's error.
 func (r *Reconciler) Update(ctx context.Context, c InputChange) error {
@@ -143,9 +152,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	first := r.Current()
 	first.Generation = 1
 	r.mu.Lock()
-	r.cur = Inputs{Learned: first.Learned} // nothing is in force yet
+	// In force before the first pass: what a previous daemon left, if it
+	// said, else nothing of ours.
+	r.cur = Inputs{Config: r.adopted, Learned: first.Learned}
 	r.mu.Unlock()
-	if err := r.pass(first, "initial config"); err != nil {
+	if err := r.pass(first, "initial config"); r.Current().Generation != 1 {
 		return fmt.Errorf("apply the initial config: %w", err)
 	}
 	r.hooks.Ready()

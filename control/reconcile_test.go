@@ -253,3 +253,25 @@ func TestReconcilePruneFailure(t *testing.T) {
 		t.Errorf("attached %v, want %v", dp.attached, want)
 	}
 }
+
+// A daemon that starts over the state a previous one left (with another
+// config) removes what only the old config had, and adopts the rest.
+func TestReconcileAdoptsPreviousConfig(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{"w0": loader.RoleWAN, "l1": loader.RoleLAN, "l2": loader.RoleLAN}}
+	addrs := &fakeAddrs{have: map[string]bool{"l1 192.168.1.1/24": true, "l2 192.168.2.1/24": true}}
+	r := NewReconciler(parse(t, "wan: {interface: w0}\nlan: [{interface: l1, sla-id: 1, ipv4: 192.168.1.1/24}]"),
+		fakeSystem(dp, addrs), quietLog, Hooks{})
+	r.Adopt(parse(t, twoLANs))
+	startReconciler(t, r)
+	if want := map[string]loader.Role{"w0": loader.RoleWAN, "l1": loader.RoleLAN}; !reflect.DeepEqual(dp.attached, want) {
+		t.Errorf("attached %v, want %v", dp.attached, want)
+	}
+	if want := map[string]bool{"l1 192.168.1.1/24": true}; !reflect.DeepEqual(addrs.have, want) {
+		t.Errorf("addresses %v, want %v", addrs.have, want)
+	}
+	for _, l := range dp.log {
+		if l == "detach w0" || l == "detach l1" {
+			t.Errorf("adoption re-attached what it should keep: %v", dp.log)
+		}
+	}
+}

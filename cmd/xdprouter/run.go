@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -30,6 +32,10 @@ and the running config stays), SIGTERM or SIGINT stop. Stopping leaves links
 and maps pinned, so the data plane keeps forwarding, and a new daemon adopts
 them without a flush; --detach-on-exit removes what the config put on the
 system instead.
+
+The config in force is recorded next to the socket (xdprouter.applied.yaml
+for xdprouter.sock), so that a daemon started after a crash or with a new
+config removes what only the old one had.
 
 While it runs, status and stats ask it over --socket (root only), and
 --metrics-listen serves Prometheus metrics on /metrics. Under systemd
@@ -66,6 +72,7 @@ While it runs, status and stats ask it over --socket (root only), and
 				ConfigFile:    path,
 				BPFFS:         g.bpffs,
 				Socket:        g.socket,
+				StateFile:     strings.TrimSuffix(g.socket, filepath.Ext(g.socket)) + ".applied.yaml",
 				MetricsListen: metricsAddr,
 				DetachOnExit:  detach,
 				Signals:       sigs,

@@ -14,7 +14,6 @@ import (
 
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/api"
-	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/control/metrics"
 	"github.com/xdprouter/xdprouter/loader"
 	"golang.org/x/sync/errgroup"
@@ -22,9 +21,14 @@ import (
 
 // Options are the daemon's settings and its OS boundaries.
 type Options struct {
-	ConfigFile    string
-	BPFFS         string
-	Socket        string // status API socket
+	ConfigFile string
+	BPFFS      string
+	Socket     string // status API socket
+	// StateFile records the config in force, so that the next daemon
+	// (after a crash, kill -9 or an upgrade with a new config) knows what
+	// is on the data plane and removes what only the old config had. ""
+	// disables it.
+	StateFile     string
 	MetricsListen string // "" disables the metrics server
 	// DetachOnExit removes what the config put on the system when the
 	// daemon stops; by default links and maps stay pinned and the data
@@ -44,7 +48,7 @@ type Options struct {
 // A stop signal is a clean exit (nil).
 func Run(ctx context.Context, o Options) error {
 	log := o.Log
-	cfg, err := config.Load(o.ConfigFile)
+	cfg, raw, err := loadConfig(o.ConfigFile)
 	if err != nil {
 		return err
 	}
@@ -57,11 +61,15 @@ func Run(ctx context.Context, o Options) error {
 	var rec *control.Reconciler
 	rec = control.NewReconciler(cfg, o.System, log, control.Hooks{
 		Ready: func() {
+			saveState(o, raw)
 			o.Notify.Notify("READY=1\nSTATUS=" + statusLine(rec.Stats()))
 			log.Info("ready", "config", o.ConfigFile, "generation", rec.Stats().Generation, "pid", os.Getpid())
 		},
 		Pass: func(st control.ReconcileStats) { o.Notify.Notify("STATUS=" + statusLine(st)) },
 	})
+	if prev := loadState(o); prev != nil {
+		rec.Adopt(prev)
+	}
 	pinned := o.Pinned
 	if pinned == nil {
 		pinned = func() (Pinned, error) { return loader.OpenPinned(o.BPFFS) }
@@ -72,7 +80,10 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return rec.Run(gctx) })
 	sig := &Signals{C: o.Signals, Log: log, Reload: func(ctx context.Context) {
 		o.Notify.Notify("RELOADING=1")
-		err := reload(ctx, o, rec)
+		raw, inForce, err := reload(ctx, o, rec)
+		if inForce {
+			saveState(o, raw)
+		}
 		b.setReloadError(err)
 		st := statusLine(rec.Stats())
 		if err != nil {
@@ -96,6 +107,7 @@ func Run(ctx context.Context, o Options) error {
 		if terr := rec.Teardown(); terr != nil {
 			err = errors.Join(err, fmt.Errorf("detach on exit: %w", terr))
 		} else {
+			removeState(o)
 			log.Info("detached: removed what the config put on the system")
 		}
 	} else if err == nil {
@@ -107,29 +119,31 @@ func Run(ctx context.Context, o Options) error {
 // reload reads the config file again and hands it to the reconciler. An
 // invalid file is rejected with the validator's field-named error and the
 // running config stays in force; so does the old config when applying the
-// new one fails (the reconciler logs that and counts it).
-func reload(ctx context.Context, o Options, rec *control.Reconciler) error {
-	cfg, err := config.Load(o.ConfigFile)
+// new one fails (the reconciler logs that and counts it). It returns the
+// file's bytes and whether they are in force now.
+func reload(ctx context.Context, o Options, rec *control.Reconciler) ([]byte, bool, error) {
+	cfg, raw, err := loadConfig(o.ConfigFile)
 	if err != nil {
 		o.Log.Error("reload rejected; the running config stays in force",
 			"generation", rec.Stats().Generation, "error", err)
-		return err
+		return nil, false, err
 	}
 	gen := rec.Stats().Generation
 	res := make(chan error, 1)
 	if err := rec.Update(ctx, control.InputChange{Config: cfg, Result: res}); err != nil {
-		return err
+		return nil, false, err
 	}
 	select {
 	case err := <-res:
-		if err != nil && rec.Stats().Generation > gen {
+		inForce := rec.Stats().Generation > gen
+		if err != nil && inForce {
 			// In force, only the cleanup of the old one failed: that is
 			// the reconciler's error to report, not a rejected reload.
-			return nil
+			err = nil
 		}
-		return err
+		return raw, inForce, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, false, ctx.Err()
 	}
 }
 

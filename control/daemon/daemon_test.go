@@ -296,3 +296,46 @@ func TestSignals(t *testing.T) {
 		t.Errorf("Run after cancel: %v", err)
 	}
 }
+
+// A daemon records the config in force; the next one (after kill -9, or
+// an upgrade with a new config) removes what only the old config had.
+func TestStateFileAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	sys := &fakeSystem{attached: map[string]string{}, addrs: map[string]bool{}}
+	state := filepath.Join(dir, "applied.yaml")
+	run := func(cfg string, detach bool) (chan os.Signal, chan error) {
+		path := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sig, done, n := make(chan os.Signal, 1), make(chan error, 1), &notes{ch: make(chan string, 100)}
+		o := Options{ConfigFile: path, Socket: filepath.Join(dir, "s.sock"), StateFile: state, DetachOnExit: detach,
+			Signals: sig, System: sys.open, Notify: n, Log: quietLog,
+			Pinned: func() (Pinned, error) { return sys, nil }}
+		go func() { done <- Run(context.Background(), o) }()
+		n.waitFor(t, "READY=1")
+		return sig, done
+	}
+	stop := func(sig chan os.Signal, done chan error) {
+		sig <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sig, done := run(cfgA, false)
+	if got, _ := os.ReadFile(state); string(got) != cfgA {
+		t.Errorf("state file %q, want the config in force", got)
+	}
+	stop(sig, done)
+
+	// The next daemon's config no longer has l1 (nor its address).
+	sig, done = run("wan: {interface: w0}\n", true)
+	if att, addrs := sys.snapshot(); !reflect.DeepEqual(att, map[string]string{"w0": "wan"}) || len(addrs) != 0 {
+		t.Errorf("after a restart with a smaller config: %v %v", att, addrs)
+	}
+	stop(sig, done)
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--detach-on-exit left the state file: %v", err)
+	}
+}

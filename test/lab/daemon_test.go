@@ -387,8 +387,54 @@ func TestDaemonDetachOnExit(t *testing.T) {
 	if _, err := os.Stat(cli.Socket); err == nil {
 		t.Errorf("socket %s left behind", cli.Socket)
 	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(cli.Socket), "*.applied.yaml")); len(left) > 0 {
+		t.Errorf("record of the config left behind: %v", left)
+	}
 	res, _ := cli.Run(ctx, "status")
 	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "nothing is attached") {
 		t.Errorf("status after exit: %d %q", res.ExitCode, res.Stderr)
+	}
+}
+
+// TestDaemonRestartWithNewConfig: a daemon killed with one config and
+// started with another (an upgrade that changes the file) adopts what
+// both share and removes what only the old one had.
+func TestDaemonRestartWithNewConfig(t *testing.T) {
+	topo, cli, ctx := newLab(t)
+	cfg := writeConfig(t, topo, "config.yaml", labConfig)
+	d := startDaemon(t, ctx, cli, cfg)
+	before := mustStatus(t, ctx, cli)
+	mustRun(t, ctx, cli.Runner, "kill", "-9", fmt.Sprint(d.PID()))
+	d.Kill()
+
+	writeConfig(t, topo, "config.yaml", "lan:\n  - {interface: to-a, sla-id: 1}\n  - {interface: to-b, sla-id: 2, ipv4: 198.51.100.1/24}\n")
+	d2 := startDaemon(t, ctx, cli, cfg)
+	st := mustStatus(t, ctx, cli)
+	a, was := mustIface(t, st, labkit.RouterIfA), mustIface(t, before, labkit.RouterIfA)
+	if a.Role != "lan" || a.LinkID != was.LinkID {
+		t.Errorf("%s after the restart: %+v (before %+v), want role lan on the same link", labkit.RouterIfA, a, was)
+	}
+	if !strings.Contains(d2.Log(), "adopting the state a previous daemon left") {
+		t.Errorf("the new daemon did not read the old one's record")
+	}
+	if err := d2.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	writeConfig(t, topo, "config.yaml", "lan:\n  - {interface: to-a, sla-id: 1}\n")
+	d3 := startDaemon(t, ctx, cli, cfg)
+	st = mustStatus(t, ctx, cli)
+	if i, ok := st.Interface(labkit.RouterIfB); ok {
+		t.Errorf("%s still attached after a restart with a config without it: %+v", labkit.RouterIfB, i)
+	}
+	if xdpProgOn(t, ctx, cli.Runner, topo.Router, labkit.RouterIfB) {
+		t.Errorf("%s still has an XDP program", labkit.RouterIfB)
+	}
+	mustRun(t, ctx, cli.Runner, "ip", "-n", topo.Router, "addr", "replace", labkit.RouterB4.String(), "dev", labkit.RouterIfB)
+	if _, err := cli.Runner.Ping(ctx, topo.HostA, labkit.HostB4.Addr(), 2); err != nil {
+		t.Error(err)
+	}
+	if err := d3.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
