@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -65,8 +67,8 @@ func printDaemon(w io.Writer, d *api.Daemon) {
 	if d.LastReloadError != "" {
 		fmt.Fprintf(w, "last reload rejected: %s\n", d.LastReloadError)
 	}
-	for k, v := range d.Learned {
-		fmt.Fprintf(w, "learned %s: %s\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(d.Learned)) {
+		fmt.Fprintf(w, "learned %s: %s\n", k, d.Learned[k])
 	}
 }
 
