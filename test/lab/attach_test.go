@@ -146,7 +146,7 @@ func TestAttachDetach(t *testing.T) {
 		}
 		for _, l := range bpfLinks(t, ctx, r) {
 			if dev, ok := linkIDs[l.ID]; ok {
-				t.Errorf("bpftool still lists link %d (%s, was on %s)", l.ID, l.Type, dev)
+				t.Errorf("bpftool still lists link %d (%v, was on %s)", l.ID, l.Type, dev)
 			}
 			if l.Type == "xdp" && l.Ifindex != nil {
 				if dev, ok := ifindexes[*l.Ifindex]; ok {

@@ -140,10 +140,12 @@ func xdpProgOn(t *testing.T, ctx context.Context, r labkit.Runner, ns, dev strin
 }
 
 // bpfLink is one entry of `bpftool -j link show`. bpftool 7.1 (Debian 12)
-// prints no ifindex for XDP links; newer versions do.
+// prints no ifindex for XDP links; newer versions do. It also prints the
+// type of links it does not know (tcx, netkit: other labs on the machine
+// make them) as a number, hence Type is any.
 type bpfLink struct {
 	ID      uint32 `json:"id"`
-	Type    string `json:"type"`
+	Type    any    `json:"type"`
 	ProgID  uint32 `json:"prog_id"`
 	Ifindex *int   `json:"ifindex"`
 }
