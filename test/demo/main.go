@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -113,7 +114,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return err
 	}
 	say("The kernel now shows the program on the port (`xdp` flag, prog/xdp line):")
-	if _, err := sh.Run(ctx, nil, "ip", "-n", topo.Router, "link", "show", "dev", labkit.RouterIfA); err != nil {
+	if _, err := sh.Run(ctx, nil, netlab.InNS(topo.Router, "ip", "link", "show", "dev", labkit.RouterIfA)...); err != nil {
 		return err
 	}
 
@@ -186,7 +187,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 	if _, err := cli.Run(ctx, "detach", "--all"); err != nil {
 		return err
 	}
-	if _, err := sh.Run(ctx, nil, "ip", "-n", topo.Router, "link", "show", "dev", labkit.RouterIfA); err != nil {
+	if _, err := sh.Run(ctx, nil, netlab.InNS(topo.Router, "ip", "link", "show", "dev", labkit.RouterIfA)...); err != nil {
 		return err
 	}
 	if _, statErr := os.Stat(topo.BPFFS); statErr == nil {

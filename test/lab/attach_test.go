@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/json"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,7 +97,7 @@ func TestAttachDetach(t *testing.T) {
 			t.Errorf("link id %d unchanged: a mode change needs a new link", now.LinkID)
 		}
 		linkIDs[now.LinkID] = a
-		show := mustRun(t, ctx, r, "ip", "-n", topo.Router, "-d", "link", "show", "dev", a)
+		show := mustRun(t, ctx, r, netlab.InNS(topo.Router, "ip", "-d", "link", "show", "dev", a)...)
 		if !strings.Contains(show.Stdout, "xdpgeneric") {
 			t.Errorf("ip link shows no xdpgeneric on %s:\n%s", a, show.Stdout)
 		}

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"io"
 	"net"
 	"net/http"
@@ -46,7 +47,7 @@ func TestDaemonObservability(t *testing.T) {
 		t.Errorf("second sd_notify %q, want READY=1 and a STATUS", msg)
 	}
 	for _, dst := range []string{labkit.HostB4.Addr().String(), labkit.HostB6.Addr().String()} {
-		mustRun(t, ctx, cli.Runner, "ip", "netns", "exec", topo.HostA, "ping", "-n", "-c", "20", "-i", "0.01", dst)
+		mustRun(t, ctx, cli.Runner, netlab.InNS(topo.HostA, "ping", "-n", "-c", "20", "-i", "0.01", dst)...)
 	}
 
 	t.Run("status and stats from the daemon", func(t *testing.T) {

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"os"
 	"path/filepath"
 	"strings"
@@ -312,7 +313,7 @@ func TestDaemonReload(t *testing.T) {
 		// The address was the lab's before the daemon came: a config
 		// dropping it removes it, as the reference says; put it back for the
 		// stream's return path.
-		mustRun(t, ctx, cli.Runner, "ip", "-n", topo.Router, "addr", "replace", labkit.RouterB4.String(), "dev", labkit.RouterIfB)
+		mustRun(t, ctx, cli.Runner, netlab.InNS(topo.Router, "ip", "addr", "replace", labkit.RouterB4.String(), "dev", labkit.RouterIfB)...)
 	})
 
 	time.Sleep(500 * time.Millisecond)
@@ -330,7 +331,7 @@ func TestDaemonDetachOnExit(t *testing.T) {
 	extra := "10.99.0.1/24" // an address only the config gives
 	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-b}\nlan:\n  - {interface: to-a, sla-id: 2, ipv4: "+extra+"}\n")
 	links := func() string {
-		return mustRun(t, ctx, cli.Runner, "ip", "-n", topo.Router, "-o", "link", "show").Stdout
+		return mustRun(t, ctx, cli.Runner, netlab.InNS(topo.Router, "ip", "-o", "link", "show")...).Stdout
 	}
 	netdevNames := func(out string) []string {
 		var names []string
@@ -352,7 +353,7 @@ func TestDaemonDetachOnExit(t *testing.T) {
 	if len(linkIDs) != 2 {
 		t.Fatalf("want two links, status %+v", st.Interfaces)
 	}
-	if out := mustRun(t, ctx, cli.Runner, "ip", "-n", topo.Router, "addr", "show", "dev", labkit.RouterIfA).Stdout; !strings.Contains(out, extra) {
+	if out := mustRun(t, ctx, cli.Runner, netlab.InNS(topo.Router, "ip", "addr", "show", "dev", labkit.RouterIfA)...).Stdout; !strings.Contains(out, extra) {
 		t.Fatalf("the daemon did not add %s:\n%s", extra, out)
 	}
 	if _, err := cli.Runner.Ping(ctx, topo.HostA, labkit.HostB4.Addr(), 2); err != nil {
@@ -378,7 +379,7 @@ func TestDaemonDetachOnExit(t *testing.T) {
 			t.Errorf("bpftool still lists link %d (was on %s)", l.ID, dev)
 		}
 	}
-	if out := mustRun(t, ctx, cli.Runner, "ip", "-n", topo.Router, "addr", "show", "dev", labkit.RouterIfA).Stdout; strings.Contains(out, extra) {
+	if out := mustRun(t, ctx, cli.Runner, netlab.InNS(topo.Router, "ip", "addr", "show", "dev", labkit.RouterIfA)...).Stdout; strings.Contains(out, extra) {
 		t.Errorf("%s still on %s:\n%s", extra, labkit.RouterIfA, out)
 	}
 	if after := netdevNames(links()); strings.Join(after, ",") != strings.Join(devsBefore, ",") {
@@ -430,7 +431,7 @@ func TestDaemonRestartWithNewConfig(t *testing.T) {
 	if xdpProgOn(t, ctx, cli.Runner, topo.Router, labkit.RouterIfB) {
 		t.Errorf("%s still has an XDP program", labkit.RouterIfB)
 	}
-	mustRun(t, ctx, cli.Runner, "ip", "-n", topo.Router, "addr", "replace", labkit.RouterB4.String(), "dev", labkit.RouterIfB)
+	mustRun(t, ctx, cli.Runner, netlab.InNS(topo.Router, "ip", "addr", "replace", labkit.RouterB4.String(), "dev", labkit.RouterIfB)...)
 	if _, err := cli.Runner.Ping(ctx, topo.HostA, labkit.HostB4.Addr(), 2); err != nil {
 		t.Error(err)
 	}

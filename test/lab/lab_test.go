@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -135,7 +136,7 @@ func mustIface(t *testing.T, st labkit.Status, name string) labkit.InterfaceStat
 // kernel's view independent of xdprouter's own bookkeeping.
 func xdpProgOn(t *testing.T, ctx context.Context, r labkit.Runner, ns, dev string) bool {
 	t.Helper()
-	res := mustRun(t, ctx, r, "ip", "-n", ns, "-d", "link", "show", "dev", dev)
+	res := mustRun(t, ctx, r, netlab.InNS(ns, "ip", "-d", "link", "show", "dev", dev)...)
 	return strings.Contains(res.Stdout, "prog/xdp")
 }
 
