@@ -17,6 +17,8 @@
 #include "include/csum.h"
 #include "include/ip.h"
 #include "include/forward.h"
+#include "include/tunnel.h"
+#include "include/tunnel_tc.h"
 
 /* Gives the counter enum a place in BTF, from where bpf2go emits it for Go
  * and `xdprouter stats` reads the counter names. */
@@ -60,8 +62,12 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	p.ifindex = ctx->ingress_ifindex;
 
 	reason = fib_redirect(ctx, eth, &p);
-	if (reason)
-		return count(ctx, reason, XDP_PASS);
+	if (reason) {
+		/* A route into a tunnel netdev never ends in a plain redirect. */
+		int act = tunnel_encap(ctx, iph, &p, reason);
+
+		return act >= 0 ? act : count(ctx, reason, XDP_PASS);
+	}
 	ipv4_decrement_ttl(iph);
 	return count(ctx, XDPR_CNT_FWD_IPV4, XDP_REDIRECT);
 }
@@ -96,7 +102,7 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 }
 
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c)
+					struct cursor *c, enum xdpr_role role)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
@@ -111,6 +117,12 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (payload_end > c->end)
 		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+	if (ip6->nexthdr == IPPROTO_IPIP && role == XDPR_ROLE_WAN) {
+		int act = tunnel_decap(ctx, ip6, payload_end);
+
+		if (act >= 0)
+			return act;
+	}
 	reason = ipv6_addr_reason(&ip6->saddr, &ip6->daddr);
 	if (reason)
 		return count(ctx, reason, XDP_PASS);
@@ -163,7 +175,7 @@ int xdpr_main(struct xdp_md *ctx)
 	case bpf_htons(ETH_P_IP):
 		return forward_ipv4(ctx, eth, &c);
 	case bpf_htons(ETH_P_IPV6):
-		return forward_ipv6(ctx, eth, &c);
+		return forward_ipv6(ctx, eth, &c, in->role);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return count(ctx, XDPR_CNT_PASS_VLAN, XDP_PASS);
