@@ -127,6 +127,12 @@ type routerXdprTunnelEp struct {
 	}
 }
 
+type routerXdprTunnelFlag uint32
+
+const (
+	routerXdprTunnelFlagXDPR_TUN_F_NAT44 routerXdprTunnelFlag = 1
+)
+
 type routerXdprXdpMode uint32
 
 const (
@@ -139,18 +145,19 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	routerMapXdprCounters     = "xdpr_counters"
-	routerMapXdprIcmpBucket   = "xdpr_icmp_bucket"
-	routerMapXdprIfaces       = "xdpr_ifaces"
-	routerMapXdprTunnelEps    = "xdpr_tunnel_eps"
-	routerMapXdprTunnels      = "xdpr_tunnels"
-	routerMapXdprTxPorts      = "xdpr_tx_ports"
-	routerProgXdprMain        = "xdpr_main"
-	routerProgXdprTunEgress   = "xdpr_tun_egress"
-	routerProgXdprTunIngress  = "xdpr_tun_ingress"
-	routerVarIcmpBurst        = "icmp_burst"
-	routerVarIcmpRatePerSec   = "icmp_rate_per_sec"
-	routerVarXdprCounterNames = "xdpr_counter_names"
+	routerMapXdprCounters        = "xdpr_counters"
+	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
+	routerMapXdprIfaces          = "xdpr_ifaces"
+	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
+	routerMapXdprTunnels         = "xdpr_tunnels"
+	routerMapXdprTxPorts         = "xdpr_tx_ports"
+	routerProgXdprMain           = "xdpr_main"
+	routerProgXdprTunEgress      = "xdpr_tun_egress"
+	routerProgXdprTunIngress     = "xdpr_tun_ingress"
+	routerVarIcmpBurst           = "icmp_burst"
+	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
+	routerVarXdprCounterNames    = "xdpr_counter_names"
+	routerVarXdprTunnelFlagNames = "xdpr_tunnel_flag_names"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -216,9 +223,10 @@ type routerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerVariableSpecs struct {
-	IcmpBurst        *ebpf.VariableSpec `ebpf:"icmp_burst"`
-	IcmpRatePerSec   *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
-	XdprCounterNames *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	IcmpBurst           *ebpf.VariableSpec `ebpf:"icmp_burst"`
+	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
+	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprTunnelFlagNames *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -264,9 +272,10 @@ func (m *routerMaps) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerVariables struct {
-	IcmpBurst        *ebpf.Variable `ebpf:"icmp_burst"`
-	IcmpRatePerSec   *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
-	XdprCounterNames *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	IcmpBurst           *ebpf.Variable `ebpf:"icmp_burst"`
+	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
+	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprTunnelFlagNames *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.

@@ -42,12 +42,21 @@ type MapStatus struct {
 type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
+	Tunnels    []TunnelStatus    `json:"tunnels"`
 	Maps       []MapStatus       `json:"maps"`
+}
+
+// TunnelStatus is one programmed tunnel and its slow-path netdev.
+type TunnelStatus struct {
+	Tunnel
+	Present bool   `json:"present"` // the netdev exists
+	TCPin   string `json:"tc_link_pin"`
+	TCLink  uint32 `json:"tc_link_id"`
 }
 
 // Status reads the attached interfaces, their links and the pinned maps.
 func (d *Dataplane) Status() (Status, error) {
-	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Maps: []MapStatus{}}
+	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Tunnels: []TunnelStatus{}, Maps: []MapStatus{}}
 	ifaces, err := d.ifaces()
 	if err != nil {
 		return st, err
@@ -81,6 +90,24 @@ func (d *Dataplane) Status() (Status, error) {
 		st.Interfaces = append(st.Interfaces, is)
 	}
 	sort.Slice(st.Interfaces, func(i, j int) bool { return st.Interfaces[i].Ifindex < st.Interfaces[j].Ifindex })
+
+	tuns, err := d.Tunnels()
+	if err != nil {
+		return st, err
+	}
+	for _, t := range tuns {
+		ts := TunnelStatus{Tunnel: t, TCPin: d.pinPath("tunegress", t.Ifindex)}
+		if ifc, err := net.InterfaceByIndex(t.Ifindex); err == nil && ifc.Name == t.Name {
+			ts.Present = true
+		}
+		if l, err := link.LoadPinnedLink(ts.TCPin, nil); err == nil {
+			if info, err := l.Info(); err == nil {
+				ts.TCLink = uint32(info.ID)
+			}
+			l.Close()
+		}
+		st.Tunnels = append(st.Tunnels, ts)
+	}
 
 	entries, err := os.ReadDir(d.dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

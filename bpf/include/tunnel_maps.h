@@ -27,6 +27,9 @@ struct xdpr_tunnel {
 	char name[16];          /* for humans reading bpftool */
 };
 
+/* Gives the flag enum a place in BTF, from where bpf2go emits it for Go. */
+const enum xdpr_tunnel_flag xdpr_tunnel_flag_names __attribute__((unused));
+
 /* Decapsulation key: only (outer source, outer destination) pairs that are
  * a configured (remote, local) are decapsulated. */
 struct xdpr_tunnel_ep {

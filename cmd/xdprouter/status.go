@@ -50,6 +50,20 @@ func printStatus(w io.Writer, st loader.Status) {
 			name, i.Ifindex, i.Role, i.Mode, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
 	}
 	tw.Flush()
+	if len(st.Tunnels) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TUNNEL\tIFINDEX\tLOCAL\tREMOTE\tMTU\tHOP LIMIT\tNAT44\tTC LINK")
+		for _, t := range st.Tunnels {
+			name := t.Name
+			if !t.Present {
+				name += " (gone)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%t\t%d\n",
+				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, t.TCLink)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAP\tID\tTYPE\tMAX ENTRIES\tPIN")
