@@ -245,8 +245,8 @@ func tunnelCases(t testing.TB) []tunCase {
 		encF("mss below the limit untouched", synSmall, t0),
 		encF("syn with malformed options untouched", synBadOpt, t0),
 		// DF over the tunnel MTU: ICMP in XDP; no DF: the kernel fragments.
-		{"df over tunnel mtu answered with frag needed", "lan0", big, xdpTX, "tun_icmp_frag_needed", modelFragNeeded(big, routerIP, 1460)},
-		{"df over a smaller tunnel mtu", "lan0", udp4(t, "10.0.1.2", "100.100.5.9", totalLen(1401)), xdpTX, "tun_icmp_frag_needed",
+		{"df over tunnel mtu answered with frag needed", "lan0", big, xdpRedirect, "tun_icmp_frag_needed", modelFragNeeded(big, routerIP, 1460)},
+		{"df over a smaller tunnel mtu", "lan0", udp4(t, "10.0.1.2", "100.100.5.9", totalLen(1401)), xdpRedirect, "tun_icmp_frag_needed",
 			modelFragNeeded(udp4(t, "10.0.1.2", "100.100.5.9", totalLen(1401)), routerIP, 1400)},
 		pass("no df over tunnel mtu to the slow path", "lan0", bigNoDF, "pass_tun_oversize"),
 		pass("no frag needed about an icmp error", "lan0", icmpErr, "pass_frag_needed"),

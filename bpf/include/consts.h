@@ -37,7 +37,7 @@ enum xdpr_counter {
 	/* ipip6 tunnels (tunnel.h, icmp.h) */
 	XDPR_CNT_TUN_ENCAP,           /* IPv4 encapsulated in XDP and redirected to the WAN */
 	XDPR_CNT_TUN_DECAP,           /* ipip6 decapsulated in XDP, inner IPv4 redirected */
-	XDPR_CNT_TUN_ICMP_FRAG_NEEDED,/* DF over the tunnel MTU: ICMPv4 3/4 sent back (XDP_TX) */
+	XDPR_CNT_TUN_ICMP_FRAG_NEEDED,/* DF over the tunnel MTU: ICMPv4 3/4 sent back out of the ingress port */
 	XDPR_CNT_DROP_TUN_ICMP_RATELIMIT, /* the same, over the ICMP rate: dropped */
 	XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, /* ipip6 for this host from/to no configured pair */
 	XDPR_CNT_DROP_TUN_ECN,        /* outer CE on a not-ECT inner packet (RFC 6040 4.2) */

@@ -1,6 +1,6 @@
 /* ICMPv4 "fragmentation needed" (type 3 code 4, RFC 1191) built in XDP for
  * a DF packet larger than the tunnel MTU, sent back out of the port it came
- * in on. Rate-limited per CPU like the kernel's icmp_ratelimit. */
+ * in on (XDP_REDIRECT to that port, see below). Rate-limited per CPU like the kernel's icmp_ratelimit. */
 #ifndef XDPR_ICMP_H
 #define XDPR_ICMP_H
 
@@ -147,7 +147,12 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	icmp->checksum = (__u16)~sum;
-	return tun_count(XDPR_CNT_TUN_ICMP_FRAG_NEEDED, rx_len, XDP_TX);
+	/* Back out of the ingress port through the devmap rather than with
+	 * XDP_TX: a redirect flushes to the peer in every driver, where veth
+	 * only delivers an XDP_TX frame once its peer's NAPI next runs for
+	 * some other reason (it kicks the peer only if that runs XDP). */
+	return tun_count(XDPR_CNT_TUN_ICMP_FRAG_NEEDED, rx_len,
+			 bpf_redirect_map(&xdpr_tx_ports, ctx->ingress_ifindex, XDP_TX));
 }
 
 #endif
