@@ -159,7 +159,21 @@ func (c CLI) Argv(args ...string) []string {
 type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
+	Tunnels    []TunnelStatus    `json:"tunnels"`
 	Maps       []MapStatus       `json:"maps"`
+}
+
+// TunnelStatus is one entry of Status.Tunnels.
+type TunnelStatus struct {
+	Name     string `json:"name"`
+	Ifindex  int    `json:"ifindex"`
+	Present  bool   `json:"present"`
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	MTU      int    `json:"mtu"`
+	HopLimit int    `json:"hop_limit"`
+	NAT44    bool   `json:"nat44"`
+	TCLink   uint32 `json:"tc_link_id"`
 }
 
 // InterfaceStatus is one entry of Status.Interfaces.
