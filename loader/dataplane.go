@@ -149,13 +149,25 @@ type mapSlot struct {
 
 // mapSlots lists every pinned map, counters first (their absence means
 // nothing is attached): what OpenPinned opens and the last detach unpins.
-func (d *Dataplane) mapSlots() []mapSlot {
+func (d *Dataplane) mapSlots() []mapSlot { return d.maps.slots() }
+
+func (m *routerMaps) slots() []mapSlot {
 	return []mapSlot{
-		{"xdpr_counters", &d.maps.XdprCounters},
-		{"xdpr_ifaces", &d.maps.XdprIfaces},
-		{"xdpr_tx_ports", &d.maps.XdprTxPorts},
-		{"xdpr_tunnels", &d.maps.XdprTunnels},
-		{"xdpr_tunnel_eps", &d.maps.XdprTunnelEps},
-		{"xdpr_icmp_bucket", &d.maps.XdprIcmpBucket},
+		{"xdpr_counters", &m.XdprCounters},
+		{"xdpr_ifaces", &m.XdprIfaces},
+		{"xdpr_tx_ports", &m.XdprTxPorts},
+		{"xdpr_tunnels", &m.XdprTunnels},
+		{"xdpr_tunnel_eps", &m.XdprTunnelEps},
+		{"xdpr_icmp_bucket", &m.XdprIcmpBucket},
 	}
+}
+
+// replacements maps every map name to m's map, for loading programs over
+// maps that already exist without pinning (tests, benchmarks).
+func (m *routerMaps) replacements() map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	for _, s := range m.slots() {
+		out[s.name] = *s.m
+	}
+	return out
 }

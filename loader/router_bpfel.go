@@ -157,6 +157,9 @@ const (
 	routerVarIcmpBurst           = "icmp_burst"
 	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
 	routerVarXdprCounterNames    = "xdpr_counter_names"
+	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
+	routerVarXdprPortMac         = "xdpr_port_mac"
+	routerVarXdprPortRole        = "xdpr_port_role"
 	routerVarXdprTunnelFlagNames = "xdpr_tunnel_flag_names"
 )
 
@@ -226,6 +229,9 @@ type routerVariableSpecs struct {
 	IcmpBurst           *ebpf.VariableSpec `ebpf:"icmp_burst"`
 	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
 	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
+	XdprPortRole        *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
 	XdprTunnelFlagNames *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 }
 
@@ -275,6 +281,9 @@ type routerVariables struct {
 	IcmpBurst           *ebpf.Variable `ebpf:"icmp_burst"`
 	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
 	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`
+	XdprPortRole        *ebpf.Variable `ebpf:"xdpr_port_role"`
 	XdprTunnelFlagNames *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 }
 

@@ -67,7 +67,7 @@ func newTunnelRouterLab(t testing.TB) (*routerLab, map[string]int) {
 			t.Fatal(err)
 		}
 	}
-	d := &Dataplane{maps: rl.objs.routerMaps}
+	d := &Dataplane{maps: *rl.maps}
 	idx := map[string]int{}
 	err := rl.lab.Do(rl.ns, func() error {
 		// Decapsulation happens on WAN ports only.
@@ -79,6 +79,11 @@ func newTunnelRouterLab(t testing.TB) (*routerLab, map[string]int) {
 		if err := d.putIface(wan); err != nil {
 			return err
 		}
+		ifc, err := net.InterfaceByName("wan0")
+		if err != nil {
+			return err
+		}
+		rl.progs["wan0"] = loadTestProgram(t, ifc, RoleWAN, rl.maps)
 		for _, lt := range labTunnels {
 			ifc, err := net.InterfaceByName(lt.name)
 			if err != nil {

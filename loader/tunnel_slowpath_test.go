@@ -46,6 +46,11 @@ func kernelForwarded(frame []byte) []byte {
 
 func TestTunnelFastPathEqualsSlowPath(t *testing.T) {
 	rl, tunIdx := newTunnelRouterLab(t)
+	progs, err := loadTunnelPrograms(rl.maps)
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	t.Cleanup(func() { progs.Close() })
 	syn := tcpSYN(t, "10.0.1.2", "100.100.1.1", false, []layers.TCPOption{mssOpt(1460), nop, nop})
 	for _, c := range []struct {
 		name  string
@@ -72,7 +77,7 @@ func TestTunnelFastPathEqualsSlowPath(t *testing.T) {
 				if v != xdpRedirect {
 					t.Fatalf("XDP verdict %s, want XDP_REDIRECT", verdictName(v))
 				}
-				tv, slow, err := runTC(rl.objs.XdprTunEgress, kernelForwarded(c.frame), tunIdx[tun])
+				tv, slow, err := runTC(progs.XdprTunEgress, kernelForwarded(c.frame), tunIdx[tun])
 				if err != nil {
 					return err
 				}

@@ -136,9 +136,9 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 
 /* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
  * It returns the counted verdict, or -1 to let the packet take the normal
- * IPv6 forward path (ipip6 in transit to someone else). payload_end is the
- * end of the outer payload, already checked to lie within the frame. */
-static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, void *payload_end)
+ * IPv6 forward path (ipip6 in transit to someone else). The caller checked
+ * that the outer payload lies within the frame. */
+static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = data_end - data;
@@ -169,7 +169,9 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 
 	/* The inner packet, checked as forward_ipv4 checks one; anything odd
 	 * goes to the kernel whole, where TC decapsulates it. */
-	if ((void *)(iph + 1) > data_end || (void *)(iph + 1) > payload_end)
+	/* The payload length as a number: clang merges two pointer bounds
+	 * into one the verifier cannot use. */
+	if ((void *)(iph + 1) > data_end || bpf_ntohs(ip6->payload_len) < sizeof(*iph))
 		return tun_count(XDPR_CNT_PASS_TRUNCATED, rx_len, XDP_PASS);
 	if (iph->version != 4 || iph->ihl < 5)
 		return tun_count(XDPR_CNT_PASS_MALFORMED, rx_len, XDP_PASS);
