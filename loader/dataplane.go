@@ -159,6 +159,7 @@ func (m *routerMaps) slots() []mapSlot {
 		{"xdpr_tunnels", &m.XdprTunnels},
 		{"xdpr_tunnel_eps", &m.XdprTunnelEps},
 		{"xdpr_icmp_bucket", &m.XdprIcmpBucket},
+		{"xdpr_tun_nexthops", &m.XdprTunNexthops},
 	}
 }
 

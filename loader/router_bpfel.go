@@ -84,6 +84,17 @@ type routerXdprTokenBucket struct {
 	LastNs   uint64
 }
 
+type routerXdprTunNexthop struct {
+	_         structs.HostLayout
+	ExpiresNs uint64
+	Ifindex   uint32
+	Mtu       uint16
+	Dmac      [6]uint8
+	Smac      [6]uint8
+	Pad       [2]uint8
+	_         [4]byte
+}
+
 type routerXdprTunnel struct {
 	_     structs.HostLayout
 	Local struct {
@@ -106,6 +117,7 @@ type routerXdprTunnel struct {
 	Flags    uint8
 	DevMac   [6]uint8
 	Pad      [2]uint8
+	Slot     uint32
 	Name     [16]int8
 }
 
@@ -148,6 +160,7 @@ const (
 	routerMapXdprCounters        = "xdpr_counters"
 	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
 	routerMapXdprIfaces          = "xdpr_ifaces"
+	routerMapXdprTunNexthops     = "xdpr_tun_nexthops"
 	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
 	routerMapXdprTunnels         = "xdpr_tunnels"
 	routerMapXdprTxPorts         = "xdpr_tx_ports"
@@ -156,6 +169,7 @@ const (
 	routerProgXdprTunIngress     = "xdpr_tun_ingress"
 	routerVarIcmpBurst           = "icmp_burst"
 	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
+	routerVarTunNexthopTtlNs     = "tun_nexthop_ttl_ns"
 	routerVarXdprCounterNames    = "xdpr_counter_names"
 	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
 	routerVarXdprPortMac         = "xdpr_port_mac"
@@ -214,12 +228,13 @@ type routerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
-	XdprCounters   *ebpf.MapSpec `ebpf:"xdpr_counters"`
-	XdprIcmpBucket *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
-	XdprIfaces     *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
-	XdprTunnelEps  *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
-	XdprTunnels    *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
-	XdprTxPorts    *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
+	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprTunNexthops *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
+	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels     *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
+	XdprTxPorts     *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -228,6 +243,7 @@ type routerMapSpecs struct {
 type routerVariableSpecs struct {
 	IcmpBurst           *ebpf.VariableSpec `ebpf:"icmp_burst"`
 	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
+	TunNexthopTtlNs     *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
 	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
@@ -255,12 +271,13 @@ func (o *routerObjects) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
-	XdprCounters   *ebpf.Map `ebpf:"xdpr_counters"`
-	XdprIcmpBucket *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
-	XdprIfaces     *ebpf.Map `ebpf:"xdpr_ifaces"`
-	XdprTunnelEps  *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
-	XdprTunnels    *ebpf.Map `ebpf:"xdpr_tunnels"`
-	XdprTxPorts    *ebpf.Map `ebpf:"xdpr_tx_ports"`
+	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprTunNexthops *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
+	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels     *ebpf.Map `ebpf:"xdpr_tunnels"`
+	XdprTxPorts     *ebpf.Map `ebpf:"xdpr_tx_ports"`
 }
 
 func (m *routerMaps) Close() error {
@@ -268,6 +285,7 @@ func (m *routerMaps) Close() error {
 		m.XdprCounters,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprTunNexthops,
 		m.XdprTunnelEps,
 		m.XdprTunnels,
 		m.XdprTxPorts,
@@ -280,6 +298,7 @@ func (m *routerMaps) Close() error {
 type routerVariables struct {
 	IcmpBurst           *ebpf.Variable `ebpf:"icmp_burst"`
 	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
+	TunNexthopTtlNs     *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
 	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`

@@ -57,8 +57,15 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 	}
 	var prev routerXdprTunnel
 	hadPrev := d.maps.XdprTunnels.Lookup(uint32(t.Ifindex), &prev) == nil
+	slot := prev.Slot
+	if !hadPrev {
+		var err error
+		if slot, err = d.freeSlot(); err != nil {
+			return fmt.Errorf("tunnel %q: %w", t.Name, err)
+		}
+	}
 
-	v := routerXdprTunnel{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU), HopLimit: uint8(t.HopLimit)}
+	v := routerXdprTunnel{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU), HopLimit: uint8(t.HopLimit), Slot: slot}
 	v.Local.In6U.U6Addr8 = t.Local.As16()
 	v.Remote.In6U.U6Addr8 = t.Remote.As16()
 	if t.NAT44 {
@@ -70,6 +77,10 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 	}
 	if err := d.maps.XdprTunnels.Put(uint32(t.Ifindex), v); err != nil {
 		return fmt.Errorf("tunnel %q: write xdpr_tunnels: %w", t.Name, err)
+	}
+	// The cached outer next hop may belong to the old endpoints.
+	if err := d.forgetNexthop(slot); err != nil {
+		return fmt.Errorf("tunnel %q: %w", t.Name, err)
 	}
 	key := tunnelEp(t.Remote, t.Local)
 	if err := d.maps.XdprTunnelEps.Put(key, uint32(t.Ifindex)); err != nil {
@@ -126,7 +137,43 @@ func (d *Dataplane) DeleteTunnel(ifindex int) error {
 	if err := d.maps.XdprTunnels.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete from xdpr_tunnels: %w", err)
 	}
+	return d.forgetNexthop(v.Slot)
+}
+
+// forgetNexthop zeroes a slot's cached outer next hop on every CPU, so
+// the next packet looks the route up again.
+func (d *Dataplane) forgetNexthop(slot uint32) error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("count CPUs: %w", err)
+	}
+	zero := make([]routerXdprTunNexthop, cpus)
+	if err := d.maps.XdprTunNexthops.Put(slot, zero); err != nil {
+		return fmt.Errorf("reset xdpr_tun_nexthops[%d]: %w", slot, err)
+	}
 	return nil
+}
+
+// freeSlot returns a nexthop-cache slot no tunnel uses.
+func (d *Dataplane) freeSlot() (uint32, error) {
+	used := map[uint32]bool{}
+	var (
+		k uint32
+		v routerXdprTunnel
+	)
+	it := d.maps.XdprTunnels.Iterate()
+	for it.Next(&k, &v) {
+		used[v.Slot] = true
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("read xdpr_tunnels: %w", err)
+	}
+	for s := uint32(0); s < d.maps.XdprTunNexthops.MaxEntries(); s++ {
+		if !used[s] {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("all %d tunnel slots are in use", d.maps.XdprTunNexthops.MaxEntries())
 }
 
 func tunnelFromMap(v routerXdprTunnel) Tunnel {

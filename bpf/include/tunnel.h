@@ -52,6 +52,37 @@ static __always_inline struct xdpr_tunnel *tunnel_for_egress(struct xdp_md *ctx,
 	return bpf_map_lookup_elem(&xdpr_tunnels, &ifindex);
 }
 
+/* How long an outer next hop is trusted before it is looked up again: a
+ * neighbour or route change reaches the fast path within this time. */
+const volatile __u64 tun_nexthop_ttl_ns = 100000000; /* 100 ms */
+
+/* tunnel_outer_route looks up the outer route to t's remote and fills nh;
+ * it returns 0, or the counter explaining why the kernel gets the packet. */
+static __always_inline __u32 tunnel_outer_route(struct xdp_md *ctx, struct xdpr_tunnel *t,
+						struct xdpr_tun_nexthop *nh, __u8 tos, __u32 label, __u16 len)
+{
+	struct bpf_fib_lookup p = {};
+	long rc;
+
+	p.family = AF_INET6;
+	p.flowinfo = bpf_htonl(((__u32)tos << 20) | label);
+	p.l4_protocol = IPPROTO_IPIP;
+	p.tot_len = len + TUN_OUTER_LEN;
+	__builtin_memcpy(p.ipv6_src, &t->local, sizeof(p.ipv6_src));
+	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
+	p.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_pass_reason(rc);
+	if (p.ifindex == ctx->ingress_ifindex)
+		return XDPR_CNT_PASS_HAIRPIN;
+	nh->ifindex = p.ifindex;
+	nh->mtu = p.mtu_result;
+	__builtin_memcpy(nh->dmac, p.dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, p.smac, ETH_ALEN);
+	return 0;
+}
+
 /* tunnel_encap is the hook in forward_ipv4 for a packet whose route lookup
  * did not end in a plain redirect (reason). The IPv4 header is option-less,
  * unfragmented, checksummed and wholly in the frame (checked by the
@@ -63,11 +94,9 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = data_end - data;
 	struct xdpr_tunnel *t = tunnel_for_egress(ctx, iph, ip4, reason);
-	struct bpf_fib_lookup p = {};
 	__u16 len = bpf_ntohs(iph->tot_len);
 	__u32 label;
 	__u8 tos;
-	long rc;
 
 	if (!t)
 		return -1;
@@ -85,22 +114,29 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	}
 
 	/* The outer route, before anything is written. */
-	p.family = AF_INET6;
 	label = tunnel_flow_label(iph, ipv4_ports(iph, data_end, (void *)iph + len));
 	tos = iph->tos;
-	p.flowinfo = bpf_htonl(((__u32)tos << 20) | label);
-	p.l4_protocol = IPPROTO_IPIP;
-	p.tot_len = len + TUN_OUTER_LEN;
-	__builtin_memcpy(p.ipv6_src, &t->local, sizeof(p.ipv6_src));
-	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
-	p.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return tun_count(fib_pass_reason(rc), rx_len, XDP_PASS);
-	if (p.ifindex == ctx->ingress_ifindex)
-		return tun_count(XDPR_CNT_PASS_HAIRPIN, rx_len, XDP_PASS);
-	if (bpf_redirect_map(&xdpr_tx_ports, p.ifindex, XDP_PASS) != XDP_REDIRECT)
+	__u32 slot = t->slot;
+	__u64 now = bpf_ktime_get_ns();
+	struct xdpr_tun_nexthop *nh = bpf_map_lookup_elem(&xdpr_tun_nexthops, &slot);
+	if (!nh)
+		return tun_count(XDPR_CNT_PASS_FIB_OTHER, rx_len, XDP_PASS);
+	if (nh->expires_ns <= now) {
+		__u32 why = tunnel_outer_route(ctx, t, nh, tos, label, len);
+
+		if (why) {
+			nh->expires_ns = 0;
+			return tun_count(why, rx_len, XDP_PASS);
+		}
+		nh->expires_ns = now + tun_nexthop_ttl_ns;
+	}
+	if (len + TUN_OUTER_LEN > nh->mtu)
+		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
+	if (bpf_redirect_map(&xdpr_tx_ports, nh->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(smac, nh->smac, ETH_ALEN);
 
 	/* Ethernet padding after a short packet must not travel inside the
 	 * tunnel: the kernel would have trimmed it. */
@@ -118,8 +154,8 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	if ((void *)(in + 1) > data_end)
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 
-	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	tunnel_write_outer(o, t, tos, len, label);
 

@@ -24,6 +24,7 @@ struct xdpr_tunnel {
 	__u8 flags;             /* enum xdpr_tunnel_flag */
 	__u8 dev_mac[6];        /* the netdev's MAC: TC delivers decapsulated frames to it */
 	__u8 pad[2];
+	__u32 slot;             /* index into xdpr_tun_nexthops, < XDPR_MAX_TUNNELS */
 	char name[16];          /* for humans reading bpftool */
 };
 
@@ -43,6 +44,30 @@ struct xdpr_token_bucket {
 	__u64 credit_ns;
 	__u64 last_ns;
 };
+
+/* The outer next hop of a tunnel, as the last route lookup found it: an
+ * IPv6 fib lookup costs more than the rest of the encapsulation together,
+ * and the outer route is the same for every packet of a tunnel. Refreshed
+ * every tun_nexthop_ttl_ns and dropped by the loader whenever the tunnel
+ * changes. */
+struct xdpr_tun_nexthop {
+	__u64 expires_ns;
+	__u32 ifindex;   /* egress port */
+	__u16 mtu;       /* its MTU, from the lookup */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 pad[2];
+};
+
+/* An array, indexed by the tunnel's slot: its lookup is inlined, where a
+ * hash lookup would cost a good part of what the cache saves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPR_MAX_TUNNELS);
+	__type(key, __u32); /* struct xdpr_tunnel.slot */
+	__type(value, struct xdpr_tun_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tun_nexthops SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
