@@ -331,3 +331,55 @@ func TestTunnelDataplane(t *testing.T) {
 		})
 	}
 }
+
+// TestTunnelLocalChange: the daemon moves a tunnel's local address when
+// the WAN prefix changes. The next packet is encapsulated from the new
+// address (the cached outer next hop is dropped), ipip6 to the new address
+// is decapsulated and ipip6 to the old one no longer is.
+func TestTunnelLocalChange(t *testing.T) {
+	rl, idx := newTunnelRouterLab(t)
+	d := &Dataplane{maps: *rl.maps}
+	newLocal := netip.MustParseAddr("2001:db8:2::5")
+	lt := labTunnelByName("t0")
+	m := lt.model()
+	in := udp4(t, "10.0.1.2", "100.100.1.1")
+	host := udp4(t, "198.51.100.9", "10.0.1.2", to(wanMAC), from(gwMAC))
+	err := rl.lab.Do(rl.ns, func() error {
+		run := func(frame []byte, ingress string, wantVerdict uint32, want []byte) {
+			t.Helper()
+			v, out, _, err := rl.runOnce(frame, ingress)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != wantVerdict {
+				t.Errorf("verdict %s, want %s", verdictName(v), verdictName(wantVerdict))
+			}
+			if want != nil && !bytes.Equal(out, want) {
+				t.Errorf("output differs: %s", diffBytes(out, want))
+			}
+		}
+		run(in, "lan0", xdpRedirect, modelEncap(in, m))
+		if err := d.SetTunnelLocal(idx["t0"], newLocal); err != nil {
+			return err
+		}
+		m.local = newLocal
+		run(in, "lan0", xdpRedirect, modelEncap(in, m))
+		lan := labIfaceByName("lan0")
+		want, _ := modelDecap(ipip6(host, lt.remote, newLocal.String(), 0), lt.mtu, mustMAC(lan.peerMAC), mustMAC(lan.mac))
+		run(ipip6(host, lt.remote, newLocal.String(), 0), "wan0", xdpRedirect, want)
+		run(ipip6(host, lt.remote, tunLocal.String(), 0), "wan0", xdpDrop, nil)
+		st, err := d.Tunnels()
+		if err != nil {
+			return err
+		}
+		for _, x := range st {
+			if x.Name == "t0" && x.Local != newLocal {
+				t.Errorf("Tunnels() says t0 local %s, want %s", x.Local, newLocal)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
