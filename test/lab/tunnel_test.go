@@ -258,6 +258,15 @@ func TestTunnelFixedIPv4NAT44(t *testing.T) {
 	if delta["pass_tun_nat44"].Packets == 0 {
 		t.Errorf("pass_tun_nat44 did not count: LAN IPv4 into a nat44 tunnel must go to conntrack")
 	}
+	// A download: the bulk comes back as ipip6 to the fixed address,
+	// which XDP leaves to TC decapsulation and conntrack.
+	before := counters(t, ctx, cli)
+	dl, err := labkit.Download(ctx, topo.Lab, topo.Host, topo.Internet, internet, bulkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("TCP download %s -> host: %d bytes in %v (%.0f Mbit/s), sha256 %s on both ends; counters: %s",
+		internet, dl.Bytes, dl.Elapsed.Round(time.Millisecond), dl.Throughput(), dl.RecvSHA, counters(t, ctx, cli).Sub(before))
 	s := checkAFTR(t, topo)
 	if !slices.Equal(s.InnerSources, []string{labkit.FixedIPv4Str}) {
 		t.Errorf("inner IPv4 sources the AFTR saw: %v, want only %s (masqueraded)", s.InnerSources, labkit.FixedIPv4)
