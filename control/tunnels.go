@@ -71,8 +71,10 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 		path := fmt.Sprintf("tunnels[%d]", i)
 		dev, created, err := deps.TunDevs.Ensure(t.Name, t.MTU, t.IPv4Address)
 		if created {
-			name := t.Name
-			*undo = append(*undo, func() error { return deps.TunDevs.Remove(name) })
+			name, ifindex := t.Name, dev.Ifindex
+			*undo = append(*undo, func() error {
+				return errors.Join(deps.Tunnels.DeleteTunnel(ifindex), deps.TunDevs.Remove(name))
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)

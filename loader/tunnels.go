@@ -122,8 +122,12 @@ func (d *Dataplane) SetTunnelLocal(ifindex int, local netip.Addr) error {
 	return d.PutTunnel(t)
 }
 
-// DeleteTunnel removes a tunnel's entries (not its netdev).
+// DeleteTunnel removes a tunnel's entries and its slow-path link (not its
+// netdev).
 func (d *Dataplane) DeleteTunnel(ifindex int) error {
+	if err := unpinLink(d.pinPath("tunegress", ifindex)); err != nil {
+		return err
+	}
 	var v routerXdprTunnel
 	if err := d.maps.XdprTunnels.Lookup(uint32(ifindex), &v); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
