@@ -134,7 +134,8 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (payload_end > c->end)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
-	if (ip6->nexthdr == IPPROTO_IPIP && xdpr_port_role == XDPR_ROLE_WAN) {
+	if ((ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS) &&
+	    xdpr_port_role == XDPR_ROLE_WAN) {
 		int act = tunnel_decap(ctx, ip6);
 
 		if (act >= 0)

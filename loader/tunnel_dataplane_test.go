@@ -209,6 +209,10 @@ func tunnelCases(t testing.TB) []tunCase {
 		}
 		return tunCase{name, "wan0", f, xdpRedirect, "tun_decap", want}
 	}
+	decF := func(name string, f []byte) tunCase {
+		want, _ := modelDecap(f, 1460, lanDst, lanSrc)
+		return tunCase{name, "wan0", f, xdpRedirect, "tun_decap", want}
+	}
 	pass := func(name, ingress string, f []byte, counter string) tunCase {
 		return tunCase{name, ingress, f, xdpPass, counter, nil}
 	}
@@ -272,6 +276,9 @@ func tunnelCases(t testing.TB) []tunCase {
 		dec("decap outer ect(0) onto not-ect", toHost(), 0x02),
 		dec("decap outer dscp ignored", toHost(ipv4(func(ip *layers.IPv4) { ip.TOS = 0x28 })), 0xb8),
 		dec("decap outer ce onto not-ect is dropped", toHost(), 0x03),
+		decF("decap after a linux encapsulation limit option", withEncapLimit(ipip6(inner, remote0, local, 0), linuxEncapLimit)),
+		pass("ipip6 after other destination options is left to the kernel", "wan0",
+			withEncapLimit(ipip6(toHost(), remote0, local, 0), []byte{4, 0, 0x1e, 4, 0, 0, 0, 0}), "pass_local"),
 		{"ipip6 from an unknown remote", "wan0", ipip6(toHost(), "2001:db8:100::99", local, 0), xdpDrop, "drop_tun_unknown_endpoint", nil},
 		{"ipip6 to another local address", "wan0", ipip6(toHost(), remote0, "2001:db8:2::1:1", 0), xdpPass, "pass_no_neigh", nil},
 		pass("decap inner ttl 1", "wan0", ipip6(toHost(ttl(1)), remote0, local, 0), "pass_ttl_expired"),

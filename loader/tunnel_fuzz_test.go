@@ -118,7 +118,17 @@ func predictDecap(frame []byte) prediction {
 	}
 	ip6 := frame[14:]
 	plen := int(binary.BigEndian.Uint16(ip6[4:6]))
-	if ip6[0]>>4 != 6 || ip6[6] != 4 || 54+plen > len(frame) {
+	if ip6[0]>>4 != 6 || 54+plen > len(frame) {
+		return prediction{}
+	}
+	ext := 0
+	switch {
+	case ip6[6] == 4:
+	case ip6[6] == 60 && plen >= 8 && frame[54] == 4 && frame[55] == 0 && frame[56] == 4 && frame[57] == 1 &&
+		frame[59] == 1 && frame[60] == 1 && frame[61] == 0:
+		// The encapsulation limit header of a Linux peer, any limit.
+		ext = 8
+	default:
 		return prediction{}
 	}
 	src, dst := netip.AddrFrom16([16]byte(ip6[8:24])), netip.AddrFrom16([16]byte(ip6[24:40]))
@@ -135,8 +145,8 @@ func predictDecap(frame []byte) prediction {
 		}
 		return prediction{}
 	}
-	inner := frame[54 : 54+plen]
-	if !cleanIPv4(inner) || int(binary.BigEndian.Uint16(inner[2:4])) != plen {
+	inner := frame[54+ext : 54+plen]
+	if !cleanIPv4(inner) || int(binary.BigEndian.Uint16(inner[2:4])) != plen-ext {
 		return prediction{claim: true, verdict: xdpPass}
 	}
 	if netip.AddrFrom4([4]byte(inner[16:20])) != netip.MustParseAddr("10.0.1.2") {

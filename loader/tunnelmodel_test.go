@@ -156,11 +156,16 @@ var ecn6040 = [4][4]int{
 }
 
 // modelDecap is what leaves the LAN for the ipip6 frame (arrived on the
-// WAN, inner option-less IPv4 for a LAN host): the inner packet with ECN
+// WAN, inner option-less IPv4 for a LAN host, directly after the IPv6
+// header or after the 8-octet encapsulation-limit header Linux adds): the inner packet with ECN
 // combined, TTL - 1, MSS clamped; ok is false when RFC 6040 says drop.
 func modelDecap(frame []byte, mtu int, dstMAC, srcMAC net.HardwareAddr) (out []byte, ok bool) {
 	outerTC := (frame[14]&0x0f)<<4 | frame[15]>>4
-	inner := bytes.Clone(frame[54:])
+	off := 54
+	if frame[20] == 60 { // the encapsulation limit option of a Linux peer
+		off += 8
+	}
+	inner := bytes.Clone(frame[off:])
 	tot := int(binary.BigEndian.Uint16(inner[2:4]))
 	inner = inner[:tot]
 	e := ecn6040[inner[1]&3][outerTC&3]
@@ -195,4 +200,19 @@ func modelFragNeeded(frame []byte, routerIP netip.Addr, mtu int) []byte {
 	binary.BigEndian.PutUint16(icmp[2:], rfc1071(icmp))
 	out := append(append(append([]byte{}, frame[6:12]...), frame[0:6]...), 0x08, 0x00)
 	return append(append(out, ip...), icmp...)
+}
+
+// linuxEncapLimit is the destination options header a Linux ip6tnl peer
+// sends by default (RFC 2473 4.1.1): next header 4, tunnel encapsulation
+// limit 4, PadN.
+var linuxEncapLimit = []byte{4, 0, 4, 1, 4, 1, 1, 0}
+
+// withEncapLimit inserts linuxEncapLimit (or ext) after the IPv6 header of
+// an ipip6 frame.
+func withEncapLimit(frame, ext []byte) []byte {
+	out := append([]byte{}, frame[:54]...)
+	out[20] = 60
+	binary.BigEndian.PutUint16(out[18:20], binary.BigEndian.Uint16(frame[18:20])+uint16(len(ext)))
+	out = append(out, ext...)
+	return append(out, frame[54:]...)
 }

@@ -180,10 +180,18 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	__u64 rx_len = data_end - data;
 	struct xdpr_tunnel_ep ep;
 	struct bpf_fib_lookup p = {};
-	struct iphdr *iph = (void *)(ip6 + 1);
+	struct iphdr *iph;
 	__u32 *tun_ifindex, reason;
 	struct xdpr_tunnel *t;
+	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
 	long rc;
+
+	if (ext < 0)
+		return -1;
+	/* A constant offset either way: the verifier tracks it exactly. */
+	iph = ext ? (void *)(ip6 + 1) + 8 : (void *)(ip6 + 1);
+	__u16 plen = bpf_ntohs(ip6->payload_len) - ext;
+	int outer = TUN_OUTER_LEN + ext;
 
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
@@ -207,15 +215,15 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	 * goes to the kernel whole, where TC decapsulates it. */
 	/* The payload length as a number: clang merges two pointer bounds
 	 * into one the verifier cannot use. */
-	if ((void *)(iph + 1) > data_end || bpf_ntohs(ip6->payload_len) < sizeof(*iph))
+	if ((void *)(iph + 1) > data_end || bpf_ntohs(ip6->payload_len) < ext + sizeof(*iph))
 		return tun_count(XDPR_CNT_PASS_TRUNCATED, rx_len, XDP_PASS);
 	if (iph->version != 4 || iph->ihl < 5)
 		return tun_count(XDPR_CNT_PASS_MALFORMED, rx_len, XDP_PASS);
 	if (iph->ihl != 5)
 		return tun_count(XDPR_CNT_PASS_IPV4_OPTIONS, rx_len, XDP_PASS);
 	__u16 len = bpf_ntohs(iph->tot_len);
-	if (len != bpf_ntohs(ip6->payload_len))
-		return tun_count(len > bpf_ntohs(ip6->payload_len) ? XDPR_CNT_PASS_TRUNCATED : XDPR_CNT_PASS_MALFORMED,
+	if (len != plen)
+		return tun_count(len > plen ? XDPR_CNT_PASS_TRUNCATED : XDPR_CNT_PASS_MALFORMED,
 				 rx_len, XDP_PASS);
 	if (len < sizeof(*iph))
 		return tun_count(XDPR_CNT_PASS_MALFORMED, rx_len, XDP_PASS);
@@ -249,10 +257,10 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
 
 	__u16 mss = t->mtu - 40;
-	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + TUN_OUTER_LEN + len);
+	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + outer + len);
 	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
-	if (bpf_xdp_adjust_head(ctx, TUN_OUTER_LEN))
+	if (bpf_xdp_adjust_head(ctx, outer))
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
 
 	data = (void *)(long)ctx->data;

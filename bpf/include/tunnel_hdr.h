@@ -54,6 +54,23 @@ static __always_inline int proto_has_ports(__u8 proto)
 	       proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE;
 }
 
+/* What a Linux ip6tnl peer puts before the inner packet by default: a
+ * destination options header holding only the tunnel encapsulation limit
+ * (RFC 2473 4.1.1) and a PadN, next header 4. Decapsulation accepts it so
+ * that such peers work; anything else in that position is left to the
+ * kernel. Returns the octets to skip after the IPv6 header (0 or 8), or -1. */
+static __always_inline int ipip6_ext_len(const struct ipv6hdr *ip6, const __u8 *ext, const void *data_end)
+{
+	if (ip6->nexthdr == IPPROTO_IPIP)
+		return 0;
+	if (ip6->nexthdr != IPPROTO_DSTOPTS || (const void *)(ext + 8) > data_end)
+		return -1;
+	if (ext[0] != IPPROTO_IPIP || ext[1] != 0 || ext[2] != 4 || ext[3] != 1 ||
+	    ext[5] != 1 || ext[6] != 1 || ext[7] != 0)
+		return -1;
+	return 8;
+}
+
 /* ipv4_ports reads the ports of an option-less, unfragmented IPv4 packet
  * for the flow label; 0 when the protocol has none or the packet (pkt_end)
  * or frame (data_end) is too short. */

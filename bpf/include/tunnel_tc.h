@@ -130,8 +130,13 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
-	struct iphdr *iph = (void *)(ip6 + 1);
-	if ((void *)(iph + 1) > data_end || ip6->nexthdr != IPPROTO_IPIP)
+	if ((void *)(ip6 + 1) > data_end)
+		return TC_ACT_OK;
+	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
+	if (ext < 0)
+		return TC_ACT_OK;
+	struct iphdr *iph = ext ? (void *)(ip6 + 1) + 8 : (void *)(ip6 + 1);
+	if ((void *)(iph + 1) > data_end)
 		return TC_ACT_OK;
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
@@ -145,13 +150,13 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 	if (tos < 0)
 		return TC_ACT_SHOT;
 	if (tos != iph->tos) {
-		__u32 ip_off = sizeof(*eth) + sizeof(*ip6);
+		__u32 ip_off = sizeof(*eth) + sizeof(*ip6) + ext;
 		__u16 old = *(__u16 *)iph;
 		__u16 new = bpf_htons((bpf_ntohs(old) & 0xff00) | (__u8)tos);
 		bpf_skb_store_bytes(skb, ip_off, &new, sizeof(new), 0);
 		bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old, new, 2);
 	}
-	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr), BPF_ADJ_ROOM_MAC, 0))
+	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC, 0))
 		return TC_ACT_SHOT;
 	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
 

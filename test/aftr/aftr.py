@@ -179,8 +179,17 @@ class Relay:
 def inject(args):
     # Scapy only here: a one-off crafted packet, no hot loop.
     from scapy.all import Ether, IPv6, IP, UDP, Raw, sendp, get_if_hwaddr
-    pkt = (Ether(dst=args.dst_mac, src=get_if_hwaddr(args.wan)) /
-           IPv6(src=args.src, dst=args.dst, nh=IPPROTO_IPIP, hlim=64) /
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt, PadN
+    outer = Ether(dst=args.dst_mac, src=get_if_hwaddr(args.wan)) / IPv6(src=args.src, dst=args.dst, hlim=64)
+    if args.encap_limit is not None:
+        # What Linux ip6tnl sends by default (RFC 2473 4.1.1): a tunnel
+        # encapsulation limit option (type 4) padded with PadN.
+        from scapy.layers.inet6 import HBHOptUnknown
+        outer = outer / IPv6ExtHdrDestOpt(nh=IPPROTO_IPIP, options=[
+            HBHOptUnknown(otype=4, optlen=1, optdata=bytes([args.encap_limit])), PadN(optdata=b"\x00")])
+    else:
+        outer[IPv6].nh = IPPROTO_IPIP
+    pkt = (outer /
            IP(src=args.inner_src, dst=args.inner_dst, ttl=64) /
            UDP(sport=40000, dport=args.port) / Raw(b"xdprouter wrong-endpoint probe"))
     sendp(pkt, iface=args.wan, count=args.count, verbose=False)
@@ -204,6 +213,8 @@ def main():
     i.add_argument("--inner-dst", required=True)
     i.add_argument("--port", type=int, default=9999)
     i.add_argument("--count", type=int, default=3)
+    i.add_argument("--encap-limit", type=int, default=None,
+                   help="add the destination options header Linux ip6tnl sends")
     args = p.parse_args()
     if args.cmd == "relay":
         Relay(args).run()

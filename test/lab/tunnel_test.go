@@ -200,13 +200,15 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 	}
 	routerMAC := strings.TrimSpace(macRes)
 	for i, tc := range []struct {
-		name      string
-		src, dst  string
-		delivered bool
+		name       string
+		src, dst   string
+		delivered  bool
+		encapLimit bool
 	}{
-		{"configured pair (control)", labkit.AFTR6.String(), labkit.TunRouterWAN6.Addr().String(), true},
-		{"wrong remote", "2001:db8:f::99", labkit.TunRouterWAN6.Addr().String(), false},
-		{"wrong local", labkit.AFTR6.String(), labkit.TunRouterOther6.Addr().String(), false},
+		{"configured pair (control)", labkit.AFTR6.String(), labkit.TunRouterWAN6.Addr().String(), true, false},
+		{"configured pair after the encapsulation limit option of a Linux peer", labkit.AFTR6.String(), labkit.TunRouterWAN6.Addr().String(), true, true},
+		{"wrong remote", "2001:db8:f::99", labkit.TunRouterWAN6.Addr().String(), false, false},
+		{"wrong local", labkit.AFTR6.String(), labkit.TunRouterOther6.Addr().String(), false, false},
 	} {
 		port := 9900 + i
 		before := counters(t, ctx, cli)
@@ -219,10 +221,14 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
-		if _, err := cli.Runner.InNS(ctx, topo.ISP, "/usr/bin/python3", filepath.Join(root, "test/aftr/aftr.py"), "inject",
+		argv := []string{"/usr/bin/python3", filepath.Join(root, "test/aftr/aftr.py"), "inject",
 			"--wan", labkit.ISPWANIf, "--dst-mac", routerMAC, "--src", tc.src, "--dst", tc.dst,
 			"--inner-src", labkit.Internet4.Addr().String(), "--inner-dst", labkit.TunHost4.Addr().String(),
-			"--port", fmt.Sprint(port), "--count", "3"); err != nil {
+			"--port", fmt.Sprint(port), "--count", "3"}
+		if tc.encapLimit {
+			argv = append(argv, "--encap-limit", "4")
+		}
+		if _, err := cli.Runner.InNS(ctx, topo.ISP, argv...); err != nil {
 			t.Fatal(err)
 		}
 		_ = recv.Wait()
