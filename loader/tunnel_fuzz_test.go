@@ -8,8 +8,11 @@ package loader
 // frame must be untouched, nothing may be encapsulated that the model does
 // not encapsulate, and exactly one counter must count the packet.
 //
-//	go test -run '^$' -fuzz FuzzTunnel ./loader   (as root)
+//	go test -run '^$' -fuzz FuzzTunnel -fuzztime 60s -fuzzminimizetime 5s ./loader   (as root)
 //
+// Each execution switches into the lab namespace and reads every counter,
+// so minimising a new interesting input with the default one-minute budget
+// looks like a stall ("0/sec"); -fuzzminimizetime keeps that short.
 // Plain `go test` runs the seed corpus: every frame of the tunnel table.
 
 import (
