@@ -212,9 +212,12 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 	} {
 		port := 9900 + i
 		before := counters(t, ctx, cli)
-		recv := topo.Lab.Command(topo.Host, "timeout", "3", "/usr/bin/python3", "-c", fmt.Sprintf(
-			"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',%d));s.settimeout(2.5)\n"+
-				"try:\n print(s.recvfrom(100)[0].decode())\nexcept socket.timeout:\n print('nothing')", port))
+		// The receiver waits for the probe or for an "end" marker sent
+		// locally once the injection is over: scapy takes seconds to start
+		// on a loaded machine, so no fixed timeout fits.
+		recv := topo.Lab.Command(topo.Host, "timeout", "60", "/usr/bin/python3", "-c", fmt.Sprintf(
+			"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',%d))\n"+
+				"d=s.recvfrom(100)[0]\nprint('nothing' if d==b'end' else d.decode())", port))
 		out := &strings.Builder{}
 		recv.Stdout = out
 		if err := recv.Start(); err != nil {
@@ -229,6 +232,11 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 			argv = append(argv, "--encap-limit", "4")
 		}
 		if _, err := cli.Runner.InNS(ctx, topo.ISP, argv...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // in flight
+		if _, err := topo.Lab.Exec(topo.Host, "/usr/bin/python3", "-c", fmt.Sprintf(
+			"import socket;socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b'end',('127.0.0.1',%d))", port)); err != nil {
 			t.Fatal(err)
 		}
 		_ = recv.Wait()
