@@ -160,6 +160,7 @@ func (m *routerMaps) slots() []mapSlot {
 		{"xdpr_tunnel_eps", &m.XdprTunnelEps},
 		{"xdpr_icmp_bucket", &m.XdprIcmpBucket},
 		{"xdpr_tun_nexthops", &m.XdprTunNexthops},
+		{"xdpr_tc_counters", &m.XdprTcCounters},
 	}
 }
 

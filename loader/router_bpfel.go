@@ -78,6 +78,19 @@ const (
 	routerXdprRoleXDPR_ROLE_LAN  routerXdprRole = 2
 )
 
+type routerXdprTcCounter uint32
+
+const (
+	routerXdprTcCounterXDPR_TC_ENCAP          routerXdprTcCounter = 0
+	routerXdprTcCounterXDPR_TC_DECAP          routerXdprTcCounter = 1
+	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL routerXdprTcCounter = 2
+	routerXdprTcCounterXDPR_TC_DROP_MALFORMED routerXdprTcCounter = 3
+	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE  routerXdprTcCounter = 4
+	routerXdprTcCounterXDPR_TC_DROP_ECN       routerXdprTcCounter = 5
+	routerXdprTcCounterXDPR_TC_DROP_ERROR     routerXdprTcCounter = 6
+	routerXdprTcCounterXDPR_TC__MAX           routerXdprTcCounter = 7
+)
+
 type routerXdprTokenBucket struct {
 	_        structs.HostLayout
 	CreditNs uint64
@@ -160,6 +173,7 @@ const (
 	routerMapXdprCounters        = "xdpr_counters"
 	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
 	routerMapXdprIfaces          = "xdpr_ifaces"
+	routerMapXdprTcCounters      = "xdpr_tc_counters"
 	routerMapXdprTunNexthops     = "xdpr_tun_nexthops"
 	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
 	routerMapXdprTunnels         = "xdpr_tunnels"
@@ -174,6 +188,7 @@ const (
 	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
 	routerVarXdprPortMac         = "xdpr_port_mac"
 	routerVarXdprPortRole        = "xdpr_port_role"
+	routerVarXdprTcCounterNames  = "xdpr_tc_counter_names"
 	routerVarXdprTunnelFlagNames = "xdpr_tunnel_flag_names"
 )
 
@@ -231,6 +246,7 @@ type routerMapSpecs struct {
 	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
 	XdprTunNexthops *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
 	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
 	XdprTunnels     *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
@@ -248,6 +264,7 @@ type routerVariableSpecs struct {
 	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
 	XdprPortRole        *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
+	XdprTcCounterNames  *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 }
 
@@ -274,6 +291,7 @@ type routerMaps struct {
 	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
 	XdprTunNexthops *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
 	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
 	XdprTunnels     *ebpf.Map `ebpf:"xdpr_tunnels"`
@@ -285,6 +303,7 @@ func (m *routerMaps) Close() error {
 		m.XdprCounters,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprTcCounters,
 		m.XdprTunNexthops,
 		m.XdprTunnelEps,
 		m.XdprTunnels,
@@ -303,6 +322,7 @@ type routerVariables struct {
 	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`
 	XdprPortRole        *ebpf.Variable `ebpf:"xdpr_port_role"`
+	XdprTcCounterNames  *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 }
 

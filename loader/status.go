@@ -149,33 +149,56 @@ type Counter struct {
 // CounterNames returns the counter names in index order, read from the C
 // enum's BTF: "XDPR_CNT_PASS_NO_NEIGH" becomes "pass_no_neigh".
 func CounterNames() ([]string, error) {
+	return enumNames("xdpr_counter", "XDPR_CNT_", "", int(routerXdprCounterXDPR_CNT__MAX))
+}
+
+// TCCounterNames are the tunnel slow path's counters, "XDPR_TC_ENCAP"
+// becoming "tc_encap".
+func TCCounterNames() ([]string, error) {
+	return enumNames("xdpr_tc_counter", "XDPR_TC_", "tc_", int(routerXdprTcCounterXDPR_TC__MAX))
+}
+
+func enumNames(enum, trim, prefix string, n int) ([]string, error) {
 	spec, err := loadRouter()
 	if err != nil {
 		return nil, err
 	}
 	var e *btf.Enum
-	if err := spec.Types.TypeByName("xdpr_counter", &e); err != nil {
-		return nil, fmt.Errorf("counter enum in BTF: %w", err)
+	if err := spec.Types.TypeByName(enum, &e); err != nil {
+		return nil, fmt.Errorf("enum %s in BTF: %w", enum, err)
 	}
-	names := make([]string, routerXdprCounterXDPR_CNT__MAX)
+	names := make([]string, n)
 	for _, v := range e.Values {
 		if v.Value < uint64(len(names)) {
-			names[v.Value] = strings.ToLower(strings.TrimPrefix(v.Name, "XDPR_CNT_"))
+			names[v.Value] = prefix + strings.ToLower(strings.TrimPrefix(v.Name, trim))
 		}
 	}
 	return names, nil
 }
 
-// Counters reads every counter, summed over CPUs, in enum order.
+// Counters reads every counter, summed over CPUs: the XDP counters in enum
+// order (each packet XDP saw is in exactly one), then the tunnel slow
+// path's tc_* counters.
 func (d *Dataplane) Counters() ([]Counter, error) {
 	names, err := CounterNames()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Counter, 0, len(names))
+	tcNames, err := TCCounterNames()
+	if err != nil {
+		return nil, err
+	}
+	out, err := readCounters(d.maps.XdprCounters, names, nil)
+	if err != nil {
+		return nil, err
+	}
+	return readCounters(d.maps.XdprTcCounters, tcNames, out)
+}
+
+func readCounters(m *ebpf.Map, names []string, out []Counter) ([]Counter, error) {
 	var perCPU []routerXdprCounterVal
 	for i, name := range names {
-		if err := d.maps.XdprCounters.Lookup(uint32(i), &perCPU); err != nil {
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counter %s: %w", name, err)
 		}
 		c := Counter{Name: name}

@@ -61,6 +61,21 @@ enum xdpr_xdp_mode {
 	XDPR_MODE_GENERIC = 2,
 };
 
+/* What the tunnel slow path (TC programs, tunnel_tc.h) did with a packet it
+ * handled. Separate from enum xdpr_counter, whose sum is what XDP saw; TC
+ * counts only the packets that are its business (IPv4 on a tunnel netdev,
+ * ipip6 from a configured pair on the WAN). */
+enum xdpr_tc_counter {
+	XDPR_TC_ENCAP = 0,          /* encapsulated on a tunnel netdev, handed to the WAN */
+	XDPR_TC_DECAP,              /* decapsulated on the WAN, delivered to the tunnel netdev */
+	XDPR_TC_DROP_NO_TUNNEL,     /* on a netdev that is no tunnel's, or not IPv4 */
+	XDPR_TC_DROP_MALFORMED,     /* truncated, or no IPv4 inside */
+	XDPR_TC_DROP_NO_ROUTE,      /* no route to the tunnel's remote */
+	XDPR_TC_DROP_ECN,           /* outer CE on a not-ECT packet (RFC 6040) */
+	XDPR_TC_DROP_ERROR,         /* a helper refused (no room, no memory) */
+	XDPR_TC__MAX,
+};
+
 /* Tunnel flags (struct xdpr_tunnel.flags). */
 enum xdpr_tunnel_flag {
 	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded: the slow path carries it */

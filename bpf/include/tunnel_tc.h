@@ -82,15 +82,16 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 
 	/* Only IPv4 is routed into a tunnel netdev; anything else (there is
 	 * no IPv6 on it) has nowhere to go. */
+	__u64 rx_len = skb->len;
 	if (!t || skb->protocol != bpf_htons(ETH_P_IP))
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
 	bpf_skb_pull_data(skb, TC_PULL_LEN);
 	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
 
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 	if ((void *)(iph + 1) > data_end)
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
 	len = bpf_ntohs(iph->tot_len);
 	tos = iph->tos;
 	if (iph->ihl == 5 && !(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
@@ -103,17 +104,17 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
 	p.ifindex = ifindex;
 	if (bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_NO_ROUTE, rx_len, TC_ACT_SHOT);
 
 	if (bpf_skb_adjust_room(skb, sizeof(o), BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
 	tunnel_write_outer(&o, t, tos, len, label);
 	__be16 proto = bpf_htons(ETH_P_IPV6);
 	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) ||
 	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &o, sizeof(o), 0))
-		return TC_ACT_SHOT;
-	return bpf_redirect_neigh(p.ifindex, NULL, 0, 0);
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
+	return tc_count(XDPR_TC_ENCAP, rx_len, bpf_redirect_neigh(p.ifindex, NULL, 0, 0));
 }
 
 SEC("tcx/ingress")
@@ -143,12 +144,15 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
 	if (!tun_ifindex)
 		return TC_ACT_OK;
+	__u64 rx_len = skb->len;
 	t = bpf_map_lookup_elem(&xdpr_tunnels, tun_ifindex);
-	if (!t || iph->version != 4)
-		return TC_ACT_SHOT;
+	if (!t)
+		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
+	if (iph->version != 4)
+		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
 	tos = ecn_decap(ipv6_tclass(ip6), iph->tos);
 	if (tos < 0)
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_ECN, rx_len, TC_ACT_SHOT);
 	if (tos != iph->tos) {
 		__u32 ip_off = sizeof(*eth) + sizeof(*ip6) + ext;
 		__u16 old = *(__u16 *)iph;
@@ -157,19 +161,19 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 		bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old, new, 2);
 	}
 	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC, 0))
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
 	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
 
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return TC_ACT_SHOT;
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
 	/* Addressed to the tunnel netdev, or the kernel drops it as
 	 * PACKET_OTHERHOST. */
 	__builtin_memcpy(eth->h_dest, t->dev_mac, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IP);
-	return bpf_redirect(t->ifindex, BPF_F_INGRESS);
+	return tc_count(XDPR_TC_DECAP, rx_len, bpf_redirect(t->ifindex, BPF_F_INGRESS));
 }
 
 #endif

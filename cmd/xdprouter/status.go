@@ -82,7 +82,9 @@ func newStatsCmd(g *globalFlags) *cobra.Command {
 		Use:   "stats",
 		Short: "Show data-plane counters (summed over CPUs)",
 		Long: `Every packet the XDP program sees increments exactly one counter: fwd_* when
-XDP forwarded it, pass_* with the reason when it went to the kernel.
+XDP forwarded it, pass_* with the reason when it went to the kernel
+(tun_* and drop_tun_* for ipip6 tunnels). The tc_* counters that follow
+are the tunnel slow path's own (TC programs): not part of that sum.
 Zero counters are hidden unless --all is given (--json always has all).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

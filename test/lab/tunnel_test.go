@@ -159,6 +159,12 @@ func TestTunnelDSLite(t *testing.T) {
 		if delta["tun_encap"].Packets != 0 {
 			t.Errorf("tun_encap counted %d: the router's own packets never pass XDP", delta["tun_encap"].Packets)
 		}
+		// The TC programs did it: encapsulation on the tunnel netdev (GSO
+		// packets count once), decapsulation of the replies to the router.
+		if delta["tc_encap"].Bytes < 1<<20 || delta["tc_decap"].Packets == 0 {
+			t.Errorf("slow path: tc_encap %d packets / %d bytes (want >= the 1 MB sent), tc_decap %d packets (want > 0)",
+				delta["tc_encap"].Packets, delta["tc_encap"].Bytes, delta["tc_decap"].Packets)
+		}
 	})
 
 	t.Run("DF ping over the tunnel MTU", func(t *testing.T) {
@@ -269,6 +275,9 @@ func TestTunnelFixedIPv4NAT44(t *testing.T) {
 		t.Fatalf("ping the internet host through the tunnel: %v", err)
 	}
 	_, delta := bulk(t, ctx, cli, topo, topo.Host, topo.Internet, internet, bulkSize)
+	if delta["tc_encap"].Bytes < bulkSize {
+		t.Errorf("tc_encap: %d bytes, want >= %d: NAT44 traffic leaves through the TC slow path", delta["tc_encap"].Bytes, bulkSize)
+	}
 	if delta["pass_tun_nat44"].Packets == 0 {
 		t.Errorf("pass_tun_nat44 did not count: LAN IPv4 into a nat44 tunnel must go to conntrack")
 	}
@@ -281,6 +290,9 @@ func TestTunnelFixedIPv4NAT44(t *testing.T) {
 	}
 	t.Logf("TCP download %s -> host: %d bytes in %v (%.0f Mbit/s), sha256 %s on both ends; counters: %s",
 		internet, dl.Bytes, dl.Elapsed.Round(time.Millisecond), dl.Throughput(), dl.RecvSHA, counters(t, ctx, cli).Sub(before))
+	if d := counters(t, ctx, cli).Sub(before)["tc_decap"]; d.Bytes < bulkSize {
+		t.Errorf("tc_decap: %d bytes during the download, want >= %d: the replies to the fixed address are decapsulated in TC", d.Bytes, bulkSize)
+	}
 	s := checkAFTR(t, topo)
 	if !slices.Equal(s.InnerSources, []string{labkit.FixedIPv4Str}) {
 		t.Errorf("inner IPv4 sources the AFTR saw: %v, want only %s (masqueraded)", s.InnerSources, labkit.FixedIPv4)
