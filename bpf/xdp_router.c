@@ -17,6 +17,8 @@
 #include "include/csum.h"
 #include "include/ip.h"
 #include "include/forward.h"
+#include "include/tunnel.h"
+#include "include/tunnel_tc.h"
 
 /* Per-attachment identity. The loader loads one program instance per
  * interface and sets these before loading, so the per-packet path needs no
@@ -77,8 +79,12 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	p.ifindex = ctx->ingress_ifindex;
 
 	reason = fib_redirect(ctx, eth, &p);
-	if (reason)
-		return pass(ctx, reason);
+	if (reason) {
+		/* A route into a tunnel netdev never ends in a plain redirect. */
+		int act = tunnel_encap(ctx, iph, &p, reason);
+
+		return act >= 0 ? act : pass(ctx, reason);
+	}
 	ipv4_decrement_ttl(iph);
 	return count(ctx, XDPR_CNT_FWD_IPV4, XDP_REDIRECT);
 }
@@ -128,6 +134,13 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (payload_end > c->end)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
+	if ((ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS) &&
+	    xdpr_port_role == XDPR_ROLE_WAN) {
+		int act = tunnel_decap(ctx, ip6);
+
+		if (act >= 0)
+			return act;
+	}
 	reason = ipv6_addr_reason(&ip6->saddr, &ip6->daddr);
 	if (reason)
 		return pass(ctx, reason);

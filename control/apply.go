@@ -28,6 +28,11 @@ type Addresses interface {
 type Deps struct {
 	DP    Dataplane
 	Addrs Addresses
+	// Tunnels, TunDevs and NAT program tunnels; nil when the config has
+	// none to program.
+	Tunnels TunnelDataplane
+	TunDevs TunnelDevs
+	NAT     NAT44
 }
 
 // Step is one thing Apply did, for the user.
@@ -37,11 +42,15 @@ type Step struct {
 }
 
 // Apply programs a static configuration once: attaches the WAN and LAN
-// interfaces with their roles and installs LAN IPv4 addresses. If a step
+// interfaces with their roles, installs LAN IPv4 addresses and programs
+// the tunnels (netdev, routes, maps, slow path, NAT44). If a step
 // fails, what this call added is undone, so a failed apply leaves the
 // system as it found it.
 func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	dp, addrs := deps.DP, deps.Addrs
+	if err := checkTunnelsForApply(cfg); err != nil {
+		return nil, err
+	}
 	var (
 		steps []Step
 		undo  []func() error
@@ -95,6 +104,10 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 			undo = append(undo, func() error { return addrs.Remove(ifname, p) })
 		}
 		steps = append(steps, Step{What: fmt.Sprintf("address %s on %s", l.IPv4, l.Interface), Result: result})
+	}
+	add := func(s Step) { steps = append(steps, s) }
+	if err := applyTunnels(cfg, deps, add, &undo); err != nil {
+		return fail(err)
 	}
 	return steps, nil
 }

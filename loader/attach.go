@@ -252,6 +252,9 @@ func (d *Dataplane) Detach(ifname string) error {
 
 // DetachAll removes every link, map and pin in the directory.
 func (d *Dataplane) DetachAll() error {
+	if err := d.removeTunnelDevs(); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(filepath.Join(d.dir, linksDir))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

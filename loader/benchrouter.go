@@ -69,3 +69,29 @@ func (b *BenchRouter) Close() error {
 	}
 	return errors.Join(append(errs, b.maps.Close())...)
 }
+
+// AddPort is AddInterface with a role: a WAN port decapsulates ipip6.
+func (b *BenchRouter) AddPort(ifindex int, name string, mac net.HardwareAddr, role Role) error {
+	ifc := &net.Interface{Index: ifindex, Name: name, HardwareAddr: mac}
+	prog, err := loadPortProgram(ifc, role, b.maps)
+	if err != nil {
+		return err
+	}
+	if old, ok := b.progs[ifindex]; ok {
+		old.Close()
+	}
+	b.progs[ifindex] = prog
+	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE)); err != nil {
+		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
+	}
+	if err := b.maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
+		return fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
+	}
+	return nil
+}
+
+// AddTunnel programs a tunnel into the private maps, as PutTunnel does.
+func (b *BenchRouter) AddTunnel(t Tunnel) error {
+	d := &Dataplane{maps: *b.maps}
+	return d.PutTunnel(t)
+}

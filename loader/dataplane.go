@@ -63,17 +63,16 @@ func OpenPinned(dir string) (*Dataplane, error) {
 	}
 	d := &Dataplane{dir: dir}
 	ro := &ebpf.LoadPinOptions{ReadOnly: true}
-	var err error
-	if d.maps.XdprCounters, err = ebpf.LoadPinnedMap(filepath.Join(dir, "xdpr_counters"), ro); err != nil {
-		return nil, fmt.Errorf("nothing attached under %s: %w", dir, err)
-	}
-	if d.maps.XdprIfaces, err = ebpf.LoadPinnedMap(filepath.Join(dir, "xdpr_ifaces"), ro); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
-	}
-	if d.maps.XdprTxPorts, err = ebpf.LoadPinnedMap(filepath.Join(dir, "xdpr_tx_ports"), ro); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
+	for i, slot := range d.mapSlots() {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, slot.name), ro)
+		if err != nil {
+			d.Close()
+			if i == 0 {
+				return nil, fmt.Errorf("nothing attached under %s: %w", dir, err)
+			}
+			return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
+		}
+		*slot.m = m
 	}
 	return d, nil
 }
@@ -86,11 +85,7 @@ func (d *Dataplane) Dir() string { return d.dir }
 // unmounts it if it is a bpffs of its own), which needs the descriptors
 // closed first.
 func (d *Dataplane) Close() error {
-	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
-		if m != nil {
-			m.Close()
-		}
-	}
+	d.maps.Close()
 	if d.lock != nil {
 		d.lock.Close()
 	}
@@ -139,11 +134,43 @@ func (d *Dataplane) removeMapPinsIfUnused() error {
 	if len(links) > 0 {
 		return nil
 	}
-	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
-		if err := m.Unpin(); err != nil {
+	for _, slot := range d.mapSlots() {
+		if err := (*slot.m).Unpin(); err != nil {
 			return fmt.Errorf("unpin map: %w", err)
 		}
 	}
 	d.emptied = true
 	return nil
+}
+
+type mapSlot struct {
+	name string
+	m    **ebpf.Map
+}
+
+// mapSlots lists every pinned map, counters first (their absence means
+// nothing is attached): what OpenPinned opens and the last detach unpins.
+func (d *Dataplane) mapSlots() []mapSlot { return d.maps.slots() }
+
+func (m *routerMaps) slots() []mapSlot {
+	return []mapSlot{
+		{"xdpr_counters", &m.XdprCounters},
+		{"xdpr_ifaces", &m.XdprIfaces},
+		{"xdpr_tx_ports", &m.XdprTxPorts},
+		{"xdpr_tunnels", &m.XdprTunnels},
+		{"xdpr_tunnel_eps", &m.XdprTunnelEps},
+		{"xdpr_icmp_bucket", &m.XdprIcmpBucket},
+		{"xdpr_tun_nexthops", &m.XdprTunNexthops},
+		{"xdpr_tc_counters", &m.XdprTcCounters},
+	}
+}
+
+// replacements maps every map name to m's map, for loading programs over
+// maps that already exist without pinning (tests, benchmarks).
+func (m *routerMaps) replacements() map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	for _, s := range m.slots() {
+		out[s.name] = *s.m
+	}
+	return out
 }

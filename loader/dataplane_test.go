@@ -89,7 +89,7 @@ type routerLab struct {
 	names   []string // counter names, by index
 }
 
-func newRouterLab(t *testing.T) *routerLab {
+func newRouterLab(t testing.TB) *routerLab {
 	t.Helper()
 	requirePrivileged(t)
 	for _, tool := range []string{"ip", "ethtool", "sysctl"} {
@@ -184,7 +184,7 @@ func newRouterLab(t *testing.T) *routerLab {
 	return rl
 }
 
-func (rl *routerLab) counterIndex(t *testing.T, name string) int {
+func (rl *routerLab) counterIndex(t testing.TB, name string) int {
 	t.Helper()
 	for i, n := range rl.names {
 		if n == name {
@@ -564,7 +564,7 @@ func totalLen(n int) frameOpt {
 	}
 }
 
-func udp4(t *testing.T, src, dst string, opts ...frameOpt) []byte {
+func udp4(t testing.TB, src, dst string, opts ...frameOpt) []byte {
 	f := frameSpec{ip4: &layers.IPv4{
 		Version: 4, TOS: 0x10, Id: 0x1c46, Flags: layers.IPv4DontFragment, TTL: 64,
 		Protocol: layers.IPProtocolUDP, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4(),
@@ -572,7 +572,7 @@ func udp4(t *testing.T, src, dst string, opts ...frameOpt) []byte {
 	return f.build(t, opts)
 }
 
-func udp6(t *testing.T, src, dst string, opts ...frameOpt) []byte {
+func udp6(t testing.TB, src, dst string, opts ...frameOpt) []byte {
 	f := frameSpec{ip6: &layers.IPv6{
 		Version: 6, TrafficClass: 0x28, FlowLabel: 0x5a5a5, HopLimit: 64,
 		NextHeader: layers.IPProtocolUDP, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst),
@@ -580,7 +580,7 @@ func udp6(t *testing.T, src, dst string, opts ...frameOpt) []byte {
 	return f.build(t, opts)
 }
 
-func (f frameSpec) build(t *testing.T, opts []frameOpt) []byte {
+func (f frameSpec) build(t testing.TB, opts []frameOpt) []byte {
 	t.Helper()
 	f.dst, f.src, f.payload = mustMAC("02:00:00:00:01:01"), mustMAC("02:00:00:00:01:02"), 32
 	for _, o := range opts {

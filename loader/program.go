@@ -73,14 +73,27 @@ func loadPortProgram(ifc *net.Interface, role Role, maps *routerMaps) (*ebpf.Pro
 	for _, m := range spec.Maps {
 		m.Pinning = ebpf.PinNone
 	}
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
-		"xdpr_counters": maps.XdprCounters,
-		"xdpr_ifaces":   maps.XdprIfaces,
-		"xdpr_tx_ports": maps.XdprTxPorts,
-	}}
+	opts := &ebpf.CollectionOptions{MapReplacements: maps.replacements()}
 	var progs routerPrograms
 	if err := spec.LoadAndAssign(&progs, opts); err != nil {
 		return nil, fmt.Errorf("load program for %s: %w", ifc.Name, err)
 	}
 	return progs.XdprMain, nil
+}
+
+// loadTunnelPrograms loads the TC slow-path programs over existing maps
+// (unpinned), for tests.
+func loadTunnelPrograms(maps *routerMaps) (*routerPrograms, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range spec.Maps {
+		m.Pinning = ebpf.PinNone
+	}
+	var progs routerPrograms
+	if err := spec.LoadAndAssign(&progs, &ebpf.CollectionOptions{MapReplacements: maps.replacements()}); err != nil {
+		return nil, fmt.Errorf("load tunnel programs: %w", err)
+	}
+	return &progs, nil
 }

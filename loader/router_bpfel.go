@@ -16,33 +16,42 @@ import (
 type routerXdprCounter uint32
 
 const (
-	routerXdprCounterXDPR_CNT_FWD_IPV4                 routerXdprCounter = 0
-	routerXdprCounterXDPR_CNT_FWD_IPV6                 routerXdprCounter = 1
-	routerXdprCounterXDPR_CNT_PASS_TRUNCATED           routerXdprCounter = 2
-	routerXdprCounterXDPR_CNT_PASS_MALFORMED           routerXdprCounter = 3
-	routerXdprCounterXDPR_CNT_PASS_BAD_CHECKSUM        routerXdprCounter = 4
-	routerXdprCounterXDPR_CNT_PASS_NOT_IP              routerXdprCounter = 5
-	routerXdprCounterXDPR_CNT_PASS_VLAN                routerXdprCounter = 6
-	routerXdprCounterXDPR_CNT_PASS_L2MULTICAST         routerXdprCounter = 7
-	routerXdprCounterXDPR_CNT_PASS_OTHERHOST           routerXdprCounter = 8
-	routerXdprCounterXDPR_CNT_PASS_IFACE_UNKNOWN       routerXdprCounter = 9
-	routerXdprCounterXDPR_CNT_PASS_IPV4OPTIONS         routerXdprCounter = 10
-	routerXdprCounterXDPR_CNT_PASS_IPV6HOP_BY_HOP      routerXdprCounter = 11
-	routerXdprCounterXDPR_CNT_PASS_IPV6EXT_LIMIT       routerXdprCounter = 12
-	routerXdprCounterXDPR_CNT_PASS_FRAGMENT            routerXdprCounter = 13
-	routerXdprCounterXDPR_CNT_PASS_TTL_EXPIRED         routerXdprCounter = 14
-	routerXdprCounterXDPR_CNT_PASS_IP_MULTICAST        routerXdprCounter = 15
-	routerXdprCounterXDPR_CNT_PASS_LINK_LOCAL          routerXdprCounter = 16
-	routerXdprCounterXDPR_CNT_PASS_MARTIAN             routerXdprCounter = 17
-	routerXdprCounterXDPR_CNT_PASS_LOCAL               routerXdprCounter = 18
-	routerXdprCounterXDPR_CNT_PASS_NO_NEIGH            routerXdprCounter = 19
-	routerXdprCounterXDPR_CNT_PASS_UNREACHABLE         routerXdprCounter = 20
-	routerXdprCounterXDPR_CNT_PASS_FRAG_NEEDED         routerXdprCounter = 21
-	routerXdprCounterXDPR_CNT_PASS_FWD_DISABLED        routerXdprCounter = 22
-	routerXdprCounterXDPR_CNT_PASS_FIB_OTHER           routerXdprCounter = 23
-	routerXdprCounterXDPR_CNT_PASS_HAIRPIN             routerXdprCounter = 24
-	routerXdprCounterXDPR_CNT_PASS_EGRESS_NOT_ATTACHED routerXdprCounter = 25
-	routerXdprCounterXDPR_CNT__MAX                     routerXdprCounter = 26
+	routerXdprCounterXDPR_CNT_FWD_IPV4                  routerXdprCounter = 0
+	routerXdprCounterXDPR_CNT_FWD_IPV6                  routerXdprCounter = 1
+	routerXdprCounterXDPR_CNT_PASS_TRUNCATED            routerXdprCounter = 2
+	routerXdprCounterXDPR_CNT_PASS_MALFORMED            routerXdprCounter = 3
+	routerXdprCounterXDPR_CNT_PASS_BAD_CHECKSUM         routerXdprCounter = 4
+	routerXdprCounterXDPR_CNT_PASS_NOT_IP               routerXdprCounter = 5
+	routerXdprCounterXDPR_CNT_PASS_VLAN                 routerXdprCounter = 6
+	routerXdprCounterXDPR_CNT_PASS_L2MULTICAST          routerXdprCounter = 7
+	routerXdprCounterXDPR_CNT_PASS_OTHERHOST            routerXdprCounter = 8
+	routerXdprCounterXDPR_CNT_PASS_IFACE_UNKNOWN        routerXdprCounter = 9
+	routerXdprCounterXDPR_CNT_PASS_IPV4OPTIONS          routerXdprCounter = 10
+	routerXdprCounterXDPR_CNT_PASS_IPV6HOP_BY_HOP       routerXdprCounter = 11
+	routerXdprCounterXDPR_CNT_PASS_IPV6EXT_LIMIT        routerXdprCounter = 12
+	routerXdprCounterXDPR_CNT_PASS_FRAGMENT             routerXdprCounter = 13
+	routerXdprCounterXDPR_CNT_PASS_TTL_EXPIRED          routerXdprCounter = 14
+	routerXdprCounterXDPR_CNT_PASS_IP_MULTICAST         routerXdprCounter = 15
+	routerXdprCounterXDPR_CNT_PASS_LINK_LOCAL           routerXdprCounter = 16
+	routerXdprCounterXDPR_CNT_PASS_MARTIAN              routerXdprCounter = 17
+	routerXdprCounterXDPR_CNT_PASS_LOCAL                routerXdprCounter = 18
+	routerXdprCounterXDPR_CNT_PASS_NO_NEIGH             routerXdprCounter = 19
+	routerXdprCounterXDPR_CNT_PASS_UNREACHABLE          routerXdprCounter = 20
+	routerXdprCounterXDPR_CNT_PASS_FRAG_NEEDED          routerXdprCounter = 21
+	routerXdprCounterXDPR_CNT_PASS_FWD_DISABLED         routerXdprCounter = 22
+	routerXdprCounterXDPR_CNT_PASS_FIB_OTHER            routerXdprCounter = 23
+	routerXdprCounterXDPR_CNT_PASS_HAIRPIN              routerXdprCounter = 24
+	routerXdprCounterXDPR_CNT_PASS_EGRESS_NOT_ATTACHED  routerXdprCounter = 25
+	routerXdprCounterXDPR_CNT_TUN_ENCAP                 routerXdprCounter = 26
+	routerXdprCounterXDPR_CNT_TUN_DECAP                 routerXdprCounter = 27
+	routerXdprCounterXDPR_CNT_TUN_ICMP_FRAG_NEEDED      routerXdprCounter = 28
+	routerXdprCounterXDPR_CNT_DROP_TUN_ICMP_RATELIMIT   routerXdprCounter = 29
+	routerXdprCounterXDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT routerXdprCounter = 30
+	routerXdprCounterXDPR_CNT_DROP_TUN_ECN              routerXdprCounter = 31
+	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE         routerXdprCounter = 32
+	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44            routerXdprCounter = 33
+	routerXdprCounterXDPR_CNT_TUN_NO_ROOM               routerXdprCounter = 34
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 35
 )
 
 type routerXdprCounterVal struct {
@@ -69,6 +78,86 @@ const (
 	routerXdprRoleXDPR_ROLE_LAN  routerXdprRole = 2
 )
 
+type routerXdprTcCounter uint32
+
+const (
+	routerXdprTcCounterXDPR_TC_ENCAP          routerXdprTcCounter = 0
+	routerXdprTcCounterXDPR_TC_DECAP          routerXdprTcCounter = 1
+	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL routerXdprTcCounter = 2
+	routerXdprTcCounterXDPR_TC_DROP_MALFORMED routerXdprTcCounter = 3
+	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE  routerXdprTcCounter = 4
+	routerXdprTcCounterXDPR_TC_DROP_ECN       routerXdprTcCounter = 5
+	routerXdprTcCounterXDPR_TC_DROP_ERROR     routerXdprTcCounter = 6
+	routerXdprTcCounterXDPR_TC__MAX           routerXdprTcCounter = 7
+)
+
+type routerXdprTokenBucket struct {
+	_        structs.HostLayout
+	CreditNs uint64
+	LastNs   uint64
+}
+
+type routerXdprTunNexthop struct {
+	_         structs.HostLayout
+	ExpiresNs uint64
+	Ifindex   uint32
+	Mtu       uint16
+	Dmac      [6]uint8
+	Smac      [6]uint8
+	Pad       [2]uint8
+	_         [4]byte
+}
+
+type routerXdprTunnel struct {
+	_     structs.HostLayout
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Remote struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Ifindex  uint32
+	Mtu      uint16
+	HopLimit uint8
+	Flags    uint8
+	DevMac   [6]uint8
+	Pad      [2]uint8
+	Slot     uint32
+	Name     [16]int8
+}
+
+type routerXdprTunnelEp struct {
+	_      structs.HostLayout
+	Remote struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+}
+
+type routerXdprTunnelFlag uint32
+
+const (
+	routerXdprTunnelFlagXDPR_TUN_F_NAT44 routerXdprTunnelFlag = 1
+)
+
 type routerXdprXdpMode uint32
 
 const (
@@ -81,14 +170,26 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	routerMapXdprCounters     = "xdpr_counters"
-	routerMapXdprIfaces       = "xdpr_ifaces"
-	routerMapXdprTxPorts      = "xdpr_tx_ports"
-	routerProgXdprMain        = "xdpr_main"
-	routerVarXdprCounterNames = "xdpr_counter_names"
-	routerVarXdprPortIfindex  = "xdpr_port_ifindex"
-	routerVarXdprPortMac      = "xdpr_port_mac"
-	routerVarXdprPortRole     = "xdpr_port_role"
+	routerMapXdprCounters        = "xdpr_counters"
+	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
+	routerMapXdprIfaces          = "xdpr_ifaces"
+	routerMapXdprTcCounters      = "xdpr_tc_counters"
+	routerMapXdprTunNexthops     = "xdpr_tun_nexthops"
+	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
+	routerMapXdprTunnels         = "xdpr_tunnels"
+	routerMapXdprTxPorts         = "xdpr_tx_ports"
+	routerProgXdprMain           = "xdpr_main"
+	routerProgXdprTunEgress      = "xdpr_tun_egress"
+	routerProgXdprTunIngress     = "xdpr_tun_ingress"
+	routerVarIcmpBurst           = "icmp_burst"
+	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
+	routerVarTunNexthopTtlNs     = "tun_nexthop_ttl_ns"
+	routerVarXdprCounterNames    = "xdpr_counter_names"
+	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
+	routerVarXdprPortMac         = "xdpr_port_mac"
+	routerVarXdprPortRole        = "xdpr_port_role"
+	routerVarXdprTcCounterNames  = "xdpr_tc_counter_names"
+	routerVarXdprTunnelFlagNames = "xdpr_tunnel_flag_names"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -133,26 +234,38 @@ type routerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerProgramSpecs struct {
-	XdprMain *ebpf.ProgramSpec `ebpf:"xdpr_main"`
+	XdprMain       *ebpf.ProgramSpec `ebpf:"xdpr_main"`
+	XdprTunEgress  *ebpf.ProgramSpec `ebpf:"xdpr_tun_egress"`
+	XdprTunIngress *ebpf.ProgramSpec `ebpf:"xdpr_tun_ingress"`
 }
 
 // routerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
-	XdprCounters *ebpf.MapSpec `ebpf:"xdpr_counters"`
-	XdprIfaces   *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
-	XdprTxPorts  *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
+	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
+	XdprTunNexthops *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
+	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels     *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
+	XdprTxPorts     *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerVariableSpecs struct {
-	XdprCounterNames *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
-	XdprPortIfindex  *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
-	XdprPortMac      *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
-	XdprPortRole     *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
+	IcmpBurst           *ebpf.VariableSpec `ebpf:"icmp_burst"`
+	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
+	TunNexthopTtlNs     *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
+	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
+	XdprPortRole        *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
+	XdprTcCounterNames  *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
+	XdprTunnelFlagNames *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -175,15 +288,25 @@ func (o *routerObjects) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
-	XdprCounters *ebpf.Map `ebpf:"xdpr_counters"`
-	XdprIfaces   *ebpf.Map `ebpf:"xdpr_ifaces"`
-	XdprTxPorts  *ebpf.Map `ebpf:"xdpr_tx_ports"`
+	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
+	XdprTunNexthops *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
+	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels     *ebpf.Map `ebpf:"xdpr_tunnels"`
+	XdprTxPorts     *ebpf.Map `ebpf:"xdpr_tx_ports"`
 }
 
 func (m *routerMaps) Close() error {
 	return _RouterClose(
 		m.XdprCounters,
+		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprTcCounters,
+		m.XdprTunNexthops,
+		m.XdprTunnelEps,
+		m.XdprTunnels,
 		m.XdprTxPorts,
 	)
 }
@@ -192,22 +315,31 @@ func (m *routerMaps) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerVariables struct {
-	XdprCounterNames *ebpf.Variable `ebpf:"xdpr_counter_names"`
-	XdprPortIfindex  *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
-	XdprPortMac      *ebpf.Variable `ebpf:"xdpr_port_mac"`
-	XdprPortRole     *ebpf.Variable `ebpf:"xdpr_port_role"`
+	IcmpBurst           *ebpf.Variable `ebpf:"icmp_burst"`
+	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
+	TunNexthopTtlNs     *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
+	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`
+	XdprPortRole        *ebpf.Variable `ebpf:"xdpr_port_role"`
+	XdprTcCounterNames  *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
+	XdprTunnelFlagNames *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerPrograms struct {
-	XdprMain *ebpf.Program `ebpf:"xdpr_main"`
+	XdprMain       *ebpf.Program `ebpf:"xdpr_main"`
+	XdprTunEgress  *ebpf.Program `ebpf:"xdpr_tun_egress"`
+	XdprTunIngress *ebpf.Program `ebpf:"xdpr_tun_ingress"`
 }
 
 func (p *routerPrograms) Close() error {
 	return _RouterClose(
 		p.XdprMain,
+		p.XdprTunEgress,
+		p.XdprTunIngress,
 	)
 }
 

@@ -46,12 +46,21 @@ type MapStatus struct {
 type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
+	Tunnels    []TunnelStatus    `json:"tunnels"`
 	Maps       []MapStatus       `json:"maps"`
+}
+
+// TunnelStatus is one programmed tunnel and its slow-path netdev.
+type TunnelStatus struct {
+	Tunnel
+	Present bool   `json:"present"` // the netdev exists
+	TCPin   string `json:"tc_link_pin"`
+	TCLink  uint32 `json:"tc_link_id"`
 }
 
 // Status reads the attached interfaces, their links and the pinned maps.
 func (d *Dataplane) Status() (Status, error) {
-	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Maps: []MapStatus{}}
+	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Tunnels: []TunnelStatus{}, Maps: []MapStatus{}}
 	ifaces, err := d.ifaces()
 	if err != nil {
 		return st, err
@@ -86,6 +95,24 @@ func (d *Dataplane) Status() (Status, error) {
 		st.Interfaces = append(st.Interfaces, is)
 	}
 	sort.Slice(st.Interfaces, func(i, j int) bool { return st.Interfaces[i].Ifindex < st.Interfaces[j].Ifindex })
+
+	tuns, err := d.Tunnels()
+	if err != nil {
+		return st, err
+	}
+	for _, t := range tuns {
+		ts := TunnelStatus{Tunnel: t, TCPin: d.pinPath("tunegress", t.Ifindex)}
+		if ifc, err := net.InterfaceByIndex(t.Ifindex); err == nil && ifc.Name == t.Name {
+			ts.Present = true
+		}
+		if l, err := link.LoadPinnedLink(ts.TCPin, nil); err == nil {
+			if info, err := l.Info(); err == nil {
+				ts.TCLink = uint32(info.ID)
+			}
+			l.Close()
+		}
+		st.Tunnels = append(st.Tunnels, ts)
+	}
 
 	entries, err := os.ReadDir(d.dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -122,33 +149,56 @@ type Counter struct {
 // CounterNames returns the counter names in index order, read from the C
 // enum's BTF: "XDPR_CNT_PASS_NO_NEIGH" becomes "pass_no_neigh".
 func CounterNames() ([]string, error) {
+	return enumNames("xdpr_counter", "XDPR_CNT_", "", int(routerXdprCounterXDPR_CNT__MAX))
+}
+
+// TCCounterNames are the tunnel slow path's counters, "XDPR_TC_ENCAP"
+// becoming "tc_encap".
+func TCCounterNames() ([]string, error) {
+	return enumNames("xdpr_tc_counter", "XDPR_TC_", "tc_", int(routerXdprTcCounterXDPR_TC__MAX))
+}
+
+func enumNames(enum, trim, prefix string, n int) ([]string, error) {
 	spec, err := loadRouter()
 	if err != nil {
 		return nil, err
 	}
 	var e *btf.Enum
-	if err := spec.Types.TypeByName("xdpr_counter", &e); err != nil {
-		return nil, fmt.Errorf("counter enum in BTF: %w", err)
+	if err := spec.Types.TypeByName(enum, &e); err != nil {
+		return nil, fmt.Errorf("enum %s in BTF: %w", enum, err)
 	}
-	names := make([]string, routerXdprCounterXDPR_CNT__MAX)
+	names := make([]string, n)
 	for _, v := range e.Values {
 		if v.Value < uint64(len(names)) {
-			names[v.Value] = strings.ToLower(strings.TrimPrefix(v.Name, "XDPR_CNT_"))
+			names[v.Value] = prefix + strings.ToLower(strings.TrimPrefix(v.Name, trim))
 		}
 	}
 	return names, nil
 }
 
-// Counters reads every counter, summed over CPUs, in enum order.
+// Counters reads every counter, summed over CPUs: the XDP counters in enum
+// order (each packet XDP saw is in exactly one), then the tunnel slow
+// path's tc_* counters.
 func (d *Dataplane) Counters() ([]Counter, error) {
 	names, err := CounterNames()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Counter, 0, len(names))
+	tcNames, err := TCCounterNames()
+	if err != nil {
+		return nil, err
+	}
+	out, err := readCounters(d.maps.XdprCounters, names, nil)
+	if err != nil {
+		return nil, err
+	}
+	return readCounters(d.maps.XdprTcCounters, tcNames, out)
+}
+
+func readCounters(m *ebpf.Map, names []string, out []Counter) ([]Counter, error) {
 	var perCPU []routerXdprCounterVal
 	for i, name := range names {
-		if err := d.maps.XdprCounters.Lookup(uint32(i), &perCPU); err != nil {
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counter %s: %w", name, err)
 		}
 		c := Counter{Name: name}

@@ -34,6 +34,16 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_FIB_OTHER,      /* fib: lwt encap, no source address, error */
 	XDPR_CNT_PASS_HAIRPIN,        /* egress == ingress: kernel sends a redirect */
 	XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, /* egress interface not in tx_ports */
+	/* ipip6 tunnels (tunnel.h, icmp.h) */
+	XDPR_CNT_TUN_ENCAP,           /* IPv4 encapsulated in XDP and redirected to the WAN */
+	XDPR_CNT_TUN_DECAP,           /* ipip6 decapsulated in XDP, inner IPv4 redirected */
+	XDPR_CNT_TUN_ICMP_FRAG_NEEDED,/* DF over the tunnel MTU: ICMPv4 3/4 sent back out of the ingress port */
+	XDPR_CNT_DROP_TUN_ICMP_RATELIMIT, /* the same, over the ICMP rate: dropped */
+	XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, /* ipip6 for this host from/to no configured pair */
+	XDPR_CNT_DROP_TUN_ECN,        /* outer CE on a not-ECT inner packet (RFC 6040 4.2) */
+	XDPR_CNT_PASS_TUN_OVERSIZE,   /* over the tunnel MTU without DF: the kernel fragments */
+	XDPR_CNT_PASS_TUN_NAT44,      /* NAT44 tunnel: conntrack in the kernel must see it */
+	XDPR_CNT_TUN_NO_ROOM,         /* frame could not be resized: passed untouched (never seen in practice) */
 	XDPR_CNT__MAX,
 };
 
@@ -51,7 +61,28 @@ enum xdpr_xdp_mode {
 	XDPR_MODE_GENERIC = 2,
 };
 
+/* What the tunnel slow path (TC programs, tunnel_tc.h) did with a packet it
+ * handled. Separate from enum xdpr_counter, whose sum is what XDP saw; TC
+ * counts only the packets that are its business (IPv4 on a tunnel netdev,
+ * ipip6 from a configured pair on the WAN). */
+enum xdpr_tc_counter {
+	XDPR_TC_ENCAP = 0,          /* encapsulated on a tunnel netdev, handed to the WAN */
+	XDPR_TC_DECAP,              /* decapsulated on the WAN, delivered to the tunnel netdev */
+	XDPR_TC_DROP_NO_TUNNEL,     /* on a netdev that is no tunnel's, or not IPv4 */
+	XDPR_TC_DROP_MALFORMED,     /* truncated, or no IPv4 inside */
+	XDPR_TC_DROP_NO_ROUTE,      /* no route to the tunnel's remote */
+	XDPR_TC_DROP_ECN,           /* outer CE on a not-ECT packet (RFC 6040) */
+	XDPR_TC_DROP_ERROR,         /* a helper refused (no room, no memory) */
+	XDPR_TC__MAX,
+};
+
+/* Tunnel flags (struct xdpr_tunnel.flags). */
+enum xdpr_tunnel_flag {
+	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded: the slow path carries it */
+};
+
 #define XDPR_MAX_IFACES 256
+#define XDPR_MAX_TUNNELS 64
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */
 #define XDPR_MAX_EXT_HEADERS 6
 

@@ -40,8 +40,11 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 		Use:   "apply --config FILE",
 		Short: "Program a static configuration once, without a daemon",
 		Long: `Apply validates the configuration, then attaches the data plane to the wan
-and lan interfaces it names (with their roles and xdp-mode) and installs
-the LAN IPv4 addresses. If any step fails, what this apply added is
+and lan interfaces it names (with their roles and xdp-mode), installs
+the LAN IPv4 addresses and programs the tunnels: a netdev per tunnel with
+the tunnel's routes (and its ipv4-address), the data-plane maps, the TC
+slow path, and NAT44 rules in nftables table "ip xdprouter". Tunnels no
+longer in the file are removed. If any step fails, what this apply added is
 removed again. Running it twice changes nothing the second time.`,
 		Example: `  xdprouter apply --config /etc/xdprouter/config.yaml`,
 		Args:    cobra.NoArgs,
@@ -62,7 +65,10 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
-			steps, err := control.Apply(cfg, control.Deps{DP: d, Addrs: control.NetlinkAddresses{}})
+			steps, err := control.Apply(cfg, control.Deps{
+				DP: d, Addrs: control.NetlinkAddresses{},
+				Tunnels: d, TunDevs: control.NetlinkTunnelDevs{}, NAT: control.NFTables{},
+			})
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
 			}

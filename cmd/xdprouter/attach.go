@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -97,7 +98,8 @@ unmounting it if attach mounted it there: nothing is left behind.`,
 				return err
 			}
 			if all {
-				err = d.DetachAll()
+				// Tunnel netdevs go with the maps; the NAT44 table too.
+				err = errors.Join(d.DetachAll(), control.NFTables{}.Set(nil))
 			} else {
 				for _, ifname := range args {
 					if err = d.Detach(ifname); err != nil {

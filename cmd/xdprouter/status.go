@@ -88,6 +88,20 @@ func printStatus(w io.Writer, st loader.Status) {
 			name, i.Ifindex, i.Role, i.Mode, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
 	}
 	tw.Flush()
+	if len(st.Tunnels) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TUNNEL\tIFINDEX\tLOCAL\tREMOTE\tMTU\tHOP LIMIT\tNAT44\tTC LINK")
+		for _, t := range st.Tunnels {
+			name := t.Name
+			if !t.Present {
+				name += " (gone)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%t\t%d\n",
+				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, t.TCLink)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAP\tID\tTYPE\tMAX ENTRIES\tPIN")
@@ -103,7 +117,9 @@ func newStatsCmd(g *globalFlags) *cobra.Command {
 		Use:   "stats",
 		Short: "Show data-plane counters (summed over CPUs)",
 		Long: `Every packet the XDP program sees increments exactly one counter: fwd_* when
-XDP forwarded it, pass_* with the reason when it went to the kernel.
+XDP forwarded it, pass_* with the reason when it went to the kernel
+(tun_* and drop_tun_* for ipip6 tunnels). The tc_* counters that follow
+are the tunnel slow path's own (TC programs): not part of that sum.
 Zero counters are hidden unless --all is given (--json always has all).
 Asks the daemon over --socket when one runs for this --bpffs, else reads
 the pinned map.`,

@@ -47,6 +47,9 @@ func (c *Client) Counters(ctx context.Context) ([]loader.Counter, error) {
 }
 
 func (c *Client) get(ctx context.Context, path string, v any) error {
+	if c.path == "" {
+		return fmt.Errorf("%w (--socket is empty)", ErrNoDaemon) // asked not to use a daemon
+	}
 	u := url.URL{Scheme: "http", Host: "xdprouter", Path: path}
 	if c.bpffs != "" {
 		u.RawQuery = url.Values{"bpffs": {c.bpffs}}.Encode()

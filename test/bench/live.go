@@ -21,9 +21,18 @@ const (
 	scKernel    = "kernel"
 	scBare      = "bare"
 	scXdprouter = "xdprouter"
+	// xdprouter with an ipip6 tunnel (tunnel.go): IPv4 from gen
+	// encapsulated to sink, ipip6 from gen decapsulated to sink.
+	scEncap = "encap"
+	scDecap = "decap"
 )
 
-var scenarios = []string{scKernel, scBare, scXdprouter}
+var scenarios = []string{scKernel, scBare, scXdprouter, scEncap, scDecap}
+
+// xdprouterScenario: the scenario runs xdprouter, whose counters are read.
+func xdprouterScenario(sc string) bool {
+	return sc == scXdprouter || sc == scEncap || sc == scDecap
+}
 
 // liveRun is one timed live-frames run.
 type liveRun struct {
@@ -117,7 +126,9 @@ func newLiveBench(t *topo, fams []family, cfg config, logf func(string, ...any))
 	b.bpffs = filepath.Join(mnt, "r")
 	for _, sc := range scenarios {
 		for _, f := range fams {
-			b.results[key(sc, f.name)] = &liveResult{Scenario: sc, Family: f.name}
+			if applies(sc, f) {
+				b.results[key(sc, f.name)] = &liveResult{Scenario: sc, Family: f.name}
+			}
 		}
 	}
 	return b, nil
@@ -176,6 +187,9 @@ func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err 
 		}
 	}()
 	for _, f := range b.fams {
+		if !applies(sc, f) {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -258,6 +272,8 @@ func (b *liveBench) setup(sc string) (func() error, error) {
 			return nil, fmt.Errorf("xdprouter attach: %w", err)
 		}
 		return detach, nil
+	case scEncap, scDecap:
+		return b.setupTunnel(sc)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
 }
@@ -281,7 +297,7 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 	run := liveRun{Sent: uint64(n)}
 	var before, after map[string]uint64
 	var err error
-	if sc == scXdprouter {
+	if xdprouterScenario(sc) {
 		if before, err = xdprouterCounters(b.bpffs); err != nil {
 			return run, nil, err
 		}
@@ -328,7 +344,7 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 	if run.Other > run.Forwarded/100 {
 		problems = append(problems, fmt.Sprintf("%d frames at the sink without the expected TTL/hop limit %d", run.Other, startTTL-1))
 	}
-	if sc == scXdprouter {
+	if xdprouterScenario(sc) {
 		if after, err = xdprouterCounters(b.bpffs); err != nil {
 			return run, nil, err
 		}

@@ -60,10 +60,19 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 		return nil, err
 	}
 
+	tunRouter, err := newTunnelBenchRouter(t)
+	if err != nil {
+		return nil, err
+	}
+	defer tunRouter.Close()
+
 	var results []*nsppResult
 	byKey := map[string]*nsppResult{}
 	for _, f := range fams {
 		for _, p := range nsppProgs {
+			if !nsppApplies(p, f) {
+				continue
+			}
 			r := &nsppResult{Program: p, Family: f.name}
 			results = append(results, r)
 			byKey[key(p, f.name)] = r
@@ -75,6 +84,9 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 			for _, f := range fams {
 				g := gens[f.name]
 				for _, p := range nsppProgs {
+					if !nsppApplies(p, f) {
+						continue
+					}
 					if err := ctx.Err(); err != nil {
 						return err
 					}
@@ -89,7 +101,11 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 						case progBare:
 							res, err = g.Measure(bare.FD(), t.r0.index, cfg.nsppRepeat)
 						case progXdprouter:
-							res, err = g.Measure(router.FD(t.r0.index), t.r0.index, cfg.nsppRepeat)
+							fd := router.FD(t.r0.index)
+							if f.only != "" {
+								fd = tunRouter.FD(t.r0.index)
+							}
+							res, err = g.Measure(fd, t.r0.index, cfg.nsppRepeat)
 						}
 						return err
 					})
@@ -99,7 +115,11 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 					r := byKey[key(p, f.name)]
 					r.KernelNs = append(r.KernelNs, float64(res.KernelPerRun.Nanoseconds()))
 					r.Verdict = verdictName(res.Verdict)
-					if pr := checkOutput(p, res, f, wantFrame[f.name]); pr != "" && len(r.Problems) == 0 {
+					check := checkOutput
+					if f.only != "" {
+						check = checkTunnelOutput
+					}
+					if pr := check(p, res, f, wantFrame[f.name]); pr != "" && len(r.Problems) == 0 {
 						r.Problems = append(r.Problems, pr)
 					}
 				}
@@ -114,12 +134,16 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 		direct := byKey[key(progPassDirect, f.name)]
 		harness := byKey[key(progPass, f.name)]
 		for _, p := range nsppProgs {
-			r := byKey[key(p, f.name)]
-			r.MedianKernelNs = median(r.KernelNs)
+			if r := byKey[key(p, f.name)]; r != nil {
+				r.MedianKernelNs = median(r.KernelNs)
+			}
 		}
 		overhead := harness.MedianKernelNs - direct.MedianKernelNs
 		for _, p := range nsppProgs {
 			r := byKey[key(p, f.name)]
+			if r == nil {
+				continue
+			}
 			r.NetNs = r.MedianKernelNs
 			if p != progPassDirect {
 				r.NetNs -= overhead
@@ -139,8 +163,23 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 		return nil, err
 	}
 	want := uint64(cfg.nsppRuns) * uint64(cfg.nsppRepeat)
+	tcs, err := tunRouter.Counters()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range tcs {
+		for _, f := range fams {
+			if f.only != "" && c.Name == f.fwdCounter && c.Packets != want {
+				r := byKey[key(progXdprouter, f.name)]
+				r.Problems = append(r.Problems, fmt.Sprintf("xdpr_main counted %d %s, want %d", c.Packets, c.Name, want))
+			}
+		}
+	}
 	for _, c := range cs {
 		for _, f := range fams {
+			if f.only != "" {
+				continue
+			}
 			r := byKey[key(progXdprouter, f.name)]
 			switch {
 			case c.Name == f.fwdCounter && c.Packets != want:
@@ -158,6 +197,9 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 func forwardedFrames(t *topo, fams []family) map[string][]byte {
 	out := map[string][]byte{}
 	for _, f := range fams {
+		if f.only != "" {
+			continue
+		}
 		b := append([]byte(nil), f.frame...)
 		copy(b[0:6], t.s0.mac)
 		copy(b[6:12], t.r1.mac)

@@ -69,7 +69,9 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 	}
 	for _, sc := range scenarios {
 		for _, f := range lb.fams {
-			r.Live = append(r.Live, lb.results[key(sc, f.name)])
+			if l := lb.results[key(sc, f.name)]; l != nil {
+				r.Live = append(r.Live, l)
+			}
 		}
 	}
 	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
@@ -78,6 +80,9 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 		for _, f := range lb.fams {
 			name := pair[0] + "/" + pair[1]
 			a, b := lb.results[key(pair[0], f.name)], lb.results[key(pair[1], f.name)]
+			if a == nil || b == nil {
+				continue
+			}
 			var paired []float64
 			for i := 0; i < len(a.Runs) && i < len(b.Runs); i++ {
 				paired = append(paired, div(a.Runs[i].Mpps, b.Runs[i].Mpps))
@@ -99,6 +104,9 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 					b = n
 				}
 			}
+			if a == nil || b == nil {
+				continue
+			}
 			var paired []float64
 			for i := 0; i < len(a.NetNsRuns) && i < len(b.NetNsRuns); i++ {
 				paired = append(paired, div(a.NetNsRuns[i], b.NetNsRuns[i]))
@@ -107,6 +115,7 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 				Value: div(a.NetNs, b.NetNs), Paired: median(paired)})
 		}
 	}
+	r.addTunnelRatios(lb, nspp)
 	return r
 }
 

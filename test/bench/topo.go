@@ -23,6 +23,8 @@ var (
 	r1V6     = netip.MustParseAddr("fd00:b2::1")
 	sinkV6   = netip.MustParseAddr("fd00:b2::2")
 	startTTL = uint8(64)
+	// tunDstV4 is routed into the encap scenario's tunnel.
+	tunDstV4 = netip.MustParseAddr("203.0.113.9")
 )
 
 // frameLen is the benchmark frame: 64 bytes without FCS, the classic
@@ -130,6 +132,17 @@ type family struct {
 	frame []byte
 	// fwdCounter is xdprouter's counter for this family's XDP forwards.
 	fwdCounter string
+	// only names the one scenario that runs this family (the tunnel
+	// families); empty: every plain forwarding scenario.
+	only string
+}
+
+// applies says whether scenario sc runs family f.
+func applies(sc string, f family) bool {
+	if f.only != "" {
+		return sc == f.only
+	}
+	return sc != scEncap && sc != scDecap
 }
 
 // families builds the 64-byte UDP frames gen -> sink, addressed to r0's MAC.
@@ -148,9 +161,33 @@ func (t *topo) families() ([]family, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build IPv6 frame: %w", err)
 	}
+	// Into the tunnel: the same IPv4 frame, to a prefix routed into it.
+	enc, err := udpFrame(t.g0.mac, t.r0.mac, &layers.IPv4{
+		Version: 4, IHL: 5, TTL: startTTL, Protocol: layers.IPProtocolUDP,
+		SrcIP: genV4.AsSlice(), DstIP: tunDstV4.AsSlice(),
+	}, layers.EthernetTypeIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("build encap frame: %w", err)
+	}
+	// Out of the tunnel: the IPv4 frame to sink inside ipip6 from gen
+	// (the tunnel's remote) to r0 (its local address): 104 bytes.
+	inner, err := udpFrame(t.g0.mac, t.r0.mac, &layers.IPv4{
+		Version: 4, IHL: 5, TTL: startTTL, Protocol: layers.IPProtocolUDP,
+		SrcIP: genV4.AsSlice(), DstIP: sinkV4.AsSlice(),
+	}, layers.EthernetTypeIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("build decap frame: %w", err)
+	}
+	dec := append([]byte(nil), inner[:12]...)
+	dec = append(dec, 0x86, 0xdd, 0x60, 0, 0, 0, byte((len(inner)-14)>>8), byte(len(inner)-14), 4, startTTL)
+	dec = append(dec, genV6.AsSlice()...)
+	dec = append(dec, r0V6.AsSlice()...)
+	dec = append(dec, inner[14:]...)
 	return []family{
 		{name: "ipv4", frame: v4, fwdCounter: "fwd_ipv4"},
 		{name: "ipv6", frame: v6, fwdCounter: "fwd_ipv6"},
+		{name: "ipv4-in-ipip6", frame: enc, fwdCounter: "tun_encap", only: scEncap},
+		{name: "ipip6-to-ipv4", frame: dec, fwdCounter: "tun_decap", only: scDecap},
 	}, nil
 }
 

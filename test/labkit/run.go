@@ -153,7 +153,11 @@ func (c CLI) RunEnv(ctx context.Context, env []string, args ...string) (Result, 
 
 // Argv is the full command line Run uses for args.
 func (c CLI) Argv(args ...string) []string {
-	return netlab.InNS(c.NS, append([]string{c.Bin, "--bpffs", c.BPFFS, "--socket", c.Socket}, args...)...)
+	argv := []string{c.Bin, "--bpffs", c.BPFFS}
+	if c.Socket != "" {
+		argv = append(argv, "--socket", c.Socket)
+	}
+	return netlab.InNS(c.NS, append(argv, args...)...)
 }
 
 // Status is `xdprouter status --json`. The types are declared here rather
@@ -162,9 +166,23 @@ func (c CLI) Argv(args ...string) []string {
 type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
+	Tunnels    []TunnelStatus    `json:"tunnels"`
 	Maps       []MapStatus       `json:"maps"`
 	// Daemon is set when a daemon answered (see DaemonStatus).
 	Daemon *DaemonStatus `json:"daemon"`
+}
+
+// TunnelStatus is one entry of Status.Tunnels.
+type TunnelStatus struct {
+	Name     string `json:"name"`
+	Ifindex  int    `json:"ifindex"`
+	Present  bool   `json:"present"`
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	MTU      int    `json:"mtu"`
+	HopLimit int    `json:"hop_limit"`
+	NAT44    bool   `json:"nat44"`
+	TCLink   uint32 `json:"tc_link_id"`
 }
 
 // InterfaceStatus is one entry of Status.Interfaces.

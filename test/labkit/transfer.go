@@ -194,3 +194,75 @@ func tcpStats(c net.Conn) (TCPStats, error) {
 		TotalRetrans: info.Total_retrans,
 	}, nil
 }
+
+// Download is Transfer the other way round on the same connection: a
+// client in clientNS connects to a server listening on to in serverNS,
+// which sends size random bytes; the client checks length and digest. It
+// is the traffic shape of a LAN host behind NAT fetching from the internet.
+func Download(ctx context.Context, lab *netlab.Lab, clientNS, serverNS string, to netip.Addr, size int64) (TransferResult, error) {
+	var res TransferResult
+	var ln net.Listener
+	err := lab.Do(serverNS, func() error {
+		var err error
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(to, 0).String())
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("listen on %s in %s: %w", to, serverNS, err)
+	}
+	defer ln.Close()
+	stopListen := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stopListen()
+
+	type sendOut struct {
+		sum []byte
+		err error
+	}
+	sent := make(chan sendOut, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			sent <- sendOut{err: fmt.Errorf("accept: %w", err)}
+			return
+		}
+		sum, _, err := send(ctx, c.(*net.TCPConn), size)
+		sent <- sendOut{sum: sum, err: err}
+	}()
+
+	start := time.Now()
+	var conn net.Conn
+	err = lab.Do(clientNS, func() error {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", ln.Addr().String())
+		return err
+	})
+	if err != nil {
+		ln.Close()
+		<-sent
+		return res, fmt.Errorf("connect from %s to %s: %w", clientNS, ln.Addr(), err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(transferTimeout))
+	h := sha256.New()
+	n, rerr := io.Copy(h, conn)
+	sum := h.Sum(nil)
+	var werr error
+	if rerr == nil {
+		_, werr = conn.Write(sum) // the sender checks the digest too
+	}
+	out := <-sent
+	res.Elapsed = time.Since(start)
+	res.Bytes = n
+	res.SentSHA, res.RecvSHA = hex.EncodeToString(out.sum), hex.EncodeToString(sum)
+	if err := errors.Join(rerr, werr, out.err); err != nil {
+		return res, fmt.Errorf("TCP download %s <- %s: %w", clientNS, ln.Addr(), err)
+	}
+	if res.Bytes != size || res.SentSHA != res.RecvSHA {
+		return res, fmt.Errorf("TCP download %s <- %s: sent %d bytes sha256 %s, received %d bytes sha256 %s",
+			clientNS, ln.Addr(), size, res.SentSHA, res.Bytes, res.RecvSHA)
+	}
+	return res, nil
+}

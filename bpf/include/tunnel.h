@@ -1,0 +1,288 @@
+/* ipip6 in XDP: encapsulation of IPv4 routed into a tunnel netdev, and
+ * decapsulation of ipip6 from a configured (remote, local) pair. Whatever
+ * this cannot finish goes to the kernel unmodified, where the tunnel netdev
+ * and the TC programs in tunnel_tc.h produce the same packet. */
+#ifndef XDPR_TUNNEL_H
+#define XDPR_TUNNEL_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "consts.h"
+#include "maps.h"
+#include "ip.h"
+#include "forward.h"
+#include "tunnel_maps.h"
+#include "tunnel_hdr.h"
+#include "mss.h"
+#include "icmp.h"
+
+#define IPV4_DF 0x4000
+#define TUN_OUTER_LEN ((int)sizeof(struct ipv6hdr))
+
+/* tunnel_for_egress returns the tunnel whose netdev the inner route points
+ * at. After a successful route to an unattached port or an unresolved
+ * neighbour the lookup already names the egress; after FRAG_NEEDED it does
+ * not, so the route is looked up again without the length. */
+static __always_inline struct xdpr_tunnel *tunnel_for_egress(struct xdp_md *ctx, struct iphdr *iph,
+							     struct bpf_fib_lookup *p, __u32 reason)
+{
+	__u32 ifindex = p->ifindex;
+
+	if (reason == XDPR_CNT_PASS_FRAG_NEEDED) {
+		struct bpf_fib_lookup q = {};
+
+		q.family = AF_INET;
+		q.tos = iph->tos;
+		q.l4_protocol = iph->protocol;
+		q.ipv4_src = iph->saddr;
+		q.ipv4_dst = iph->daddr;
+		q.ifindex = ctx->ingress_ifindex;
+		if (bpf_fib_lookup(ctx, &q, sizeof(q), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+			return NULL;
+		ifindex = q.ifindex;
+	} else if (reason != XDPR_CNT_PASS_EGRESS_NOT_ATTACHED && reason != XDPR_CNT_PASS_NO_NEIGH) {
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&xdpr_tunnels, &ifindex);
+}
+
+/* How long an outer next hop is trusted before it is looked up again: a
+ * neighbour or route change reaches the fast path within this time. */
+const volatile __u64 tun_nexthop_ttl_ns = 100000000; /* 100 ms */
+
+/* tunnel_outer_route looks up the outer route to t's remote and fills nh;
+ * it returns 0, or the counter explaining why the kernel gets the packet. */
+static __always_inline __u32 tunnel_outer_route(struct xdp_md *ctx, struct xdpr_tunnel *t,
+						struct xdpr_tun_nexthop *nh, __u8 tos, __u32 label, __u16 len)
+{
+	struct bpf_fib_lookup p = {};
+	long rc;
+
+	p.family = AF_INET6;
+	p.flowinfo = bpf_htonl(((__u32)tos << 20) | label);
+	p.l4_protocol = IPPROTO_IPIP;
+	p.tot_len = len + TUN_OUTER_LEN;
+	__builtin_memcpy(p.ipv6_src, &t->local, sizeof(p.ipv6_src));
+	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
+	p.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_pass_reason(rc);
+	if (p.ifindex == ctx->ingress_ifindex)
+		return XDPR_CNT_PASS_HAIRPIN;
+	nh->ifindex = p.ifindex;
+	nh->mtu = p.mtu_result;
+	__builtin_memcpy(nh->dmac, p.dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, p.smac, ETH_ALEN);
+	return 0;
+}
+
+/* tunnel_encap is the hook in forward_ipv4 for a packet whose route lookup
+ * did not end in a plain redirect (reason). The IPv4 header is option-less,
+ * unfragmented, checksummed and wholly in the frame (checked by the
+ * caller). It returns the counted verdict, or -1 when the route is no
+ * tunnel's. */
+static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
+					struct bpf_fib_lookup *ip4, __u32 reason)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u64 rx_len = data_end - data;
+	struct xdpr_tunnel *t = tunnel_for_egress(ctx, iph, ip4, reason);
+	__u16 len = bpf_ntohs(iph->tot_len);
+	__u32 label;
+	__u8 tos;
+
+	if (!t)
+		return -1;
+	if (t->flags & XDPR_TUN_F_NAT44)
+		return tun_count(XDPR_CNT_PASS_TUN_NAT44, rx_len, XDP_PASS);
+	if (len > t->mtu) {
+		if (iph->frag_off & bpf_htons(IPV4_DF)) {
+			int act = icmp_frag_needed(ctx, t->mtu, rx_len);
+
+			if (act >= 0)
+				return act;
+			return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
+		}
+		return tun_count(XDPR_CNT_PASS_TUN_OVERSIZE, rx_len, XDP_PASS);
+	}
+
+	/* The outer route, before anything is written. */
+	label = tunnel_flow_label(iph, ipv4_ports(iph, data_end, (void *)iph + len));
+	tos = iph->tos;
+	__u32 slot = t->slot;
+	__u64 now = bpf_ktime_get_ns();
+	struct xdpr_tun_nexthop *nh = bpf_map_lookup_elem(&xdpr_tun_nexthops, &slot);
+	if (!nh)
+		return tun_count(XDPR_CNT_PASS_FIB_OTHER, rx_len, XDP_PASS);
+	if (nh->expires_ns <= now) {
+		__u32 why = tunnel_outer_route(ctx, t, nh, tos, label, len);
+
+		if (why) {
+			nh->expires_ns = 0;
+			return tun_count(why, rx_len, XDP_PASS);
+		}
+		nh->expires_ns = now + tun_nexthop_ttl_ns;
+	}
+	if (len + TUN_OUTER_LEN > nh->mtu)
+		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
+	if (bpf_redirect_map(&xdpr_tx_ports, nh->ifindex, XDP_PASS) != XDP_REDIRECT)
+		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(smac, nh->smac, ETH_ALEN);
+
+	/* Ethernet padding after a short packet must not travel inside the
+	 * tunnel: the kernel would have trimmed it. */
+	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + len);
+	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
+	if (bpf_xdp_adjust_head(ctx, -TUN_OUTER_LEN))
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *o = data + sizeof(*eth);
+	struct iphdr *in = (void *)(o + 1);
+	if ((void *)(in + 1) > data_end)
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
+
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	tunnel_write_outer(o, t, tos, len, label);
+
+	in->ttl--;
+	ipv4_csum_full(in);
+	if (in->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)(in + 1);
+
+		if ((void *)(tcp + 1) <= data_end)
+			xdp_mss_clamp(tcp, data_end, t->mtu - 40);
+	}
+	return tun_count(XDPR_CNT_TUN_ENCAP, rx_len, XDP_REDIRECT);
+}
+
+/* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
+ * It returns the counted verdict, or -1 to let the packet take the normal
+ * IPv6 forward path (ipip6 in transit to someone else). The caller checked
+ * that the outer payload lies within the frame. */
+static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u64 rx_len = data_end - data;
+	struct xdpr_tunnel_ep ep;
+	struct bpf_fib_lookup p = {};
+	struct iphdr *iph;
+	__u32 *tun_ifindex, reason;
+	struct xdpr_tunnel *t;
+	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
+	long rc;
+
+	if (ext < 0)
+		return -1;
+	/* A constant offset either way: the verifier tracks it exactly. */
+	iph = ext ? (void *)(ip6 + 1) + 8 : (void *)(ip6 + 1);
+	__u16 plen = bpf_ntohs(ip6->payload_len) - ext;
+	int outer = TUN_OUTER_LEN + ext;
+
+	ep.remote = ip6->saddr;
+	ep.local = ip6->daddr;
+	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!tun_ifindex) {
+		/* Not a tunnel of ours. Addressed to this host it would reach a
+		 * kernel without ipip6 support: drop. In transit: forward. */
+		p.family = AF_INET6;
+		__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
+		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
+		p.ifindex = ctx->ingress_ifindex;
+		if (bpf_fib_lookup(ctx, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) == BPF_FIB_LKUP_RET_NOT_FWDED)
+			return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
+		return -1;
+	}
+	t = bpf_map_lookup_elem(&xdpr_tunnels, tun_ifindex);
+	if (!t)
+		return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
+
+	/* The inner packet, checked as forward_ipv4 checks one; anything odd
+	 * goes to the kernel whole, where TC decapsulates it. */
+	/* The payload length as a number: clang merges two pointer bounds
+	 * into one the verifier cannot use. */
+	if ((void *)(iph + 1) > data_end || bpf_ntohs(ip6->payload_len) < ext + sizeof(*iph))
+		return tun_count(XDPR_CNT_PASS_TRUNCATED, rx_len, XDP_PASS);
+	if (iph->version != 4 || iph->ihl < 5)
+		return tun_count(XDPR_CNT_PASS_MALFORMED, rx_len, XDP_PASS);
+	if (iph->ihl != 5)
+		return tun_count(XDPR_CNT_PASS_IPV4_OPTIONS, rx_len, XDP_PASS);
+	__u16 len = bpf_ntohs(iph->tot_len);
+	if (len != plen)
+		return tun_count(len > plen ? XDPR_CNT_PASS_TRUNCATED : XDPR_CNT_PASS_MALFORMED,
+				 rx_len, XDP_PASS);
+	if (len < sizeof(*iph))
+		return tun_count(XDPR_CNT_PASS_MALFORMED, rx_len, XDP_PASS);
+	if (!ipv4_header_ok(iph))
+		return tun_count(XDPR_CNT_PASS_BAD_CHECKSUM, rx_len, XDP_PASS);
+	if (iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
+		return tun_count(XDPR_CNT_PASS_FRAGMENT, rx_len, XDP_PASS);
+	reason = ipv4_addr_reason(iph->saddr, iph->daddr);
+	if (reason)
+		return tun_count(reason, rx_len, XDP_PASS);
+	if (iph->ttl <= 1)
+		return tun_count(XDPR_CNT_PASS_TTL_EXPIRED, rx_len, XDP_PASS);
+	int tos = ecn_decap(ipv6_tclass(ip6), iph->tos);
+	if (tos < 0)
+		return tun_count(XDPR_CNT_DROP_TUN_ECN, rx_len, XDP_DROP);
+
+	/* As if it arrived on the tunnel netdev, like the slow path's. */
+	p.family = AF_INET;
+	p.tos = tos;
+	p.l4_protocol = iph->protocol;
+	p.tot_len = len;
+	p.ipv4_src = iph->saddr;
+	p.ipv4_dst = iph->daddr;
+	p.ifindex = t->ifindex;
+	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return tun_count(fib_pass_reason(rc), rx_len, XDP_PASS);
+	if (p.ifindex == t->ifindex)
+		return tun_count(XDPR_CNT_PASS_HAIRPIN, rx_len, XDP_PASS);
+	if (bpf_redirect_map(&xdpr_tx_ports, p.ifindex, XDP_PASS) != XDP_REDIRECT)
+		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+
+	__u16 mss = t->mtu - 40;
+	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + outer + len);
+	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
+	if (bpf_xdp_adjust_head(ctx, outer))
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *in = data + sizeof(*eth);
+	if ((void *)(in + 1) > data_end)
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
+
+	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	in->tos = tos;
+	in->ttl--;
+	ipv4_csum_full(in);
+	if (in->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)(in + 1);
+
+		if ((void *)(tcp + 1) <= data_end)
+			xdp_mss_clamp(tcp, data_end, mss);
+	}
+	return tun_count(XDPR_CNT_TUN_DECAP, rx_len, XDP_REDIRECT);
+}
+
+#endif

@@ -1,0 +1,132 @@
+/* ipip6 tunnel state: the tunnel table, the decapsulation index and the
+ * ICMP rate limiter. The loader fills them (loader/tunnels.go) and exports
+ * the structs to Go with bpf2go -type. */
+#ifndef XDPR_TUNNEL_MAPS_H
+#define XDPR_TUNNEL_MAPS_H
+
+#include <linux/types.h>
+#include <linux/in6.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "maps.h"
+
+/* One ipip6 tunnel, keyed by the ifindex of its netdev. The netdev carries
+ * the kernel's IPv4 routes into the tunnel, so bpf_fib_lookup naming it as
+ * the egress is what selects the tunnel: the fast path and the slow path
+ * read the same routing table. */
+struct xdpr_tunnel {
+	struct in6_addr local;  /* outer source; rewritten when the WAN prefix changes */
+	struct in6_addr remote; /* outer destination: AFTR or site-to-site peer */
+	__u32 ifindex;          /* the tunnel netdev */
+	__u16 mtu;              /* largest inner IPv4 packet */
+	__u8 hop_limit;         /* outer hop limit */
+	__u8 flags;             /* enum xdpr_tunnel_flag */
+	__u8 dev_mac[6];        /* the netdev's MAC: TC delivers decapsulated frames to it */
+	__u8 pad[2];
+	__u32 slot;             /* index into xdpr_tun_nexthops, < XDPR_MAX_TUNNELS */
+	char name[16];          /* for humans reading bpftool */
+};
+
+/* Gives the flag enum a place in BTF, from where bpf2go emits it for Go. */
+const enum xdpr_tunnel_flag xdpr_tunnel_flag_names __attribute__((unused));
+
+/* Decapsulation key: only (outer source, outer destination) pairs that are
+ * a configured (remote, local) are decapsulated. */
+struct xdpr_tunnel_ep {
+	struct in6_addr remote;
+	struct in6_addr local;
+};
+
+/* Per-CPU token bucket for generated ICMP errors, in nanoseconds of credit
+ * so no division is needed per packet. */
+struct xdpr_token_bucket {
+	__u64 credit_ns;
+	__u64 last_ns;
+};
+
+/* The outer next hop of a tunnel, as the last route lookup found it: an
+ * IPv6 fib lookup costs more than the rest of the encapsulation together,
+ * and the outer route is the same for every packet of a tunnel. Refreshed
+ * every tun_nexthop_ttl_ns and dropped by the loader whenever the tunnel
+ * changes. */
+struct xdpr_tun_nexthop {
+	__u64 expires_ns;
+	__u32 ifindex;   /* egress port */
+	__u16 mtu;       /* its MTU, from the lookup */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 pad[2];
+};
+
+/* An array, indexed by the tunnel's slot: its lookup is inlined, where a
+ * hash lookup would cost a good part of what the cache saves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPR_MAX_TUNNELS);
+	__type(key, __u32); /* struct xdpr_tunnel.slot */
+	__type(value, struct xdpr_tun_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tun_nexthops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPR_MAX_TUNNELS);
+	__type(key, __u32); /* ifindex of the tunnel netdev */
+	__type(value, struct xdpr_tunnel);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tunnels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPR_MAX_TUNNELS);
+	__type(key, struct xdpr_tunnel_ep);
+	__type(value, __u32); /* ifindex of the tunnel netdev */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tunnel_eps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpr_token_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_icmp_bucket SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPR_TC__MAX);
+	__type(key, __u32); /* enum xdpr_tc_counter */
+	__type(value, struct xdpr_counter_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tc_counters SEC(".maps");
+
+/* Gives the TC counter enum a place in BTF, for `xdprouter stats`. */
+const enum xdpr_tc_counter xdpr_tc_counter_names __attribute__((unused));
+
+/* tc_count records one slow-path packet of len octets under c. */
+static __always_inline int tc_count(__u32 c, __u64 len, int action)
+{
+	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_tc_counters, &c);
+
+	if (v) {
+		v->packets++;
+		v->bytes += len;
+	}
+	return action;
+}
+
+/* tun_count is count() for paths that resize the frame: it records the
+ * length the packet had when it arrived, like every other counter. */
+static __always_inline int tun_count(__u32 c, __u64 rx_len, int action)
+{
+	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &c);
+
+	if (v) {
+		v->packets++;
+		v->bytes += rx_len;
+	}
+	return action;
+}
+
+#endif

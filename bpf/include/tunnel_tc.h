@@ -1,0 +1,179 @@
+/* The ipip6 slow path, for what XDP left to the kernel: router-originated
+ * IPv4, packets the kernel fragmented, NAT44 after conntrack, anything XDP
+ * passed (no neighbour yet, options, fragments...). The kernel routes such
+ * IPv4 into the tunnel netdev, whose TCX egress program encapsulates it
+ * exactly as tunnel_encap does (minus the TTL decrement, which the kernel's
+ * forward path already did) and hands it to the WAN with bpf_redirect_neigh.
+ * In the other direction the WAN's TCX ingress program decapsulates ipip6
+ * from a configured pair and delivers the inner packet to the tunnel
+ * netdev, so conntrack and sockets see it arrive there. */
+#ifndef XDPR_TUNNEL_TC_H
+#define XDPR_TUNNEL_TC_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "ip.h"
+#include "tunnel_maps.h"
+#include "tunnel_hdr.h"
+#include "mss.h"
+
+/* Headers the programs read: Ethernet, outer IPv6, IPv4 and TCP with
+ * options. */
+#define TC_PULL_LEN (sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + 60 + 60)
+
+/* tc_mss_clamp clamps the MSS of the TCP SYN whose IPv4 header starts at
+ * ip_off. bpf_l4_csum_replace leaves a CHECKSUM_PARTIAL sum alone (the
+ * stack completes it later over the new bytes). */
+static __always_inline void tc_mss_clamp(struct __sk_buff *skb, __u32 ip_off, __u16 max_mss)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct iphdr *iph = data + ip_off;
+	struct tcphdr *tcp;
+	__u32 off, tcp_off;
+	__u16 mss, old, new;
+	__u8 *p;
+
+	if ((void *)(iph + 1) > data_end || iph->protocol != IPPROTO_TCP ||
+	    (iph->frag_off & bpf_htons(IPV4_OFFSET_MASK)) || iph->ihl < 5)
+		return;
+	tcp_off = ip_off + iph->ihl * 4;
+	if (tcp_off > ip_off + 60)
+		return;
+	tcp = data + tcp_off;
+	if ((void *)(tcp + 1) > data_end || !tcp->syn)
+		return;
+	off = tcp_mss_offset(tcp, data_end);
+	if (!off || off > 60)
+		return;
+	p = (__u8 *)tcp + off;
+	if ((void *)(p + 2) > data_end)
+		return;
+	mss = ((__u16)p[0] << 8) | p[1];
+	if (mss <= max_mss)
+		return;
+	old = bpf_htons(mss);
+	new = bpf_htons(max_mss);
+	if (off & 1) {
+		old = (old >> 8) | (old << 8);
+		new = (new >> 8) | (new << 8);
+	}
+	p[0] = max_mss >> 8;
+	p[1] = max_mss & 0xff;
+	bpf_l4_csum_replace(skb, tcp_off + offsetof(struct tcphdr, check), old, new, 2);
+}
+
+SEC("tcx/egress")
+int xdpr_tun_egress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct xdpr_tunnel *t = bpf_map_lookup_elem(&xdpr_tunnels, &ifindex);
+	struct bpf_fib_lookup p = {};
+	struct ipv6hdr o;
+	__u32 label, ports = 0;
+	__u16 len;
+	__u8 tos;
+
+	/* Only IPv4 is routed into a tunnel netdev; anything else (there is
+	 * no IPv6 on it) has nowhere to go. */
+	__u64 rx_len = skb->len;
+	if (!t || skb->protocol != bpf_htons(ETH_P_IP))
+		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
+	bpf_skb_pull_data(skb, TC_PULL_LEN);
+	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
+
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct iphdr *iph = data + sizeof(struct ethhdr);
+	if ((void *)(iph + 1) > data_end)
+		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
+	len = bpf_ntohs(iph->tot_len);
+	tos = iph->tos;
+	if (iph->ihl == 5 && !(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
+		ports = ipv4_ports(iph, data_end, (void *)iph + len);
+	label = tunnel_flow_label(iph, ports);
+
+	p.family = AF_INET6;
+	p.l4_protocol = IPPROTO_IPIP;
+	__builtin_memcpy(p.ipv6_src, &t->local, sizeof(p.ipv6_src));
+	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
+	p.ifindex = ifindex;
+	if (bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+		return tc_count(XDPR_TC_DROP_NO_ROUTE, rx_len, TC_ACT_SHOT);
+
+	if (bpf_skb_adjust_room(skb, sizeof(o), BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
+	tunnel_write_outer(&o, t, tos, len, label);
+	__be16 proto = bpf_htons(ETH_P_IPV6);
+	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) ||
+	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &o, sizeof(o), 0))
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
+	return tc_count(XDPR_TC_ENCAP, rx_len, bpf_redirect_neigh(p.ifindex, NULL, 0, 0));
+}
+
+SEC("tcx/ingress")
+int xdpr_tun_ingress(struct __sk_buff *skb)
+{
+	struct xdpr_tunnel_ep ep;
+	struct xdpr_tunnel *t;
+	__u32 *tun_ifindex;
+	int tos;
+
+	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+		return TC_ACT_OK;
+	bpf_skb_pull_data(skb, TC_PULL_LEN);
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > data_end)
+		return TC_ACT_OK;
+	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
+	if (ext < 0)
+		return TC_ACT_OK;
+	struct iphdr *iph = ext ? (void *)(ip6 + 1) + 8 : (void *)(ip6 + 1);
+	if ((void *)(iph + 1) > data_end)
+		return TC_ACT_OK;
+	ep.remote = ip6->saddr;
+	ep.local = ip6->daddr;
+	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!tun_ifindex)
+		return TC_ACT_OK;
+	__u64 rx_len = skb->len;
+	t = bpf_map_lookup_elem(&xdpr_tunnels, tun_ifindex);
+	if (!t)
+		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
+	if (iph->version != 4)
+		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
+	tos = ecn_decap(ipv6_tclass(ip6), iph->tos);
+	if (tos < 0)
+		return tc_count(XDPR_TC_DROP_ECN, rx_len, TC_ACT_SHOT);
+	if (tos != iph->tos) {
+		__u32 ip_off = sizeof(*eth) + sizeof(*ip6) + ext;
+		__u16 old = *(__u16 *)iph;
+		__u16 new = bpf_htons((bpf_ntohs(old) & 0xff00) | (__u8)tos);
+		bpf_skb_store_bytes(skb, ip_off, &new, sizeof(new), 0);
+		bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old, new, 2);
+	}
+	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC, 0))
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
+	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
+	/* Addressed to the tunnel netdev, or the kernel drops it as
+	 * PACKET_OTHERHOST. */
+	__builtin_memcpy(eth->h_dest, t->dev_mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	return tc_count(XDPR_TC_DECAP, rx_len, bpf_redirect(t->ifindex, BPF_F_INGRESS));
+}
+
+#endif

@@ -1,0 +1,137 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+// TunnelDataplane is what tunnel apply needs from the loader.
+type TunnelDataplane interface {
+	PutTunnel(t loader.Tunnel) error
+	DeleteTunnel(ifindex int) error
+	Tunnels() ([]loader.Tunnel, error)
+	AttachTunnelTC(tunIfname, wanIfname string) error
+}
+
+// TunnelDev is a tunnel's netdev as the data plane needs it.
+type TunnelDev struct {
+	Ifindex int
+	MAC     net.HardwareAddr
+}
+
+// TunnelDevs manages the tunnels' netdevs; tests pass a fake.
+type TunnelDevs interface {
+	Ensure(name string, mtu int, addr netip.Addr) (dev TunnelDev, created bool, err error)
+	SetRoutes(name string, routes []netip.Prefix) error
+	Remove(name string) error
+}
+
+// NAT44 owns xdprouter's NAT44 rules; tests pass a fake.
+type NAT44 interface {
+	Set(rules []NATRule) error
+}
+
+// checkTunnelsForApply refuses, before anything is touched, what only the
+// daemon can program.
+func checkTunnelsForApply(cfg *config.Config) error {
+	var errs []error
+	for i, t := range cfg.Tunnels {
+		path := fmt.Sprintf("tunnels[%d]", i)
+		if t.RemoteName != "" {
+			errs = append(errs, fmt.Errorf("%s.remote: %q is a DNS name, which the daemon (xdprouter run) resolves and follows; "+
+				"for apply give the IPv6 address", path, t.RemoteName))
+		}
+		if t.LocalAuto {
+			errs = append(errs, fmt.Errorf("%s.local: auto follows the WAN prefix, which only the daemon (xdprouter run) learns; "+
+				"for apply give the address (WAN prefix + wan.token, e.g. 2001:db8:1:2::feed)", path))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyTunnels makes the tunnels exactly those of cfg: netdev, routes,
+// map entries and slow-path programs for each, NAT44 rules for those that
+// ask, and tunnels no longer configured removed. Undo steps for what it
+// creates are appended to undo.
+func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() error) error {
+	if deps.Tunnels == nil || deps.TunDevs == nil {
+		if len(cfg.Tunnels) > 0 {
+			return errors.New("tunnels: this build of apply cannot program tunnels")
+		}
+		return nil
+	}
+	var rules []NATRule
+	for i, t := range cfg.Tunnels {
+		path := fmt.Sprintf("tunnels[%d]", i)
+		dev, created, err := deps.TunDevs.Ensure(t.Name, t.MTU, t.IPv4Address)
+		if created {
+			name, ifindex := t.Name, dev.Ifindex
+			*undo = append(*undo, func() error {
+				return errors.Join(deps.Tunnels.DeleteTunnel(ifindex), deps.TunDevs.Remove(name))
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		add(Step{What: fmt.Sprintf("tunnel netdev %s (ifindex %d, mtu %d)", t.Name, dev.Ifindex, t.MTU), Result: map[bool]string{true: "created", false: "present"}[created]})
+		if err := deps.TunDevs.SetRoutes(t.Name, t.Routes); err != nil {
+			return fmt.Errorf("%s.routes: %w", path, err)
+		}
+		for _, r := range t.Routes {
+			add(Step{What: fmt.Sprintf("route %s into %s", r, t.Name), Result: "set"})
+		}
+		err = deps.Tunnels.PutTunnel(loader.Tunnel{
+			Name: t.Name, Ifindex: dev.Ifindex, MAC: dev.MAC, Local: t.Local, Remote: t.Remote,
+			MTU: t.MTU, HopLimit: t.HopLimit, NAT44: t.NAT44,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		add(Step{What: fmt.Sprintf("tunnel %s: ipip6 %s -> %s", t.Name, t.Local, t.Remote), Result: "programmed"})
+		if err := deps.Tunnels.AttachTunnelTC(t.Name, cfg.WAN.Interface); err != nil {
+			return fmt.Errorf("%s: slow path: %w", path, err)
+		}
+		if t.NAT44 {
+			rules = append(rules, NATRule{Ifname: t.Name, Addr: t.IPv4Address})
+		}
+	}
+	if deps.NAT == nil {
+		if len(rules) > 0 {
+			return errors.New("tunnels: nat44 requested but this build of apply cannot program NAT")
+		}
+	} else {
+		if err := deps.NAT.Set(rules); err != nil {
+			return fmt.Errorf("tunnels: nat44: %w", err)
+		}
+		for _, r := range rules {
+			add(Step{What: fmt.Sprintf("nat44: %s masqueraded to %s", r.Ifname, r.Addr), Result: "set"})
+		}
+	}
+	return removeStaleTunnels(cfg, deps, add)
+}
+
+func removeStaleTunnels(cfg *config.Config, deps Deps, add func(Step)) error {
+	have, err := deps.Tunnels.Tunnels()
+	if err != nil {
+		return err
+	}
+	for _, t := range have {
+		if slices.ContainsFunc(cfg.Tunnels, func(c config.Tunnel) bool { return c.Name == t.Name }) {
+			continue
+		}
+		if err := deps.Tunnels.DeleteTunnel(t.Ifindex); err != nil {
+			return fmt.Errorf("remove tunnel %s: %w", t.Name, err)
+		}
+		if err := deps.TunDevs.Remove(t.Name); err != nil {
+			return fmt.Errorf("remove tunnel %s: %w", t.Name, err)
+		}
+		add(Step{What: "tunnel " + t.Name + " (no longer configured)", Result: "removed"})
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+package loader
+
+// The fast path and the slow path must put the same packet on the wire.
+// This runs the same IPv4 packet through XDP (encapsulated from the LAN
+// port) and through the TC egress program of the tunnel netdev (as the
+// kernel hands it over after forwarding it: TTL already lowered), and
+// compares everything from the ethertype on. The Ethernet addresses are
+// not compared: bpf_redirect_neigh fills them after the program.
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// skbCtx is the head of struct __sk_buff up to ifindex, the part
+// BPF_PROG_TEST_RUN reads for the device the packet is on.
+type skbCtx struct {
+	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto uint32
+	Priority, IngressIfindex, Ifindex                                           uint32
+}
+
+const tcActRedirect = 7
+
+func runTC(prog *ebpf.Program, frame []byte, ifindex int) (uint32, []byte, error) {
+	opts := ebpf.RunOptions{
+		Data:    frame,
+		DataOut: make([]byte, len(frame)+256),
+		Context: skbCtx{Ifindex: uint32(ifindex)},
+		Repeat:  1,
+	}
+	ret, err := prog.Run(&opts)
+	return ret, opts.DataOut, err
+}
+
+// kernelForwarded is frame as the kernel's forward path hands it to the
+// tunnel netdev: TTL lowered, header checksum updated.
+func kernelForwarded(frame []byte) []byte {
+	f := bytes.Clone(frame)
+	f[14+8]--
+	fixIPv4Header(f[14 : 14+20])
+	return f
+}
+
+func TestTunnelFastPathEqualsSlowPath(t *testing.T) {
+	rl, tunIdx := newTunnelRouterLab(t)
+	progs, err := loadTunnelPrograms(rl.maps)
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	t.Cleanup(func() { progs.Close() })
+	syn := tcpSYN(t, "10.0.1.2", "100.100.1.1", false, []layers.TCPOption{mssOpt(1460), nop, nop})
+	for _, c := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"udp", udp4(t, "10.0.1.2", "100.100.1.1")},
+		{"tcp", udp4(t, "10.0.1.2", "100.100.1.1", tcp())},
+		{"tos and ecn", udp4(t, "10.0.1.2", "100.100.1.1", ipv4(func(ip *layers.IPv4) { ip.TOS = 0x2e }))},
+		{"icmp", udp4(t, "10.0.1.2", "100.100.1.1", noL4(), ipv4(func(ip *layers.IPv4) { ip.Protocol = layers.IPProtocolICMPv4 }))},
+		{"syn with mss to clamp", syn},
+		{"at the tunnel mtu", udp4(t, "10.0.1.2", "100.100.1.1", totalLen(1460))},
+		{"longer prefix, other tunnel", udp4(t, "10.0.1.2", "100.100.5.7")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tun := "t0"
+			if bytes.Equal(c.frame[30:34], []byte{100, 100, 5, 7}) {
+				tun = "t2"
+			}
+			err := rl.lab.Do(rl.ns, func() error {
+				v, fast, _, err := rl.runOnce(c.frame, "lan0")
+				if err != nil {
+					return err
+				}
+				if v != xdpRedirect {
+					t.Fatalf("XDP verdict %s, want XDP_REDIRECT", verdictName(v))
+				}
+				tv, slow, err := runTC(progs.XdprTunEgress, kernelForwarded(c.frame), tunIdx[tun])
+				if err != nil {
+					return err
+				}
+				if tv != tcActRedirect {
+					t.Fatalf("TC verdict %d, want TC_ACT_REDIRECT (7)", tv)
+				}
+				if !bytes.Equal(fast[12:], slow[12:]) {
+					t.Errorf("fast and slow path differ after the MAC addresses: %s\nfast % x\nslow % x",
+						diffBytes(fast[12:], slow[12:]), fast, slow)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
