@@ -11,7 +11,8 @@ import (
 
 // Prune removes what prev put on the system and next does not want: the
 // data plane from interfaces next no longer names, LAN IPv4 addresses next
-// no longer gives. A nil next removes everything prev had, which is how
+// no longer gives. A nil next removes everything prev had (tunnels and
+// NAT44 rules included), which is how
 // `run --detach-on-exit` leaves. It goes on after an error, so one stuck
 // interface does not keep the others attached, and reports them all.
 func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
@@ -32,6 +33,18 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 		steps []Step
 		errs  []error
 	)
+	// Tunnels go with the whole config (a reload's Apply already removed
+	// those the new config dropped): devices, routes, maps, NAT44 rules.
+	if next == nil && deps.Tunnels != nil && deps.TunDevs != nil {
+		if err := removeStaleTunnels(&config.Config{}, deps, func(s Step) { steps = append(steps, s) }); err != nil {
+			errs = append(errs, err)
+		}
+		if deps.NAT != nil {
+			if err := deps.NAT.Set(nil); err != nil {
+				errs = append(errs, fmt.Errorf("remove nat44 rules: %w", err))
+			}
+		}
+	}
 	// Addresses first: they live on interfaces that may be detached next.
 	for i, l := range prev.LAN {
 		if !l.IPv4.IsValid() {

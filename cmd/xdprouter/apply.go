@@ -65,10 +65,7 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
-			steps, err := control.Apply(cfg, control.Deps{
-				DP: d, Addrs: control.NetlinkAddresses{},
-				Tunnels: d, TunDevs: control.NetlinkTunnelDevs{}, NAT: control.NFTables{},
-			})
+			steps, err := control.Apply(cfg, control.SystemDeps(d))
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
 			}

@@ -83,7 +83,7 @@ While it runs, status and stats ask it over --socket (root only), and
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
-	cmd.Flags().BoolVar(&detach, "detach-on-exit", false, "on SIGTERM/SIGINT, detach the configured interfaces and remove pins and LAN addresses")
+	cmd.Flags().BoolVar(&detach, "detach-on-exit", false, "on SIGTERM/SIGINT, detach the configured interfaces and remove pins, LAN addresses, tunnels and NAT44 rules")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9430 (off when empty)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("config")
@@ -101,6 +101,6 @@ func openSystem(g *globalFlags) control.System {
 			}
 			return control.Deps{}, nil, err
 		}
-		return control.Deps{DP: d, Addrs: control.NetlinkAddresses{}}, d.Close, nil
+		return control.SystemDeps(d), d.Close, nil
 	}
 }
