@@ -17,10 +17,15 @@
 #include "include/csum.h"
 #include "include/ip.h"
 #include "include/forward.h"
+#include "include/npt.h"
+#include "include/ndp.h"
+#include "include/tc_npt.h"
 
 /* Gives the counter enum a place in BTF, from where bpf2go emits it for Go
  * and `xdprouter stats` reads the counter names. */
 const enum xdpr_counter xdpr_counter_names __attribute__((unused));
+const enum xdpr_tc_counter xdpr_tc_counter_names __attribute__((unused));
+const enum xdpr_npt_mode xdpr_npt_mode_names __attribute__((unused));
 
 static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 					struct cursor *c)
@@ -100,7 +105,9 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
-	__u32 reason;
+	struct xdpr_npt_rule *dnpt;
+	__u32 reason, fwd;
+	int unmappable;
 
 	if (!ip6)
 		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
@@ -127,12 +134,19 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
 	p.ifindex = ctx->ingress_ifindex;
+	dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &unmappable);
+	if (unmappable)
+		return count(ctx, XDPR_CNT_DROP_NPT_UNMAPPABLE, XDP_DROP);
 
 	reason = fib_redirect(ctx, eth, &p);
 	if (reason)
 		return count(ctx, reason, XDP_PASS);
+	/* Past this point a failure drops: the MACs are already rewritten. */
+	reason = npt_forward(ip6, c->end, dnpt, p.ifindex, &fwd);
+	if (reason)
+		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
-	return count(ctx, XDPR_CNT_FWD_IPV6, XDP_REDIRECT);
+	return count(ctx, fwd, XDP_REDIRECT);
 }
 
 SEC("xdp")
@@ -145,6 +159,7 @@ int xdpr_main(struct xdp_md *ctx)
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct xdpr_iface *in;
 	struct ethhdr *eth;
+	int action;
 
 	eth = parse_eth(&c);
 	if (!eth)
@@ -152,6 +167,9 @@ int xdpr_main(struct xdp_md *ctx)
 	in = bpf_map_lookup_elem(&xdpr_ifaces, &ifindex);
 	if (!in)
 		return count(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN, XDP_PASS);
+	action = ndp_proxy(ctx, in);
+	if (action >= 0)
+		return action;
 	if (eth->h_dest[0] & 1)
 		return count(ctx, XDPR_CNT_PASS_L2_MULTICAST, XDP_PASS);
 	/* The kernel drops frames for other hosts (seen in promiscuous mode);

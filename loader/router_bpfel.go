@@ -42,7 +42,15 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_FIB_OTHER           routerXdprCounter = 23
 	routerXdprCounterXDPR_CNT_PASS_HAIRPIN             routerXdprCounter = 24
 	routerXdprCounterXDPR_CNT_PASS_EGRESS_NOT_ATTACHED routerXdprCounter = 25
-	routerXdprCounterXDPR_CNT__MAX                     routerXdprCounter = 26
+	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT             routerXdprCounter = 26
+	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT             routerXdprCounter = 27
+	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE      routerXdprCounter = 28
+	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED       routerXdprCounter = 29
+	routerXdprCounterXDPR_CNT_TX_NDP_NA                routerXdprCounter = 30
+	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID         routerXdprCounter = 31
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH        routerXdprCounter = 32
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM         routerXdprCounter = 33
+	routerXdprCounterXDPR_CNT__MAX                     routerXdprCounter = 34
 )
 
 type routerXdprCounterVal struct {
@@ -61,12 +69,58 @@ type routerXdprIface struct {
 	Name    [16]int8
 }
 
+type routerXdprLpm6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Ifindex   uint32
+	Addr      [16]uint8
+}
+
+type routerXdprNdpEntry struct {
+	_    structs.HostLayout
+	Mode routerXdprNdpMode
+}
+
+type routerXdprNdpMode uint32
+
+const (
+	routerXdprNdpModeXDPR_NDP_PREFIX       routerXdprNdpMode = 0
+	routerXdprNdpModeXDPR_NDP_LAN_NEIGHBOR routerXdprNdpMode = 1
+)
+
+type routerXdprNptMode uint32
+
+const (
+	routerXdprNptModeXDPR_NPT_RFC6296       routerXdprNptMode = 0
+	routerXdprNptModeXDPR_NPT_PRESERVE_HOST routerXdprNptMode = 1
+)
+
+type routerXdprNptRule struct {
+	_          structs.HostLayout
+	From       [16]uint8
+	To         [16]uint8
+	Ifindex    uint32
+	PrefixLen  uint8
+	Mode       uint8
+	Adjustment uint16
+}
+
 type routerXdprRole uint32
 
 const (
 	routerXdprRoleXDPR_ROLE_NONE routerXdprRole = 0
 	routerXdprRoleXDPR_ROLE_WAN  routerXdprRole = 1
 	routerXdprRoleXDPR_ROLE_LAN  routerXdprRole = 2
+)
+
+type routerXdprTcCounter uint32
+
+const (
+	routerXdprTcCounterXDPR_TC_SNPT            routerXdprTcCounter = 0
+	routerXdprTcCounterXDPR_TC_DNPT            routerXdprTcCounter = 1
+	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE routerXdprTcCounter = 2
+	routerXdprTcCounterXDPR_TC_DROP_MALFORMED  routerXdprTcCounter = 3
+	routerXdprTcCounterXDPR_TC__MAX            routerXdprTcCounter = 4
 )
 
 type routerXdprXdpMode uint32
@@ -81,11 +135,19 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	routerMapXdprCounters     = "xdpr_counters"
-	routerMapXdprIfaces       = "xdpr_ifaces"
-	routerMapXdprTxPorts      = "xdpr_tx_ports"
-	routerProgXdprMain        = "xdpr_main"
-	routerVarXdprCounterNames = "xdpr_counter_names"
+	routerMapXdprCounters       = "xdpr_counters"
+	routerMapXdprIfaces         = "xdpr_ifaces"
+	routerMapXdprNdpProxy       = "xdpr_ndp_proxy"
+	routerMapXdprNptIn          = "xdpr_npt_in"
+	routerMapXdprNptOut         = "xdpr_npt_out"
+	routerMapXdprTcCounters     = "xdpr_tc_counters"
+	routerMapXdprTxPorts        = "xdpr_tx_ports"
+	routerProgXdprMain          = "xdpr_main"
+	routerProgXdprTcDnpt        = "xdpr_tc_dnpt"
+	routerProgXdprTcSnpt        = "xdpr_tc_snpt"
+	routerVarXdprCounterNames   = "xdpr_counter_names"
+	routerVarXdprNptModeNames   = "xdpr_npt_mode_names"
+	routerVarXdprTcCounterNames = "xdpr_tc_counter_names"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -130,23 +192,31 @@ type routerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerProgramSpecs struct {
-	XdprMain *ebpf.ProgramSpec `ebpf:"xdpr_main"`
+	XdprMain   *ebpf.ProgramSpec `ebpf:"xdpr_main"`
+	XdprTcDnpt *ebpf.ProgramSpec `ebpf:"xdpr_tc_dnpt"`
+	XdprTcSnpt *ebpf.ProgramSpec `ebpf:"xdpr_tc_snpt"`
 }
 
 // routerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
-	XdprCounters *ebpf.MapSpec `ebpf:"xdpr_counters"`
-	XdprIfaces   *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
-	XdprTxPorts  *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
+	XdprCounters   *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprIfaces     *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprNdpProxy   *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
+	XdprNptIn      *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
+	XdprNptOut     *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
+	XdprTcCounters *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
+	XdprTxPorts    *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerVariableSpecs struct {
-	XdprCounterNames *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprCounterNames   *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprNptModeNames   *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
+	XdprTcCounterNames *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -169,15 +239,23 @@ func (o *routerObjects) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
-	XdprCounters *ebpf.Map `ebpf:"xdpr_counters"`
-	XdprIfaces   *ebpf.Map `ebpf:"xdpr_ifaces"`
-	XdprTxPorts  *ebpf.Map `ebpf:"xdpr_tx_ports"`
+	XdprCounters   *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprIfaces     *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprNdpProxy   *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
+	XdprNptIn      *ebpf.Map `ebpf:"xdpr_npt_in"`
+	XdprNptOut     *ebpf.Map `ebpf:"xdpr_npt_out"`
+	XdprTcCounters *ebpf.Map `ebpf:"xdpr_tc_counters"`
+	XdprTxPorts    *ebpf.Map `ebpf:"xdpr_tx_ports"`
 }
 
 func (m *routerMaps) Close() error {
 	return _RouterClose(
 		m.XdprCounters,
 		m.XdprIfaces,
+		m.XdprNdpProxy,
+		m.XdprNptIn,
+		m.XdprNptOut,
+		m.XdprTcCounters,
 		m.XdprTxPorts,
 	)
 }
@@ -186,19 +264,25 @@ func (m *routerMaps) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerVariables struct {
-	XdprCounterNames *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprCounterNames   *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprNptModeNames   *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
+	XdprTcCounterNames *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerPrograms struct {
-	XdprMain *ebpf.Program `ebpf:"xdpr_main"`
+	XdprMain   *ebpf.Program `ebpf:"xdpr_main"`
+	XdprTcDnpt *ebpf.Program `ebpf:"xdpr_tc_dnpt"`
+	XdprTcSnpt *ebpf.Program `ebpf:"xdpr_tc_snpt"`
 }
 
 func (p *routerPrograms) Close() error {
 	return _RouterClose(
 		p.XdprMain,
+		p.XdprTcDnpt,
+		p.XdprTcSnpt,
 	)
 }
 

@@ -34,6 +34,15 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_FIB_OTHER,      /* fib: lwt encap, no source address, error */
 	XDPR_CNT_PASS_HAIRPIN,        /* egress == ingress: kernel sends a redirect */
 	XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, /* egress interface not in tx_ports */
+	/* NPTv6 and NDP proxy (npt.h, ndp.h) */
+	XDPR_CNT_FWD_NPT_SNPT,        /* forwarded, source inside -> outside */
+	XDPR_CNT_FWD_NPT_DNPT,        /* forwarded, destination outside -> inside */
+	XDPR_CNT_DROP_NPT_UNMAPPABLE, /* RFC 6296 5.2: every candidate word is 0xffff */
+	XDPR_CNT_DROP_NPT_MALFORMED,  /* preserve-host: L4 checksum not reachable */
+	XDPR_CNT_TX_NDP_NA,           /* proxied NS answered with an NA (XDP_TX) */
+	XDPR_CNT_PASS_NDP_INVALID,    /* NS for a proxied target failing RFC 4861 7.1.1 */
+	XDPR_CNT_PASS_NDP_NO_NEIGH,   /* lan-neighbor mode: target not known behind a LAN */
+	XDPR_CNT_PASS_NDP_NO_ROOM,    /* the frame could not be resized for the NA */
 	XDPR_CNT__MAX,
 };
 
@@ -51,7 +60,33 @@ enum xdpr_xdp_mode {
 	XDPR_MODE_GENERIC = 2,
 };
 
+/* What the TC slow path did (tc_npt.h); separate from xdpr_counter because
+ * these packets were already counted once by the XDP program. */
+enum xdpr_tc_counter {
+	XDPR_TC_SNPT = 0,            /* egress: source inside -> outside */
+	XDPR_TC_DNPT,                /* ingress: destination outside -> inside */
+	XDPR_TC_DROP_UNMAPPABLE,
+	XDPR_TC_DROP_MALFORMED,
+	XDPR_TC__MAX,
+};
+
+/* How an NPT rule rewrites the address (npt.h). */
+enum xdpr_npt_mode {
+	XDPR_NPT_RFC6296 = 0,        /* checksum-neutral: one non-prefix word adjusted */
+	XDPR_NPT_PRESERVE_HOST = 1,  /* host bits kept, L4 checksums updated */
+};
+
+/* Which solicitations the NDP proxy answers (ndp.h). */
+enum xdpr_ndp_mode {
+	XDPR_NDP_PREFIX = 0,         /* every target inside the proxied prefix */
+	XDPR_NDP_LAN_NEIGHBOR = 1,   /* only targets with a resolved neighbour behind a LAN */
+};
+
 #define XDPR_MAX_IFACES 256
+#define XDPR_MAX_NPT_RULES 1024
+#define XDPR_MAX_NDP_PREFIXES 1024
+/* NS options walked and summed (8-octet units); longer NS go to the kernel. */
+#define XDPR_NDP_MAX_OPT_UNITS 8
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */
 #define XDPR_MAX_EXT_HEADERS 6
 
