@@ -28,6 +28,7 @@ type Addresses interface {
 type Deps struct {
 	DP    Dataplane
 	Addrs Addresses
+	NPT   Translator // nil: leave NPT and NDP proxy state alone
 }
 
 // Step is one thing Apply did, for the user.
@@ -37,11 +38,21 @@ type Step struct {
 }
 
 // Apply programs a static configuration once: attaches the WAN and LAN
-// interfaces with their roles and installs LAN IPv4 addresses. If a step
+// interfaces with their roles, installs LAN IPv4 addresses, and programs
+// NPT (with its TC slow path) and the NDP proxy. If a step
 // fails, what this call added is undone, so a failed apply leaves the
 // system as it found it.
 func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	dp, addrs := deps.DP, deps.Addrs
+	// Resolved before anything is touched, so a config apply cannot
+	// program fails without side effects.
+	nptRules, proxy, err := desiredNPT(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if deps.NPT == nil && (len(nptRules) > 0 || len(proxy) > 0) {
+		return nil, fmt.Errorf("npt/ndp-proxy configured but no translator given")
+	}
 	var (
 		steps []Step
 		undo  []func() error
@@ -95,6 +106,16 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 			undo = append(undo, func() error { return addrs.Remove(ifname, p) })
 		}
 		steps = append(steps, Step{What: fmt.Sprintf("address %s on %s", l.IPv4, l.Interface), Result: result})
+	}
+	if deps.NPT != nil {
+		s, u, err := applyNPT(deps.NPT, nptRules, proxy)
+		steps = append(steps, s...)
+		if u != nil {
+			undo = append(undo, u)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	return steps, nil
 }

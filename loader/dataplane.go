@@ -74,6 +74,15 @@ func OpenPinned(dir string) (*Dataplane, error) {
 		d.Close()
 		return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
 	}
+	for name, m := range map[string]**ebpf.Map{
+		"xdpr_npt_in": &d.maps.XdprNptIn, "xdpr_npt_out": &d.maps.XdprNptOut,
+		"xdpr_ndp_proxy": &d.maps.XdprNdpProxy, "xdpr_tc_counters": &d.maps.XdprTcCounters,
+	} {
+		if *m, err = ebpf.LoadPinnedMap(filepath.Join(dir, name), ro); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("open pinned maps in %s: %w", dir, err)
+		}
+	}
 	return d, nil
 }
 
@@ -85,7 +94,7 @@ func (d *Dataplane) Dir() string { return d.dir }
 // unmounts it if it is a bpffs of its own), which needs the descriptors
 // closed first.
 func (d *Dataplane) Close() error {
-	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
+	for _, m := range d.allMaps() {
 		if m != nil {
 			m.Close()
 		}
@@ -138,11 +147,16 @@ func (d *Dataplane) removeMapPinsIfUnused() error {
 	if len(links) > 0 {
 		return nil
 	}
-	for _, m := range []*ebpf.Map{d.maps.XdprCounters, d.maps.XdprIfaces, d.maps.XdprTxPorts} {
+	for _, m := range d.allMaps() {
 		if err := m.Unpin(); err != nil {
 			return fmt.Errorf("unpin map: %w", err)
 		}
 	}
 	d.emptied = true
 	return nil
+}
+
+func (d *Dataplane) allMaps() []*ebpf.Map {
+	m := &d.maps
+	return []*ebpf.Map{m.XdprCounters, m.XdprIfaces, m.XdprTxPorts, m.XdprNptIn, m.XdprNptOut, m.XdprNdpProxy, m.XdprTcCounters}
 }

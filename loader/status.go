@@ -43,6 +43,9 @@ type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Maps       []MapStatus       `json:"maps"`
+	NPT        []NPTRule         `json:"npt"`
+	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
+	TCLinks    []string          `json:"tc_links"` // pins of the NPT slow-path links
 }
 
 // Status reads the attached interfaces, their links and the pinned maps.
@@ -81,6 +84,20 @@ func (d *Dataplane) Status() (Status, error) {
 		st.Interfaces = append(st.Interfaces, is)
 	}
 	sort.Slice(st.Interfaces, func(i, j int) bool { return st.Interfaces[i].Ifindex < st.Interfaces[j].Ifindex })
+	if st.NPT, err = d.NPTRules(); err != nil {
+		return st, err
+	}
+	if st.NDPProxy, err = d.NDPProxyEntries(); err != nil {
+		return st, err
+	}
+	st.TCLinks = []string{}
+	if links, err := os.ReadDir(filepath.Join(d.dir, linksDir)); err == nil {
+		for _, l := range links {
+			if strings.HasPrefix(l.Name(), "tc_") {
+				st.TCLinks = append(st.TCLinks, filepath.Join(d.dir, linksDir, l.Name()))
+			}
+		}
+	}
 
 	entries, err := os.ReadDir(d.dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -134,16 +151,50 @@ func CounterNames() ([]string, error) {
 	return names, nil
 }
 
-// Counters reads every counter, summed over CPUs, in enum order.
+// tcCounterNames names the TC slow path's counters from their enum:
+// "XDPR_TC_SNPT" becomes "tc_snpt".
+func tcCounterNames() ([]string, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	var e *btf.Enum
+	if err := spec.Types.TypeByName("xdpr_tc_counter", &e); err != nil {
+		return nil, fmt.Errorf("tc counter enum in BTF: %w", err)
+	}
+	names := make([]string, routerXdprTcCounterXDPR_TC__MAX)
+	for _, v := range e.Values {
+		if v.Value < uint64(len(names)) {
+			names[v.Value] = strings.ToLower(strings.TrimPrefix(v.Name, "XDPR_"))
+		}
+	}
+	return names, nil
+}
+
+// Counters reads every counter, summed over CPUs, in enum order: the XDP
+// program's (one per packet it saw), then the TC slow path's (tc_*).
 func (d *Dataplane) Counters() ([]Counter, error) {
 	names, err := CounterNames()
 	if err != nil {
 		return nil, err
 	}
+	out, err := readCounters(d.maps.XdprCounters, names)
+	if err != nil || d.maps.XdprTcCounters == nil {
+		return out, err
+	}
+	tcNames, err := tcCounterNames()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := readCounters(d.maps.XdprTcCounters, tcNames)
+	return append(out, tc...), err
+}
+
+func readCounters(m *ebpf.Map, names []string) ([]Counter, error) {
 	out := make([]Counter, 0, len(names))
 	var perCPU []routerXdprCounterVal
 	for i, name := range names {
-		if err := d.maps.XdprCounters.Lookup(uint32(i), &perCPU); err != nil {
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counter %s: %w", name, err)
 		}
 		c := Counter{Name: name}

@@ -41,7 +41,9 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 		Short: "Program a static configuration once, without a daemon",
 		Long: `Apply validates the configuration, then attaches the data plane to the wan
 and lan interfaces it names (with their roles and xdp-mode) and installs
-the LAN IPv4 addresses. If any step fails, what this apply added is
+the LAN IPv4 addresses, programs npt (XDP fast path plus TC slow path on
+the outside interface) and ndp-proxy (prefixes: [auto] proxies every npt
+outside prefix of that interface). If any step fails, what this apply added is
 removed again. Running it twice changes nothing the second time.`,
 		Example: `  xdprouter apply --config /etc/xdprouter/config.yaml`,
 		Args:    cobra.NoArgs,
@@ -62,7 +64,7 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
-			steps, err := control.Apply(cfg, control.Deps{DP: d, Addrs: control.NetlinkAddresses{}})
+			steps, err := control.Apply(cfg, control.Deps{DP: d, Addrs: control.NetlinkAddresses{}, NPT: d})
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
 			}
