@@ -464,6 +464,10 @@ func verifyChecksums(frame []byte) error {
 		if len(l4) < 20 {
 			return fmt.Errorf("TCP header truncated")
 		}
+	case byte(layers.IPProtocolICMPv6):
+		if len(l4) < 4 {
+			return fmt.Errorf("ICMPv6 header truncated")
+		}
 	default:
 		return nil
 	}

@@ -161,10 +161,11 @@ func (d *Dataplane) SyncNPT(rules []NPTRule) error {
 func deleteUnwanted(m *ebpf.Map, want map[routerXdprLpm6Key]bool) error {
 	var (
 		k     routerXdprLpm6Key
+		v     []byte // the value type differs per map; only keys matter
 		stale []routerXdprLpm6Key
 	)
 	it := m.Iterate()
-	for it.Next(&k, nil) {
+	for it.Next(&k, &v) {
 		if !want[k] {
 			stale = append(stale, k)
 		}
