@@ -333,3 +333,74 @@ func TestNPTTruncations(t *testing.T) {
 		})
 	}
 }
+
+// TestNPTSlowPathMatchesFastPath runs the TC programs on every NPT case:
+// DNPT at TCX ingress on the frame as it arrives, SNPT at TCX egress on the
+// frame as the kernel forwards it (MACs and hop limit done, addresses not).
+// What XDP forwards, TC must translate to the same bytes; what XDP hands to
+// the kernel because only the kernel can (hop-by-hop options), TC must
+// translate as the model says; what XDP drops, TC drops.
+func TestNPTSlowPathMatchesFastPath(t *testing.T) {
+	rl := newRouterLab(t)
+	rl.setNPT(t, nptTestRules)
+	for _, c := range nptCases(t) {
+		dnpt := c.ingress == "wan0"
+		t.Run(c.name, func(t *testing.T) {
+			err := rl.lab.Do(rl.ns, func() error {
+				xv, xout, _, err := rl.runOnce(c.frame, c.ingress)
+				if err != nil {
+					return err
+				}
+				var tv uint32
+				var tout []byte
+				if dnpt {
+					tv, tout, err = runTC(rl.objs.XdprTcDnpt, c.frame, rl.ifindex["wan0"])
+				} else {
+					// Only what leaves by wan0 meets the SNPT program.
+					if c.egress != "" && c.egress != "wan0" {
+						return nil
+					}
+					tv, tout, err = runTC(rl.objs.XdprTcSnpt, expectForward(c.frame, "wan0"), rl.ifindex["wan0"])
+				}
+				if err != nil {
+					return err
+				}
+				switch {
+				case xv == xdpDrop:
+					if tv != 2 {
+						t.Errorf("XDP drops, TC verdict %d", int32(tv))
+					}
+				case xv == xdpRedirect:
+					if tv != tcxNext {
+						t.Fatalf("TC verdict %d", int32(tv))
+					}
+					if dnpt {
+						tout = expectForward(tout, c.egress)
+					}
+					if !bytes.Equal(tout, xout) {
+						t.Errorf("TC differs from XDP: %s", diffBytes(tout, xout))
+					}
+				case xv == xdpPass && c.counter == "pass_ipv6_hop_by_hop":
+					r := &nptTestRules[0]
+					for i := range nptTestRules {
+						if netip.MustParsePrefix(nptTestRules[i].inside).Contains(netip.MustParseAddr(net.IP(c.frame[14+8 : 14+24]).String())) {
+							r = &nptTestRules[i]
+						}
+					}
+					want := expectForward(c.frame, "wan0")
+					modelNPT(want[14:], r.model(false), false)
+					if tv != tcxNext || !bytes.Equal(tout, want) {
+						t.Errorf("TC verdict %d, frame vs model: %s", int32(tv), diffBytes(tout, want))
+					}
+					if err := verifyChecksums(tout); err != nil {
+						t.Error(err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
