@@ -7,6 +7,7 @@ package loader
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 )
 
@@ -176,3 +177,5 @@ func modelNPT(l3 []byte, r modelRule, dnpt bool) bool {
 	}
 	return true
 }
+
+func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
