@@ -87,7 +87,7 @@ type routerLab struct {
 	names   []string // counter names, by index
 }
 
-func newRouterLab(t *testing.T) *routerLab {
+func newRouterLab(t testing.TB) *routerLab {
 	t.Helper()
 	requirePrivileged(t)
 	for _, tool := range []string{"ip", "ethtool", "sysctl"} {

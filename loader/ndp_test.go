@@ -27,7 +27,7 @@ var ndpTestEntries = []ndpTestEntry{
 	{"lan0", "3fff:9999::/64", NDPPrefix},       // another interface's entry
 }
 
-func (rl *routerLab) setNDP(t *testing.T) {
+func (rl *routerLab) setNDP(t testing.TB) {
 	t.Helper()
 	rl.setNPT(t, nptTestRules)
 	var es []NDPProxyEntry
@@ -65,7 +65,7 @@ func multicastMAC(ip string) net.HardwareAddr {
 	return net.HardwareAddr{0x33, 0x33, a[12], a[13], a[14], a[15]}
 }
 
-func (s nsSpec) build(t *testing.T) []byte {
+func (s nsSpec) build(t testing.TB) []byte {
 	t.Helper()
 	if s.srcMAC == nil {
 		s.srcMAC = mustMAC(labIfaceByName("wan0").peerMAC)

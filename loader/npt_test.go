@@ -57,7 +57,7 @@ func (r nptTestRule) host(outside bool, iid string) string {
 
 // setNPT programs rules through the loader's SyncNPT (on the test's
 // unpinned maps) and routes every inside prefix to the host behind lan0.
-func (rl *routerLab) setNPT(t *testing.T, rules []nptTestRule) {
+func (rl *routerLab) setNPT(t testing.TB, rules []nptTestRule) {
 	t.Helper()
 	var lr []NPTRule
 	for _, r := range rules {
