@@ -142,10 +142,29 @@ func xdpProgOn(t *testing.T, ctx context.Context, r labkit.Runner, ns, dev strin
 // bpfLink is one entry of `bpftool -j link show`. bpftool 7.1 (Debian 12)
 // prints no ifindex for XDP links; newer versions do.
 type bpfLink struct {
-	ID      uint32 `json:"id"`
-	Type    string `json:"type"`
-	ProgID  uint32 `json:"prog_id"`
-	Ifindex *int   `json:"ifindex"`
+	ID      uint32   `json:"id"`
+	Type    linkType `json:"type"`
+	ProgID  uint32   `json:"prog_id"`
+	Ifindex *int     `json:"ifindex"`
+}
+
+// linkType is a link type name; bpftool 7.1 prints types newer than it
+// (TCX: 11) as numbers, and such links exist machine-wide whenever a TC
+// slow path is attached anywhere.
+type linkType string
+
+func (l *linkType) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*l = linkType(s)
+		return nil
+	}
+	var n int
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*l = linkType(fmt.Sprintf("type(%d)", n))
+	return nil
 }
 
 func bpfLinks(t *testing.T, ctx context.Context, r labkit.Runner) []bpfLink {
