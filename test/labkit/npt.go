@@ -142,3 +142,39 @@ func (t *NPTTopology) Diagram() string {
 	fmt.Fprintf(&b, "  host (netns %s): %s %s, default via %s\n", t.Host, HostIf, LANHostAddr, CPELANAddr.Addr())
 	return b.String()
 }
+
+// SharedConfig is the CPE configuration for a line that hands out one /64
+// on the WAN link and no prefix delegation: the LAN uses that same /64
+// (NPTOutside here, without translation) and the proxy answers for the
+// addresses that exist behind the LAN.
+func (t *NPTTopology) SharedConfig() string {
+	return fmt.Sprintf(`wan: {interface: %s}
+lan: [{interface: %s}]
+ndp-proxy:
+  - interface: %s
+    prefixes: [%s]
+    mode: lan-neighbor
+`, CPEWANIf, CPELANIf, CPEWANIf, NPTOutside)
+}
+
+// ShareOutsidePrefix renumbers the LAN into the outside /64: the CPE's LAN
+// address becomes SharedCPEAddr and the host's SharedHostAddr.
+func (t *NPTTopology) ShareOutsidePrefix() error {
+	if err := t.Lab.MustExec(t.CPE,
+		[]string{"ip", "-6", "addr", "flush", "dev", CPELANIf, "scope", "global"},
+		[]string{"ip", "-6", "addr", "add", SharedCPEAddr.String(), "dev", CPELANIf, "nodad"},
+	); err != nil {
+		return err
+	}
+	return t.Lab.MustExec(t.Host,
+		[]string{"ip", "-6", "addr", "flush", "dev", HostIf, "scope", "global"},
+		[]string{"ip", "-6", "addr", "add", SharedHostAddr.String(), "dev", HostIf, "nodad"},
+		[]string{"ip", "-6", "route", "replace", "default", "via", SharedCPEAddr.Addr().String()},
+	)
+}
+
+// Addresses of the shared-/64 variant.
+var (
+	SharedCPEAddr  = netip.MustParsePrefix("2001:db8:aaaa::1/64")
+	SharedHostAddr = netip.MustParsePrefix("2001:db8:aaaa::123/64")
+)
