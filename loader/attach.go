@@ -65,7 +65,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	}
 	res.Ifindex = ifc.Index
 
-	spec, err := loadRouter()
+	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role)
 	if err != nil {
 		return res, err
 	}
@@ -78,11 +78,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	prog := objs.XdprMain
 
 	prev, hadEntry := d.iface(ifc.Index)
-	entry := routerXdprIface{Ifindex: uint32(ifc.Index), Role: routerXdprRole(role), XdpMode: prev.XdpMode}
-	copy(entry.Mac[:], ifc.HardwareAddr)
-	for i := 0; i < len(ifname) && i < len(entry.Name)-1; i++ {
-		entry.Name[i] = int8(ifname[i])
-	}
+	entry := ifaceEntry(ifc, role, prev.XdpMode)
 	// The entry goes in before the link so the first packet already finds it.
 	if err := d.putIface(entry); err != nil {
 		return res, err
@@ -95,7 +91,10 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 		_ = d.deleteIface(ifc.Index)
 	}
 
-	l, action, err := d.attachLink(ifc, prog, mode, prev)
+	// Program tags ignore the constants, so a new role or MAC is a change
+	// of program even when the code is the same.
+	identity := hadEntry && prev.Role == entry.Role && prev.Mac == entry.Mac
+	l, action, err := d.attachLink(ifc, prog, mode, prev, identity)
 	if err != nil {
 		undo()
 		return res, err
@@ -111,7 +110,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	if err := d.putIface(entry); err != nil {
 		return res, err
 	}
-	if action == "unchanged" && hadEntry && prev.Role != entry.Role {
+	if action == "replaced program" && hadEntry && prev.Role != entry.Role {
 		action = "updated role"
 	}
 	info, err := l.Info()
@@ -131,7 +130,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 
 // attachLink returns the pinned link of ifc running prog's code, creating,
 // updating or re-creating it as needed.
-func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode, prev routerXdprIface) (link.Link, string, error) {
+func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode, prev routerXdprIface, sameIdentity bool) (link.Link, string, error) {
 	pin := d.linkPin(ifc.Index)
 	if old, err := link.LoadPinnedLink(pin, nil); err == nil {
 		info, err := old.Info()
@@ -154,7 +153,7 @@ func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode
 				old.Close()
 				return nil, "", err
 			}
-			if same {
+			if same && sameIdentity {
 				return old, "unchanged", nil
 			}
 			if err := old.Update(prog); err != nil {

@@ -7,6 +7,7 @@ package loader
 
 import (
 	"errors"
+	"net"
 	"os"
 	"testing"
 
@@ -52,35 +53,43 @@ func requirePrivileged(tb testing.TB) {
 	}
 }
 
-// loadTestObjects loads the embedded router objects with every map's
-// pinning removed, so the test neither reads nor writes /sys/fs/bpf and
-// starts from zeroed counters and empty maps. The objects are closed when
-// the test ends.
-func loadTestObjects(tb testing.TB) *routerObjects {
+// loadTestMaps creates the router maps without pinning, so the test
+// neither reads nor writes /sys/fs/bpf and starts from zeroed counters and
+// empty maps; loadTestProgram loads one interface's program over them. Both
+// are closed when the test ends.
+func loadTestMaps(tb testing.TB) *routerMaps {
 	tb.Helper()
-	spec, err := loadRouter()
+	maps, err := loadUnpinnedMaps()
 	if err != nil {
-		tb.Fatalf("load embedded spec: %v", err)
+		skipOrFail(tb, err)
 	}
-	for _, m := range spec.Maps {
-		m.Pinning = ebpf.PinNone
+	tb.Cleanup(func() { maps.Close() })
+	return maps
+}
+
+func loadTestProgram(tb testing.TB, ifc *net.Interface, role Role, maps *routerMaps) *ebpf.Program {
+	tb.Helper()
+	prog, err := loadPortProgram(ifc, role, maps)
+	if err != nil {
+		skipOrFail(tb, err)
 	}
-	var objs routerObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		switch {
-		case errors.As(err, &ve):
-			// The program is wrong, not the machine: fail loudly.
-			tb.Fatalf("verifier rejected the program: %+v", ve)
-		case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.EPERM),
-			errors.Is(err, unix.ENOSYS):
-			tb.Skipf("BPF objects cannot be loaded here: %v", err)
-		default:
-			tb.Fatalf("load BPF objects: %v", err)
-		}
+	tb.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+func skipOrFail(tb testing.TB, err error) {
+	tb.Helper()
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.As(err, &ve):
+		// The program is wrong, not the machine: fail loudly.
+		tb.Fatalf("verifier rejected the program: %+v", ve)
+	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.EPERM),
+		errors.Is(err, unix.ENOSYS):
+		tb.Skipf("BPF objects cannot be loaded here: %v", err)
+	default:
+		tb.Fatalf("load BPF objects: %v", err)
 	}
-	tb.Cleanup(func() { objs.Close() })
-	return &objs
 }
 
 // xdpMD mirrors struct xdp_md, the context BPF_PROG_TEST_RUN takes for XDP.

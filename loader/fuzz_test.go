@@ -115,9 +115,9 @@ func FuzzNPT(f *testing.F) {
 			if xv, xout, _, err = lab.runOnce(frame, ingress); err != nil {
 				return err
 			}
-			prog := lab.objs.XdprTcSnpt
+			prog := lab.tc.XdprTcSnpt
 			if dnpt {
-				prog = lab.objs.XdprTcDnpt
+				prog = lab.tc.XdprTcDnpt
 			}
 			tv, tout, err = runTC(prog, frame, lab.ifindex["wan0"])
 			return err

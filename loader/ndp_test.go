@@ -34,7 +34,7 @@ func (rl *routerLab) setNDP(t testing.TB) {
 	for _, e := range ndpTestEntries {
 		es = append(es, NDPProxyEntry{Interface: e.ifname, Prefix: netip.MustParsePrefix(e.prefix), Mode: e.mode})
 	}
-	d := &Dataplane{maps: rl.objs.routerMaps}
+	d := &Dataplane{maps: *rl.maps}
 	if err := rl.lab.Do(rl.ns, func() error { return d.SyncNDPProxy(es) }); err != nil {
 		t.Fatal(err)
 	}

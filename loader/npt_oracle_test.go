@@ -225,9 +225,9 @@ func TestNPTKernelOracle(t *testing.T) {
 					// The slow path: DNPT sees the frame as it arrives,
 					// SNPT after the kernel forwarded it untranslated.
 					if dnpt {
-						tcVerdict, tcOut, err = runTC(rl.objs.XdprTcDnpt, frame, rl.ifindex["wan0"])
+						tcVerdict, tcOut, err = runTC(rl.tc.XdprTcDnpt, frame, rl.ifindex["wan0"])
 					} else {
-						tcVerdict, tcOut, err = runTC(rl.objs.XdprTcSnpt, expectForward(frame, "wan0"), rl.ifindex["wan0"])
+						tcVerdict, tcOut, err = runTC(rl.tc.XdprTcSnpt, expectForward(frame, "wan0"), rl.ifindex["wan0"])
 					}
 					return err
 				})

@@ -67,7 +67,7 @@ func (rl *routerLab) setNPT(t testing.TB, rules []nptTestRule) {
 			t.Fatal(err)
 		}
 	}
-	d := &Dataplane{maps: rl.objs.routerMaps}
+	d := &Dataplane{maps: *rl.maps}
 	if err := rl.lab.Do(rl.ns, func() error { return d.SyncNPT(lr) }); err != nil {
 		t.Fatal(err)
 	}
@@ -354,13 +354,13 @@ func TestNPTSlowPathMatchesFastPath(t *testing.T) {
 				var tv uint32
 				var tout []byte
 				if dnpt {
-					tv, tout, err = runTC(rl.objs.XdprTcDnpt, c.frame, rl.ifindex["wan0"])
+					tv, tout, err = runTC(rl.tc.XdprTcDnpt, c.frame, rl.ifindex["wan0"])
 				} else {
 					// Only what leaves by wan0 meets the SNPT program.
 					if c.egress != "" && c.egress != "wan0" {
 						return nil
 					}
-					tv, tout, err = runTC(rl.objs.XdprTcSnpt, expectForward(c.frame, "wan0"), rl.ifindex["wan0"])
+					tv, tout, err = runTC(rl.tc.XdprTcSnpt, expectForward(c.frame, "wan0"), rl.ifindex["wan0"])
 				}
 				if err != nil {
 					return err

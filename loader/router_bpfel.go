@@ -147,6 +147,9 @@ const (
 	routerProgXdprTcSnpt        = "xdpr_tc_snpt"
 	routerVarXdprCounterNames   = "xdpr_counter_names"
 	routerVarXdprNptModeNames   = "xdpr_npt_mode_names"
+	routerVarXdprPortIfindex    = "xdpr_port_ifindex"
+	routerVarXdprPortMac        = "xdpr_port_mac"
+	routerVarXdprPortRole       = "xdpr_port_role"
 	routerVarXdprTcCounterNames = "xdpr_tc_counter_names"
 )
 
@@ -216,6 +219,9 @@ type routerMapSpecs struct {
 type routerVariableSpecs struct {
 	XdprCounterNames   *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
 	XdprNptModeNames   *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
+	XdprPortIfindex    *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac        *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
+	XdprPortRole       *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
 	XdprTcCounterNames *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 }
 
@@ -266,6 +272,9 @@ func (m *routerMaps) Close() error {
 type routerVariables struct {
 	XdprCounterNames   *ebpf.Variable `ebpf:"xdpr_counter_names"`
 	XdprNptModeNames   *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
+	XdprPortIfindex    *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac        *ebpf.Variable `ebpf:"xdpr_port_mac"`
+	XdprPortRole       *ebpf.Variable `ebpf:"xdpr_port_role"`
 	XdprTcCounterNames *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 }
 

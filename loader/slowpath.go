@@ -1,8 +1,6 @@
 package loader
 
 import (
-	"fmt"
-
 	"github.com/cilium/ebpf"
 )
 
@@ -16,14 +14,9 @@ func (d *Dataplane) AttachNPTSlowPath(ifname string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	spec, err := loadRouter()
+	objs, err := loadTCPrograms(&d.maps)
 	if err != nil {
 		return "", err
-	}
-	var objs routerObjects
-	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.dir}}
-	if err := spec.LoadAndAssign(&objs, opts); err != nil {
-		return "", fmt.Errorf("load TC programs: %w", err)
 	}
 	defer objs.Close()
 	in, err := d.attachTCX("tc_dnpt", ifindex, objs.XdprTcDnpt, ebpf.AttachTCXIngress)

@@ -17,7 +17,7 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_VLAN,           /* 802.1Q / 802.1ad tagged */
 	XDPR_CNT_PASS_L2_MULTICAST,   /* broadcast or multicast destination MAC */
 	XDPR_CNT_PASS_OTHERHOST,      /* unicast MAC that is not the interface's */
-	XDPR_CNT_PASS_IFACE_UNKNOWN,  /* ingress interface not in the ifaces map */
+	XDPR_CNT_PASS_IFACE_UNKNOWN,  /* arrived on another interface than this instance's */
 	XDPR_CNT_PASS_IPV4_OPTIONS,
 	XDPR_CNT_PASS_IPV6_HOP_BY_HOP,/* must be processed by every router */
 	XDPR_CNT_PASS_IPV6_EXT_LIMIT, /* extension header chain too long to walk */

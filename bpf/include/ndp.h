@@ -34,6 +34,12 @@ struct nd_msg {
 	struct in6_addr target;
 };
 
+static __always_inline int ndp_mac_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
+		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
+
 static __always_inline int ndp_is_unspecified(const struct in6_addr *a)
 {
 	return (a->s6_addr32[0] | a->s6_addr32[1] | a->s6_addr32[2] | a->s6_addr32[3]) == 0;
@@ -88,7 +94,7 @@ static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
 	if (!snm && (dad || !ndp_addr_equal(&ip6->daddr, &ns->target)))
 		return 0;
 	/* To us, or to the multicast MAC of the IPv6 destination. */
-	if (!mac_equal(eth->h_dest, mac) &&
+	if (!ndp_mac_equal(eth->h_dest, mac) &&
 	    !(eth->h_dest[0] == 0x33 && eth->h_dest[1] == 0x33 &&
 	      eth->h_dest[2] == ip6->daddr.s6_addr[12] && eth->h_dest[3] == ip6->daddr.s6_addr[13] &&
 	      eth->h_dest[4] == ip6->daddr.s6_addr[14] && eth->h_dest[5] == ip6->daddr.s6_addr[15]))
@@ -228,11 +234,11 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	return count(ctx, XDPR_CNT_TX_NDP_NA, XDP_TX);
 }
 
-/* ndp_proxy handles a frame arriving on an interface with its entry in.
+/* ndp_proxy handles a frame arriving on the interface whose MAC is mac.
  * It returns -1 for anything that is not an NS for a proxied target (the
  * main path goes on), else the verdict, counted. It runs before the L2
  * multicast check: solicitations arrive to 33:33:ff:xx:xx:xx. */
-static __always_inline int ndp_proxy(struct xdp_md *ctx, struct xdpr_iface *in)
+static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -247,12 +253,12 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, struct xdpr_iface *in)
 	px = lpm6_lookup(&xdpr_ndp_proxy, ctx->ingress_ifindex, &ns->target);
 	if (!px)
 		return -1;
-	kind = ndp_ns_check(eth, ip6, ns, end, in->mac);
+	kind = ndp_ns_check(eth, ip6, ns, end, mac);
 	if (!kind)
 		return count(ctx, XDPR_CNT_PASS_NDP_INVALID, XDP_PASS);
 	if (px->mode == XDPR_NDP_LAN_NEIGHBOR && !ndp_target_behind_lan(ctx, &ns->target))
 		return count(ctx, XDPR_CNT_PASS_NDP_NO_NEIGH, XDP_PASS);
-	return ndp_reply(ctx, in->mac, kind == 2);
+	return ndp_reply(ctx, mac, kind == 2);
 }
 
 #endif

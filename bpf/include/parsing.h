@@ -62,10 +62,5 @@ static __always_inline int ipv6_is_ext_header(__u8 nh)
 	return 0;
 }
 
-static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
-{
-	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
-		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
-}
 
 #endif

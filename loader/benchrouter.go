@@ -1,0 +1,71 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf"
+)
+
+// BenchRouter is xdpr_main loaded with private, unpinned maps, for
+// BPF_PROG_TEST_RUN measurements (test/bench): it touches no bpffs and no
+// attached instance, and goes away with Close.
+type BenchRouter struct {
+	maps  *routerMaps
+	progs map[int]*ebpf.Program
+}
+
+// NewBenchRouter creates the data plane's maps; AddInterface loads a
+// program instance per interface, as Attach does.
+func NewBenchRouter() (*BenchRouter, error) {
+	maps, err := loadUnpinnedMaps()
+	if err != nil {
+		return nil, fmt.Errorf("load xdpr_main for benchmarking: %w", err)
+	}
+	return &BenchRouter{maps: maps, progs: map[int]*ebpf.Program{}}, nil
+}
+
+// AddInterface records ifindex as an attached interface with Ethernet address
+// mac, as Attach would, so that frames arriving on it are forwarded and
+// frames routed out of it are redirected. The devmap resolves ifindex in the
+// calling thread's network namespace.
+func (b *BenchRouter) AddInterface(ifindex int, name string, mac net.HardwareAddr) error {
+	ifc := &net.Interface{Index: ifindex, Name: name, HardwareAddr: mac}
+	prog, err := loadPortProgram(ifc, RoleLAN, b.maps)
+	if err != nil {
+		return err
+	}
+	b.progs[ifindex] = prog
+	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, RoleLAN, routerXdprXdpModeXDPR_MODE_NATIVE)); err != nil {
+		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
+	}
+	if err := b.maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
+		return fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
+	}
+	return nil
+}
+
+// FD is the file descriptor of the program for frames arriving on ifindex,
+// for BPF_PROG_TEST_RUN; -1 if AddInterface was not called for it.
+func (b *BenchRouter) FD(ifindex int) int {
+	if p, ok := b.progs[ifindex]; ok {
+		return p.FD()
+	}
+	return -1
+}
+
+// Counters reads the private counters, summed over CPUs, in enum order.
+func (b *BenchRouter) Counters() ([]Counter, error) {
+	d := &Dataplane{maps: *b.maps}
+	return d.Counters()
+}
+
+// Close unloads the programs and maps.
+func (b *BenchRouter) Close() error {
+	var errs []error
+	for _, p := range b.progs {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(append(errs, b.maps.Close())...)
+}

@@ -1,0 +1,123 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf"
+)
+
+// portSpec returns the router objects specialised for one interface: the
+// program reads its ifindex, MAC and role from constants instead of a map
+// (see xdpr_port_* in bpf/xdp_router.c), so every attached interface runs
+// its own program instance over the shared maps.
+func portSpec(ifindex int, mac net.HardwareAddr, role Role) (*ebpf.CollectionSpec, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("ifindex %d: want a 6-byte MAC, got %q", ifindex, mac)
+	}
+	var m [6]byte
+	copy(m[:], mac)
+	for name, v := range map[string]any{
+		"xdpr_port_ifindex": uint32(ifindex),
+		"xdpr_port_role":    uint32(role),
+		"xdpr_port_mac":     m,
+	} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("BPF object lacks variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	return spec, nil
+}
+
+// ifaceEntry is the xdpr_ifaces record of an attachment.
+func ifaceEntry(ifc *net.Interface, role Role, mode routerXdprXdpMode) routerXdprIface {
+	v := routerXdprIface{Ifindex: uint32(ifc.Index), Role: routerXdprRole(role), XdpMode: mode}
+	copy(v.Mac[:], ifc.HardwareAddr)
+	for i := 0; i < len(ifc.Name) && i < len(v.Name)-1; i++ {
+		v.Name[i] = int8(ifc.Name[i])
+	}
+	return v
+}
+
+// loadUnpinnedMaps creates the router's maps without pinning, for tests and
+// benchmarks that must not touch a bpffs or a running instance.
+func loadUnpinnedMaps() (*routerMaps, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range spec.Maps {
+		m.Pinning = ebpf.PinNone
+	}
+	var maps routerMaps
+	if err := spec.LoadAndAssign(&maps, nil); err != nil {
+		return nil, fmt.Errorf("create maps: %w", err)
+	}
+	return &maps, nil
+}
+
+// loadPortProgram loads the program for one interface over existing maps.
+func loadPortProgram(ifc *net.Interface, role Role, maps *routerMaps) (*ebpf.Program, error) {
+	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range spec.Maps {
+		m.Pinning = ebpf.PinNone
+	}
+	var progs struct {
+		XdprMain *ebpf.Program `ebpf:"xdpr_main"`
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: maps.byName()}
+	if err := spec.LoadAndAssign(&progs, opts); err != nil {
+		return nil, fmt.Errorf("load program for %s: %w", ifc.Name, err)
+	}
+	return progs.XdprMain, nil
+}
+
+// byName lists every map for CollectionOptions.MapReplacements, so that a
+// program loaded over m shares all of its state (a map left out would be
+// created empty for that program alone).
+func (m *routerMaps) byName() map[string]*ebpf.Map {
+	return map[string]*ebpf.Map{
+		"xdpr_counters":    m.XdprCounters,
+		"xdpr_ifaces":      m.XdprIfaces,
+		"xdpr_tx_ports":    m.XdprTxPorts,
+		"xdpr_npt_in":      m.XdprNptIn,
+		"xdpr_npt_out":     m.XdprNptOut,
+		"xdpr_ndp_proxy":   m.XdprNdpProxy,
+		"xdpr_tc_counters": m.XdprTcCounters,
+	}
+}
+
+// tcPrograms are the NPT slow-path programs.
+type tcPrograms struct {
+	XdprTcDnpt *ebpf.Program `ebpf:"xdpr_tc_dnpt"`
+	XdprTcSnpt *ebpf.Program `ebpf:"xdpr_tc_snpt"`
+}
+
+func (p *tcPrograms) Close() error {
+	return errors.Join(p.XdprTcDnpt.Close(), p.XdprTcSnpt.Close())
+}
+
+// loadTCPrograms loads the TC programs over maps.
+func loadTCPrograms(maps *routerMaps) (*tcPrograms, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	var progs tcPrograms
+	if err := spec.LoadAndAssign(&progs, &ebpf.CollectionOptions{MapReplacements: maps.byName()}); err != nil {
+		return nil, fmt.Errorf("load TC programs: %w", err)
+	}
+	return &progs, nil
+}

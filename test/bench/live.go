@@ -1,0 +1,411 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/xdprouter/xdprouter/loader"
+	"github.com/xdprouter/xdprouter/loader/benchprog"
+	"golang.org/x/sys/unix"
+)
+
+// Scenario names, in the order they run within a round.
+const (
+	scKernel    = "kernel"
+	scBare      = "bare"
+	scXdprouter = "xdprouter"
+)
+
+var scenarios = []string{scKernel, scBare, scXdprouter}
+
+// liveRun is one timed live-frames run.
+type liveRun struct {
+	Sent      uint64  `json:"sent"`
+	Forwarded uint64  `json:"forwarded"` // frames at the sink with TTL/hop limit decremented once
+	Other     uint64  `json:"other"`     // anything else the sink saw
+	Seconds   float64 `json:"seconds"`
+	Mpps      float64 `json:"mpps"`
+	// XDPForwarded and KernelPassed are xdprouter's own counters (fwd_* of
+	// the family, and every pass_* counter) for the xdprouter scenario.
+	XDPForwarded uint64            `json:"xdp_forwarded,omitempty"`
+	KernelPassed uint64            `json:"kernel_passed,omitempty"`
+	PassReasons  map[string]uint64 `json:"pass_reasons,omitempty"`
+	// CPUShare is the generator thread's CPU time over the wall time. The
+	// whole chain (generator, both veth hops, router, sink) runs in that
+	// thread's softirqs, so well below 1 means something else had the CPU
+	// and the run is slower than the path.
+	CPUShare float64 `json:"cpu_share"`
+}
+
+// liveResult is one scenario × family.
+type liveResult struct {
+	Scenario   string    `json:"scenario"`
+	Family     string    `json:"family"`
+	Runs       []liveRun `json:"runs"`
+	MedianMpps float64   `json:"median_mpps"`
+	Problems   []string  `json:"problems,omitempty"`
+}
+
+type liveBench struct {
+	t       *topo
+	fams    []family
+	cfg     config
+	sink    *benchprog.Sink
+	pass    *benchprog.Pass
+	bare    *benchprog.BareForwarder
+	gens    map[string]*benchprog.Generator
+	bpffs   string // xdprouter's --bpffs for the xdprouter scenario
+	repeat  map[string]uint32
+	results map[string]*liveResult
+	logf    func(string, ...any)
+}
+
+func newLiveBench(t *topo, fams []family, cfg config, logf func(string, ...any)) (*liveBench, error) {
+	b := &liveBench{t: t, fams: fams, cfg: cfg, logf: logf,
+		gens: map[string]*benchprog.Generator{}, repeat: map[string]uint32{}, results: map[string]*liveResult{}}
+	var err error
+	if b.sink, err = benchprog.NewSink(startTTL - 1); err != nil {
+		return nil, err
+	}
+	if err := t.lab.Do(t.sinkNS, func() error { return b.sink.Attach(t.s0.index) }); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("attach sink to s0: %w", err)
+	}
+	if b.pass, err = benchprog.NewPass(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.bare, err = benchprog.NewBareForwarder(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	// Devmap entries resolve the ifindex in the caller's namespace.
+	err = t.lab.Do(t.rtrNS, func() error {
+		for _, idx := range []int{t.r0.index, t.r1.index} {
+			if err := b.bare.AddPort(idx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	for _, f := range fams {
+		g, err := benchprog.NewGenerator(f.frame)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("%s generator: %w", f.name, err)
+		}
+		b.gens[f.name] = g
+	}
+	mnt, err := t.lab.BPFFS("xdprouter")
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	// A directory below the mount: detaching the last interface removes the
+	// directory, and would unmount it if it were the mount point itself.
+	b.bpffs = filepath.Join(mnt, "r")
+	for _, sc := range scenarios {
+		for _, f := range fams {
+			b.results[key(sc, f.name)] = &liveResult{Scenario: sc, Family: f.name}
+		}
+	}
+	return b, nil
+}
+
+func key(sc, fam string) string { return sc + "/" + fam }
+
+// Close unloads the programs; the lab's Close removes the namespaces.
+func (b *liveBench) Close() {
+	for _, g := range b.gens {
+		g.Close()
+	}
+	if b.bare != nil {
+		b.bare.Close()
+	}
+	if b.pass != nil {
+		b.pass.Close()
+	}
+	if b.sink != nil {
+		b.sink.Close()
+	}
+}
+
+// run measures every scenario and family cfg.runs times. Rounds interleave
+// the scenarios (kernel, bare, xdprouter, kernel, ...) so that a slow phase
+// of a shared VM spreads over all of them instead of skewing one ratio.
+func (b *liveBench) run(ctx context.Context) error {
+	for round := 0; round < b.cfg.runs; round++ {
+		for _, sc := range scenarios {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := b.runScenario(ctx, sc, round); err != nil {
+				return fmt.Errorf("scenario %s, round %d: %w", sc, round+1, err)
+			}
+		}
+	}
+	for _, r := range b.results {
+		var mpps []float64
+		for _, run := range r.Runs {
+			mpps = append(mpps, run.Mpps)
+		}
+		r.MedianMpps = median(mpps)
+	}
+	return nil
+}
+
+func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err error) {
+	undo, err := b.setup(sc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if uerr := undo(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	for _, f := range b.fams {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := key(sc, f.name)
+		if round == 0 {
+			// Warm-up, and the rate that sizes the timed runs.
+			n, err := b.calibrate(sc, f)
+			if err != nil {
+				return err
+			}
+			b.repeat[k] = n
+		}
+		run, problems, err := b.measure(sc, f, b.repeat[k])
+		if err != nil {
+			return err
+		}
+		r := b.results[k]
+		r.Runs = append(r.Runs, run)
+		for _, p := range problems {
+			r.Problems = append(r.Problems, fmt.Sprintf("run %d: %s", round+1, p))
+		}
+		b.logf("  %-9s %s run %d: %7.3f Mpps (%d of %d frames in %.2f s, cpu share %.2f)%s",
+			sc, f.name, round+1, run.Mpps, run.Forwarded, run.Sent, run.Seconds, run.CPUShare, problemSuffix(problems))
+	}
+	return nil
+}
+
+func problemSuffix(p []string) string {
+	if len(p) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  PROBLEM: %v", p)
+}
+
+// setup puts the scenario's programs on the router's interfaces and returns
+// what takes them off again.
+func (b *liveBench) setup(sc string) (func() error, error) {
+	t := b.t
+	switch sc {
+	case scKernel, scBare:
+		var links []*benchprog.Link
+		undo := func() error {
+			var errs []error
+			for _, l := range links {
+				errs = append(errs, l.Close())
+			}
+			return errors.Join(errs...)
+		}
+		err := t.lab.Do(t.rtrNS, func() error {
+			for _, idx := range []int{t.r0.index, t.r1.index} {
+				var l *benchprog.Link
+				var err error
+				if sc == scKernel {
+					l, err = b.pass.Attach(idx)
+				} else {
+					l, err = b.bare.Attach(idx)
+				}
+				if err != nil {
+					return err
+				}
+				links = append(links, l)
+			}
+			return nil
+		})
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		return undo, nil
+	case scXdprouter:
+		// The real CLI, as a user would run it on the router.
+		detach := func() error {
+			if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all"); err != nil {
+				return fmt.Errorf("xdprouter detach: %w", err)
+			}
+			return nil
+		}
+		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "attach", "r0", "r1"); err != nil {
+			_ = detach() // r0 may be attached already
+			return nil, fmt.Errorf("xdprouter attach: %w", err)
+		}
+		return detach, nil
+	}
+	return nil, fmt.Errorf("unknown scenario %q", sc)
+}
+
+// calibrate sends a short burst and returns how many frames make a run of
+// cfg.seconds at the rate seen.
+func (b *liveBench) calibrate(sc string, f family) (uint32, error) {
+	const probe = 500_000
+	run, _, err := b.measure(sc, f, probe)
+	if err != nil {
+		return 0, fmt.Errorf("calibrate: %w", err)
+	}
+	rate := float64(run.Sent) / run.Seconds
+	n := rate * b.cfg.seconds
+	return uint32(math.Max(probe, math.Min(n, math.MaxUint32/2))), nil
+}
+
+// measure sends n frames and counts what reaches the sink, forwarded.
+func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, error) {
+	t := b.t
+	run := liveRun{Sent: uint64(n)}
+	var before, after map[string]uint64
+	var err error
+	if sc == scXdprouter {
+		if before, err = xdprouterCounters(b.bpffs); err != nil {
+			return run, nil, err
+		}
+	}
+	s0, err := b.sink.Counts()
+	if err != nil {
+		return run, nil, err
+	}
+	var wall, cpu time.Duration
+	err = t.lab.Do(t.genNS, func() error {
+		return onCPU(b.cfg.genCPU, func() error {
+			c0, err := threadCPUTime()
+			if err != nil {
+				return err
+			}
+			if wall, err = b.gens[f.name].Send(t.g0.index, n, b.cfg.batch); err != nil {
+				return err
+			}
+			c1, err := threadCPUTime()
+			cpu = c1 - c0
+			return err
+		})
+	})
+	if err != nil {
+		return run, nil, err
+	}
+	// Frames still in a veth ring when the run returns land within
+	// microseconds; they were sent within the timed run.
+	time.Sleep(20 * time.Millisecond)
+	s1, err := b.sink.Counts()
+	if err != nil {
+		return run, nil, err
+	}
+	run.Seconds = wall.Seconds()
+	run.Forwarded = s1.HopOK - s0.HopOK
+	run.Other = (s1.Packets - s0.Packets) - run.Forwarded
+	run.Mpps = float64(run.Forwarded) / run.Seconds / 1e6
+	run.CPUShare = math.Round(1000*cpu.Seconds()/run.Seconds) / 1000
+
+	var problems []string
+	if run.Forwarded == 0 {
+		problems = append(problems, "nothing forwarded reached the sink")
+	}
+	if run.Other > run.Forwarded/100 {
+		problems = append(problems, fmt.Sprintf("%d frames at the sink without the expected TTL/hop limit %d", run.Other, startTTL-1))
+	}
+	if sc == scXdprouter {
+		if after, err = xdprouterCounters(b.bpffs); err != nil {
+			return run, nil, err
+		}
+		for name, v := range after {
+			d := v - before[name]
+			switch {
+			case name == f.fwdCounter:
+				run.XDPForwarded = d
+			case strings.HasPrefix(name, "pass_") && d > 0:
+				run.KernelPassed += d
+				if run.PassReasons == nil {
+					run.PassReasons = map[string]uint64{}
+				}
+				run.PassReasons[name] = d
+			}
+		}
+		if run.XDPForwarded < run.Forwarded {
+			problems = append(problems, fmt.Sprintf("xdprouter %s rose by %d, fewer than the %d frames forwarded: the kernel forwarded some",
+				f.fwdCounter, run.XDPForwarded, run.Forwarded))
+		}
+		// A few stray frames (an IPv6 router solicitation from gen, say) are
+		// passed rightly; the benchmark frames must not be.
+		if run.KernelPassed > run.Forwarded/1000 {
+			problems = append(problems, fmt.Sprintf("xdprouter passed %d frames to the kernel: %v", run.KernelPassed, run.PassReasons))
+		}
+	}
+	return run, problems, nil
+}
+
+// xdprouterCounters reads the pinned counters of the xdprouter instance.
+func xdprouterCounters(dir string) (map[string]uint64, error) {
+	d, err := loader.OpenPinned(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open xdprouter maps in %s: %w", dir, err)
+	}
+	defer d.Close()
+	cs, err := d.Counters()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(cs))
+	for _, c := range cs {
+		out[c.Name] = c.Packets
+	}
+	return out, nil
+}
+
+// onCPU runs fn with the calling thread pinned to cpu (negative: unpinned).
+// In live-frames mode the generator's thread also runs the veth NAPI softirqs
+// of the whole chain, so pinning keeps a run from migrating halfway.
+func onCPU(cpu int, fn func() error) error {
+	if cpu < 0 {
+		return fn()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return fmt.Errorf("get CPU affinity: %w", err)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin generator to CPU %d: %w", cpu, err)
+	}
+	defer unix.SchedSetaffinity(0, &old)
+	return fn()
+}
+
+// threadCPUTime is the calling thread's CPU time (tick-sampled here, which is
+// fine over a run of a second or more).
+func threadCPUTime() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, fmt.Errorf("thread CPU time: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
+// stderr logging, so stdout carries only the result table.
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

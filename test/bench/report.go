@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// machine describes where the figures come from.
+type machine struct {
+	Kernel    string `json:"kernel"`
+	NProc     int    `json:"nproc"`
+	CPU       string `json:"cpu"`
+	GoVersion string `json:"go_version"`
+	Commit    string `json:"commit,omitempty"`
+}
+
+// ratio is one of the headline ratios with its target, if any.
+type ratio struct {
+	Name   string  `json:"name"`
+	Family string  `json:"family"`
+	Value  float64 `json:"value"` // ratio of the medians
+	// Paired is the median of the per-round ratios: both figures of a pair
+	// were measured seconds apart, so a slow phase of the host cancels out.
+	Paired float64 `json:"paired"`
+	Target float64 `json:"target,omitempty"` // the value should be >= Target
+}
+
+type settings struct {
+	Runs          int     `json:"runs"`
+	SecondsPerRun float64 `json:"seconds_per_run"`
+	FrameBytes    int     `json:"frame_bytes"`
+	Batch         uint32  `json:"batch"`
+	GenCPU        int     `json:"gen_cpu"`
+	NsppRepeat    uint32  `json:"nspp_repeat"`
+	NsppRuns      int     `json:"nspp_runs"`
+}
+
+type report struct {
+	Date        time.Time     `json:"date"`
+	DurationSec float64       `json:"duration_seconds"`
+	Machine     machine       `json:"machine"`
+	Settings    settings      `json:"settings"`
+	Live        []*liveResult `json:"live"`
+	LiveRatios  []ratio       `json:"live_ratios"`
+	Nspp        []*nsppResult `json:"ns_per_packet"`
+	NsppRatios  []ratio       `json:"ns_per_packet_ratios"`
+}
+
+func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench, nspp []*nsppResult) *report {
+	r := &report{
+		Date:        started,
+		DurationSec: math.Round(took.Seconds()*10) / 10,
+		Machine:     machineInfo(),
+		Settings: settings{Runs: cfg.runs, SecondsPerRun: cfg.seconds, FrameBytes: frameLen,
+			Batch: cfg.batch, GenCPU: cfg.genCPU, NsppRepeat: cfg.nsppRepeat, NsppRuns: cfg.nsppRuns},
+		Nspp: nspp,
+	}
+	for _, sc := range scenarios {
+		for _, f := range lb.fams {
+			r.Live = append(r.Live, lb.results[key(sc, f.name)])
+		}
+	}
+	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
+		"xdprouter/bare ipv4": 0.95, "xdprouter/bare ipv6": 0.95}
+	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel}} {
+		for _, f := range lb.fams {
+			name := pair[0] + "/" + pair[1]
+			a, b := lb.results[key(pair[0], f.name)], lb.results[key(pair[1], f.name)]
+			var paired []float64
+			for i := 0; i < len(a.Runs) && i < len(b.Runs); i++ {
+				paired = append(paired, div(a.Runs[i].Mpps, b.Runs[i].Mpps))
+			}
+			r.LiveRatios = append(r.LiveRatios, ratio{Name: name, Family: f.name, Value: div(a.MedianMpps, b.MedianMpps),
+				Paired: median(paired), Target: targets[name+" "+f.name]})
+		}
+	}
+	// For time per packet, lower is better: the ratios say how many times
+	// the cost of the first program the second one's is.
+	for _, pair := range [][2]string{{progXdprouter, progBare}, {progXdprouter, progPassDirect}, {progBare, progPassDirect}} {
+		for _, f := range lb.fams {
+			var a, b *nsppResult
+			for _, n := range nspp {
+				if n.Family == f.name && n.Program == pair[0] {
+					a = n
+				}
+				if n.Family == f.name && n.Program == pair[1] {
+					b = n
+				}
+			}
+			var paired []float64
+			for i := 0; i < len(a.NetNsRuns) && i < len(b.NetNsRuns); i++ {
+				paired = append(paired, div(a.NetNsRuns[i], b.NetNsRuns[i]))
+			}
+			r.NsppRatios = append(r.NsppRatios, ratio{Name: pair[0] + "/" + pair[1], Family: f.name,
+				Value: div(a.NetNs, b.NetNs), Paired: median(paired)})
+		}
+	}
+	return r
+}
+
+func (r *report) problemCount() int {
+	n := 0
+	for _, l := range r.Live {
+		n += len(l.Problems)
+	}
+	for _, x := range r.Nspp {
+		n += len(x.Problems)
+	}
+	return n
+}
+
+// text is the console table; markdown the same in Markdown.
+func (r *report) text() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "\nxdprouter benchmark, %s — kernel %s, %d CPUs (%s)\n", r.Date.Format(time.RFC3339),
+		r.Machine.Kernel, r.Machine.NProc, r.Machine.CPU)
+	fmt.Fprintf(&b, "live frames: %d-byte UDP, gen -> router -> sink over veth, %d runs of ~%g s, batch %d\n\n",
+		r.Settings.FrameBytes, r.Settings.Runs, r.Settings.SecondsPerRun, r.Settings.Batch)
+	fmt.Fprintf(&b, "%s\n\n", chainNote)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tFAMILY\tMPPS (MEDIAN)\tRUNS (MPPS)\tDELIVERED\tCPU SHARE (MIN)")
+	for _, l := range r.Live {
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\t%.2f\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l), minShare(l))
+	}
+	tw.Flush()
+	fmt.Fprintln(&b)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RATIO\tFAMILY\tOF MEDIANS\tPAIRED\tTARGET")
+	for _, x := range r.LiveRatios {
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%s\n", x.Name, x.Family, x.Value, x.Paired, target(x))
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "%s\n", pairedNote)
+
+	fmt.Fprintf(&b, "\nns/packet: BPF_PROG_TEST_RUN (not live) in the router namespace, %d repetitions, %d runs;\n",
+		r.Settings.NsppRepeat, r.Settings.NsppRuns)
+	fmt.Fprintf(&b, "kernel-reported ns per run (integer); 'net' takes out the restore + tail-call harness\n\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROGRAM\tFAMILY\tVERDICT\tNS (MEDIAN)\tNET NS\tRUNS (NS)")
+	for _, n := range r.Nspp {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\n", nsppLabel(n.Program), n.Family, n.Verdict,
+			n.MedianKernelNs, n.NetNs, joinF(n.KernelNs, "%.0f"))
+	}
+	tw.Flush()
+	fmt.Fprintln(&b)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RATIO (NET NS)\tFAMILY\tOF MEDIANS\tPAIRED")
+	for _, x := range r.NsppRatios {
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\n", x.Name, x.Family, x.Value, x.Paired)
+	}
+	tw.Flush()
+	if p := r.problems(); len(p) > 0 {
+		fmt.Fprintf(&b, "\nPROBLEMS (these figures may not measure forwarding):\n")
+		for _, s := range p {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+	}
+	fmt.Fprintln(&b)
+	return b.String()
+}
+
+func (r *report) markdown() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# xdprouter benchmark %s\n\n", r.Date.Format(time.RFC3339))
+	fmt.Fprintf(&b, "- machine: kernel %s, %d CPUs, %s\n", r.Machine.Kernel, r.Machine.NProc, r.Machine.CPU)
+	fmt.Fprintf(&b, "- %s, commit %s, run took %.0f s\n", r.Machine.GoVersion, orDash(r.Machine.Commit), r.DurationSec)
+	fmt.Fprintf(&b, "- live frames: %d-byte UDP frames from an XDP generator (BPF_F_TEST_XDP_LIVE_FRAMES, batch %d) "+
+		"in namespace gen, through the router namespace, counted by an XDP sink; %d runs of ~%g s per scenario, "+
+		"interleaved; throughput = frames counted forwarded at the sink / wall time\n",
+		r.Settings.FrameBytes, r.Settings.Batch, r.Settings.Runs, r.Settings.SecondsPerRun)
+	fmt.Fprintf(&b, "- kernel: XDP_PASS on the router's veths, kernel forwards; bare: the bare fib-lookup XDP "+
+		"forwarder (bpf/bench/xdp_bare_fwd.c); xdprouter: `xdprouter attach r0 r1`\n")
+	fmt.Fprintf(&b, "- %s\n\n", chainNote)
+	fmt.Fprintf(&b, "| scenario | family | Mpps (median) | runs (Mpps) | delivered | cpu share (min) |\n|---|---|---:|---|---:|---:|\n")
+	for _, l := range r.Live {
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %s | %.2f |\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l), minShare(l))
+	}
+	fmt.Fprintf(&b, "\n| ratio | family | of medians | paired | target |\n|---|---|---:|---:|---|\n")
+	for _, x := range r.LiveRatios {
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %.3f | %s |\n", x.Name, x.Family, x.Value, x.Paired, target(x))
+	}
+	fmt.Fprintf(&b, "\n%s\n", pairedNote)
+	fmt.Fprintf(&b, "\n## ns/packet (BPF_PROG_TEST_RUN, not live, %d repetitions, %d runs)\n\n",
+		r.Settings.NsppRepeat, r.Settings.NsppRuns)
+	fmt.Fprintf(&b, "Kernel-reported ns per run (integer ns). Forwarders run behind a harness that restores the "+
+		"frame and tail-calls them; net ns = ns(harness + program) − ns(harness + pass) + ns(pass direct).\n\n")
+	fmt.Fprintf(&b, "| program | family | verdict | ns (median) | net ns | runs (ns) |\n|---|---|---|---:|---:|---|\n")
+	for _, n := range r.Nspp {
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %s |\n", nsppLabel(n.Program), n.Family, n.Verdict,
+			n.MedianKernelNs, n.NetNs, joinF(n.KernelNs, "%.0f"))
+	}
+	fmt.Fprintf(&b, "\n| ratio (net ns) | family | of medians | paired |\n|---|---|---:|---:|\n")
+	for _, x := range r.NsppRatios {
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %.3f |\n", x.Name, x.Family, x.Value, x.Paired)
+	}
+	if p := r.problems(); len(p) > 0 {
+		fmt.Fprintf(&b, "\n## Problems\n\n")
+		for _, s := range p {
+			fmt.Fprintf(&b, "- %s\n", strings.ReplaceAll(s, "\n", " "))
+		}
+	}
+	return b.String()
+}
+
+func (r *report) problems() []string {
+	var out []string
+	for _, l := range r.Live {
+		for _, p := range l.Problems {
+			out = append(out, fmt.Sprintf("%s %s: %s", l.Scenario, l.Family, p))
+		}
+	}
+	for _, n := range r.Nspp {
+		for _, p := range n.Problems {
+			out = append(out, fmt.Sprintf("ns/packet %s %s: %s", n.Program, n.Family, p))
+		}
+	}
+	return out
+}
+
+// write stores <UTC timestamp>.json/.md and overwrites latest.json/.md.
+func (r *report) write(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode results: %w", err)
+	}
+	js = append(js, '\n')
+	md := []byte(r.markdown())
+	stamp := r.Date.Format("20060102T150405Z")
+	var files []string
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{stamp + ".json", js}, {stamp + ".md", md}, {"latest.json", js}, {"latest.md", md}} {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			return files, fmt.Errorf("write %s: %w", p, err)
+		}
+		files = append(files, p)
+	}
+	return files, nil
+}
+
+func machineInfo() machine {
+	m := machine{NProc: runtime.NumCPU(), GoVersion: runtime.Version()}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+// chainNote says how to read the live figures.
+const chainNote = "The generator, both veth hops, the router and the sink all run on the generator's CPU " +
+	"(the veths' NAPI runs in its softirqs), so each Mpps figure includes a fixed per-frame cost outside the " +
+	"router and the ratios understate the router's own difference (see ns/packet for that). " +
+	"CPU share = generator thread CPU time / wall time; well below 1 means other load took the CPU."
+
+const pairedNote = "Of medians: median / median. Paired: median over rounds of the ratio within a round " +
+	"(measured seconds apart, so a slow phase of a shared host cancels out)."
+
+func minShare(l *liveResult) float64 {
+	m := 0.0
+	for i, r := range l.Runs {
+		if i == 0 || r.CPUShare < m {
+			m = r.CPUShare
+		}
+	}
+	return m
+}
+
+func runsMpps(l *liveResult) string {
+	var v []float64
+	for _, r := range l.Runs {
+		v = append(v, r.Mpps)
+	}
+	return joinF(v, "%.3f")
+}
+
+// delivered is the share of sent frames that arrived forwarded: below 100 %
+// the generator outran the path (veth ring full) and the rate is the path's.
+func delivered(l *liveResult) string {
+	var sent, fwd uint64
+	for _, r := range l.Runs {
+		sent += r.Sent
+		fwd += r.Forwarded
+	}
+	return fmt.Sprintf("%.1f%%", 100*div(float64(fwd), float64(sent)))
+}
+
+func target(x ratio) string {
+	if x.Target == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(">= %.2f", x.Target)
+}
+
+func nsppLabel(p string) string {
+	switch p {
+	case progPassDirect:
+		return "xdp_pass (direct)"
+	case progPass:
+		return "harness + xdp_pass"
+	case progBare:
+		return "harness + bare"
+	case progXdprouter:
+		return "harness + xdpr_main"
+	}
+	return p
+}
+
+func joinF(v []float64, format string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(s, " ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func div(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/xdprouter/xdprouter/test/netlab"
+)
+
+// Addresses of the gen — router — sink line, from the documentation (RFC
+// 5737) and ULA ranges. The generator's frames go from gen's address to
+// sink's, so the router forwards them r0 -> r1.
+var (
+	genV4    = netip.MustParseAddr("192.0.2.2")
+	r0V4     = netip.MustParseAddr("192.0.2.1")
+	r1V4     = netip.MustParseAddr("198.51.100.1")
+	sinkV4   = netip.MustParseAddr("198.51.100.2")
+	genV6    = netip.MustParseAddr("fd00:b1::2")
+	r0V6     = netip.MustParseAddr("fd00:b1::1")
+	r1V6     = netip.MustParseAddr("fd00:b2::1")
+	sinkV6   = netip.MustParseAddr("fd00:b2::2")
+	startTTL = uint8(64)
+)
+
+// frameLen is the benchmark frame: 64 bytes without FCS, the classic
+// small-packet size (IPv6 + UDP headers leave 2 bytes of payload).
+const frameLen = 64
+
+type iface struct {
+	name  string
+	index int
+	mac   net.HardwareAddr
+}
+
+type topo struct {
+	lab                  *netlab.Lab
+	genNS, rtrNS, sinkNS string
+	g0, r0, r1, s0       iface
+}
+
+// buildTopo creates the namespaces, veths, addresses, routes and static
+// neighbours. Neighbours are permanent so that no lookup ever comes back
+// NO_NEIGH (which would send frames to the kernel and measure ND instead).
+func buildTopo(lab *netlab.Lab) (*topo, error) {
+	t := &topo{lab: lab}
+	var err error
+	if t.genNS, err = lab.AddNS("gen", false); err != nil {
+		return nil, err
+	}
+	if t.rtrNS, err = lab.AddNS("router", true); err != nil {
+		return nil, err
+	}
+	if t.sinkNS, err = lab.AddNS("sink", false); err != nil {
+		return nil, err
+	}
+	if err := lab.Veth(t.genNS, "g0", t.rtrNS, "r0"); err != nil {
+		return nil, err
+	}
+	if err := lab.Veth(t.rtrNS, "r1", t.sinkNS, "s0"); err != nil {
+		return nil, err
+	}
+	for _, x := range []struct {
+		ns   string
+		name string
+		dst  *iface
+	}{{t.genNS, "g0", &t.g0}, {t.rtrNS, "r0", &t.r0}, {t.rtrNS, "r1", &t.r1}, {t.sinkNS, "s0", &t.s0}} {
+		if *x.dst, err = lookupIface(lab, x.ns, x.name); err != nil {
+			return nil, err
+		}
+	}
+
+	p := func(a netip.Addr, bits int) string { return netip.PrefixFrom(a, bits).String() }
+	neigh := func(a netip.Addr, mac net.HardwareAddr, dev string) []string {
+		return []string{"ip", "neigh", "replace", a.String(), "lladdr", mac.String(), "dev", dev, "nud", "permanent"}
+	}
+	if err := lab.MustExec(t.genNS,
+		[]string{"ip", "addr", "add", p(genV4, 24), "dev", "g0"},
+		[]string{"ip", "-6", "addr", "add", p(genV6, 64), "dev", "g0", "nodad"},
+		[]string{"ip", "route", "add", "default", "via", r0V4.String()},
+		[]string{"ip", "-6", "route", "add", "default", "via", r0V6.String()},
+		neigh(r0V4, t.r0.mac, "g0"),
+		neigh(r0V6, t.r0.mac, "g0"),
+	); err != nil {
+		return nil, err
+	}
+	if err := lab.MustExec(t.rtrNS,
+		[]string{"ip", "addr", "add", p(r0V4, 24), "dev", "r0"},
+		[]string{"ip", "-6", "addr", "add", p(r0V6, 64), "dev", "r0", "nodad"},
+		[]string{"ip", "addr", "add", p(r1V4, 24), "dev", "r1"},
+		[]string{"ip", "-6", "addr", "add", p(r1V6, 64), "dev", "r1", "nodad"},
+		neigh(genV4, t.g0.mac, "r0"),
+		neigh(genV6, t.g0.mac, "r0"),
+		neigh(sinkV4, t.s0.mac, "r1"),
+		neigh(sinkV6, t.s0.mac, "r1"),
+	); err != nil {
+		return nil, err
+	}
+	if err := lab.MustExec(t.sinkNS,
+		[]string{"ip", "addr", "add", p(sinkV4, 24), "dev", "s0"},
+		[]string{"ip", "-6", "addr", "add", p(sinkV6, 64), "dev", "s0", "nodad"},
+		[]string{"ip", "route", "add", "default", "via", r1V4.String()},
+		[]string{"ip", "-6", "route", "add", "default", "via", r1V6.String()},
+		neigh(r1V4, t.r1.mac, "s0"),
+		neigh(r1V6, t.r1.mac, "s0"),
+	); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func lookupIface(lab *netlab.Lab, ns, name string) (iface, error) {
+	var out iface
+	err := lab.Do(ns, func() error {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			return fmt.Errorf("interface %s in %s: %w", name, ns, err)
+		}
+		out = iface{name: name, index: ifc.Index, mac: ifc.HardwareAddr}
+		return nil
+	})
+	return out, err
+}
+
+// family is one address family's benchmark frame.
+type family struct {
+	name  string // "ipv4" or "ipv6"
+	frame []byte
+	// fwdCounter is xdprouter's counter for this family's XDP forwards.
+	fwdCounter string
+}
+
+// families builds the 64-byte UDP frames gen -> sink, addressed to r0's MAC.
+func (t *topo) families() ([]family, error) {
+	v4, err := udpFrame(t.g0.mac, t.r0.mac, &layers.IPv4{
+		Version: 4, IHL: 5, TTL: startTTL, Protocol: layers.IPProtocolUDP,
+		SrcIP: genV4.AsSlice(), DstIP: sinkV4.AsSlice(),
+	}, layers.EthernetTypeIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("build IPv4 frame: %w", err)
+	}
+	v6, err := udpFrame(t.g0.mac, t.r0.mac, &layers.IPv6{
+		Version: 6, HopLimit: startTTL, NextHeader: layers.IPProtocolUDP,
+		SrcIP: genV6.AsSlice(), DstIP: sinkV6.AsSlice(),
+	}, layers.EthernetTypeIPv6)
+	if err != nil {
+		return nil, fmt.Errorf("build IPv6 frame: %w", err)
+	}
+	return []family{
+		{name: "ipv4", frame: v4, fwdCounter: "fwd_ipv4"},
+		{name: "ipv6", frame: v6, fwdCounter: "fwd_ipv6"},
+	}, nil
+}
+
+// udpFrame serializes Ethernet / ip / UDP (discard port) padded with payload
+// to exactly frameLen bytes, checksums computed by gopacket.
+func udpFrame(src, dst net.HardwareAddr, ip gopacket.NetworkLayer, et layers.EthernetType) ([]byte, error) {
+	eth := &layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: et}
+	udp := &layers.UDP{SrcPort: 9, DstPort: 9}
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		return nil, err
+	}
+	hdr := 14 + 8
+	switch ip.(type) {
+	case *layers.IPv4:
+		hdr += 20
+	case *layers.IPv6:
+		hdr += 40
+	}
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	err := gopacket.SerializeLayers(buf, opts, eth, ip.(gopacket.SerializableLayer), udp,
+		gopacket.Payload(make([]byte, frameLen-hdr)))
+	if err != nil {
+		return nil, err
+	}
+	if n := len(buf.Bytes()); n != frameLen {
+		return nil, fmt.Errorf("frame is %d bytes, want %d", n, frameLen)
+	}
+	return buf.Bytes(), nil
+}
