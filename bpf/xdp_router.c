@@ -151,15 +151,21 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
 	p.ifindex = ctx->ingress_ifindex;
-	dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &unmappable);
-	if (unmappable)
-		return count(ctx, XDPR_CNT_DROP_NPT_UNMAPPABLE, XDP_DROP);
+	/* NPT's outside interface is the WAN: DNPT only on WAN ports, SNPT
+	 * only for what LAN ports send; the role is a per-port constant, so
+	 * other ports pay for no lookup. */
+	dnpt = NULL;
+	if (xdpr_port_role == XDPR_ROLE_WAN) {
+		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &unmappable);
+		if (unmappable)
+			return count(ctx, XDPR_CNT_DROP_NPT_UNMAPPABLE, XDP_DROP);
+	}
 
 	reason = fib_redirect(ctx, eth, &p);
 	if (reason)
 		return count(ctx, reason, XDP_PASS);
 	/* Past this point a failure drops: the MACs are already rewritten. */
-	reason = npt_forward(ip6, c->end, dnpt, p.ifindex, &fwd);
+	reason = npt_forward(ip6, c->end, dnpt, xdpr_port_role == XDPR_ROLE_LAN, p.ifindex, &fwd);
 	if (reason)
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;

@@ -172,8 +172,13 @@ func newRouterLab(t testing.TB) *routerLab {
 			if !li.attached {
 				continue
 			}
-			rl.progs[li.name] = loadTestProgram(t, ifc, RoleLAN, rl.maps)
-			v := ifaceEntry(ifc, RoleLAN, routerXdprXdpModeXDPR_MODE_NATIVE)
+			// wan0 faces the ISP: NPT translates there.
+			role := RoleLAN
+			if li.name == "wan0" {
+				role = RoleWAN
+			}
+			rl.progs[li.name] = loadTestProgram(t, ifc, role, rl.maps)
+			v := ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE)
 			if err := rl.maps.XdprIfaces.Put(uint32(ifc.Index), v); err != nil {
 				return fmt.Errorf("xdpr_ifaces[%s]: %w", li.name, err)
 			}

@@ -249,11 +249,12 @@ static __always_inline void npt_csum_apply_xdp(struct ipv6hdr *ip6, void *end,
 }
 
 /* npt_forward translates a packet XDP is about to redirect out of egress:
- * DNPT with the rule the ingress lookup found, else SNPT when egress is an
- * NPT outside interface for the source. *fwd gets the forward counter. */
+ * DNPT with the rule the ingress lookup found, else (for what a LAN port
+ * received) SNPT when egress is an NPT outside interface for the source.
+ * *fwd gets the forward counter. */
 static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
-					 const struct xdpr_npt_rule *dnpt, __u32 egress,
-					 __u32 *fwd)
+					 const struct xdpr_npt_rule *dnpt, int from_lan,
+					 __u32 egress, __u32 *fwd)
 {
 	const struct xdpr_npt_rule *r = dnpt;
 	struct npt_csum cs;
@@ -261,6 +262,8 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 
 	*fwd = XDPR_CNT_FWD_IPV6;
 	if (!r) {
+		if (!from_lan)
+			return 0;
 		r = lpm6_lookup(&xdpr_npt_in, egress, &ip6->saddr);
 		if (!r)
 			return 0;

@@ -21,9 +21,30 @@ const (
 	scKernel    = "kernel"
 	scBare      = "bare"
 	scXdprouter = "xdprouter"
+	// NPTv6 (IPv6 only, npt.go): the kernel with ip6tables SNPT, and
+	// xdprouter with an npt rule, on the same frames.
+	scKernelNPT = "kernel-npt"
+	scNPT       = "xdprouter-npt"
 )
 
-var scenarios = []string{scKernel, scBare, scXdprouter}
+var scenarios = []string{scKernel, scBare, scXdprouter, scKernelNPT, scNPT}
+
+// appliesTo says whether scenario sc measures family fam.
+func appliesTo(sc, fam string) bool {
+	return (sc != scKernelNPT && sc != scNPT) || fam == "ipv6"
+}
+
+// xdprouterCounter is the counter that must count every frame forwarded in
+// an xdprouter scenario ("" for the others).
+func xdprouterCounter(sc string, f family) string {
+	switch sc {
+	case scXdprouter:
+		return f.fwdCounter
+	case scNPT:
+		return "fwd_npt_snpt"
+	}
+	return ""
+}
 
 // liveRun is one timed live-frames run.
 type liveRun struct {
@@ -117,7 +138,9 @@ func newLiveBench(t *topo, fams []family, cfg config, logf func(string, ...any))
 	b.bpffs = filepath.Join(mnt, "r")
 	for _, sc := range scenarios {
 		for _, f := range fams {
-			b.results[key(sc, f.name)] = &liveResult{Scenario: sc, Family: f.name}
+			if appliesTo(sc, f.name) {
+				b.results[key(sc, f.name)] = &liveResult{Scenario: sc, Family: f.name}
+			}
 		}
 	}
 	return b, nil
@@ -178,6 +201,9 @@ func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err 
 	for _, f := range b.fams {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !appliesTo(sc, f.name) {
+			continue
 		}
 		k := key(sc, f.name)
 		if round == 0 {
@@ -258,6 +284,8 @@ func (b *liveBench) setup(sc string) (func() error, error) {
 			return nil, fmt.Errorf("xdprouter attach: %w", err)
 		}
 		return detach, nil
+	case scKernelNPT, scNPT:
+		return b.setupNPT(sc)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
 }
@@ -281,8 +309,15 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 	run := liveRun{Sent: uint64(n)}
 	var before, after map[string]uint64
 	var err error
-	if sc == scXdprouter {
+	counter := xdprouterCounter(sc, f)
+	if counter != "" {
 		if before, err = xdprouterCounters(b.bpffs); err != nil {
+			return run, nil, err
+		}
+	}
+	var snpt0 uint64
+	if sc == scKernelNPT {
+		if snpt0, err = b.snptRulePackets(); err != nil {
 			return run, nil, err
 		}
 	}
@@ -328,14 +363,23 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 	if run.Other > run.Forwarded/100 {
 		problems = append(problems, fmt.Sprintf("%d frames at the sink without the expected TTL/hop limit %d", run.Other, startTTL-1))
 	}
-	if sc == scXdprouter {
+	if sc == scKernelNPT {
+		snpt1, err := b.snptRulePackets()
+		if err != nil {
+			return run, nil, err
+		}
+		if snpt1-snpt0 < run.Forwarded {
+			problems = append(problems, fmt.Sprintf("the SNPT rule translated %d packets, fewer than the %d forwarded", snpt1-snpt0, run.Forwarded))
+		}
+	}
+	if counter != "" {
 		if after, err = xdprouterCounters(b.bpffs); err != nil {
 			return run, nil, err
 		}
 		for name, v := range after {
 			d := v - before[name]
 			switch {
-			case name == f.fwdCounter:
+			case name == counter:
 				run.XDPForwarded = d
 			case strings.HasPrefix(name, "pass_") && d > 0:
 				run.KernelPassed += d
@@ -347,7 +391,7 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 		}
 		if run.XDPForwarded < run.Forwarded {
 			problems = append(problems, fmt.Sprintf("xdprouter %s rose by %d, fewer than the %d frames forwarded: the kernel forwarded some",
-				f.fwdCounter, run.XDPForwarded, run.Forwarded))
+				counter, run.XDPForwarded, run.Forwarded))
 		}
 		// A few stray frames (an IPv6 router solicitation from gen, say) are
 		// passed rightly; the benchmark frames must not be.

@@ -69,15 +69,22 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 	}
 	for _, sc := range scenarios {
 		for _, f := range lb.fams {
-			r.Live = append(r.Live, lb.results[key(sc, f.name)])
+			if l := lb.results[key(sc, f.name)]; l != nil {
+				r.Live = append(r.Live, l)
+			}
 		}
 	}
 	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
-		"xdprouter/bare ipv4": 0.95, "xdprouter/bare ipv6": 0.95}
-	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel}} {
+		"xdprouter/bare ipv4": 0.95, "xdprouter/bare ipv6": 0.95,
+		"xdprouter-npt/xdprouter ipv6": 0.95, "xdprouter-npt/kernel-npt ipv6": 3.0}
+	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel},
+		{scNPT, scXdprouter}, {scNPT, scKernelNPT}} {
 		for _, f := range lb.fams {
 			name := pair[0] + "/" + pair[1]
 			a, b := lb.results[key(pair[0], f.name)], lb.results[key(pair[1], f.name)]
+			if a == nil || b == nil {
+				continue
+			}
 			var paired []float64
 			for i := 0; i < len(a.Runs) && i < len(b.Runs); i++ {
 				paired = append(paired, div(a.Runs[i].Mpps, b.Runs[i].Mpps))
