@@ -112,7 +112,14 @@ func run(cfg config) (err error) {
 		return fmt.Errorf("ns/packet: %w", err)
 	}
 
+	logf("NDP proxy: %d runs × ~%.1f s of Neighbor Solicitations, xdprouter and ndppd", cfg.runs, cfg.seconds)
+	ndp, ndpRatios, err := runNDP(ctx, t, cfg, lb.pass, lb.bpffs)
+	if err != nil {
+		return fmt.Errorf("ndp proxy: %w", err)
+	}
+
 	rep := newReport(cfg, started, time.Since(started), lb, nspp)
+	rep.NDP, rep.NDPRatios = ndp, ndpRatios
 	text := rep.text()
 	fmt.Print(text)
 	files, err := rep.write(cfg.out)

@@ -56,6 +56,8 @@ type report struct {
 	LiveRatios  []ratio       `json:"live_ratios"`
 	Nspp        []*nsppResult `json:"ns_per_packet"`
 	NsppRatios  []ratio       `json:"ns_per_packet_ratios"`
+	NDP         []*ndpResult  `json:"ndp_proxy"`
+	NDPRatios   []ratio       `json:"ndp_proxy_ratios"`
 }
 
 func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench, nspp []*nsppResult) *report {
@@ -125,6 +127,9 @@ func (r *report) problemCount() int {
 	for _, x := range r.Nspp {
 		n += len(x.Problems)
 	}
+	for _, x := range r.NDP {
+		n += len(x.Problems)
+	}
 	return n
 }
 
@@ -166,6 +171,16 @@ func (r *report) text() string {
 	fmt.Fprintln(tw, "RATIO (NET NS)\tFAMILY\tOF MEDIANS\tPAIRED")
 	for _, x := range r.NsppRatios {
 		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\n", x.Name, x.Family, x.Value, x.Paired)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "\n%s\n\n", ndpNote)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NDP PROXY\tNA/S (MEDIAN)\tRUNS (NA/S)")
+	for _, x := range r.NDP {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\n", x.Scenario, x.MedianNAps, ndpRuns(x))
+	}
+	for _, x := range r.NDPRatios {
+		fmt.Fprintf(tw, "%s\t%.1f (paired %.1f)\t%s\n", x.Name, x.Value, x.Paired, target(x))
 	}
 	tw.Flush()
 	if p := r.problems(); len(p) > 0 {
@@ -212,6 +227,14 @@ func (r *report) markdown() string {
 	for _, x := range r.NsppRatios {
 		fmt.Fprintf(&b, "| %s | %s | %.3f | %.3f |\n", x.Name, x.Family, x.Value, x.Paired)
 	}
+	fmt.Fprintf(&b, "\n## NDP proxy\n\n%s\n\n| responder | NA/s (median) | runs (NA/s) |\n|---|---:|---|\n", ndpNote)
+	for _, x := range r.NDP {
+		fmt.Fprintf(&b, "| %s | %.0f | %s |\n", x.Scenario, x.MedianNAps, ndpRuns(x))
+	}
+	fmt.Fprintf(&b, "\n| ratio | of medians | paired | target |\n|---|---:|---:|---|\n")
+	for _, x := range r.NDPRatios {
+		fmt.Fprintf(&b, "| %s | %.1f | %.1f | %s |\n", x.Name, x.Value, x.Paired, target(x))
+	}
 	if p := r.problems(); len(p) > 0 {
 		fmt.Fprintf(&b, "\n## Problems\n\n")
 		for _, s := range p {
@@ -231,6 +254,11 @@ func (r *report) problems() []string {
 	for _, n := range r.Nspp {
 		for _, p := range n.Problems {
 			out = append(out, fmt.Sprintf("ns/packet %s %s: %s", n.Program, n.Family, p))
+		}
+	}
+	for _, n := range r.NDP {
+		for _, p := range n.Problems {
+			out = append(out, fmt.Sprintf("ndp proxy %s: %s", n.Scenario, p))
 		}
 	}
 	return out
@@ -373,4 +401,18 @@ func div(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// ndpNote says how the NDP proxy figures were taken.
+const ndpNote = "NDP proxy: the generator floods r0 with Neighbor Solicitations (86-byte frames, live frames) for " +
+	"fd00:b9::5, a proxied prefix; NA/s = Neighbor Advertisements counted by an XDP sink on the generator's " +
+	"port / (run time + 100 ms for late replies). xdprouter: `xdprouter apply` with ndp-proxy on r0 (XDP_TX); " +
+	"ndppd: XDP_PASS on the router's ports, ndppd (static rule) answers through the kernel."
+
+func ndpRuns(x *ndpResult) string {
+	var v []float64
+	for _, r := range x.Runs {
+		v = append(v, r.NAps)
+	}
+	return joinF(v, "%.0f")
 }
