@@ -118,8 +118,14 @@ func run(cfg config) (err error) {
 		return fmt.Errorf("ndp proxy: %w", err)
 	}
 
+	logf("NS flood: forwarding with and without %d NS/s; NDP reply rate with one and two generators", floodRate)
+	flood, err := runFlood(ctx, lb)
+	if err != nil {
+		return fmt.Errorf("ns flood: %w", err)
+	}
+
 	rep := newReport(cfg, started, time.Since(started), lb, nspp)
-	rep.NDP, rep.NDPRatios = ndp, ndpRatios
+	rep.NDP, rep.NDPRatios, rep.Flood = ndp, ndpRatios, flood
 	text := rep.text()
 	fmt.Print(text)
 	files, err := rep.write(cfg.out)

@@ -58,6 +58,7 @@ type report struct {
 	NsppRatios  []ratio       `json:"ns_per_packet_ratios"`
 	NDP         []*ndpResult  `json:"ndp_proxy"`
 	NDPRatios   []ratio       `json:"ndp_proxy_ratios"`
+	Flood       *floodResult  `json:"ns_flood"`
 }
 
 func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench, nspp []*nsppResult) *report {
@@ -130,6 +131,9 @@ func (r *report) problemCount() int {
 	for _, x := range r.NDP {
 		n += len(x.Problems)
 	}
+	if r.Flood != nil {
+		n += len(r.Flood.Problems)
+	}
 	return n
 }
 
@@ -183,6 +187,9 @@ func (r *report) text() string {
 		fmt.Fprintf(tw, "%s\t%.1f (paired %.1f)\t%s\n", x.Name, x.Value, x.Paired, target(x))
 	}
 	tw.Flush()
+	if f := r.Flood; f != nil {
+		fmt.Fprintf(&b, "\n%s\n", floodText(f))
+	}
 	if p := r.problems(); len(p) > 0 {
 		fmt.Fprintf(&b, "\nPROBLEMS (these figures may not measure forwarding):\n")
 		for _, s := range p {
@@ -235,6 +242,9 @@ func (r *report) markdown() string {
 	for _, x := range r.NDPRatios {
 		fmt.Fprintf(&b, "| %s | %.1f | %.1f | %s |\n", x.Name, x.Value, x.Paired, target(x))
 	}
+	if f := r.Flood; f != nil {
+		fmt.Fprintf(&b, "\n## NS flood\n\n%s", floodText(f))
+	}
 	if p := r.problems(); len(p) > 0 {
 		fmt.Fprintf(&b, "\n## Problems\n\n")
 		for _, s := range p {
@@ -259,6 +269,11 @@ func (r *report) problems() []string {
 	for _, n := range r.NDP {
 		for _, p := range n.Problems {
 			out = append(out, fmt.Sprintf("ndp proxy %s: %s", n.Scenario, p))
+		}
+	}
+	if r.Flood != nil {
+		for _, p := range r.Flood.Problems {
+			out = append(out, "ns flood: "+p)
 		}
 	}
 	return out
@@ -415,4 +430,24 @@ func ndpRuns(x *ndpResult) string {
 		v = append(v, r.NAps)
 	}
 	return joinF(v, "%.0f")
+}
+
+// floodText is the NS-flood section, the same in both formats.
+func floodText(f *floodResult) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "IPv6 forwarding through xdprouter (NDP proxy on r0) with and without %d NS/s from a second generator "+
+		"thread on the other CPU (achieved: median %.0f NS/s):\n\n", floodRate, f.FloodNSMedian)
+	fmt.Fprintf(&b, "- without flood: %s Mpps (median %.3f)\n", joinF(f.WithoutMpps, "%.3f"), median(f.WithoutMpps))
+	fmt.Fprintf(&b, "- with flood:    %s Mpps (median %.3f); NAs sent back: %s /s\n", joinF(f.WithMpps, "%.3f"), median(f.WithMpps), joinF(f.FloodNAps, "%.0f"))
+	fmt.Fprintf(&b, "- with/without: %.3f of medians, %.3f paired (target >= 0.95)\n\n", f.Ratio, f.Paired)
+	fmt.Fprintf(&b, "NDP proxy reply rate: peak with one generator %s NA/s (median %.0f); two generators at once (one per CPU) "+
+		"offered %s NS/s (median %.0f, %.2fx the peak) and got %s NA/s back (median %.0f)\n\n",
+		joinF(f.PeakNAps, "%.0f"), median(f.PeakNAps), joinF(f.OfferedNSps, "%.0f"), median(f.OfferedNSps), f.OfferedRatio,
+		joinF(f.DoubleNAps, "%.0f"), median(f.DoubleNAps))
+	fmt.Fprintf(&b, "- replies under the double offer / peak: %.3f of medians, %.3f paired (target >= 0.95)\n", f.ReplyRatio, f.ReplyPaired)
+	fmt.Fprintf(&b, "\nCaveats: every live-frames test run starts and ends with an XDP dispatcher switch (RCU waits, ~20 ms), so the "+
+		"flooder paces itself with a run every few ms to tens of ms, and those switches land in the middle of the forwarding run on "+
+		"the other CPU; and two generators share the machine's two CPUs with everything else, so they may offer less than twice the "+
+		"one-generator peak (the offered/peak factor above says how much they did).\n")
+	return b.String()
 }
