@@ -52,26 +52,26 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	__u32 reason;
 
 	if (!iph)
-		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (iph->version != 4 || iph->ihl < 5)
-		return count(ctx, XDPR_CNT_PASS_MALFORMED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
 	if (iph->ihl != 5)
-		return count(ctx, XDPR_CNT_PASS_IPV4_OPTIONS, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_IPV4_OPTIONS);
 
 	__u16 tot_len = bpf_ntohs(iph->tot_len);
 	if (tot_len < sizeof(*iph))
-		return count(ctx, XDPR_CNT_PASS_MALFORMED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
 	if ((void *)iph + tot_len > c->end)
-		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (!ipv4_header_ok(iph))
-		return count(ctx, XDPR_CNT_PASS_BAD_CHECKSUM, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_BAD_CHECKSUM);
 	if (iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
-		return count(ctx, XDPR_CNT_PASS_FRAGMENT, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_FRAGMENT);
 	reason = ipv4_addr_reason(iph->saddr, iph->daddr);
 	if (reason)
-		return count(ctx, reason, XDP_PASS);
+		return pass(ctx, reason);
 	if (iph->ttl <= 1)
-		return count(ctx, XDPR_CNT_PASS_TTL_EXPIRED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
 
 	p.family = AF_INET;
 	p.tos = iph->tos;
@@ -83,7 +83,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 
 	reason = fib_redirect(ctx, eth, &p);
 	if (reason)
-		return count(ctx, reason, XDP_PASS);
+		return pass(ctx, reason);
 	ipv4_decrement_ttl(iph);
 	return count(ctx, XDPR_CNT_FWD_IPV4, XDP_REDIRECT);
 }
@@ -127,22 +127,22 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	int unmappable;
 
 	if (!ip6)
-		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ip6->version != 6)
-		return count(ctx, XDPR_CNT_PASS_MALFORMED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
 
 	__u16 plen = bpf_ntohs(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (payload_end > c->end)
-		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	reason = ipv6_addr_reason(&ip6->saddr, &ip6->daddr);
 	if (reason)
-		return count(ctx, reason, XDP_PASS);
+		return pass(ctx, reason);
 	reason = ipv6_walk_ext(c, ip6->nexthdr, payload_end);
 	if (reason)
-		return count(ctx, reason, XDP_PASS);
+		return pass(ctx, reason);
 	if (ip6->hop_limit <= 1)
-		return count(ctx, XDPR_CNT_PASS_TTL_EXPIRED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
 
 	p.family = AF_INET6;
 	p.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
@@ -163,7 +163,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 
 	reason = fib_redirect(ctx, eth, &p);
 	if (reason)
-		return count(ctx, reason, XDP_PASS);
+		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt, xdpr_port_role == XDPR_ROLE_LAN, p.ifindex, &fwd);
 	if (reason)
@@ -184,9 +184,9 @@ int xdpr_main(struct xdp_md *ctx)
 
 	eth = parse_eth(&c);
 	if (!eth)
-		return count(ctx, XDPR_CNT_PASS_TRUNCATED, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ctx->ingress_ifindex != xdpr_port_ifindex)
-		return count(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
 	/* Volatile reads, one by one: through a plain pointer clang would
 	 * fold the zero initialiser. The verifier makes them constants. */
 	__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
@@ -195,11 +195,11 @@ int xdpr_main(struct xdp_md *ctx)
 	if (action >= 0)
 		return action;
 	if (eth->h_dest[0] & 1)
-		return count(ctx, XDPR_CNT_PASS_L2_MULTICAST, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_L2_MULTICAST);
 	/* The kernel drops frames for other hosts (seen in promiscuous mode);
 	 * forwarding them would make XDP disagree with it. */
 	if (!is_port_mac(eth->h_dest))
-		return count(ctx, XDPR_CNT_PASS_OTHERHOST, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_OTHERHOST);
 
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
@@ -208,9 +208,9 @@ int xdpr_main(struct xdp_md *ctx)
 		return forward_ipv6(ctx, eth, &c);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
-		return count(ctx, XDPR_CNT_PASS_VLAN, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_VLAN);
 	}
-	return count(ctx, XDPR_CNT_PASS_NOT_IP, XDP_PASS);
+	return pass(ctx, XDPR_CNT_PASS_NOT_IP);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -27,6 +27,10 @@ type InterfaceStatus struct {
 	ProgramName string `json:"program_name"`
 	ProgramTag  string `json:"program_tag"`
 	LinkPin     string `json:"link_pin"`
+	// Stale is set when the interface's MAC changed since attach: the
+	// program compares frames against the MAC it was loaded with, so it now
+	// passes everything to the kernel until `attach` runs again.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // MapStatus describes one pinned map.
@@ -67,6 +71,7 @@ func (d *Dataplane) Status() (Status, error) {
 		if ifc, err := net.InterfaceByIndex(is.Ifindex); err == nil {
 			is.Present = true
 			is.Name = ifc.Name
+			is.Stale = ifc.HardwareAddr.String() != is.MAC
 		}
 		if l, err := link.LoadPinnedLink(is.LinkPin, nil); err == nil {
 			if info, err := l.Info(); err == nil {

@@ -183,7 +183,7 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	int delta;
 
 	if ((void *)(na + 1) > end)
-		return count(ctx, XDPR_CNT_PASS_NDP_INVALID, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
 	target = na->target;
 	if (dad) {
 		__builtin_memset(&dst, 0, sizeof(dst));
@@ -198,7 +198,7 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 
 	delta = (int)(sizeof(*eth) + sizeof(*ip6) + NDP_NA_LEN) - (int)(end - data);
 	if (delta && bpf_xdp_adjust_tail(ctx, delta))
-		return count(ctx, XDPR_CNT_PASS_NDP_NO_ROOM, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
 	/* adjust_tail invalidated every packet pointer. */
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
@@ -255,9 +255,9 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
 		return -1;
 	kind = ndp_ns_check(eth, ip6, ns, end, mac);
 	if (!kind)
-		return count(ctx, XDPR_CNT_PASS_NDP_INVALID, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
 	if (px->mode == XDPR_NDP_LAN_NEIGHBOR && !ndp_target_behind_lan(ctx, &ns->target))
-		return count(ctx, XDPR_CNT_PASS_NDP_NO_NEIGH, XDP_PASS);
+		return pass(ctx, XDPR_CNT_PASS_NDP_NO_NEIGH);
 	return ndp_reply(ctx, mac, kind == 2);
 }
 

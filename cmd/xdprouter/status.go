@@ -46,6 +46,9 @@ func printStatus(w io.Writer, st loader.Status) {
 		if !i.Present {
 			name += " (gone)"
 		}
+		if i.Stale {
+			name += " (MAC changed: attach again)"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
 			name, i.Ifindex, i.Role, i.Mode, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
 	}
