@@ -404,3 +404,65 @@ func TestNPTSlowPathMatchesFastPath(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncNPTChangesOutside is what the daemon does when the ISP renumbers:
+// the same inside prefix gets a new outside prefix through SyncNPT, in
+// place. Afterwards the new outside address is translated, the old one is
+// not, and the inside->outside direction writes the new prefix.
+func TestSyncNPTChangesOutside(t *testing.T) {
+	rl := newRouterLab(t)
+	old := nptTestRule{name: "old", inside: "fd00:bbbb::/64", outside: "3fff:aaaa::/64", mode: NPTPreserveHost}
+	renum := nptTestRule{name: "new", inside: "fd00:bbbb::/64", outside: "3fff:cccc::/64", mode: NPTPreserveHost}
+	rl.setNPT(t, []nptTestRule{old})
+	rl.setNPT(t, []nptTestRule{renum})
+	d := &Dataplane{maps: *rl.maps}
+	var rules []NPTRule
+	if err := rl.lab.Do(rl.ns, func() error {
+		var err error
+		rules, err = d.NPTRules()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 1 || rules[0].Outside != netip.MustParsePrefix(renum.outside) || rules[0].Interface != "wan0" {
+		t.Fatalf("rules after renumbering: %+v", rules)
+	}
+	const remote = "2001:db8:100::1"
+	for _, c := range []struct {
+		name    string
+		ingress string
+		frame   []byte
+		verdict uint32
+		want    func([]byte) []byte
+	}{
+		{"new outside translated", "wan0", udp6(t, remote, "3fff:cccc::123", onWAN()), xdpRedirect, func(f []byte) []byte {
+			out := bytes.Clone(f)
+			modelNPT(out[14:], renum.model(true), true)
+			return expectForward(out, "lan0")
+		}},
+		// The old outside prefix is no longer ours: routed like any other
+		// address (back out of wan0: the kernel's hairpin).
+		{"old outside untouched", "wan0", udp6(t, remote, "3fff:aaaa::123", onWAN()), xdpPass, func(f []byte) []byte { return f }},
+		{"inside gets the new prefix", "lan0", udp6(t, "fd00:bbbb::123", remote), xdpRedirect, func(f []byte) []byte {
+			out := bytes.Clone(f)
+			modelNPT(out[14:], renum.model(false), false)
+			return expectForward(out, "wan0")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := rl.lab.Do(rl.ns, func() error {
+				v, out, _, err := rl.runOnce(c.frame, c.ingress)
+				if err != nil {
+					return err
+				}
+				if want := c.want(c.frame); v != c.verdict || !bytes.Equal(out, want) {
+					t.Errorf("verdict %s (want %s), frame: %s", verdictName(v), verdictName(c.verdict), diffBytes(out, want))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
