@@ -23,7 +23,8 @@ type floodResult struct {
 	WithoutMpps   []float64 `json:"without_flood_mpps"`
 	WithMpps      []float64 `json:"with_flood_mpps"`
 	FloodNSps     []float64 `json:"flood_ns_per_second"` // what the flooder achieved
-	FloodNAps     []float64 `json:"flood_na_per_second"` // answered during the runs
+	FloodNAps     []float64 `json:"flood_na_per_second"` // answers that reached gen's sink
+	FloodTXps     []float64 `json:"flood_tx_per_second"` // answers xdprouter sent (tx_ndp_na)
 	Ratio         float64   `json:"ratio_of_medians"`
 	Paired        float64   `json:"paired"`
 	PeakNAps      []float64 `json:"peak_na_per_second"`    // one generator
@@ -99,6 +100,10 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		c0, err := xdprouterCounters(lb.bpffs)
+		if err != nil {
+			return nil, err
+		}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		var sent uint64
@@ -123,12 +128,17 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		c1, err := xdprouterCounters(lb.bpffs)
+		if err != nil {
+			return nil, err
+		}
+		res.FloodTXps = append(res.FloodTXps, float64(c1["tx_ndp_na"]-c0["tx_ndp_na"])/floodTime.Seconds())
 		res.WithMpps = append(res.WithMpps, run.Mpps)
 		res.Problems = append(res.Problems, problems...)
 		res.FloodNSps = append(res.FloodNSps, float64(sent)/floodTime.Seconds())
 		res.FloodNAps = append(res.FloodNAps, float64(r1.HopOK-r0.HopOK)/floodTime.Seconds())
-		logf("  flood run %d: %.3f Mpps without, %.3f Mpps with %.0f NS/s (%.0f NA/s back)", round+1,
-			res.WithoutMpps[round], run.Mpps, res.FloodNSps[round], res.FloodNAps[round])
+		logf("  flood run %d: %.3f Mpps without, %.3f Mpps with %.0f NS/s (xdprouter sent %.0f NA/s, %.0f NA/s reached gen)", round+1,
+			res.WithoutMpps[round], run.Mpps, res.FloodNSps[round], res.FloodTXps[round], res.FloodNAps[round])
 
 		// Reply rate: one generator (the peak), then two at once.
 		peak, _, err := sendNS(t, []*benchprog.Generator{flooder}, []int{cfg.genCPU}, n, cfg.batch, replies)

@@ -438,7 +438,8 @@ func floodText(f *floodResult) string {
 	fmt.Fprintf(&b, "IPv6 forwarding through xdprouter (NDP proxy on r0) with and without %d NS/s from a second generator "+
 		"thread on the other CPU (achieved: median %.0f NS/s):\n\n", floodRate, f.FloodNSMedian)
 	fmt.Fprintf(&b, "- without flood: %s Mpps (median %.3f)\n", joinF(f.WithoutMpps, "%.3f"), median(f.WithoutMpps))
-	fmt.Fprintf(&b, "- with flood:    %s Mpps (median %.3f); NAs sent back: %s /s\n", joinF(f.WithMpps, "%.3f"), median(f.WithMpps), joinF(f.FloodNAps, "%.0f"))
+	fmt.Fprintf(&b, "- with flood:    %s Mpps (median %.3f); NAs xdprouter sent (tx_ndp_na): %s /s; NAs that reached gen's sink: %s /s\n",
+		joinF(f.WithMpps, "%.3f"), median(f.WithMpps), joinF(f.FloodTXps, "%.0f"), joinF(f.FloodNAps, "%.0f"))
 	fmt.Fprintf(&b, "- with/without: %.3f of medians, %.3f paired (target >= 0.95)\n\n", f.Ratio, f.Paired)
 	fmt.Fprintf(&b, "NDP proxy reply rate: peak with one generator %s NA/s (median %.0f); two generators at once (one per CPU) "+
 		"offered %s NS/s (median %.0f, %.2fx the peak) and got %s NA/s back (median %.0f)\n\n",
