@@ -282,3 +282,34 @@ func TestNDPProxyTruncations(t *testing.T) {
 		})
 	}
 }
+
+// Detaching an interface removes its NPT rules and proxied prefixes
+// (detachIndex calls deleteByIfindex), and nothing of other interfaces.
+func TestDeleteByIfindex(t *testing.T) {
+	rl := newRouterLab(t)
+	rl.setNDP(t)
+	d := &Dataplane{maps: *rl.maps}
+	err := rl.lab.Do(rl.ns, func() error {
+		if err := d.deleteByIfindex(rl.ifindex["wan0"]); err != nil {
+			return err
+		}
+		rules, err := d.NPTRules()
+		if err != nil {
+			return err
+		}
+		if len(rules) != 0 {
+			t.Errorf("NPT rules left: %+v", rules)
+		}
+		es, err := d.NDPProxyEntries()
+		if err != nil {
+			return err
+		}
+		if len(es) != 1 || es[0].Interface != "lan0" {
+			t.Errorf("proxy entries left: %+v, want only lan0's", es)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

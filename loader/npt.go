@@ -209,3 +209,29 @@ func (d *Dataplane) NPTRules() ([]NPTRule, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Inside.String() < out[j].Inside.String() })
 	return out, nil
 }
+
+// deleteByIfindex removes every NPT and NDP proxy entry of ifindex.
+func (d *Dataplane) deleteByIfindex(ifindex int) error {
+	for _, m := range []*ebpf.Map{d.maps.XdprNptIn, d.maps.XdprNptOut, d.maps.XdprNdpProxy} {
+		var (
+			k    routerXdprLpm6Key
+			v    []byte
+			mine []routerXdprLpm6Key
+		)
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			if int(k.Ifindex) == ifindex {
+				mine = append(mine, k)
+			}
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("iterate %s: %w", m, err)
+		}
+		for _, k := range mine {
+			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("delete %v from %s: %w", keyPrefix(k), m, err)
+			}
+		}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -80,6 +81,7 @@ func testSeed000(t *testing.T, mode string) {
 	t.Logf("config:\n%s", topo.Config(mode))
 	mustCLI(t, ctx, cli, "apply", "--config", cfg)
 	mustCLI(t, ctx, cli, "status")
+	checkStatusNPT(t, ctx, cli, mode)
 
 	inside := labkit.LANHostAddr.Addr()
 	outside := outsideAddr(inside, labkit.NPTInside, labkit.NPTOutside, mode)
@@ -397,4 +399,36 @@ func tcpThroughNPT(t *testing.T, topo *labkit.NPTTopology, outside netip.Addr, s
 	}
 	return fmt.Sprintf("%d bytes [%s]->[%s]:%d in %v, digest matches; the host saw [%s] -> [%s]",
 		size, labkit.ISPAddr, outside, port, elapsed.Round(time.Millisecond), s.remote.Addr(), s.local.Addr())
+}
+
+// checkStatusNPT reads `status --json` for the NPT rule, the proxied prefix
+// (derived from the outside prefix by `auto`) and the slow-path links.
+func checkStatusNPT(t *testing.T, ctx context.Context, cli labkit.CLI, mode string) {
+	t.Helper()
+	res, err := cli.Run(ctx, "status", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		NPT []struct {
+			Interface, Inside, Outside, Mode string
+		} `json:"npt"`
+		NDPProxy []struct {
+			Interface, Prefix, Mode string
+		} `json:"ndp_proxy"`
+		TCLinks []string `json:"tc_links"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	if len(st.NPT) != 1 || st.NPT[0].Interface != labkit.CPEWANIf || st.NPT[0].Inside != labkit.NPTInside.String() ||
+		st.NPT[0].Outside != labkit.NPTOutside.String() || st.NPT[0].Mode != mode {
+		t.Errorf("status npt = %+v", st.NPT)
+	}
+	if len(st.NDPProxy) != 1 || st.NDPProxy[0].Prefix != labkit.NPTOutside.String() || st.NDPProxy[0].Mode != "prefix" {
+		t.Errorf("status ndp_proxy = %+v, want the outside prefix %s", st.NDPProxy, labkit.NPTOutside)
+	}
+	if len(st.TCLinks) != 2 {
+		t.Errorf("status tc_links = %v, want ingress and egress", st.TCLinks)
+	}
 }
