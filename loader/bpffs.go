@@ -61,13 +61,22 @@ func (e *ForeignMountNSError) Unwrap() error { return ErrForeignMountNS }
 // parentMountNS returns the parent's mount namespace when it differs from
 // ours: `ip netns exec` (and unshare -m) exec the command in a namespace
 // made for it alone.
-func parentMountNS() (int, bool) {
+//
+// It fails when it cannot tell: reading the parent's namespace needs ptrace
+// access to it, which a process with fewer capabilities than its parent
+// lacks (systemd's CapabilityBoundingSet=, setpriv). Guessing "not
+// private" there would mount a bpffs that vanishes with the process, and
+// the links pinned in it with them.
+func parentMountNS() (int, bool, error) {
 	ppid := os.Getppid()
 	var self, par unix.Stat_t
-	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", ppid), &par) != nil {
-		return 0, false
+	if err := unix.Stat("/proc/self/ns/mnt", &self); err != nil {
+		return 0, false, fmt.Errorf("read own mount namespace: %w", err)
 	}
-	return ppid, self.Ino != par.Ino || self.Dev != par.Dev
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", ppid), &par); err != nil {
+		return 0, false, fmt.Errorf("read the mount namespace of parent process %d: %w", ppid, err)
+	}
+	return ppid, self.Ino != par.Ino || self.Dev != par.Dev, nil
 }
 
 // parentRoot is the path through which the parent's view of dir is seen.
@@ -87,7 +96,11 @@ func ensureBPFFS(dir string) error {
 	if strings.HasPrefix(dir+"/", "/sys/fs/bpf/") {
 		mountPoint = "/sys/fs/bpf" // the conventional place, as systemd mounts it
 	}
-	if ppid, private := parentMountNS(); private {
+	ppid, private, err := parentMountNS()
+	if err != nil {
+		return fmt.Errorf("no bpffs at %s, and it is unsafe to mount one: %w (mount it first: mount -t bpf bpf %s)", dir, err, mountPoint)
+	}
+	if private {
 		fe := &ForeignMountNSError{Dir: mountPoint, ParentPID: ppid}
 		if !isBPFFS(existingAncestor(parentRoot(ppid, dir))) {
 			script := fmt.Sprintf("mkdir -p '%s' && mount -t bpf -o mode=0700 bpf '%s'", mountPoint, mountPoint)

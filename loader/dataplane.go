@@ -56,7 +56,8 @@ func Open(dir string) (*Dataplane, error) {
 func OpenPinned(dir string) (*Dataplane, error) {
 	if !isBPFFS(existingAncestor(dir)) {
 		// Under `ip netns exec` the state may live in the parent's view.
-		if ppid, private := parentMountNS(); private && isBPFFS(existingAncestor(parentRoot(ppid, dir))) {
+		// When that cannot be told, the load below reports "nothing pinned".
+		if ppid, private, err := parentMountNS(); err == nil && private && isBPFFS(existingAncestor(parentRoot(ppid, dir))) {
 			return nil, &ForeignMountNSError{Dir: dir, ParentPID: ppid}
 		}
 	}

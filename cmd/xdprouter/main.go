@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/control/api"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -21,7 +22,8 @@ func main() {
 }
 
 type globalFlags struct {
-	bpffs string
+	bpffs  string
+	socket string
 }
 
 func newRootCmd() *cobra.Command {
@@ -46,8 +48,14 @@ that created it and can be inspected with bpftool:
 	}
 	root.PersistentFlags().StringVar(&g.bpffs, "bpffs", def,
 		"bpffs directory for pinned maps and links (env XDPROUTER_BPFFS); use a path outside /sys\n"+
-			"with `ip netns exec`, which hides /sys/fs/bpf, e.g. /run/xdprouter/NETNS")
-	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newApplyCmd(g), newCheckCmd(), newStatusCmd(g), newStatsCmd(g))
+			"with 'ip netns exec', which hides /sys/fs/bpf, e.g. /run/xdprouter/NETNS")
+	sock := os.Getenv("XDPROUTER_SOCKET")
+	if sock == "" {
+		sock = api.DefaultSocket
+	}
+	root.PersistentFlags().StringVar(&g.socket, "socket", sock,
+		"the daemon's status API socket (env XDPROUTER_SOCKET): run listens on it, status and stats ask it first")
+	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newApplyCmd(g), newCheckCmd(), newRunCmd(g), newStatusCmd(g), newStatsCmd(g))
 	return root
 }
 

@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/control/api"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -15,26 +20,56 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show attached interfaces, their programs and links, and pinned maps",
-		Args:  cobra.NoArgs,
+		Long: `Status asks the daemon (xdprouter run) over --socket, which adds its own
+state: config file and generation, reconcile count, errors and the last
+error. Without a daemon for this --bpffs it reads the pinned maps.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openPinned(g)
-			if err != nil {
-				return err
+			st, err := api.NewClient(g.socket, g.bpffs).Status(cmd.Context())
+			if errors.Is(err, api.ErrNoDaemon) {
+				st.Status, err = pinnedStatus(g)
 			}
-			defer d.Close()
-			st, err := d.Status()
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
-			printStatus(cmd.OutOrStdout(), st)
+			printDaemon(cmd.OutOrStdout(), st.Daemon)
+			printStatus(cmd.OutOrStdout(), st.Status)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func pinnedStatus(g *globalFlags) (loader.Status, error) {
+	d, err := openPinned(g)
+	if err != nil {
+		return loader.Status{}, err
+	}
+	defer d.Close()
+	return d.Status()
+}
+
+func printDaemon(w io.Writer, d *api.Daemon) {
+	if d == nil {
+		fmt.Fprintf(w, "daemon: not running (state read from the pinned maps)\n")
+		return
+	}
+	fmt.Fprintf(w, "daemon: pid %d, up %s, config %s (generation %d)\n",
+		d.PID, time.Since(d.Started).Round(time.Second), d.ConfigFile, d.Generation)
+	fmt.Fprintf(w, "reconcile: %d passes, %d errors, last took %s\n", d.Passes, d.Errors, d.LastDuration.Round(time.Microsecond))
+	if d.LastError != "" {
+		fmt.Fprintf(w, "last reconcile error (%s): %s\n", d.LastErrorTime.Format(time.RFC3339), d.LastError)
+	}
+	if d.LastReloadError != "" {
+		fmt.Fprintf(w, "last reload rejected: %s\n", d.LastReloadError)
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Learned)) {
+		fmt.Fprintf(w, "learned %s: %s\n", k, d.Learned[k])
+	}
 }
 
 func printStatus(w io.Writer, st loader.Status) {
@@ -90,15 +125,15 @@ func newStatsCmd(g *globalFlags) *cobra.Command {
 		Short: "Show data-plane counters (summed over CPUs)",
 		Long: `Every packet the XDP program sees increments exactly one counter: fwd_* when
 XDP forwarded it, pass_* with the reason when it went to the kernel.
-Zero counters are hidden unless --all is given (--json always has all).`,
+Zero counters are hidden unless --all is given (--json always has all).
+Asks the daemon over --socket when one runs for this --bpffs, else reads
+the pinned map.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openPinned(g)
-			if err != nil {
-				return err
+			cs, err := api.NewClient(g.socket, g.bpffs).Counters(cmd.Context())
+			if errors.Is(err, api.ErrNoDaemon) {
+				cs, err = pinnedCounters(g)
 			}
-			defer d.Close()
-			cs, err := d.Counters()
 			if err != nil {
 				return err
 			}
@@ -118,6 +153,15 @@ Zero counters are hidden unless --all is given (--json always has all).`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&all, "all", false, "also print counters that are zero")
 	return cmd
+}
+
+func pinnedCounters(g *globalFlags) ([]loader.Counter, error) {
+	d, err := openPinned(g)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Counters()
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -67,3 +67,14 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// The example shipped for users must stay valid.
+func TestShippedExample(t *testing.T) {
+	c, err := Load("../../contrib/config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Interfaces()) != 2 {
+		t.Errorf("interfaces %v", c.Interfaces())
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -91,7 +92,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return err
 	}
 	defer func() {
-		heading(9, "Clean up")
+		heading(11, "Clean up")
 		if cerr := topo.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 			return
@@ -113,7 +114,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return err
 	}
 	say("The kernel now shows the program on the port (`xdp` flag, prog/xdp line):")
-	if _, err := sh.Run(ctx, nil, "ip", "-n", topo.Router, "link", "show", "dev", labkit.RouterIfA); err != nil {
+	if _, err := sh.Run(ctx, nil, netlab.InNS(topo.Router, "ip", "link", "show", "dev", labkit.RouterIfA)...); err != nil {
 		return err
 	}
 
@@ -186,12 +187,72 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 	if _, err := cli.Run(ctx, "detach", "--all"); err != nil {
 		return err
 	}
-	if _, err := sh.Run(ctx, nil, "ip", "-n", topo.Router, "link", "show", "dev", labkit.RouterIfA); err != nil {
+	if _, err := sh.Run(ctx, nil, netlab.InNS(topo.Router, "ip", "link", "show", "dev", labkit.RouterIfA)...); err != nil {
 		return err
 	}
 	if _, statErr := os.Stat(topo.BPFFS); statErr == nil {
 		return fmt.Errorf("detach --all left %s behind", topo.BPFFS)
 	}
 	fmt.Printf("%s is gone.\n\n", topo.BPFFS)
-	return nil
+	return runDaemon(ctx, topo, cli)
+}
+
+// exampleConfig is the lab's router as a config file: host-a's side is the
+// WAN, host-b's the LAN.
+const exampleConfig = `wan:
+  interface: to-a
+lan:
+  - interface: to-b
+    sla-id: 1
+    ipv4: 198.51.100.1/24
+`
+
+func runDaemon(ctx context.Context, topo *labkit.Topology, cli labkit.CLI) error {
+	sh := cli.Runner
+	heading(9, "The daemon: xdprouter run")
+	cfg := filepath.Join(topo.Lab.RunDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte(exampleConfig), 0o600); err != nil {
+		return err
+	}
+	say("The same router, now from a config file and kept by the daemon. It attaches",
+		"what the config names, serves status on a root-only unix socket (--socket)",
+		"and keeps running; SIGHUP reloads the file, SIGTERM stops it.")
+	fmt.Printf("$ cat %s\n%s\n", cfg, exampleConfig)
+	d, err := cli.StartDaemon(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if !d.Exited() {
+			d.Kill()
+		}
+	}()
+	fmt.Printf("The daemon's log so far:\n%s\n", d.Log())
+	if _, err := sh.Ping(ctx, topo.HostA, labkit.HostB6.Addr(), 3); err != nil {
+		return err
+	}
+	say("status now comes from the daemon: its config generation and reconcile",
+		"counts first, then the pinned state as before.")
+	if _, err := cli.Run(ctx, "status"); err != nil {
+		return err
+	}
+
+	heading(10, "Stop the daemon; forwarding goes on")
+	say("SIGTERM stops the daemon but leaves links and maps pinned: the data plane",
+		"keeps forwarding, and a new daemon adopts the state without a flush (the lab",
+		"tests kill -9 it under a packet stream and count zero losses).")
+	if err := d.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		return err
+	}
+	fmt.Printf("$ kill -TERM %d\n%s\n", d.PID(), d.Log()[strings.LastIndex(strings.TrimSuffix(d.Log(), "\n"), "\n")+1:])
+	if _, err := sh.Ping(ctx, topo.HostA, labkit.HostB6.Addr(), 3); err != nil {
+		return err
+	}
+	if _, err := cli.Run(ctx, "status"); err != nil {
+		return err
+	}
+	say("Removing everything: `xdprouter detach --all` (or run the daemon with",
+		"--detach-on-exit).")
+	_, err = cli.Run(ctx, "detach", "--all")
+	return err
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/json"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,7 +97,7 @@ func TestAttachDetach(t *testing.T) {
 			t.Errorf("link id %d unchanged: a mode change needs a new link", now.LinkID)
 		}
 		linkIDs[now.LinkID] = a
-		show := mustRun(t, ctx, r, "ip", "-n", topo.Router, "-d", "link", "show", "dev", a)
+		show := mustRun(t, ctx, r, netlab.InNS(topo.Router, "ip", "-d", "link", "show", "dev", a)...)
 		if !strings.Contains(show.Stdout, "xdpgeneric") {
 			t.Errorf("ip link shows no xdpgeneric on %s:\n%s", a, show.Stdout)
 		}
@@ -146,7 +147,7 @@ func TestAttachDetach(t *testing.T) {
 		}
 		for _, l := range bpfLinks(t, ctx, r) {
 			if dev, ok := linkIDs[l.ID]; ok {
-				t.Errorf("bpftool still lists link %d (%s, was on %s)", l.ID, l.Type, dev)
+				t.Errorf("bpftool still lists link %d (%v, was on %s)", l.ID, l.Type, dev)
 			}
 			if l.Type == "xdp" && l.Ifindex != nil {
 				if dev, ok := ifindexes[*l.Ifindex]; ok {

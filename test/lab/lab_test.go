@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -135,36 +136,19 @@ func mustIface(t *testing.T, st labkit.Status, name string) labkit.InterfaceStat
 // kernel's view independent of xdprouter's own bookkeeping.
 func xdpProgOn(t *testing.T, ctx context.Context, r labkit.Runner, ns, dev string) bool {
 	t.Helper()
-	res := mustRun(t, ctx, r, "ip", "-n", ns, "-d", "link", "show", "dev", dev)
+	res := mustRun(t, ctx, r, netlab.InNS(ns, "ip", "-d", "link", "show", "dev", dev)...)
 	return strings.Contains(res.Stdout, "prog/xdp")
 }
 
 // bpfLink is one entry of `bpftool -j link show`. bpftool 7.1 (Debian 12)
-// prints no ifindex for XDP links; newer versions do.
+// prints no ifindex for XDP links; newer versions do. It also prints the
+// type of links it does not know (tcx, netkit: other labs on the machine
+// make them) as a number, hence Type is any.
 type bpfLink struct {
-	ID      uint32   `json:"id"`
-	Type    linkType `json:"type"`
-	ProgID  uint32   `json:"prog_id"`
-	Ifindex *int     `json:"ifindex"`
-}
-
-// linkType is a link type name; bpftool 7.1 prints types newer than it
-// (TCX: 11) as numbers, and such links exist machine-wide whenever a TC
-// slow path is attached anywhere.
-type linkType string
-
-func (l *linkType) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*l = linkType(s)
-		return nil
-	}
-	var n int
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err
-	}
-	*l = linkType(fmt.Sprintf("type(%d)", n))
-	return nil
+	ID      uint32 `json:"id"`
+	Type    any    `json:"type"`
+	ProgID  uint32 `json:"prog_id"`
+	Ifindex *int   `json:"ifindex"`
 }
 
 func bpfLinks(t *testing.T, ctx context.Context, r labkit.Runner) []bpfLink {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -86,10 +87,10 @@ func (r Runner) Run(ctx context.Context, env []string, argv ...string) (Result, 
 	return res, nil
 }
 
-// InNS runs argv in network namespace ns through `ip netns exec`.
+// InNS runs argv in network namespace ns (see netlab.InNS).
 func (r Runner) InNS(ctx context.Context, ns string, argv ...string) (Result, error) {
 	r.logger().Helper()
-	return r.Run(ctx, nil, append([]string{"ip", "netns", "exec", ns}, argv...)...)
+	return r.Run(ctx, nil, netlab.InNS(ns, argv...)...)
 }
 
 func (r Runner) log(res Result) {
@@ -120,14 +121,16 @@ func Cmdline(env, argv []string) string {
 // way an operator runs it on a router that lives in a namespace.
 type CLI struct {
 	Runner
-	Bin   string // path to the xdprouter binary
-	NS    string // network namespace to run in
-	BPFFS string // --bpffs
+	Bin    string // path to the xdprouter binary
+	NS     string // network namespace to run in
+	BPFFS  string // --bpffs
+	Socket string // --socket: the daemon's status API
 }
 
 // NewCLI returns the CLI for topology t's router.
 func NewCLI(t *Topology, bin string, log Logger) CLI {
-	return CLI{Runner: Runner{Log: log}, Bin: bin, NS: t.Router, BPFFS: t.BPFFS}
+	return CLI{Runner: Runner{Log: log}, Bin: bin, NS: t.Router, BPFFS: t.BPFFS,
+		Socket: filepath.Join(t.Lab.RunDir(), "xdprouter.sock")}
 }
 
 // WithLog returns c logging to log: subtests pass their own *testing.T.
@@ -136,7 +139,7 @@ func (c CLI) WithLog(log Logger) CLI {
 	return c
 }
 
-// Run runs `ip netns exec NS BIN --bpffs BPFFS args...`.
+// Run runs `ip netns exec NS BIN --bpffs BPFFS args...` (see netlab.InNS).
 func (c CLI) Run(ctx context.Context, args ...string) (Result, error) {
 	c.logger().Helper()
 	return c.RunEnv(ctx, nil, args...)
@@ -150,7 +153,7 @@ func (c CLI) RunEnv(ctx context.Context, env []string, args ...string) (Result, 
 
 // Argv is the full command line Run uses for args.
 func (c CLI) Argv(args ...string) []string {
-	return append([]string{"ip", "netns", "exec", c.NS, c.Bin, "--bpffs", c.BPFFS}, args...)
+	return netlab.InNS(c.NS, append([]string{c.Bin, "--bpffs", c.BPFFS, "--socket", c.Socket}, args...)...)
 }
 
 // Status is `xdprouter status --json`. The types are declared here rather
@@ -160,6 +163,8 @@ type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Maps       []MapStatus       `json:"maps"`
+	// Daemon is set when a daemon answered (see DaemonStatus).
+	Daemon *DaemonStatus `json:"daemon"`
 }
 
 // InterfaceStatus is one entry of Status.Interfaces.

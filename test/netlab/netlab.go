@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vishvananda/netns"
@@ -96,11 +97,37 @@ func (l *Lab) Veth(nsA, ifA, nsB, ifB string) error {
 	return nil
 }
 
+var (
+	nsExecOnce sync.Once
+	nsExecIP   bool
+)
+
+// InNS is the command prefix that runs argv in network namespace ns. It is
+// `ip netns exec`, what operators type, where that works; `ip netns exec`
+// needs "/" to be a mount point (it makes the mount tree a slave), which a
+// chroot such as a fresh-root check lacks, and there `nsenter --net` (which
+// switches only the network namespace) stands in.
+func InNS(ns string, argv ...string) []string {
+	nsExecOnce.Do(func() {
+		// XDPROUTER_LAB_NSENTER=1 forces the chroot behaviour, to test it.
+		nsExecIP = os.Getenv("XDPROUTER_LAB_NSENTER") == "" &&
+			exec.Command("ip", "netns", "exec", ns, "true").Run() == nil
+	})
+	if nsExecIP {
+		return append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	return append([]string{"nsenter", "--net=/run/netns/" + ns, "--"}, argv...)
+}
+
+// UsesIPNetnsExec reports whether InNS uses `ip netns exec` (after the
+// first namespace was made).
+func UsesIPNetnsExec() bool { return nsExecIP }
+
 // Exec runs a command in a namespace and returns its combined output.
 func (l *Lab) Exec(ns string, args ...string) (string, error) {
-	full := append([]string{"netns", "exec", ns}, args...)
+	full := InNS(ns, args...)
 	var out bytes.Buffer
-	cmd := exec.Command("ip", full...)
+	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return out.String(), fmt.Errorf("[%s] %s: %v: %s", ns, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
@@ -120,7 +147,8 @@ func (l *Lab) MustExec(ns string, cmds ...[]string) error {
 
 // Command returns an unstarted command that runs in ns.
 func (l *Lab) Command(ns string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	full := InNS(ns, args...)
+	return exec.Command(full[0], full[1:]...)
 }
 
 // BPFFS returns a bpffs directory for one xdprouter instance, mounted from

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/control"
+	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/control/daemon"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	var (
+		path, metricsAddr, level string
+		detach                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the daemon: keep the system in the state the config describes",
+		Long: `Run applies the configuration like apply does, then keeps running: SIGHUP
+re-reads the file (an invalid file is rejected with the field that is wrong,
+and the running config stays), SIGTERM or SIGINT stop. Stopping leaves links
+and maps pinned, so the data plane keeps forwarding, and a new daemon adopts
+them without a flush; --detach-on-exit removes what the config put on the
+system instead.
+
+The config in force is recorded next to the socket (xdprouter.applied.yaml
+for xdprouter.sock), so that a daemon started after a crash or with a new
+config removes what only the old one had.
+
+While it runs, status and stats ask it over --socket (root only), and
+--metrics-listen serves Prometheus metrics on /metrics. Under systemd
+(Type=notify) it reports READY=1 and STATUS= through sd_notify.`,
+		Example: `  xdprouter run --config /etc/xdprouter/config.yaml
+  xdprouter run --config config.yaml --metrics-listen 127.0.0.1:9430`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			// A bad file fails here, before anything is touched.
+			if _, err := config.Load(path); err != nil {
+				return err
+			}
+			if err := loader.Preflight(); err != nil {
+				return err
+			}
+			// Mounts the bpffs if needed and, under `ip netns exec`,
+			// re-executes the daemon where its pins outlive it.
+			d, err := openForWrite(g)
+			if err != nil {
+				return err
+			}
+			if err := d.Close(); err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 4)
+			signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(sigs)
+			return daemon.Run(context.Background(), daemon.Options{
+				ConfigFile:    path,
+				BPFFS:         g.bpffs,
+				Socket:        g.socket,
+				StateFile:     strings.TrimSuffix(g.socket, filepath.Ext(g.socket)) + ".applied.yaml",
+				MetricsListen: metricsAddr,
+				DetachOnExit:  detach,
+				Signals:       sigs,
+				System:        openSystem(g),
+				Notify:        daemon.Systemd{Log: log},
+				Log:           log,
+			})
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&detach, "detach-on-exit", false, "on SIGTERM/SIGINT, detach the configured interfaces and remove pins and LAN addresses")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9430 (off when empty)")
+	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// openSystem opens the data plane for one reconcile pass; the handle (and
+// its lock on the bpffs directory) is released after the pass.
+func openSystem(g *globalFlags) control.System {
+	return func() (control.Deps, func() error, error) {
+		d, err := loader.Open(g.bpffs)
+		if err != nil {
+			if errors.Is(err, loader.ErrForeignMountNS) {
+				return control.Deps{}, nil, fmt.Errorf("the bpffs at %s is not visible to the daemon: %w", g.bpffs, err)
+			}
+			return control.Deps{}, nil, err
+		}
+		return control.Deps{DP: d, Addrs: control.NetlinkAddresses{}}, d.Close, nil
+	}
+}

@@ -1,0 +1,46 @@
+// Package api is the daemon's local status API: HTTP with JSON over a
+// root-only unix socket, served by `xdprouter run` and read by
+// `xdprouter status` and `xdprouter stats`.
+package api
+
+import (
+	"time"
+
+	"github.com/xdprouter/xdprouter/control"
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/xdprouter/xdprouter.sock"
+
+// Status is `xdprouter status --json` when a daemon runs: the pinned
+// state, as without one, plus the daemon's own.
+type Status struct {
+	loader.Status
+	Daemon *Daemon `json:"daemon,omitempty"`
+}
+
+// Daemon describes the running daemon and its reconciler.
+type Daemon struct {
+	PID        int       `json:"pid"`
+	ConfigFile string    `json:"config_file"`
+	Started    time.Time `json:"started"`
+	control.ReconcileStats
+	// LastReloadError is why the last SIGHUP's config was not put in
+	// force; empty when it was.
+	LastReloadError string `json:"last_reload_error,omitempty"`
+	// Learned lists the inputs tasks reported, by name.
+	Learned map[string]string `json:"learned,omitempty"`
+}
+
+// Backend is what the server reports from.
+type Backend interface {
+	// BPFFS is the directory of the state the daemon manages.
+	BPFFS() string
+	Status() (Status, error)
+	Counters() ([]loader.Counter, error)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,68 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/xdprouter/xdprouter/control/config"
+)
+
+// Prune removes what prev put on the system and next does not want: the
+// data plane from interfaces next no longer names, LAN IPv4 addresses next
+// no longer gives. A nil next removes everything prev had, which is how
+// `run --detach-on-exit` leaves. It goes on after an error, so one stuck
+// interface does not keep the others attached, and reports them all.
+func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
+	if prev == nil {
+		return nil, nil
+	}
+	var keepIf []string
+	keepAddr := map[string]netip.Prefix{}
+	if next != nil {
+		keepIf = next.Interfaces()
+		for _, l := range next.LAN {
+			if l.IPv4.IsValid() {
+				keepAddr[l.Interface+" "+l.IPv4.String()] = l.IPv4
+			}
+		}
+	}
+	var (
+		steps []Step
+		errs  []error
+	)
+	// Addresses first: they live on interfaces that may be detached next.
+	for i, l := range prev.LAN {
+		if !l.IPv4.IsValid() {
+			continue
+		}
+		if _, keep := keepAddr[l.Interface+" "+l.IPv4.String()]; keep {
+			continue
+		}
+		if err := deps.Addrs.Remove(l.Interface, l.IPv4); err != nil {
+			errs = append(errs, fmt.Errorf("remove lan[%d].ipv4 %s from %s (no longer configured): %w", i, l.IPv4, l.Interface, err))
+			continue
+		}
+		steps = append(steps, Step{What: fmt.Sprintf("address %s on %s", l.IPv4, l.Interface), Result: "removed"})
+	}
+	for _, ifname := range prev.Interfaces() {
+		if slices.Contains(keepIf, ifname) {
+			continue
+		}
+		if err := deps.DP.Detach(ifname); err != nil {
+			errs = append(errs, fmt.Errorf("detach %s (no longer configured): %w", ifname, err))
+			continue
+		}
+		steps = append(steps, Step{What: "attach " + ifname, Result: "detached"})
+	}
+	return steps, errors.Join(errs...)
+}
+
+// ApplyInputs is one reconcile pass's steps. Today every step reads the
+// config only, through Apply; a feature that follows a learned input (a
+// delegated prefix, a tunnel's local address) takes it from in.Learned
+// here, so that one pass updates every map that depends on it.
+func ApplyInputs(in Inputs, deps Deps) ([]Step, error) {
+	return Apply(in.Config, deps)
+}
