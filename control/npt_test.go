@@ -98,3 +98,31 @@ func TestApplyNPTRollsBack(t *testing.T) {
 		t.Errorf("attached after rollback: %v", dp.attached)
 	}
 }
+
+// The daemon's pass fills `outside: auto` from the learned WAN prefix; a
+// new prefix moves NPT and the auto-proxied prefix together.
+func TestApplyInputsLearnedOutside(t *testing.T) {
+	cfg := parse(t, "wan: {interface: w0}\nlan: [{interface: l1}]\nnpt: [{interface: w0, inside: 'fd00:1::/64', outside: auto}]\nndp-proxy: [{interface: w0, prefixes: [auto]}]")
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	tr := &fakeNPT{}
+	deps := Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr}
+	if _, err := ApplyInputs(Inputs{Config: cfg}, deps); err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto, and no WAN prefix has been learned yet") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, wan := range []string{"2001:db8:1:2::/64", "2001:db8:9:9::/64"} {
+		in := Inputs{Config: cfg, Learned: map[string]netip.Prefix{LearnedWANPrefix: netip.MustParsePrefix(wan)}}
+		if _, err := ApplyInputs(in, deps); err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.rules) != 1 || tr.rules[0].Outside.String() != wan || len(tr.proxy) != 1 || tr.proxy[0].Prefix.String() != wan {
+			t.Errorf("WAN prefix %s: rules %+v proxy %+v", wan, tr.rules, tr.proxy)
+		}
+	}
+	if !cfg.NPT[0].OutsideAuto {
+		t.Error("the config in force was modified")
+	}
+	in := Inputs{Config: cfg, Learned: map[string]netip.Prefix{LearnedWANPrefix: netip.MustParsePrefix("2001:db8:1::/56")}}
+	if _, err := ApplyInputs(in, deps); err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto is the learned WAN prefix 2001:db8:1::/56, a /56, but inside fd00:1::/64 is a /64") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -101,6 +101,6 @@ func openSystem(g *globalFlags) control.System {
 			}
 			return control.Deps{}, nil, err
 		}
-		return control.Deps{DP: d, Addrs: control.NetlinkAddresses{}}, d.Close, nil
+		return control.Deps{DP: d, Addrs: control.NetlinkAddresses{}, NPT: d}, d.Close, nil
 	}
 }

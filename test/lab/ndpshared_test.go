@@ -12,6 +12,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/test/labkit"
+	"github.com/xdprouter/xdprouter/test/netlab"
 )
 
 // TestNDPProxyLANNeighbor is the line with one /64 shared by WAN and LAN
@@ -67,7 +68,7 @@ func TestNDPProxyLANNeighbor(t *testing.T) {
 	if d := c1.Sub(c0); d["pass_ndp_no_neigh"].Packets == 0 || d["tx_ndp_na"].Packets != 0 {
 		t.Errorf("unknown target: %s (want pass_ndp_no_neigh, no tx_ndp_na)", d)
 	}
-	neigh := mustRun(t, ctx, r, "ip", "netns", "exec", topo.ISP, "ip", "-6", "neigh", "show", nobody.String())
+	neigh := mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh", "show", nobody.String())...)
 	if strings.Contains(neigh.Stdout, "lladdr") {
 		t.Errorf("the ISP resolved %s: %s", nobody, neigh.Stdout)
 	}
@@ -76,7 +77,7 @@ func TestNDPProxyLANNeighbor(t *testing.T) {
 	if _, err := r.Ping(ctx, topo.Host, labkit.ISPAddr, 2); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, ctx, r, "ip", "netns", "exec", topo.ISP, "ip", "-6", "neigh", "flush", "dev", labkit.ISPIf)
+	mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh", "flush", "dev", labkit.ISPIf)...)
 	c2 := mustCounters(t, ctx, cli)
 	if _, err := r.Ping(ctx, topo.ISP, host, 3); err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestNDPProxyLANNeighbor(t *testing.T) {
 		t.Errorf("no NA for %s: %s", host, d)
 	}
 	st := mustStatus(t, ctx, cli)
-	neigh = mustRun(t, ctx, r, "ip", "netns", "exec", topo.ISP, "ip", "-6", "neigh", "show", host.String())
+	neigh = mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh", "show", host.String())...)
 	if wan := mustIface(t, st, labkit.CPEWANIf); !strings.Contains(neigh.Stdout, "lladdr "+wan.MAC) {
 		t.Errorf("the ISP's neighbour entry for %s is %q, want the CPE's WAN MAC %s", host, neigh.Stdout, wan.MAC)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/test/labkit"
+	"github.com/xdprouter/xdprouter/test/netlab"
 )
 
 // TestSeed000 reproduces seed 000 and shows it working by construction, in
@@ -100,9 +101,9 @@ func testSeed000(t *testing.T, mode string) {
 	c0 := mustCounters(t, ctx, cli)
 	if _, err := r.Ping(ctx, topo.ISP, outside, 1); err != nil {
 		t.Logf("counters: %s", mustCounters(t, ctx, cli).Sub(c0))
-		mustRun(t, ctx, r, "ip", "netns", "exec", topo.ISP, "ip", "-6", "neigh")
-		mustRun(t, ctx, r, "ip", "netns", "exec", topo.CPE, "ip", "-6", "neigh")
-		mustRun(t, ctx, r, "ip", "netns", "exec", topo.Host, "ip", "-6", "neigh")
+		mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh")...)
+		mustRun(t, ctx, r, netlab.InNS(topo.CPE, "ip", "-6", "neigh")...)
+		mustRun(t, ctx, r, netlab.InNS(topo.Host, "ip", "-6", "neigh")...)
 		t.Fatalf("first ping: %v", err)
 	}
 	c1 := mustCounters(t, ctx, cli)
@@ -113,7 +114,7 @@ func testSeed000(t *testing.T, mode string) {
 			t.Errorf("first ping: %s did not count (want the proxy to answer and the slow path to translate)", name)
 		}
 	}
-	neigh := mustRun(t, ctx, r, "ip", "netns", "exec", topo.ISP, "ip", "-6", "neigh", "show", outside.String(), "dev", labkit.ISPIf)
+	neigh := mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh", "show", outside.String(), "dev", labkit.ISPIf)...)
 	st := mustStatus(t, ctx, cli)
 	if wan := mustIface(t, st, labkit.CPEWANIf); !strings.Contains(neigh.Stdout, "lladdr "+wan.MAC) {
 		t.Errorf("the ISP's neighbour entry for %s is %q, want the CPE's WAN MAC %s", outside, neigh.Stdout, wan.MAC)

@@ -113,7 +113,10 @@ func (t *NPTTopology) Close() error { return t.Lab.Close() }
 
 // CLI returns the xdprouter CLI of the CPE.
 func (t *NPTTopology) CLI(bin string, log Logger) CLI {
-	return CLI{Runner: Runner{Log: log}, Bin: bin, NS: t.CPE, BPFFS: t.BPFFS}
+	// No daemon runs here; a socket path nobody listens on makes stats
+	// and status read the pinned maps, as without a daemon.
+	return CLI{Runner: Runner{Log: log}, Bin: bin, NS: t.CPE, BPFFS: t.BPFFS,
+		Socket: filepath.Join(t.Lab.RunDir(), "xdprouter.sock")}
 }
 
 // Config is the CPE's xdprouter configuration for an NPT mode.
