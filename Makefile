@@ -9,7 +9,7 @@ export BPF_CLANG BPF_CFLAGS
 
 # Packages per purpose; installed only when one is missing.
 PKGS_RUN   := iproute2 util-linux procps ethtool iputils-ping bpftool nftables
-PKGS_TEST  := $(PKGS_RUN) tcpdump python3-scapy
+PKGS_TEST  := $(PKGS_RUN) tcpdump iptables tshark ndppd python3-scapy
 PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
 
 BIN := bin/xdprouter

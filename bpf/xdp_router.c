@@ -19,6 +19,9 @@
 #include "include/forward.h"
 #include "include/tunnel.h"
 #include "include/tunnel_tc.h"
+#include "include/npt.h"
+#include "include/ndp.h"
+#include "include/tc_npt.h"
 
 /* Per-attachment identity. The loader loads one program instance per
  * interface and sets these before loading, so the per-packet path needs no
@@ -40,6 +43,8 @@ static __always_inline int is_port_mac(const __u8 *m)
 /* Gives the counter enum a place in BTF, from where bpf2go emits it for Go
  * and `xdprouter stats` reads the counter names. */
 const enum xdpr_counter xdpr_counter_names __attribute__((unused));
+const enum xdpr_tc_counter xdpr_tc_counter_names __attribute__((unused));
+const enum xdpr_npt_mode xdpr_npt_mode_names __attribute__((unused));
 
 static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 					struct cursor *c)
@@ -123,7 +128,9 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
-	__u32 reason;
+	struct xdpr_npt_rule *dnpt;
+	__u32 reason, fwd;
+	int unmappable;
 
 	if (!ip6)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
@@ -157,12 +164,25 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
 	p.ifindex = ctx->ingress_ifindex;
+	/* NPT's outside interface is the WAN: DNPT only on WAN ports, SNPT
+	 * only for what LAN ports send; the role is a per-port constant, so
+	 * other ports pay for no lookup. */
+	dnpt = NULL;
+	if (xdpr_port_role == XDPR_ROLE_WAN) {
+		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &unmappable);
+		if (unmappable)
+			return count(ctx, XDPR_CNT_DROP_NPT_UNMAPPABLE, XDP_DROP);
+	}
 
 	reason = fib_redirect(ctx, eth, &p);
 	if (reason)
 		return pass(ctx, reason);
+	/* Past this point a failure drops: the MACs are already rewritten. */
+	reason = npt_forward(ip6, c->end, dnpt, xdpr_port_role == XDPR_ROLE_LAN, p.ifindex, &fwd);
+	if (reason)
+		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
-	return count(ctx, XDPR_CNT_FWD_IPV6, XDP_REDIRECT);
+	return count(ctx, fwd, XDP_REDIRECT);
 }
 
 SEC("xdp")
@@ -173,12 +193,20 @@ int xdpr_main(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ethhdr *eth;
+	int action;
 
 	eth = parse_eth(&c);
 	if (!eth)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ctx->ingress_ifindex != xdpr_port_ifindex)
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
+	/* Volatile reads, one by one: through a plain pointer clang would
+	 * fold the zero initialiser. The verifier makes them constants. */
+	__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
+			       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
+	action = ndp_proxy(ctx, mac);
+	if (action >= 0)
+		return action;
 	if (eth->h_dest[0] & 1)
 		return pass(ctx, XDPR_CNT_PASS_L2_MULTICAST);
 	/* The kernel drops frames for other hosts (seen in promiscuous mode);

@@ -33,6 +33,8 @@ type Deps struct {
 	Tunnels TunnelDataplane
 	TunDevs TunnelDevs
 	NAT     NAT44
+	// NPT programs NPT and the NDP proxy; nil leaves that state alone.
+	NPT Translator
 }
 
 // Step is one thing Apply did, for the user.
@@ -42,14 +44,24 @@ type Step struct {
 }
 
 // Apply programs a static configuration once: attaches the WAN and LAN
-// interfaces with their roles, installs LAN IPv4 addresses and programs
-// the tunnels (netdev, routes, maps, slow path, NAT44). If a step
+// interfaces with their roles, installs LAN IPv4 addresses, programs the
+// tunnels (netdev, routes, maps, slow path, NAT44), NPT (with its TC slow
+// path) and the NDP proxy. If a step
 // fails, what this call added is undone, so a failed apply leaves the
 // system as it found it.
 func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	dp, addrs := deps.DP, deps.Addrs
 	if err := checkTunnelsForApply(cfg); err != nil {
 		return nil, err
+	}
+	// Resolved before anything is touched, so a config apply cannot
+	// program fails without side effects.
+	nptRules, proxy, err := desiredNPT(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if deps.NPT == nil && (len(nptRules) > 0 || len(proxy) > 0) {
+		return nil, fmt.Errorf("npt/ndp-proxy configured but no translator given")
 	}
 	var (
 		steps []Step
@@ -108,6 +120,16 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	add := func(s Step) { steps = append(steps, s) }
 	if err := applyTunnels(cfg, deps, add, &undo); err != nil {
 		return fail(err)
+	}
+	if deps.NPT != nil {
+		s, u, err := applyNPT(deps.NPT, nptRules, proxy)
+		steps = append(steps, s...)
+		if u != nil {
+			undo = append(undo, u)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	return steps, nil
 }

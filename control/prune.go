@@ -77,5 +77,9 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 // delegated prefix, a tunnel's local address) takes it from in.Learned
 // here, so that one pass updates every map that depends on it.
 func ApplyInputs(in Inputs, deps Deps) ([]Step, error) {
-	return Apply(in.Config, deps)
+	cfg, err := withLearnedNPT(in.Config, in.Learned)
+	if err != nil {
+		return nil, err
+	}
+	return Apply(cfg, deps)
 }

@@ -8,5 +8,6 @@ func SystemDeps(d *loader.Dataplane) Deps {
 	return Deps{
 		DP: d, Addrs: NetlinkAddresses{},
 		Tunnels: d, TunDevs: NetlinkTunnelDevs{}, NAT: NFTables{},
+		NPT: d,
 	}
 }

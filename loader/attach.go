@@ -289,6 +289,11 @@ func (d *Dataplane) detachIndex(ifindex int) error {
 			}
 		}
 	}
+	// NPT rules and proxied prefixes of a detached interface would only
+	// linger in status.
+	if err := d.deleteByIfindex(ifindex); err != nil {
+		return err
+	}
 	return d.deleteIface(ifindex)
 }
 

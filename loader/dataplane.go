@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -152,17 +153,21 @@ type mapSlot struct {
 // nothing is attached): what OpenPinned opens and the last detach unpins.
 func (d *Dataplane) mapSlots() []mapSlot { return d.maps.slots() }
 
+// slots reads the map list from the bpf2go struct tags, so a map added in C
+// needs no Go list kept in step.
 func (m *routerMaps) slots() []mapSlot {
-	return []mapSlot{
-		{"xdpr_counters", &m.XdprCounters},
-		{"xdpr_ifaces", &m.XdprIfaces},
-		{"xdpr_tx_ports", &m.XdprTxPorts},
-		{"xdpr_tunnels", &m.XdprTunnels},
-		{"xdpr_tunnel_eps", &m.XdprTunnelEps},
-		{"xdpr_icmp_bucket", &m.XdprIcmpBucket},
-		{"xdpr_tun_nexthops", &m.XdprTunNexthops},
-		{"xdpr_tc_counters", &m.XdprTcCounters},
+	var out []mapSlot
+	v := reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Tag.Get("ebpf")
+		slot := mapSlot{name, v.Field(i).Addr().Interface().(**ebpf.Map)}
+		if name == "xdpr_counters" {
+			out = append([]mapSlot{slot}, out...)
+		} else {
+			out = append(out, slot)
+		}
 	}
+	return out
 }
 
 // replacements maps every map name to m's map, for loading programs over

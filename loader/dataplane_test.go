@@ -85,6 +85,7 @@ type routerLab struct {
 	ns      string
 	maps    *routerMaps
 	progs   map[string]*ebpf.Program // per attached interface, as Attach loads them
+	tc      *tcPrograms              // the NPT slow path, over the same maps
 	ifindex map[string]int
 	names   []string // counter names, by index
 }
@@ -152,6 +153,12 @@ func newRouterLab(t testing.TB) *routerLab {
 	}
 
 	rl := &routerLab{lab: lab, ns: r, maps: loadTestMaps(t), progs: map[string]*ebpf.Program{}, ifindex: map[string]int{}, names: names}
+	tc, err := loadTCPrograms(rl.maps)
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	rl.tc = tc
 	// Devmap entries resolve the ifindex in the caller's namespace, so the
 	// maps are filled from inside the router namespace.
 	err = lab.Do(r, func() error {
@@ -167,8 +174,13 @@ func newRouterLab(t testing.TB) *routerLab {
 			if !li.attached {
 				continue
 			}
-			rl.progs[li.name] = loadTestProgram(t, ifc, RoleLAN, rl.maps)
-			v := ifaceEntry(ifc, RoleLAN, routerXdprXdpModeXDPR_MODE_NATIVE)
+			// wan0 faces the ISP: NPT translates there.
+			role := RoleLAN
+			if li.name == "wan0" {
+				role = RoleWAN
+			}
+			rl.progs[li.name] = loadTestProgram(t, ifc, role, rl.maps)
+			v := ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE)
 			if err := rl.maps.XdprIfaces.Put(uint32(ifc.Index), v); err != nil {
 				return fmt.Errorf("xdpr_ifaces[%s]: %w", li.name, err)
 			}
@@ -466,6 +478,10 @@ func verifyChecksums(frame []byte) error {
 	case byte(layers.IPProtocolTCP):
 		if len(l4) < 20 {
 			return fmt.Errorf("TCP header truncated")
+		}
+	case byte(layers.IPProtocolICMPv6):
+		if len(l4) < 4 {
+			return fmt.Errorf("ICMPv6 header truncated")
 		}
 	default:
 		return nil

@@ -136,3 +136,27 @@ func counterSnapshot(m *ebpf.Map) ([]routerXdprCounterVal, error) {
 	}
 	return out, nil
 }
+
+// skbCtx is the head of struct __sk_buff up to ifindex, the context
+// BPF_PROG_TEST_RUN takes for TC programs; only ifindex is set (the device
+// the program runs on, in the calling thread's namespace).
+type skbCtx struct {
+	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto uint32
+	Priority, IngressIfindex, Ifindex                                           uint32
+}
+
+// runTC runs a TC program on frame as if on ifindex and returns the
+// verdict and the frame as the program left it.
+func runTC(prog *ebpf.Program, frame []byte, ifindex int) (uint32, []byte, error) {
+	opts := ebpf.RunOptions{
+		Data:    frame,
+		DataOut: make([]byte, len(frame)+256),
+		Context: skbCtx{Ifindex: uint32(ifindex)},
+		Repeat:  1,
+	}
+	ret, err := prog.Run(&opts)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ret, opts.DataOut, nil
+}

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -73,12 +74,38 @@ func loadPortProgram(ifc *net.Interface, role Role, maps *routerMaps) (*ebpf.Pro
 	for _, m := range spec.Maps {
 		m.Pinning = ebpf.PinNone
 	}
+	// Only the XDP program: the TC programs are loaded where they attach.
+	var progs struct {
+		XdprMain *ebpf.Program `ebpf:"xdpr_main"`
+	}
 	opts := &ebpf.CollectionOptions{MapReplacements: maps.replacements()}
-	var progs routerPrograms
 	if err := spec.LoadAndAssign(&progs, opts); err != nil {
 		return nil, fmt.Errorf("load program for %s: %w", ifc.Name, err)
 	}
 	return progs.XdprMain, nil
+}
+
+// tcPrograms are the NPT slow-path programs.
+type tcPrograms struct {
+	XdprTcDnpt *ebpf.Program `ebpf:"xdpr_tc_dnpt"`
+	XdprTcSnpt *ebpf.Program `ebpf:"xdpr_tc_snpt"`
+}
+
+func (p *tcPrograms) Close() error {
+	return errors.Join(p.XdprTcDnpt.Close(), p.XdprTcSnpt.Close())
+}
+
+// loadTCPrograms loads the NPT TC programs over maps.
+func loadTCPrograms(maps *routerMaps) (*tcPrograms, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	var progs tcPrograms
+	if err := spec.LoadAndAssign(&progs, &ebpf.CollectionOptions{MapReplacements: maps.replacements()}); err != nil {
+		return nil, fmt.Errorf("load TC programs: %w", err)
+	}
+	return &progs, nil
 }
 
 // loadTunnelPrograms loads the TC slow-path programs over existing maps

@@ -51,7 +51,15 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE         routerXdprCounter = 32
 	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44            routerXdprCounter = 33
 	routerXdprCounterXDPR_CNT_TUN_NO_ROOM               routerXdprCounter = 34
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 35
+	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT              routerXdprCounter = 35
+	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT              routerXdprCounter = 36
+	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE       routerXdprCounter = 37
+	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED        routerXdprCounter = 38
+	routerXdprCounterXDPR_CNT_TX_NDP_NA                 routerXdprCounter = 39
+	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 40
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 41
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 42
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 43
 )
 
 type routerXdprCounterVal struct {
@@ -70,6 +78,42 @@ type routerXdprIface struct {
 	Name    [16]int8
 }
 
+type routerXdprLpm6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Ifindex   uint32
+	Addr      [16]uint8
+}
+
+type routerXdprNdpEntry struct {
+	_    structs.HostLayout
+	Mode routerXdprNdpMode
+}
+
+type routerXdprNdpMode uint32
+
+const (
+	routerXdprNdpModeXDPR_NDP_PREFIX       routerXdprNdpMode = 0
+	routerXdprNdpModeXDPR_NDP_LAN_NEIGHBOR routerXdprNdpMode = 1
+)
+
+type routerXdprNptMode uint32
+
+const (
+	routerXdprNptModeXDPR_NPT_RFC6296       routerXdprNptMode = 0
+	routerXdprNptModeXDPR_NPT_PRESERVE_HOST routerXdprNptMode = 1
+)
+
+type routerXdprNptRule struct {
+	_          structs.HostLayout
+	From       [16]uint8
+	To         [16]uint8
+	Ifindex    uint32
+	PrefixLen  uint8
+	Mode       uint8
+	Adjustment uint16
+}
+
 type routerXdprRole uint32
 
 const (
@@ -81,14 +125,17 @@ const (
 type routerXdprTcCounter uint32
 
 const (
-	routerXdprTcCounterXDPR_TC_ENCAP          routerXdprTcCounter = 0
-	routerXdprTcCounterXDPR_TC_DECAP          routerXdprTcCounter = 1
-	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL routerXdprTcCounter = 2
-	routerXdprTcCounterXDPR_TC_DROP_MALFORMED routerXdprTcCounter = 3
-	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE  routerXdprTcCounter = 4
-	routerXdprTcCounterXDPR_TC_DROP_ECN       routerXdprTcCounter = 5
-	routerXdprTcCounterXDPR_TC_DROP_ERROR     routerXdprTcCounter = 6
-	routerXdprTcCounterXDPR_TC__MAX           routerXdprTcCounter = 7
+	routerXdprTcCounterXDPR_TC_ENCAP           routerXdprTcCounter = 0
+	routerXdprTcCounterXDPR_TC_DECAP           routerXdprTcCounter = 1
+	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL  routerXdprTcCounter = 2
+	routerXdprTcCounterXDPR_TC_DROP_MALFORMED  routerXdprTcCounter = 3
+	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE   routerXdprTcCounter = 4
+	routerXdprTcCounterXDPR_TC_DROP_ECN        routerXdprTcCounter = 5
+	routerXdprTcCounterXDPR_TC_DROP_ERROR      routerXdprTcCounter = 6
+	routerXdprTcCounterXDPR_TC_SNPT            routerXdprTcCounter = 7
+	routerXdprTcCounterXDPR_TC_DNPT            routerXdprTcCounter = 8
+	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE routerXdprTcCounter = 9
+	routerXdprTcCounterXDPR_TC__MAX            routerXdprTcCounter = 10
 )
 
 type routerXdprTokenBucket struct {
@@ -173,18 +220,24 @@ const (
 	routerMapXdprCounters        = "xdpr_counters"
 	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
 	routerMapXdprIfaces          = "xdpr_ifaces"
+	routerMapXdprNdpProxy        = "xdpr_ndp_proxy"
+	routerMapXdprNptIn           = "xdpr_npt_in"
+	routerMapXdprNptOut          = "xdpr_npt_out"
 	routerMapXdprTcCounters      = "xdpr_tc_counters"
 	routerMapXdprTunNexthops     = "xdpr_tun_nexthops"
 	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
 	routerMapXdprTunnels         = "xdpr_tunnels"
 	routerMapXdprTxPorts         = "xdpr_tx_ports"
 	routerProgXdprMain           = "xdpr_main"
+	routerProgXdprTcDnpt         = "xdpr_tc_dnpt"
+	routerProgXdprTcSnpt         = "xdpr_tc_snpt"
 	routerProgXdprTunEgress      = "xdpr_tun_egress"
 	routerProgXdprTunIngress     = "xdpr_tun_ingress"
 	routerVarIcmpBurst           = "icmp_burst"
 	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
 	routerVarTunNexthopTtlNs     = "tun_nexthop_ttl_ns"
 	routerVarXdprCounterNames    = "xdpr_counter_names"
+	routerVarXdprNptModeNames    = "xdpr_npt_mode_names"
 	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
 	routerVarXdprPortMac         = "xdpr_port_mac"
 	routerVarXdprPortRole        = "xdpr_port_role"
@@ -235,6 +288,8 @@ type routerSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerProgramSpecs struct {
 	XdprMain       *ebpf.ProgramSpec `ebpf:"xdpr_main"`
+	XdprTcDnpt     *ebpf.ProgramSpec `ebpf:"xdpr_tc_dnpt"`
+	XdprTcSnpt     *ebpf.ProgramSpec `ebpf:"xdpr_tc_snpt"`
 	XdprTunEgress  *ebpf.ProgramSpec `ebpf:"xdpr_tun_egress"`
 	XdprTunIngress *ebpf.ProgramSpec `ebpf:"xdpr_tun_ingress"`
 }
@@ -246,6 +301,9 @@ type routerMapSpecs struct {
 	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
+	XdprNptIn       *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
+	XdprNptOut      *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
 	XdprTunNexthops *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
 	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
@@ -261,6 +319,7 @@ type routerVariableSpecs struct {
 	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs     *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprNptModeNames    *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
 	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
 	XdprPortRole        *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
@@ -291,6 +350,9 @@ type routerMaps struct {
 	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
+	XdprNptIn       *ebpf.Map `ebpf:"xdpr_npt_in"`
+	XdprNptOut      *ebpf.Map `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
 	XdprTunNexthops *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
 	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
@@ -303,6 +365,9 @@ func (m *routerMaps) Close() error {
 		m.XdprCounters,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprNdpProxy,
+		m.XdprNptIn,
+		m.XdprNptOut,
 		m.XdprTcCounters,
 		m.XdprTunNexthops,
 		m.XdprTunnelEps,
@@ -319,6 +384,7 @@ type routerVariables struct {
 	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs     *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprNptModeNames    *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
 	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`
 	XdprPortRole        *ebpf.Variable `ebpf:"xdpr_port_role"`
@@ -331,6 +397,8 @@ type routerVariables struct {
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerPrograms struct {
 	XdprMain       *ebpf.Program `ebpf:"xdpr_main"`
+	XdprTcDnpt     *ebpf.Program `ebpf:"xdpr_tc_dnpt"`
+	XdprTcSnpt     *ebpf.Program `ebpf:"xdpr_tc_snpt"`
 	XdprTunEgress  *ebpf.Program `ebpf:"xdpr_tun_egress"`
 	XdprTunIngress *ebpf.Program `ebpf:"xdpr_tun_ingress"`
 }
@@ -338,6 +406,8 @@ type routerPrograms struct {
 func (p *routerPrograms) Close() error {
 	return _RouterClose(
 		p.XdprMain,
+		p.XdprTcDnpt,
+		p.XdprTcSnpt,
 		p.XdprTunEgress,
 		p.XdprTunIngress,
 	)

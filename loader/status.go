@@ -48,6 +48,9 @@ type Status struct {
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Tunnels    []TunnelStatus    `json:"tunnels"`
 	Maps       []MapStatus       `json:"maps"`
+	NPT        []NPTRule         `json:"npt"`
+	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
+	TCLinks    []string          `json:"tc_links"` // pins of the NPT slow-path links
 }
 
 // TunnelStatus is one programmed tunnel and its slow-path netdev.
@@ -95,6 +98,20 @@ func (d *Dataplane) Status() (Status, error) {
 		st.Interfaces = append(st.Interfaces, is)
 	}
 	sort.Slice(st.Interfaces, func(i, j int) bool { return st.Interfaces[i].Ifindex < st.Interfaces[j].Ifindex })
+	if st.NPT, err = d.NPTRules(); err != nil {
+		return st, err
+	}
+	if st.NDPProxy, err = d.NDPProxyEntries(); err != nil {
+		return st, err
+	}
+	st.TCLinks = []string{}
+	if links, err := os.ReadDir(filepath.Join(d.dir, linksDir)); err == nil {
+		for _, l := range links {
+			if strings.HasPrefix(l.Name(), "tc_") {
+				st.TCLinks = append(st.TCLinks, filepath.Join(d.dir, linksDir, l.Name()))
+			}
+		}
+	}
 
 	tuns, err := d.Tunnels()
 	if err != nil {

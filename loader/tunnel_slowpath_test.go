@@ -11,29 +11,10 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket/layers"
 )
 
-// skbCtx is the head of struct __sk_buff up to ifindex, the part
-// BPF_PROG_TEST_RUN reads for the device the packet is on.
-type skbCtx struct {
-	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto uint32
-	Priority, IngressIfindex, Ifindex                                           uint32
-}
-
 const tcActRedirect = 7
-
-func runTC(prog *ebpf.Program, frame []byte, ifindex int) (uint32, []byte, error) {
-	opts := ebpf.RunOptions{
-		Data:    frame,
-		DataOut: make([]byte, len(frame)+256),
-		Context: skbCtx{Ifindex: uint32(ifindex)},
-		Repeat:  1,
-	}
-	ret, err := prog.Run(&opts)
-	return ret, opts.DataOut, err
-}
 
 // kernelForwarded is frame as the kernel's forward path hands it to the
 // tunnel netdev: TTL lowered, header checksum updated.

@@ -56,11 +56,6 @@ func modelFlowLabel(ip []byte) uint32 {
 }
 
 // onesAdd is one's complement addition of 16-bit values.
-func onesAdd(a, b uint16) uint16 {
-	s := uint32(a) + uint32(b)
-	return uint16(s&0xffff + s>>16)
-}
-
 // modelClampMSS lowers the MSS option of a TCP SYN in the IPv4 packet ip
 // (option-less header) to max, patching the checksum as RFC 1624 says a
 // middlebox must (never recomputing it: a wrong checksum stays wrong). The

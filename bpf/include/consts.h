@@ -44,6 +44,15 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_TUN_OVERSIZE,   /* over the tunnel MTU without DF: the kernel fragments */
 	XDPR_CNT_PASS_TUN_NAT44,      /* NAT44 tunnel: conntrack in the kernel must see it */
 	XDPR_CNT_TUN_NO_ROOM,         /* frame could not be resized: passed untouched (never seen in practice) */
+	/* NPTv6 and NDP proxy (npt.h, ndp.h) */
+	XDPR_CNT_FWD_NPT_SNPT,        /* forwarded, source inside -> outside */
+	XDPR_CNT_FWD_NPT_DNPT,        /* forwarded, destination outside -> inside */
+	XDPR_CNT_DROP_NPT_UNMAPPABLE, /* RFC 6296 5.2: every candidate word is 0xffff */
+	XDPR_CNT_DROP_NPT_MALFORMED,  /* preserve-host: L4 checksum not reachable */
+	XDPR_CNT_TX_NDP_NA,           /* proxied NS answered with an NA (XDP_TX) */
+	XDPR_CNT_PASS_NDP_INVALID,    /* NS for a proxied target failing RFC 4861 7.1.1 */
+	XDPR_CNT_PASS_NDP_NO_NEIGH,   /* lan-neighbor mode: target not known behind a LAN */
+	XDPR_CNT_PASS_NDP_NO_ROOM,    /* the frame could not be resized for the NA */
 	XDPR_CNT__MAX,
 };
 
@@ -61,18 +70,20 @@ enum xdpr_xdp_mode {
 	XDPR_MODE_GENERIC = 2,
 };
 
-/* What the tunnel slow path (TC programs, tunnel_tc.h) did with a packet it
- * handled. Separate from enum xdpr_counter, whose sum is what XDP saw; TC
- * counts only the packets that are its business (IPv4 on a tunnel netdev,
- * ipip6 from a configured pair on the WAN). */
+/* What the TC slow path did with a packet it handled: the tunnel programs
+ * (tunnel_tc.h) and NPT (tc_npt.h). Separate from enum xdpr_counter, whose
+ * sum is what XDP saw; TC counts only the packets that are its business. */
 enum xdpr_tc_counter {
 	XDPR_TC_ENCAP = 0,          /* encapsulated on a tunnel netdev, handed to the WAN */
 	XDPR_TC_DECAP,              /* decapsulated on the WAN, delivered to the tunnel netdev */
 	XDPR_TC_DROP_NO_TUNNEL,     /* on a netdev that is no tunnel's, or not IPv4 */
-	XDPR_TC_DROP_MALFORMED,     /* truncated, or no IPv4 inside */
+	XDPR_TC_DROP_MALFORMED,     /* truncated, no IPv4 inside, L4 checksum unreachable */
 	XDPR_TC_DROP_NO_ROUTE,      /* no route to the tunnel's remote */
 	XDPR_TC_DROP_ECN,           /* outer CE on a not-ECT packet (RFC 6040) */
 	XDPR_TC_DROP_ERROR,         /* a helper refused (no room, no memory) */
+	XDPR_TC_SNPT,               /* egress: source inside -> outside */
+	XDPR_TC_DNPT,               /* ingress: destination outside -> inside */
+	XDPR_TC_DROP_UNMAPPABLE,    /* NPT: every candidate word is 0xffff */
 	XDPR_TC__MAX,
 };
 
@@ -81,8 +92,24 @@ enum xdpr_tunnel_flag {
 	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded: the slow path carries it */
 };
 
+/* How an NPT rule rewrites the address (npt.h). */
+enum xdpr_npt_mode {
+	XDPR_NPT_RFC6296 = 0,        /* checksum-neutral: one non-prefix word adjusted */
+	XDPR_NPT_PRESERVE_HOST = 1,  /* host bits kept, L4 checksums updated */
+};
+
+/* Which solicitations the NDP proxy answers (ndp.h). */
+enum xdpr_ndp_mode {
+	XDPR_NDP_PREFIX = 0,         /* every target inside the proxied prefix */
+	XDPR_NDP_LAN_NEIGHBOR = 1,   /* only targets with a resolved neighbour behind a LAN */
+};
+
 #define XDPR_MAX_IFACES 256
 #define XDPR_MAX_TUNNELS 64
+#define XDPR_MAX_NPT_RULES 1024
+#define XDPR_MAX_NDP_PREFIXES 1024
+/* NS options walked and summed (8-octet units); longer NS go to the kernel. */
+#define XDPR_NDP_MAX_OPT_UNITS 8
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */
 #define XDPR_MAX_EXT_HEADERS 6
 

@@ -35,6 +35,67 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tx_ports SEC(".maps");
 
+/* NPT, looked up by (outside ifindex, address). npt_out holds the
+ * outside->inside direction (DNPT, keyed by the outside prefix), npt_in the
+ * inside->outside one (SNPT, keyed by the inside prefix). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XDPR_MAX_NPT_RULES);
+	__type(key, struct xdpr_lpm6_key);
+	__type(value, struct xdpr_npt_rule);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_npt_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XDPR_MAX_NPT_RULES);
+	__type(key, struct xdpr_lpm6_key);
+	__type(value, struct xdpr_npt_rule);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_npt_in SEC(".maps");
+
+/* Prefixes the NDP proxy answers for, by (ingress ifindex, target). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XDPR_MAX_NDP_PREFIXES);
+	__type(key, struct xdpr_lpm6_key);
+	__type(value, struct xdpr_ndp_entry);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_ndp_proxy SEC(".maps");
+
+/* Counters of the TC slow path (enum xdpr_tc_counter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPR_TC__MAX);
+	__type(key, __u32); /* enum xdpr_tc_counter */
+	__type(value, struct xdpr_counter_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tc_counters SEC(".maps");
+
+/* tc_count records one slow-path packet of len octets under c. */
+static __always_inline int tc_count(__u32 c, __u64 len, int action)
+{
+	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_tc_counters, &c);
+
+	if (v) {
+		v->packets++;
+		v->bytes += len;
+	}
+	return action;
+}
+
+/* lpm6_lookup finds the entry of map m covering addr on ifindex. */
+static __always_inline void *lpm6_lookup(void *m, __u32 ifindex, const void *addr)
+{
+	struct xdpr_lpm6_key k = { .prefixlen = 32 + 128, .ifindex = ifindex };
+
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(m, &k);
+}
+
 /* count records one packet under reason c and returns action, so call sites
  * read as `return count(ctx, REASON, XDP_PASS);`. */
 static __always_inline int count(struct xdp_md *ctx, __u32 c, int action)

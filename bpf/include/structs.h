@@ -20,4 +20,30 @@ struct xdpr_iface {
 	char name[16];   /* name at attach time, for humans reading bpftool */
 };
 
+/* Key of the LPM tries below: interface first, so one trie serves every
+ * interface; prefixlen counts the 32 ifindex bits plus the prefix bits. */
+struct xdpr_lpm6_key {
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 addr[16];
+};
+
+/* One direction of an NPT mapping: addresses in `from` get `to` as prefix.
+ * The loader stores each configured rule twice, once per direction. */
+struct xdpr_npt_rule {
+	__u8 from[16];        /* prefix matched (host bits zero) */
+	__u8 to[16];          /* prefix written (host bits zero) */
+	__u32 ifindex;        /* outside interface */
+	__u8 prefix_len;      /* same for from and to, 1..64 */
+	__u8 mode;            /* enum xdpr_npt_mode */
+	/* One's complement sum(from) - sum(to) in host order, added to the
+	 * adjustment word (RFC 6296 3.2); preserve-host adds its negation to
+	 * L4 checksums. Computed by the loader like ip6t_NPT's checkentry. */
+	__u16 adjustment;
+};
+
+struct xdpr_ndp_entry {
+	enum xdpr_ndp_mode mode;
+};
+
 #endif

@@ -93,28 +93,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_icmp_bucket SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDPR_TC__MAX);
-	__type(key, __u32); /* enum xdpr_tc_counter */
-	__type(value, struct xdpr_counter_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xdpr_tc_counters SEC(".maps");
-
-/* Gives the TC counter enum a place in BTF, for `xdprouter stats`. */
-const enum xdpr_tc_counter xdpr_tc_counter_names __attribute__((unused));
-
-/* tc_count records one slow-path packet of len octets under c. */
-static __always_inline int tc_count(__u32 c, __u64 len, int action)
-{
-	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_tc_counters, &c);
-
-	if (v) {
-		v->packets++;
-		v->bytes += len;
-	}
-	return action;
-}
 
 /* tun_count is count() for paths that resize the frame: it records the
  * length the packet had when it arrived, like every other counter. */

@@ -41,10 +41,12 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 		Short: "Program a static configuration once, without a daemon",
 		Long: `Apply validates the configuration, then attaches the data plane to the wan
 and lan interfaces it names (with their roles and xdp-mode), installs
-the LAN IPv4 addresses and programs the tunnels: a netdev per tunnel with
-the tunnel's routes (and its ipv4-address), the data-plane maps, the TC
-slow path, and NAT44 rules in nftables table "ip xdprouter". Tunnels no
-longer in the file are removed. If any step fails, what this apply added is
+the LAN IPv4 addresses, programs the tunnels (a netdev per tunnel with the
+tunnel's routes and its ipv4-address, the data-plane maps, the TC slow
+path, NAT44 rules in nftables table "ip xdprouter"; tunnels no longer in
+the file are removed), npt (XDP fast path plus TC slow path on the outside
+interface) and ndp-proxy (prefixes: [auto] proxies every npt outside
+prefix of that interface). If any step fails, what this apply added is
 removed again. Running it twice changes nothing the second time.`,
 		Example: `  xdprouter apply --config /etc/xdprouter/config.yaml`,
 		Args:    cobra.NoArgs,

@@ -109,6 +109,27 @@ func printStatus(w io.Writer, st loader.Status) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", m.Name, m.ID, m.Type, m.MaxEntries, m.Pin)
 	}
 	tw.Flush()
+	if len(st.NPT) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NPT OUTSIDE IFACE\tINSIDE\tOUTSIDE\tMODE")
+		for _, r := range st.NPT {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Interface, r.Inside, r.Outside, r.ModeName)
+		}
+		tw.Flush()
+		for _, l := range st.TCLinks {
+			fmt.Fprintf(w, "slow path link: %s\n", l)
+		}
+	}
+	if len(st.NDPProxy) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NDP PROXY IFACE\tPREFIX\tMODE")
+		for _, e := range st.NDPProxy {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Interface, e.Prefix, e.ModeName)
+		}
+		tw.Flush()
+	}
 }
 
 func newStatsCmd(g *globalFlags) *cobra.Command {

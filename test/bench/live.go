@@ -25,13 +25,24 @@ const (
 	// encapsulated to sink, ipip6 from gen decapsulated to sink.
 	scEncap = "encap"
 	scDecap = "decap"
+	// NPTv6 (IPv6 only, npt.go): the kernel with ip6tables SNPT, and
+	// xdprouter with an npt rule, on the same frames.
+	scKernelNPT = "kernel-npt"
+	scNPT       = "xdprouter-npt"
 )
 
-var scenarios = []string{scKernel, scBare, scXdprouter, scEncap, scDecap}
+var scenarios = []string{scKernel, scBare, scXdprouter, scEncap, scDecap, scKernelNPT, scNPT}
 
-// xdprouterScenario: the scenario runs xdprouter, whose counters are read.
-func xdprouterScenario(sc string) bool {
-	return sc == scXdprouter || sc == scEncap || sc == scDecap
+// xdprouterCounter is the counter that must count every frame forwarded in
+// an xdprouter scenario ("" for the others).
+func xdprouterCounter(sc string, f family) string {
+	switch sc {
+	case scXdprouter, scEncap, scDecap:
+		return f.fwdCounter
+	case scNPT:
+		return "fwd_npt_snpt"
+	}
+	return ""
 }
 
 // liveRun is one timed live-frames run.
@@ -193,6 +204,9 @@ func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if !applies(sc, f) {
+			continue
+		}
 		k := key(sc, f.name)
 		if round == 0 {
 			// Warm-up, and the rate that sizes the timed runs.
@@ -274,6 +288,8 @@ func (b *liveBench) setup(sc string) (func() error, error) {
 		return detach, nil
 	case scEncap, scDecap:
 		return b.setupTunnel(sc)
+	case scKernelNPT, scNPT:
+		return b.setupNPT(sc)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
 }
@@ -297,8 +313,15 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 	run := liveRun{Sent: uint64(n)}
 	var before, after map[string]uint64
 	var err error
-	if xdprouterScenario(sc) {
+	counter := xdprouterCounter(sc, f)
+	if counter != "" {
 		if before, err = xdprouterCounters(b.bpffs); err != nil {
+			return run, nil, err
+		}
+	}
+	var snpt0 uint64
+	if sc == scKernelNPT {
+		if snpt0, err = b.snptRulePackets(); err != nil {
 			return run, nil, err
 		}
 	}
@@ -344,14 +367,23 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 	if run.Other > run.Forwarded/100 {
 		problems = append(problems, fmt.Sprintf("%d frames at the sink without the expected TTL/hop limit %d", run.Other, startTTL-1))
 	}
-	if xdprouterScenario(sc) {
+	if sc == scKernelNPT {
+		snpt1, err := b.snptRulePackets()
+		if err != nil {
+			return run, nil, err
+		}
+		if snpt1-snpt0 < run.Forwarded {
+			problems = append(problems, fmt.Sprintf("the SNPT rule translated %d packets, fewer than the %d forwarded", snpt1-snpt0, run.Forwarded))
+		}
+	}
+	if counter != "" {
 		if after, err = xdprouterCounters(b.bpffs); err != nil {
 			return run, nil, err
 		}
 		for name, v := range after {
 			d := v - before[name]
 			switch {
-			case name == f.fwdCounter:
+			case name == counter:
 				run.XDPForwarded = d
 			case strings.HasPrefix(name, "pass_") && d > 0:
 				run.KernelPassed += d
@@ -363,7 +395,7 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 		}
 		if run.XDPForwarded < run.Forwarded {
 			problems = append(problems, fmt.Sprintf("xdprouter %s rose by %d, fewer than the %d frames forwarded: the kernel forwarded some",
-				f.fwdCounter, run.XDPForwarded, run.Forwarded))
+				counter, run.XDPForwarded, run.Forwarded))
 		}
 		// A few stray frames (an IPv6 router solicitation from gen, say) are
 		// passed rightly; the benchmark frames must not be.

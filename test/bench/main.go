@@ -112,7 +112,20 @@ func run(cfg config) (err error) {
 		return fmt.Errorf("ns/packet: %w", err)
 	}
 
+	logf("NDP proxy: %d runs × ~%.1f s of Neighbor Solicitations, xdprouter and ndppd", cfg.runs, cfg.seconds)
+	ndp, ndpRatios, err := runNDP(ctx, t, cfg, lb.pass, lb.bpffs)
+	if err != nil {
+		return fmt.Errorf("ndp proxy: %w", err)
+	}
+
+	logf("NS flood: forwarding with and without %d NS/s; NDP reply rate with one and two generators", floodRate)
+	flood, err := runFlood(ctx, lb)
+	if err != nil {
+		return fmt.Errorf("ns flood: %w", err)
+	}
+
 	rep := newReport(cfg, started, time.Since(started), lb, nspp)
+	rep.NDP, rep.NDPRatios, rep.Flood = ndp, ndpRatios, flood
 	text := rep.text()
 	fmt.Print(text)
 	files, err := rep.write(cfg.out)

@@ -56,6 +56,9 @@ type report struct {
 	LiveRatios  []ratio       `json:"live_ratios"`
 	Nspp        []*nsppResult `json:"ns_per_packet"`
 	NsppRatios  []ratio       `json:"ns_per_packet_ratios"`
+	NDP         []*ndpResult  `json:"ndp_proxy"`
+	NDPRatios   []ratio       `json:"ndp_proxy_ratios"`
+	Flood       *floodResult  `json:"ns_flood"`
 }
 
 func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench, nspp []*nsppResult) *report {
@@ -75,8 +78,10 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 		}
 	}
 	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
-		"xdprouter/bare ipv4": 0.95, "xdprouter/bare ipv6": 0.95}
-	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel}} {
+		"xdprouter/bare ipv4": 0.95, "xdprouter/bare ipv6": 0.95,
+		"xdprouter-npt/xdprouter ipv6": 0.95, "xdprouter-npt/kernel-npt ipv6": 3.0}
+	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel},
+		{scNPT, scXdprouter}, {scNPT, scKernelNPT}} {
 		for _, f := range lb.fams {
 			name := pair[0] + "/" + pair[1]
 			a, b := lb.results[key(pair[0], f.name)], lb.results[key(pair[1], f.name)]
@@ -127,6 +132,12 @@ func (r *report) problemCount() int {
 	for _, x := range r.Nspp {
 		n += len(x.Problems)
 	}
+	for _, x := range r.NDP {
+		n += len(x.Problems)
+	}
+	if r.Flood != nil {
+		n += len(r.Flood.Problems)
+	}
 	return n
 }
 
@@ -170,6 +181,19 @@ func (r *report) text() string {
 		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\n", x.Name, x.Family, x.Value, x.Paired)
 	}
 	tw.Flush()
+	fmt.Fprintf(&b, "\n%s\n\n", ndpNote)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NDP PROXY\tNA/S (MEDIAN)\tRUNS (NA/S)")
+	for _, x := range r.NDP {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\n", x.Scenario, x.MedianNAps, ndpRuns(x))
+	}
+	for _, x := range r.NDPRatios {
+		fmt.Fprintf(tw, "%s\t%.1f (paired %.1f)\t%s\n", x.Name, x.Value, x.Paired, target(x))
+	}
+	tw.Flush()
+	if f := r.Flood; f != nil {
+		fmt.Fprintf(&b, "\n%s\n", floodText(f))
+	}
 	if p := r.problems(); len(p) > 0 {
 		fmt.Fprintf(&b, "\nPROBLEMS (these figures may not measure forwarding):\n")
 		for _, s := range p {
@@ -214,6 +238,17 @@ func (r *report) markdown() string {
 	for _, x := range r.NsppRatios {
 		fmt.Fprintf(&b, "| %s | %s | %.3f | %.3f |\n", x.Name, x.Family, x.Value, x.Paired)
 	}
+	fmt.Fprintf(&b, "\n## NDP proxy\n\n%s\n\n| responder | NA/s (median) | runs (NA/s) |\n|---|---:|---|\n", ndpNote)
+	for _, x := range r.NDP {
+		fmt.Fprintf(&b, "| %s | %.0f | %s |\n", x.Scenario, x.MedianNAps, ndpRuns(x))
+	}
+	fmt.Fprintf(&b, "\n| ratio | of medians | paired | target |\n|---|---:|---:|---|\n")
+	for _, x := range r.NDPRatios {
+		fmt.Fprintf(&b, "| %s | %.1f | %.1f | %s |\n", x.Name, x.Value, x.Paired, target(x))
+	}
+	if f := r.Flood; f != nil {
+		fmt.Fprintf(&b, "\n## NS flood\n\n%s", floodText(f))
+	}
 	if p := r.problems(); len(p) > 0 {
 		fmt.Fprintf(&b, "\n## Problems\n\n")
 		for _, s := range p {
@@ -233,6 +268,16 @@ func (r *report) problems() []string {
 	for _, n := range r.Nspp {
 		for _, p := range n.Problems {
 			out = append(out, fmt.Sprintf("ns/packet %s %s: %s", n.Program, n.Family, p))
+		}
+	}
+	for _, n := range r.NDP {
+		for _, p := range n.Problems {
+			out = append(out, fmt.Sprintf("ndp proxy %s: %s", n.Scenario, p))
+		}
+	}
+	if r.Flood != nil {
+		for _, p := range r.Flood.Problems {
+			out = append(out, "ns flood: "+p)
 		}
 	}
 	return out
@@ -375,4 +420,39 @@ func div(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// ndpNote says how the NDP proxy figures were taken.
+const ndpNote = "NDP proxy: the generator floods r0 with Neighbor Solicitations (86-byte frames, live frames) for " +
+	"fd00:b9::5, a proxied prefix; NA/s = Neighbor Advertisements counted by an XDP sink on the generator's " +
+	"port / (run time + 100 ms for late replies). xdprouter: `xdprouter apply` with ndp-proxy on r0 (XDP_TX); " +
+	"ndppd: XDP_PASS on the router's ports, ndppd (static rule) answers through the kernel."
+
+func ndpRuns(x *ndpResult) string {
+	var v []float64
+	for _, r := range x.Runs {
+		v = append(v, r.NAps)
+	}
+	return joinF(v, "%.0f")
+}
+
+// floodText is the NS-flood section, the same in both formats.
+func floodText(f *floodResult) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "IPv6 forwarding through xdprouter (NDP proxy on r0) with and without %d NS/s from a second generator "+
+		"thread on the other CPU (achieved: median %.0f NS/s):\n\n", floodRate, f.FloodNSMedian)
+	fmt.Fprintf(&b, "- without flood: %s Mpps (median %.3f)\n", joinF(f.WithoutMpps, "%.3f"), median(f.WithoutMpps))
+	fmt.Fprintf(&b, "- with flood:    %s Mpps (median %.3f); NAs xdprouter sent (tx_ndp_na): %s /s; NAs that reached gen's sink: %s /s\n",
+		joinF(f.WithMpps, "%.3f"), median(f.WithMpps), joinF(f.FloodTXps, "%.0f"), joinF(f.FloodNAps, "%.0f"))
+	fmt.Fprintf(&b, "- with/without: %.3f of medians, %.3f paired (target >= 0.95)\n\n", f.Ratio, f.Paired)
+	fmt.Fprintf(&b, "NDP proxy reply rate: peak with one generator %s NA/s (median %.0f); two generators at once (one per CPU) "+
+		"offered %s NS/s (median %.0f, %.2fx the peak) and got %s NA/s back (median %.0f)\n\n",
+		joinF(f.PeakNAps, "%.0f"), median(f.PeakNAps), joinF(f.OfferedNSps, "%.0f"), median(f.OfferedNSps), f.OfferedRatio,
+		joinF(f.DoubleNAps, "%.0f"), median(f.DoubleNAps))
+	fmt.Fprintf(&b, "- replies under the double offer / peak: %.3f of medians, %.3f paired (target >= 0.95)\n", f.ReplyRatio, f.ReplyPaired)
+	fmt.Fprintf(&b, "\nCaveats: every live-frames test run starts and ends with an XDP dispatcher switch (RCU waits, ~20 ms), so the "+
+		"flooder paces itself with a run every few ms to tens of ms, and those switches land in the middle of the forwarding run on "+
+		"the other CPU; and two generators share the machine's two CPUs with everything else, so they may offer less than twice the "+
+		"one-generator peak (the offered/peak factor above says how much they did).\n")
+	return b.String()
 }

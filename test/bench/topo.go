@@ -142,7 +142,13 @@ func applies(sc string, f family) bool {
 	if f.only != "" {
 		return sc == f.only
 	}
-	return sc != scEncap && sc != scDecap
+	switch sc {
+	case scEncap, scDecap:
+		return false
+	case scKernelNPT, scNPT:
+		return f.name == "ipv6" // NPTv6 translates IPv6 only
+	}
+	return true
 }
 
 // families builds the 64-byte UDP frames gen -> sink, addressed to r0's MAC.

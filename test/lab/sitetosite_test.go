@@ -112,7 +112,7 @@ tunnels:
 	if len(st.Tunnels) != 2 {
 		t.Errorf("ra status lists %d tunnels, want 2: %+v", len(st.Tunnels), st.Tunnels)
 	}
-	out := mustRun(t, ctx, run, "ip", "netns", "exec", ns["ra"], "ip", "route", "get", "10.20.0.2")
+	out := mustRun(t, ctx, run, netlab.InNS(ns["ra"], "ip", "route", "get", "10.20.0.2")...)
 	if want := "dev to-b"; !strings.Contains(out.Stdout, want) {
 		t.Errorf("ip route get 10.20.0.2 on ra: %q, want %q", out.Stdout, want)
 	}

@@ -1,9 +1,9 @@
 package lab
 
 import (
-	"github.com/xdprouter/xdprouter/test/netlab"
 	"context"
 	"fmt"
+	"github.com/xdprouter/xdprouter/test/netlab"
 	"net/netip"
 	"os"
 	"path/filepath"

@@ -1,0 +1,264 @@
+/* NDP proxy: answers Neighbor Solicitations for targets in proxied prefixes
+ * (the NPT outside prefix, typically) with a Neighbor Advertisement built in
+ * place and sent back with XDP_TX. Only solicitations that pass RFC 4861
+ * 7.1.1 are answered; everything else goes to the kernel. */
+#ifndef XDPR_NDP_H
+#define XDPR_NDP_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "consts.h"
+#include "maps.h"
+#include "npt.h"
+#include "forward.h"
+
+#define NDP_NS 135
+#define NDP_NA 136
+#define NDP_OPT_SLLA 1
+#define NDP_OPT_TLLA 2
+#define NDP_NA_FLAG_SOLICITED 0x40000000
+#define NDP_NS_LEN 24
+#define NDP_NA_LEN 32 /* header + target link-layer address option */
+
+/* The fixed part of an NS or NA (RFC 4861 4.3, 4.4). */
+struct nd_msg {
+	__u8 type;
+	__u8 code;
+	__be16 csum;
+	__be32 flags; /* reserved in an NS */
+	struct in6_addr target;
+};
+
+static __always_inline int ndp_mac_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
+		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
+
+static __always_inline int ndp_is_unspecified(const struct in6_addr *a)
+{
+	return (a->s6_addr32[0] | a->s6_addr32[1] | a->s6_addr32[2] | a->s6_addr32[3]) == 0;
+}
+
+/* ff02::1:ffXX:XXXX with the target's low 24 bits (RFC 4291 2.7.1). */
+static __always_inline int ndp_is_solicited_node(const struct in6_addr *d, const struct in6_addr *t)
+{
+	return d->s6_addr32[0] == bpf_htonl(0xff020000) && d->s6_addr32[1] == 0 &&
+	       d->s6_addr32[2] == bpf_htonl(1) && d->s6_addr[12] == 0xff &&
+	       d->s6_addr[13] == t->s6_addr[13] && d->s6_addr[14] == t->s6_addr[14] &&
+	       d->s6_addr[15] == t->s6_addr[15];
+}
+
+static __always_inline int ndp_addr_equal(const struct in6_addr *a, const struct in6_addr *b)
+{
+	return ((a->s6_addr32[0] ^ b->s6_addr32[0]) | (a->s6_addr32[1] ^ b->s6_addr32[1]) |
+		(a->s6_addr32[2] ^ b->s6_addr32[2]) | (a->s6_addr32[3] ^ b->s6_addr32[3])) == 0;
+}
+
+static __always_inline __u32 ndp_sum_addr(const struct in6_addr *a)
+{
+	__u32 s = 0;
+
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		s += a->s6_addr16[i];
+	return s;
+}
+
+/* ndp_ns_check validates an NS per RFC 4861 7.1.1 (plus the link-layer and
+ * IPv6 destinations matching the target). Returns 1 for a valid NS, 2 for
+ * a valid DAD probe (source ::), 0 otherwise. Sums are over raw 16-bit
+ * words: one's complement addition does not care about byte order. */
+static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
+					struct nd_msg *ns, void *end, const __u8 *mac)
+{
+	__u32 plen = bpf_ntohs(ip6->payload_len);
+	__u32 sum, off = NDP_NS_LEN;
+	int dad, snm, sllao = 0;
+
+	if (ip6->version != 6 || ip6->hop_limit != 255 || ns->code != 0)
+		return 0;
+	if (plen < NDP_NS_LEN || (plen & 7) || plen > NDP_NS_LEN + 8 * XDPR_NDP_MAX_OPT_UNITS)
+		return 0;
+	if ((void *)(ip6 + 1) + plen > end)
+		return 0;
+	if (ns->target.s6_addr[0] == 0xff || ip6->saddr.s6_addr[0] == 0xff)
+		return 0;
+	dad = ndp_is_unspecified(&ip6->saddr);
+	snm = ndp_is_solicited_node(&ip6->daddr, &ns->target);
+	if (!snm && (dad || !ndp_addr_equal(&ip6->daddr, &ns->target)))
+		return 0;
+	/* To us, or to the multicast MAC of the IPv6 destination. */
+	if (!ndp_mac_equal(eth->h_dest, mac) &&
+	    !(eth->h_dest[0] == 0x33 && eth->h_dest[1] == 0x33 &&
+	      eth->h_dest[2] == ip6->daddr.s6_addr[12] && eth->h_dest[3] == ip6->daddr.s6_addr[13] &&
+	      eth->h_dest[4] == ip6->daddr.s6_addr[14] && eth->h_dest[5] == ip6->daddr.s6_addr[15]))
+		return 0;
+
+	sum = ndp_sum_addr(&ip6->saddr) + ndp_sum_addr(&ip6->daddr) + ip6->payload_len +
+	      bpf_htons(IPPROTO_ICMPV6);
+#pragma unroll
+	for (int i = 0; i < NDP_NS_LEN / 8 + XDPR_NDP_MAX_OPT_UNITS; i++) {
+		__u16 *w = (void *)ns + i * 8;
+
+		if (i * 8 >= plen)
+			break;
+		if ((void *)(w + 4) > end)
+			return 0;
+		sum += w[0] + w[1] + w[2] + w[3];
+	}
+	if (csum_fold(sum) != 0xffff)
+		return 0;
+
+	/* Options: each at least 8 octets, together exactly the payload. */
+#pragma unroll
+	for (int i = 0; i < XDPR_NDP_MAX_OPT_UNITS; i++) {
+		__u8 *o;
+
+		if (off >= plen)
+			break;
+		if (off > NDP_NS_LEN + 8 * XDPR_NDP_MAX_OPT_UNITS)
+			return 0;
+		o = (void *)ns + off;
+		if ((void *)(o + 2) > end)
+			return 0;
+		if (o[1] == 0)
+			return 0;
+		if (o[0] == NDP_OPT_SLLA)
+			sllao = 1;
+		off += o[1] * 8;
+	}
+	if (off != plen)
+		return 0;
+	/* A DAD probe carries no source link-layer address (7.1.1). */
+	if (dad && sllao)
+		return 0;
+	return dad ? 2 : 1;
+}
+
+/* ndp_target_behind_lan asks the fib where the target lives (after NPT when
+ * the target is an outside address): only a resolved neighbour behind a LAN
+ * interface counts, for lines whose one /64 is shared by WAN and LAN. */
+static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, const struct in6_addr *target)
+{
+	struct bpf_fib_lookup p = {};
+	struct xdpr_npt_rule *r;
+	struct xdpr_iface *out;
+	struct in6_addr t = *target;
+
+	r = lpm6_lookup(&xdpr_npt_out, ctx->ingress_ifindex, &t);
+	if (r && npt_map(&t, r))
+		return 0;
+	p.family = AF_INET6;
+	p.ifindex = ctx->ingress_ifindex;
+	__builtin_memcpy(p.ipv6_dst, &t, sizeof(p.ipv6_dst));
+	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return 0;
+	if (p.ifindex == ctx->ingress_ifindex)
+		return 0;
+	out = bpf_map_lookup_elem(&xdpr_ifaces, &p.ifindex);
+	return out && out->role == XDPR_ROLE_LAN;
+}
+
+/* ndp_reply turns the NS in the frame into the NA answering it: source the
+ * target (the proxy speaks for it), destination the solicitor or all-nodes
+ * for DAD, S set unless DAD, O clear (a proxy must not override the owner,
+ * RFC 4861 7.2.8), R clear (the targets are hosts), target link-layer
+ * address = the interface MAC. */
+static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int dad)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct nd_msg *na = (void *)(ip6 + 1);
+	struct in6_addr target, dst;
+	__u8 dmac[ETH_ALEN];
+	__u8 *opt;
+	__u32 sum;
+	int delta;
+
+	if ((void *)(na + 1) > end)
+		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
+	target = na->target;
+	if (dad) {
+		__builtin_memset(&dst, 0, sizeof(dst));
+		dst.s6_addr[0] = 0xff;
+		dst.s6_addr[1] = 0x02;
+		dst.s6_addr[15] = 1;
+		dmac[0] = 0x33, dmac[1] = 0x33, dmac[2] = 0, dmac[3] = 0, dmac[4] = 0, dmac[5] = 1;
+	} else {
+		dst = ip6->saddr;
+		__builtin_memcpy(dmac, eth->h_source, ETH_ALEN);
+	}
+
+	delta = (int)(sizeof(*eth) + sizeof(*ip6) + NDP_NA_LEN) - (int)(end - data);
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
+	/* adjust_tail invalidated every packet pointer. */
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip6 = (void *)(eth + 1);
+	na = (void *)(ip6 + 1);
+	opt = (void *)(na + 1);
+	if ((void *)(opt + 8) > end) /* cannot happen: the frame is exactly that long now */
+		return count(ctx, XDPR_CNT_PASS_NDP_NO_ROOM, XDP_DROP);
+
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	*(__be32 *)ip6 = bpf_htonl(0x60000000);
+	ip6->payload_len = bpf_htons(NDP_NA_LEN);
+	ip6->nexthdr = IPPROTO_ICMPV6;
+	ip6->hop_limit = 255;
+	ip6->saddr = target;
+	ip6->daddr = dst;
+	na->type = NDP_NA;
+	na->code = 0;
+	na->csum = 0;
+	na->flags = dad ? 0 : bpf_htonl(NDP_NA_FLAG_SOLICITED);
+	opt[0] = NDP_OPT_TLLA;
+	opt[1] = 1;
+	__builtin_memcpy(opt + 2, mac, ETH_ALEN);
+
+	sum = ndp_sum_addr(&ip6->saddr) + ndp_sum_addr(&ip6->daddr) + bpf_htons(NDP_NA_LEN) +
+	      bpf_htons(IPPROTO_ICMPV6);
+#pragma unroll
+	for (int i = 0; i < NDP_NA_LEN / 2; i++)
+		sum += ((__u16 *)na)[i];
+	na->csum = ~csum_fold(sum);
+	return count(ctx, XDPR_CNT_TX_NDP_NA, XDP_TX);
+}
+
+/* ndp_proxy handles a frame arriving on the interface whose MAC is mac.
+ * It returns -1 for anything that is not an NS for a proxied target (the
+ * main path goes on), else the verdict, counted. It runs before the L2
+ * multicast check: solicitations arrive to 33:33:ff:xx:xx:xx. */
+static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct nd_msg *ns = (void *)(ip6 + 1);
+	struct xdpr_ndp_entry *px;
+	int kind;
+
+	if ((void *)(ns + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) ||
+	    ip6->nexthdr != IPPROTO_ICMPV6 || ns->type != NDP_NS)
+		return -1;
+	px = lpm6_lookup(&xdpr_ndp_proxy, ctx->ingress_ifindex, &ns->target);
+	if (!px)
+		return -1;
+	kind = ndp_ns_check(eth, ip6, ns, end, mac);
+	if (!kind)
+		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
+	if (px->mode == XDPR_NDP_LAN_NEIGHBOR && !ndp_target_behind_lan(ctx, &ns->target))
+		return pass(ctx, XDPR_CNT_PASS_NDP_NO_NEIGH);
+	return ndp_reply(ctx, mac, kind == 2);
+}
+
+#endif

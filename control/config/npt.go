@@ -1,0 +1,201 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// NPT is one NPTv6 mapping (RFC 6296) on the outside interface.
+type NPT struct {
+	Interface string
+	Inside    netip.Prefix
+	// Outside is invalid when OutsideAuto: the daemon fills in the WAN
+	// prefix it learns, and changes it when the ISP renumbers.
+	Outside     netip.Prefix
+	OutsideAuto bool
+	Mode        string // "rfc6296" (default) or "preserve-host"
+}
+
+// NDPProxy answers Neighbor Solicitations on Interface for Prefixes.
+type NDPProxy struct {
+	Interface string
+	Prefixes  []netip.Prefix
+	// Auto: also every NPT outside prefix on Interface, resolved by apply
+	// (or the daemon). Deriving the proxied prefix from NPT is what makes
+	// the seed-000 mistake (proxying the inside prefix) impossible.
+	Auto bool
+	Mode string // "prefix" (default) or "lan-neighbor"
+}
+
+type rawNPT struct {
+	Interface string  `yaml:"interface"`
+	Inside    *string `yaml:"inside"`
+	Outside   *string `yaml:"outside"`
+	Mode      *string `yaml:"mode"`
+}
+
+type rawNDPProxy struct {
+	Interface string   `yaml:"interface"`
+	Prefixes  []string `yaml:"prefixes"`
+	Mode      *string  `yaml:"mode"`
+}
+
+// nptPrefix parses an NPT prefix: IPv6, host bits zero, /1 to /64 (the
+// interface identifier is never part of the prefix, RFC 6296 section 3).
+func nptPrefix(path string, s *string) (netip.Prefix, error) {
+	if s == nil {
+		return netip.Prefix{}, fmt.Errorf("%s: required", path)
+	}
+	p, err := netip.ParsePrefix(*s)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return p, fmt.Errorf("%s: %q is not an IPv6 prefix like 2001:db8:1::/48", path, *s)
+	}
+	if p.Masked() != p {
+		return p, fmt.Errorf("%s: %s has bits set after /%d; the prefix is %s", path, p, p.Bits(), p.Masked())
+	}
+	if p.Bits() < 1 || p.Bits() > 64 {
+		return p, fmt.Errorf("%s: /%d is out of range /1-/64 (NPT never rewrites the interface identifier)", path, p.Bits())
+	}
+	return p, nil
+}
+
+func (r *rawConfig) validateNPT(c *Config) []error {
+	var errs []error
+	for i, rn := range r.NPT {
+		path := fmt.Sprintf("npt[%d]", i)
+		n, err := rn.validate(path, c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for j, prev := range c.NPT {
+			if prev.Inside.Overlaps(n.Inside) {
+				errs = append(errs, fmt.Errorf("%s.inside: %s overlaps npt[%d].inside %s", path, n.Inside, j, prev.Inside))
+			}
+			if !n.OutsideAuto && !prev.OutsideAuto && prev.Outside.Overlaps(n.Outside) {
+				errs = append(errs, fmt.Errorf("%s.outside: %s overlaps npt[%d].outside %s", path, n.Outside, j, prev.Outside))
+			}
+			if n.OutsideAuto && prev.OutsideAuto && n.Interface == prev.Interface {
+				errs = append(errs, fmt.Errorf("%s.outside: auto is already used by npt[%d] on %s (one WAN prefix maps one inside prefix)", path, j, n.Interface))
+			}
+		}
+		c.NPT = append(c.NPT, *n)
+	}
+	return errs
+}
+
+func (rn *rawNPT) validate(path string, c *Config) (*NPT, error) {
+	n := &NPT{Interface: rn.Interface, Mode: "rfc6296"}
+	if err := checkIfname(path+".interface", rn.Interface); err != nil {
+		return nil, err
+	}
+	if c.WAN == nil || c.WAN.Interface != rn.Interface {
+		return nil, fmt.Errorf("%s.interface: %q is not the wan interface; NPT translates on the outside (wan) interface", path, rn.Interface)
+	}
+	var err error
+	if n.Inside, err = nptPrefix(path+".inside", rn.Inside); err != nil {
+		return nil, err
+	}
+	if rn.Outside != nil && *rn.Outside == "auto" {
+		n.OutsideAuto = true
+	} else {
+		if n.Outside, err = nptPrefix(path+".outside", rn.Outside); err != nil {
+			return nil, err
+		}
+		if n.Outside.Bits() != n.Inside.Bits() {
+			return nil, fmt.Errorf("%s.outside: %s is a /%d but inside %s is a /%d; NPT maps prefixes of one length",
+				path, n.Outside, n.Outside.Bits(), n.Inside, n.Inside.Bits())
+		}
+		if n.Outside.Overlaps(n.Inside) {
+			return nil, fmt.Errorf("%s.outside: %s overlaps inside %s", path, n.Outside, n.Inside)
+		}
+	}
+	if rn.Mode != nil {
+		switch *rn.Mode {
+		case "rfc6296", "preserve-host":
+			n.Mode = *rn.Mode
+		default:
+			return nil, fmt.Errorf("%s.mode: %q is not one of rfc6296, preserve-host", path, *rn.Mode)
+		}
+	}
+	return n, nil
+}
+
+func (r *rawConfig) validateNDPProxy(c *Config) []error {
+	var errs []error
+	attached := map[string]bool{}
+	for _, ifname := range c.Interfaces() {
+		attached[ifname] = true
+	}
+	seen := map[string]string{}
+	for i, rp := range r.NDPProxy {
+		path := fmt.Sprintf("ndp-proxy[%d]", i)
+		p := NDPProxy{Interface: rp.Interface, Mode: "prefix"}
+		if err := checkIfname(path+".interface", rp.Interface); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !attached[rp.Interface] {
+			errs = append(errs, fmt.Errorf("%s.interface: %q is neither the wan nor a lan interface; the proxy runs where xdprouter is attached", path, rp.Interface))
+			continue
+		}
+		if prev, dup := seen[rp.Interface]; dup {
+			errs = append(errs, fmt.Errorf("%s.interface: %q already has %s; list all its prefixes there", path, rp.Interface, prev))
+			continue
+		}
+		seen[rp.Interface] = path
+		if len(rp.Prefixes) == 0 {
+			errs = append(errs, fmt.Errorf("%s.prefixes: required (a list of IPv6 prefixes, or [auto])", path))
+			continue
+		}
+		for j, s := range rp.Prefixes {
+			if err := p.addPrefix(fmt.Sprintf("%s.prefixes[%d]", path, j), s, c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if rp.Mode != nil {
+			switch *rp.Mode {
+			case "prefix", "lan-neighbor":
+				p.Mode = *rp.Mode
+			default:
+				errs = append(errs, fmt.Errorf("%s.mode: %q is not one of prefix, lan-neighbor", path, *rp.Mode))
+			}
+		}
+		c.NDPProxy = append(c.NDPProxy, p)
+	}
+	return errs
+}
+
+func (p *NDPProxy) addPrefix(path, s string, c *Config) error {
+	if s == "auto" {
+		for _, n := range c.NPT {
+			if n.Interface == p.Interface {
+				p.Auto = true
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: auto means the outside prefixes of the npt entries on %s, and there is none", path, p.Interface)
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil || !pfx.Addr().Is6() || pfx.Addr().Is4In6() || pfx.Addr().Zone() != "" {
+		return fmt.Errorf("%s: %q is neither auto nor an IPv6 prefix like 2001:db8:1::/64", path, s)
+	}
+	if pfx.Masked() != pfx {
+		return fmt.Errorf("%s: %s has bits set after /%d; the prefix is %s", path, pfx, pfx.Bits(), pfx.Masked())
+	}
+	// Seed 000: VyOS proxied the inside prefix after an upgrade and the
+	// upstream router's solicitations for the outside addresses went
+	// unanswered.
+	for i, n := range c.NPT {
+		if n.Inside.Overlaps(pfx) {
+			out := "auto"
+			if !n.OutsideAuto {
+				out = n.Outside.String()
+			}
+			return fmt.Errorf("%s: %s overlaps npt[%d].inside %s, the prefix before translation; upstream only ever "+
+				"solicits outside addresses (npt[%d].outside %s): write `auto` instead", path, pfx, i, n.Inside, i, out)
+		}
+	}
+	p.Prefixes = append(p.Prefixes, pfx)
+	return nil
+}

@@ -1,0 +1,128 @@
+package control
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/xdprouter/xdprouter/loader"
+)
+
+type fakeNPT struct {
+	rules   []loader.NPTRule
+	proxy   []loader.NDPProxyEntry
+	tc      []string
+	failNDP bool
+}
+
+func (f *fakeNPT) AttachNPTSlowPath(ifname string) (string, error) {
+	f.tc = append(f.tc, ifname)
+	return "attached", nil
+}
+func (f *fakeNPT) SyncNPT(r []loader.NPTRule) error                 { f.rules = r; return nil }
+func (f *fakeNPT) NPTRules() ([]loader.NPTRule, error)              { return f.rules, nil }
+func (f *fakeNPT) NDPProxyEntries() ([]loader.NDPProxyEntry, error) { return f.proxy, nil }
+func (f *fakeNPT) SyncNDPProxy(p []loader.NDPProxyEntry) error {
+	if f.failNDP && len(p) > 0 {
+		return errors.New("map full")
+	}
+	f.proxy = p
+	return nil
+}
+
+const seed000Config = `
+wan: {interface: w0}
+lan: [{interface: l1}]
+npt:
+  - {interface: w0, inside: 'bbbb::/64', outside: 'aaaa::/64', mode: preserve-host}
+  - {interface: w0, inside: 'fd00:1::/48', outside: '2001:db8:1::/48'}
+ndp-proxy:
+  - {interface: w0, prefixes: [auto]}
+`
+
+// `auto` proxies exactly the NPT outside prefixes of the interface: never
+// the inside ones (seed 000).
+func TestApplyNPTAuto(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	tr := &fakeNPT{}
+	if _, err := Apply(parse(t, seed000Config), Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr}); err != nil {
+		t.Fatal(err)
+	}
+	wantRules := []loader.NPTRule{
+		{Interface: "w0", Inside: netip.MustParsePrefix("bbbb::/64"), Outside: netip.MustParsePrefix("aaaa::/64"), Mode: loader.NPTPreserveHost},
+		{Interface: "w0", Inside: netip.MustParsePrefix("fd00:1::/48"), Outside: netip.MustParsePrefix("2001:db8:1::/48"), Mode: loader.NPTRFC6296},
+	}
+	if !reflect.DeepEqual(tr.rules, wantRules) {
+		t.Errorf("rules = %+v", tr.rules)
+	}
+	wantProxy := []loader.NDPProxyEntry{
+		{Interface: "w0", Prefix: netip.MustParsePrefix("aaaa::/64"), Mode: loader.NDPPrefix},
+		{Interface: "w0", Prefix: netip.MustParsePrefix("2001:db8:1::/48"), Mode: loader.NDPPrefix},
+	}
+	if !reflect.DeepEqual(tr.proxy, wantProxy) {
+		t.Errorf("proxy = %+v", tr.proxy)
+	}
+	if !reflect.DeepEqual(tr.tc, []string{"w0"}) {
+		t.Errorf("slow path attached on %v, want [w0]", tr.tc)
+	}
+}
+
+func TestApplyNPTOutsideAutoNeedsDaemon(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	cfg := parse(t, "wan: {interface: w0}\nnpt: [{interface: w0, inside: 'fd00::/64', outside: auto}]")
+	_, err := Apply(cfg, Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: &fakeNPT{}})
+	if err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto is the WAN prefix learned by the daemon") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(dp.attached) != 0 {
+		t.Errorf("attached %v before failing", dp.attached)
+	}
+}
+
+// A failing NDP proxy step puts the NPT rules back as they were and
+// detaches what this apply attached.
+func TestApplyNPTRollsBack(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	old := []loader.NPTRule{{Interface: "w0", Inside: netip.MustParsePrefix("fd09::/64"), Outside: netip.MustParsePrefix("2001:db8:9::/64")}}
+	tr := &fakeNPT{rules: old, failNDP: true}
+	_, err := Apply(parse(t, seed000Config), Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr})
+	if err == nil || !strings.Contains(err.Error(), "ndp-proxy: map full") {
+		t.Fatalf("err = %v", err)
+	}
+	if !reflect.DeepEqual(tr.rules, old) {
+		t.Errorf("rules after rollback = %+v, want %+v", tr.rules, old)
+	}
+	if len(dp.attached) != 0 {
+		t.Errorf("attached after rollback: %v", dp.attached)
+	}
+}
+
+// The daemon's pass fills `outside: auto` from the learned WAN prefix; a
+// new prefix moves NPT and the auto-proxied prefix together.
+func TestApplyInputsLearnedOutside(t *testing.T) {
+	cfg := parse(t, "wan: {interface: w0}\nlan: [{interface: l1}]\nnpt: [{interface: w0, inside: 'fd00:1::/64', outside: auto}]\nndp-proxy: [{interface: w0, prefixes: [auto]}]")
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	tr := &fakeNPT{}
+	deps := Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr}
+	if _, err := ApplyInputs(Inputs{Config: cfg}, deps); err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto, and no WAN prefix has been learned yet") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, wan := range []string{"2001:db8:1:2::/64", "2001:db8:9:9::/64"} {
+		in := Inputs{Config: cfg, Learned: map[string]netip.Prefix{LearnedWANPrefix: netip.MustParsePrefix(wan)}}
+		if _, err := ApplyInputs(in, deps); err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.rules) != 1 || tr.rules[0].Outside.String() != wan || len(tr.proxy) != 1 || tr.proxy[0].Prefix.String() != wan {
+			t.Errorf("WAN prefix %s: rules %+v proxy %+v", wan, tr.rules, tr.proxy)
+		}
+	}
+	if !cfg.NPT[0].OutsideAuto {
+		t.Error("the config in force was modified")
+	}
+	in := Inputs{Config: cfg, Learned: map[string]netip.Prefix{LearnedWANPrefix: netip.MustParsePrefix("2001:db8:1::/56")}}
+	if _, err := ApplyInputs(in, deps); err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto is the learned WAN prefix 2001:db8:1::/56, a /56, but inside fd00:1::/64 is a /64") {
+		t.Errorf("err = %v", err)
+	}
+}

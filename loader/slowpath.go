@@ -1,0 +1,34 @@
+package loader
+
+import (
+	"github.com/cilium/ebpf"
+)
+
+// AttachNPTSlowPath attaches the TC programs that translate what XDP hands
+// to the kernel on the NPT outside interface ifname: DNPT at TCX ingress
+// (before the kernel routes), SNPT at TCX egress (after it). The links are
+// pinned as tc_dnpt_<ifindex> and tc_snpt_<ifindex>, so detaching the
+// interface removes them with its XDP link. Idempotent like Attach.
+func (d *Dataplane) AttachNPTSlowPath(ifname string) (string, error) {
+	ifindex, err := ifindexByName(ifname)
+	if err != nil {
+		return "", err
+	}
+	objs, err := loadTCPrograms(&d.maps)
+	if err != nil {
+		return "", err
+	}
+	defer objs.Close()
+	in, err := d.attachTCX("tc_dnpt", ifindex, objs.XdprTcDnpt, ebpf.AttachTCXIngress)
+	if err != nil {
+		return "", err
+	}
+	out, err := d.attachTCX("tc_snpt", ifindex, objs.XdprTcSnpt, ebpf.AttachTCXEgress)
+	if err != nil {
+		return "", err
+	}
+	if in == out {
+		return in, nil
+	}
+	return "ingress " + in + ", egress " + out, nil
+}

@@ -1,0 +1,435 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xdprouter/xdprouter/loader"
+	"github.com/xdprouter/xdprouter/test/labkit"
+	"github.com/xdprouter/xdprouter/test/netlab"
+)
+
+// TestSeed000 reproduces seed 000 and shows it working by construction, in
+// both NPT modes: the ISP router (plain Linux, no proxy configuration)
+// solicits the LAN host's outside address, xdprouter's NDP proxy answers
+// (its prefix derived from the NPT outside prefix by `auto`), the ISP
+// pings it and opens a TCP connection to it, and the LAN host sees only
+// its inside address. Captures on both sides of the router are checked by
+// tshark: every checksum good, no inside address outside, no outside
+// address inside. The very first packets of the flow meet unresolved
+// neighbours on both sides, so they take the TC slow path and must
+// arrive translated all the same.
+func TestSeed000(t *testing.T) {
+	for _, mode := range []string{"preserve-host", "rfc6296"} {
+		t.Run(mode, func(t *testing.T) { testSeed000(t, mode) })
+	}
+}
+
+func testSeed000(t *testing.T, mode string) {
+	needRoot(t)
+	for _, tool := range []string{"tcpdump", "tshark"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make test installs it): %v", tool, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topo, err := labkit.NewNPTTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	t.Logf("lab:\n%s", topo.Diagram())
+	if err := topo.Lab.Do(topo.ISP, func() error {
+		ifc, err := net.InterfaceByName(labkit.ISPIf)
+		if err != nil {
+			return err
+		}
+		c, err := loader.AttachXDPPass(ifc.Index)
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("veth peer of the proxy needs an XDP program to receive XDP_TX frames: %v", err)
+	}
+	cli := topo.CLI(xdprouterBin, t)
+	r := cli.Runner
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "xdprouter.yaml")
+	if err := os.WriteFile(cfg, []byte(topo.Config(mode)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("config:\n%s", topo.Config(mode))
+	mustCLI(t, ctx, cli, "apply", "--config", cfg)
+	mustCLI(t, ctx, cli, "status")
+	checkStatusNPT(t, ctx, cli, mode)
+
+	inside := labkit.LANHostAddr.Addr()
+	outside := outsideAddr(inside, labkit.NPTInside, labkit.NPTOutside, mode)
+	t.Logf("LAN host %s is %s outside (%s)", inside, outside, mode)
+	if mode == "preserve-host" && outside != netip.MustParseAddr("2001:db8:aaaa::123") {
+		t.Fatalf("preserve-host maps %s to %s", inside, outside)
+	}
+
+	ispPcap, hostPcap := filepath.Join(dir, "isp.pcap"), filepath.Join(dir, "host.pcap")
+	stopISP := startCapture(t, topo, topo.ISP, labkit.ISPIf, ispPcap)
+	stopHost := startCapture(t, topo, topo.Host, labkit.HostIf, hostPcap)
+
+	// 1. The first packet: the ISP has no neighbour entry for the outside
+	// address (the proxy must answer), the CPE none for the LAN host nor
+	// for the ISP: XDP hands both directions to the kernel, TC translates.
+	c0 := mustCounters(t, ctx, cli)
+	if _, err := r.Ping(ctx, topo.ISP, outside, 1); err != nil {
+		t.Logf("counters: %s", mustCounters(t, ctx, cli).Sub(c0))
+		mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh")...)
+		mustRun(t, ctx, r, netlab.InNS(topo.CPE, "ip", "-6", "neigh")...)
+		mustRun(t, ctx, r, netlab.InNS(topo.Host, "ip", "-6", "neigh")...)
+		t.Fatalf("first ping: %v", err)
+	}
+	c1 := mustCounters(t, ctx, cli)
+	d := c1.Sub(c0)
+	t.Logf("first ping: %s", d)
+	for _, name := range []string{"tx_ndp_na", "pass_no_neigh", "tc_dnpt", "tc_snpt"} {
+		if d[name].Packets == 0 {
+			t.Errorf("first ping: %s did not count (want the proxy to answer and the slow path to translate)", name)
+		}
+	}
+	neigh := mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "-6", "neigh", "show", outside.String(), "dev", labkit.ISPIf)...)
+	st := mustStatus(t, ctx, cli)
+	if wan := mustIface(t, st, labkit.CPEWANIf); !strings.Contains(neigh.Stdout, "lladdr "+wan.MAC) {
+		t.Errorf("the ISP's neighbour entry for %s is %q, want the CPE's WAN MAC %s", outside, neigh.Stdout, wan.MAC)
+	}
+
+	// 2. Neighbours known: XDP translates, and nothing is translated twice
+	// (TC counters stay put while XDP forwards).
+	if _, err := r.Ping(ctx, topo.ISP, outside, 5); err != nil {
+		t.Fatal(err)
+	}
+	c2 := mustCounters(t, ctx, cli)
+	d = c2.Sub(c1)
+	t.Logf("next five pings: %s", d)
+	if d["fwd_npt_dnpt"].Packets < 5 || d["fwd_npt_snpt"].Packets < 5 {
+		t.Errorf("XDP translated %d / %d packets, want >= 5 each way", d["fwd_npt_dnpt"].Packets, d["fwd_npt_snpt"].Packets)
+	}
+	if d["tc_dnpt"].Packets != 0 || d["tc_snpt"].Packets != 0 {
+		t.Errorf("TC translated %d / %d packets XDP already handled", d["tc_dnpt"].Packets, d["tc_snpt"].Packets)
+	}
+
+	// 3. TCP from the ISP to the outside address.
+	res := tcpThroughNPT(t, topo, outside, 4<<20)
+	t.Logf("TCP: %s", res)
+	c3 := mustCounters(t, ctx, cli)
+	t.Logf("TCP counters: %s", c3.Sub(c2))
+
+	stopISP()
+	stopHost()
+	ispSide := checkCapture(t, ctx, r, ispPcap, labkit.NPTInside)
+	hostSide := checkCapture(t, ctx, r, hostPcap, labkit.NPTOutside)
+	t.Logf("tshark: ISP side %d packets, host side %d packets, every checksum good", ispSide.packets, hostSide.packets)
+	if ispSide.naFor[outside] == 0 {
+		t.Errorf("no Neighbor Advertisement for %s on the ISP side", outside)
+	}
+	if ispSide.addrs[outside] == 0 || hostSide.addrs[inside] == 0 {
+		t.Errorf("ISP side saw %s %d times, host side saw %s %d times", outside, ispSide.addrs[outside], inside, hostSide.addrs[inside])
+	}
+	if ispSide.tcp < 100 || hostSide.tcp < 100 {
+		t.Errorf("only %d / %d TCP segments captured", ispSide.tcp, hostSide.tcp)
+	}
+}
+
+// outsideAddr is what NPT makes of a: preserve-host swaps the prefix;
+// rfc6296 also adds sum(inside) - sum(outside) to the first IID word that
+// is not 0xffff (RFC 6296 3.2, 3.5; /64 here). Computed independently of
+// the loader.
+func outsideAddr(a netip.Addr, in, out netip.Prefix, mode string) netip.Addr {
+	b, o := a.As16(), out.Addr().As16()
+	copy(b[:8], o[:8])
+	if mode == "rfc6296" {
+		sum := func(p netip.Prefix) uint32 {
+			x := p.Addr().As16()
+			var s uint32
+			for i := 0; i < 16; i += 2 {
+				s += uint32(binary.BigEndian.Uint16(x[i:]))
+			}
+			return s
+		}
+		fold := func(s uint32) uint32 {
+			for s > 0xffff {
+				s = s&0xffff + s>>16
+			}
+			return s
+		}
+		adj := fold(fold(sum(in)) + 0xffff - fold(sum(out)))
+		for w := 4; w < 8; w++ {
+			if v := binary.BigEndian.Uint16(b[2*w:]); v != 0xffff {
+				n := fold(uint32(v) + adj)
+				if n == 0xffff {
+					n = 0
+				}
+				binary.BigEndian.PutUint16(b[2*w:], uint16(n))
+				break
+			}
+		}
+	}
+	return netip.AddrFrom16(b)
+}
+
+func mustCounters(t *testing.T, ctx context.Context, cli labkit.CLI) labkit.Counters {
+	t.Helper()
+	c, err := cli.Counters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startCapture runs tcpdump on dev in ns until the returned stop is called.
+func startCapture(t *testing.T, topo *labkit.NPTTopology, ns, dev, file string) func() {
+	t.Helper()
+	cmd := topo.Lab.Command(ns, "tcpdump", "-i", dev, "-U", "-n", "-w", file, "ip6")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// tcpdump says "listening on" once the capture is open.
+	ready := make(chan struct{})
+	go func() {
+		buf := make([]byte, 512)
+		var seen strings.Builder
+		for {
+			n, err := stderr.Read(buf)
+			seen.Write(buf[:n])
+			if strings.Contains(seen.String(), "listening on") {
+				close(ready)
+				io.Copy(io.Discard, stderr)
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("tcpdump on %s did not start", dev)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		time.Sleep(200 * time.Millisecond) // let the last packets be written
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+type captureSummary struct {
+	packets, tcp int
+	addrs        map[netip.Addr]int
+	naFor        map[netip.Addr]int
+}
+
+// checkCapture has tshark verify every TCP, UDP and ICMPv6 checksum in
+// file and reports any global address inside forbidden.
+func checkCapture(t *testing.T, ctx context.Context, r labkit.Runner, file string, forbidden netip.Prefix) captureSummary {
+	t.Helper()
+	res := mustRun(t, ctx, labkit.Runner{}, "tshark", "-n", "-r", file,
+		"-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+		"-T", "fields", "-E", "separator=|",
+		"-e", "frame.number", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.plen", "-e", "frame.len",
+		"-e", "tcp.checksum.status", "-e", "udp.checksum.status", "-e", "icmpv6.checksum.status",
+		"-e", "icmpv6.type", "-e", "icmpv6.nd.na.target_address")
+	sum := captureSummary{addrs: map[netip.Addr]int{}, naFor: map[netip.Addr]int{}}
+	bad := 0
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 10 {
+			continue
+		}
+		sum.packets++
+		plen, _ := strconv.Atoi(f[3])
+		flen, _ := strconv.Atoi(f[4])
+		problems := []string{}
+		if flen != 14+40+plen {
+			problems = append(problems, fmt.Sprintf("frame %d bytes for payload %d (merged by GRO? checksum unverifiable)", flen, plen))
+		}
+		for _, st := range []struct{ name, v string }{{"tcp", f[5]}, {"udp", f[6]}, {"icmpv6", f[7]}} {
+			if st.v != "" && st.v != "1" {
+				problems = append(problems, st.name+" checksum status "+st.v+" (1 is good)")
+			}
+		}
+		if f[5] != "" {
+			sum.tcp++
+		}
+		for _, s := range f[1:3] {
+			if a, err := netip.ParseAddr(s); err == nil {
+				sum.addrs[a]++
+				if forbidden.Contains(a) {
+					problems = append(problems, fmt.Sprintf("address %s from %s on this side", a, forbidden))
+				}
+			}
+		}
+		if f[8] == "136" {
+			if a, err := netip.ParseAddr(f[9]); err == nil {
+				sum.naFor[a]++
+			}
+		}
+		if len(problems) > 0 {
+			bad++
+			if bad <= 10 {
+				t.Errorf("%s packet %s (%s -> %s): %s", filepath.Base(file), f[0], f[1], f[2], strings.Join(problems, "; "))
+			}
+		}
+	}
+	if sum.packets == 0 {
+		t.Errorf("%s: nothing captured", file)
+	}
+	if bad > 10 {
+		t.Errorf("%s: %d bad packets in all", file, bad)
+	}
+	return sum
+}
+
+// tcpThroughNPT connects from the ISP to outside:port, where the LAN host
+// listens on its inside address, sends size random bytes and reads back
+// their digest. It checks what each end sees as the two addresses.
+func tcpThroughNPT(t *testing.T, topo *labkit.NPTTopology, outside netip.Addr, size int) string {
+	t.Helper()
+	var ln net.Listener
+	err := topo.Lab.Do(topo.Host, func() error {
+		var err error
+		ln, err = net.Listen("tcp", "[::]:0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	type server struct {
+		local, remote netip.AddrPort
+		err           error
+	}
+	done := make(chan server, 1)
+	go func() {
+		var s server
+		c, err := ln.Accept()
+		if err != nil {
+			s.err = err
+			done <- s
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		s.local, s.remote = c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		h := sha256.New()
+		if _, err := io.CopyN(h, c, int64(size)); err != nil {
+			s.err = err
+		} else {
+			_, s.err = c.Write(h.Sum(nil))
+		}
+		done <- s
+	}()
+	var c net.Conn
+	err = topo.Lab.Do(topo.ISP, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(outside, uint16(port)).String(), 10*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("ISP connects to [%s]:%d: %v", outside, port, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	start := time.Now()
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	want := sha256.Sum256(data)
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	if string(got) != string(want[:]) {
+		t.Fatalf("digest mismatch: %x vs %x", got, want)
+	}
+	if s.local.Addr() != labkit.LANHostAddr.Addr() {
+		t.Errorf("the LAN host sees the connection to %s, want its inside address %s", s.local.Addr(), labkit.LANHostAddr.Addr())
+	}
+	if s.remote.Addr() != labkit.ISPAddr {
+		t.Errorf("the LAN host sees the connection from %s, want %s", s.remote.Addr(), labkit.ISPAddr)
+	}
+	if ra := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); ra != outside {
+		t.Errorf("the ISP is connected to %s, want %s", ra, outside)
+	}
+	return fmt.Sprintf("%d bytes [%s]->[%s]:%d in %v, digest matches; the host saw [%s] -> [%s]",
+		size, labkit.ISPAddr, outside, port, elapsed.Round(time.Millisecond), s.remote.Addr(), s.local.Addr())
+}
+
+// checkStatusNPT reads `status --json` for the NPT rule, the proxied prefix
+// (derived from the outside prefix by `auto`) and the slow-path links.
+func checkStatusNPT(t *testing.T, ctx context.Context, cli labkit.CLI, mode string) {
+	t.Helper()
+	res, err := cli.Run(ctx, "status", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		NPT []struct {
+			Interface, Inside, Outside, Mode string
+		} `json:"npt"`
+		NDPProxy []struct {
+			Interface, Prefix, Mode string
+		} `json:"ndp_proxy"`
+		TCLinks []string `json:"tc_links"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	if len(st.NPT) != 1 || st.NPT[0].Interface != labkit.CPEWANIf || st.NPT[0].Inside != labkit.NPTInside.String() ||
+		st.NPT[0].Outside != labkit.NPTOutside.String() || st.NPT[0].Mode != mode {
+		t.Errorf("status npt = %+v", st.NPT)
+	}
+	if len(st.NDPProxy) != 1 || st.NDPProxy[0].Prefix != labkit.NPTOutside.String() || st.NDPProxy[0].Mode != "prefix" {
+		t.Errorf("status ndp_proxy = %+v, want the outside prefix %s", st.NDPProxy, labkit.NPTOutside)
+	}
+	if len(st.TCLinks) != 2 {
+		t.Errorf("status tc_links = %v, want ingress and egress", st.TCLinks)
+	}
+}
