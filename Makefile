@@ -8,7 +8,7 @@ BPF_CFLAGS ?= -O2 -g -Wall -Werror -I$(ARCH_INC)
 export BPF_CLANG BPF_CFLAGS
 
 # Packages per purpose; installed only when one is missing.
-PKGS_RUN   := iproute2 util-linux procps ethtool iputils-ping bpftool nftables
+PKGS_RUN   := iproute2 util-linux procps ethtool iputils-ping bpftool nftables python3
 PKGS_TEST  := $(PKGS_RUN) tcpdump iptables tshark ndppd python3-scapy
 PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
 

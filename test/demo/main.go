@@ -1,8 +1,11 @@
-// Command demo shows xdprouter at work in a throw-away lab: two hosts and a
-// router in network namespaces, the XDP data plane attached to the router,
-// traffic between the hosts, and the counters that tell which path carried
-// it. Everything it creates is removed at the end, also after an error or
-// Ctrl-C. `make demo` runs it after building bin/xdprouter.
+// Command demo shows xdprouter at work in throw-away labs of network
+// namespaces, one per feature: plain XDP forwarding between two hosts (the
+// CLI, then the daemon); an ipip6 tunnel (DS-Lite) to an independent AFTR;
+// NPTv6 with the NDP proxy answering an ISP that solicits every address.
+// Each part shows its config, traffic through the router, and the counters
+// that tell which path carried it. Everything a part creates is removed at
+// its end, also after an error or Ctrl-C. `make demo` runs it after
+// building bin/xdprouter.
 package main
 
 import (
@@ -49,8 +52,21 @@ type transcript struct{}
 func (transcript) Logf(format string, args ...any) { fmt.Printf(format+"\n\n", args...) }
 func (transcript) Helper()                         {}
 
-func heading(n int, title string) {
-	fmt.Printf("== %d. %s ==\n\n", n, title)
+// step numbers the headings through all parts of the demo.
+var step int
+
+func heading(title string) {
+	step++
+	fmt.Printf("== %d. %s ==\n\n", step, title)
+}
+
+// part announces one self-contained lab of the demo.
+func part(title string) {
+	if step > 0 {
+		fmt.Println()
+	}
+	bar := strings.Repeat("=", len(title)+8)
+	fmt.Printf("%s\n=== %s ===\n%s\n\n", bar, title, bar)
 }
 
 // say prints an explanation, wrapped in the source for readability.
@@ -83,7 +99,29 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return fmt.Errorf("%w (build it with `make build`)", err)
 	}
 
-	heading(1, "Build a lab: host-a — router — host-b")
+	part("Part 1: XDP forwarding between two hosts")
+	if err := runForwarding(ctx, bin, size); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	part("Part 2: an ipip6 tunnel (DS-Lite) to an AFTR")
+	// The AFTR relays every packet through Python; 2 MB keep it brisk.
+	if err := runTunnel(ctx, root, bin, min(size, 2<<20)); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	part("Part 3: NPTv6 and the NDP proxy")
+	return runNPT(ctx, bin)
+}
+
+// runForwarding is part 1: host-a — router — host-b, the CLI, then the
+// daemon.
+func runForwarding(ctx context.Context, bin string, size int64) (err error) {
+	heading("Build a lab: host-a — router — host-b")
 	say("Three network namespaces stand in for two hosts and a router, joined by veth",
 		"pairs (virtual Ethernet cables). The router already forwards in the kernel",
 		"(ip_forward=1); the hosts' default routes point at it.")
@@ -92,7 +130,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return err
 	}
 	defer func() {
-		heading(11, "Clean up")
+		heading("Clean up")
 		if cerr := topo.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 			return
@@ -105,7 +143,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 	cli := labkit.NewCLI(topo, bin, transcript{})
 	sh := cli.Runner
 
-	heading(2, "Attach xdprouter to both router ports")
+	heading("Attach xdprouter to both router ports")
 	say("attach loads the XDP program on each port, records the port in the",
 		"xdpr_ifaces map, and pins the link and maps under --bpffs so they outlive the",
 		"command. `ip netns exec` runs it in a throw-away mount namespace, so xdprouter",
@@ -118,14 +156,14 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return err
 	}
 
-	heading(3, "Status, from a separate command")
+	heading("Status, from a separate command")
 	say("A new invocation finds the pinned state: interfaces, XDP mode (native: in the",
 		"driver, before the kernel allocates anything), link and program ids, maps.")
 	if _, err := cli.Run(ctx, "status"); err != nil {
 		return err
 	}
 
-	heading(4, "Ping host-b from host-a")
+	heading("Ping host-b from host-a")
 	say("The very first packet may reach the router before it knows host-b's MAC",
 		"address; XDP hands that one to the kernel (pass_no_neigh), which resolves the",
 		"neighbour. Every later packet is forwarded in XDP.")
@@ -135,7 +173,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		}
 	}
 
-	heading(5, "A TCP transfer, verified end to end")
+	heading("A TCP transfer, verified end to end")
 	fmt.Printf("host-a sends %d random bytes to host-b, once over IPv4 and once over IPv6.\n", size)
 	say("host-b hashes what it receives (sha256) and sends the digest back; host-a",
 		"compares it with its own. TCP_INFO tells how many segments each side sent.")
@@ -155,7 +193,7 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 			res.SenderTCP.SegsOut, res.RecvTCP.SegsOut)
 	}
 	fmt.Println()
-	heading(6, "Counters: which path carried the traffic")
+	heading("Counters: which path carried the traffic")
 	say("Every packet the XDP program sees increments exactly one counter: fwd_* when",
 		"XDP forwarded it itself, pass_* with the reason when it left it to the kernel",
 		"(pass_l2_multicast and pass_not_ip are ARP and neighbour discovery).")
@@ -175,13 +213,13 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 	}
 	fmt.Printf("The bulk never went through the kernel's forwarding path.\n\n")
 
-	heading(7, "The pinned maps, as bpftool sees them")
+	heading("The pinned maps, as bpftool sees them")
 	say("Maps carry BTF type information, so bpftool prints named fields and enum names.")
 	if _, err := sh.Run(ctx, nil, "bpftool", "map", "dump", "pinned", filepath.Join(topo.BPFFS, "xdpr_ifaces")); err != nil {
 		return err
 	}
 
-	heading(8, "Detach everything")
+	heading("Detach everything")
 	say("detach --all removes the links (the kernel detaches the programs), the maps,",
 		"the pins and the bpffs mount it made. The ports lose their `xdp` flag:")
 	if _, err := cli.Run(ctx, "detach", "--all"); err != nil {
@@ -209,7 +247,7 @@ lan:
 
 func runDaemon(ctx context.Context, topo *labkit.Topology, cli labkit.CLI) error {
 	sh := cli.Runner
-	heading(9, "The daemon: xdprouter run")
+	heading("The daemon: xdprouter run")
 	cfg := filepath.Join(topo.Lab.RunDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte(exampleConfig), 0o600); err != nil {
 		return err
@@ -237,7 +275,7 @@ func runDaemon(ctx context.Context, topo *labkit.Topology, cli labkit.CLI) error
 		return err
 	}
 
-	heading(10, "Stop the daemon; forwarding goes on")
+	heading("Stop the daemon; forwarding goes on")
 	say("SIGTERM stops the daemon but leaves links and maps pinned: the data plane",
 		"keeps forwarding, and a new daemon adopts the state without a flush (the lab",
 		"tests kill -9 it under a packet stream and count zero losses).")
