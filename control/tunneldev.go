@@ -100,10 +100,35 @@ func setOnlyIPv4(l netlink.Link, addr netip.Addr) error {
 	return nil
 }
 
+// AddRoutes points routes into the tunnel netdev name. RouteReplace moves
+// a prefix that another tunnel (or anything else) had in one step, so a
+// prefix moved between tunnels is never without a route.
+func (NetlinkTunnelDevs) AddRoutes(name string, routes []netip.Prefix) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("tunnel netdev %q: %w", name, err)
+	}
+	for _, p := range routes {
+		r := &netlink.Route{
+			LinkIndex: l.Attrs().Index,
+			Dst:       &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+			Scope:     netlink.SCOPE_LINK,
+			Protocol:  rtprotXDPRouter,
+		}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("route %s into %q: %w", p, name, err)
+		}
+	}
+	return nil
+}
+
 // SetRoutes makes routes exactly the IPv4 routes xdprouter keeps into the
-// tunnel netdev name. A route for the same prefix elsewhere (e.g. another
-// default route) is replaced: the config says where the prefix goes.
-func (NetlinkTunnelDevs) SetRoutes(name string, routes []netip.Prefix) error {
+// tunnel netdev name: the new ones first, then the stale ones removed
+// (make before break).
+func (d NetlinkTunnelDevs) SetRoutes(name string, routes []netip.Prefix) error {
+	if err := d.AddRoutes(name, routes); err != nil {
+		return err
+	}
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("tunnel netdev %q: %w", name, err)
@@ -115,22 +140,10 @@ func (NetlinkTunnelDevs) SetRoutes(name string, routes []netip.Prefix) error {
 		return fmt.Errorf("list routes into %q: %w", name, err)
 	}
 	for _, r := range have {
-		p := routePrefix(r)
-		if !slices.Contains(routes, p) {
+		if p := routePrefix(r); !slices.Contains(routes, p) {
 			if err := netlink.RouteDel(&r); err != nil {
 				return fmt.Errorf("remove route %s from %q: %w", p, name, err)
 			}
-		}
-	}
-	for _, p := range routes {
-		r := &netlink.Route{
-			LinkIndex: l.Attrs().Index,
-			Dst:       &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
-			Scope:     netlink.SCOPE_LINK,
-			Protocol:  rtprotXDPRouter,
-		}
-		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("route %s into %q: %w", p, name, err)
 		}
 	}
 	return nil

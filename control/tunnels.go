@@ -28,6 +28,7 @@ type TunnelDev struct {
 // TunnelDevs manages the tunnels' netdevs; tests pass a fake.
 type TunnelDevs interface {
 	Ensure(name string, mtu int, addr netip.Addr) (dev TunnelDev, created bool, err error)
+	AddRoutes(name string, routes []netip.Prefix) error
 	SetRoutes(name string, routes []netip.Prefix) error
 	Remove(name string) error
 }
@@ -80,12 +81,6 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		add(Step{What: fmt.Sprintf("tunnel netdev %s (ifindex %d, mtu %d)", t.Name, dev.Ifindex, t.MTU), Result: map[bool]string{true: "created", false: "present"}[created]})
-		if err := deps.TunDevs.SetRoutes(t.Name, t.Routes); err != nil {
-			return fmt.Errorf("%s.routes: %w", path, err)
-		}
-		for _, r := range t.Routes {
-			add(Step{What: fmt.Sprintf("route %s into %s", r, t.Name), Result: "set"})
-		}
 		err = deps.Tunnels.PutTunnel(loader.Tunnel{
 			Name: t.Name, Ifindex: dev.Ifindex, MAC: dev.MAC, Local: t.Local, Remote: t.Remote,
 			MTU: t.MTU, HopLimit: t.HopLimit, NAT44: t.NAT44,
@@ -97,8 +92,22 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 		if err := deps.Tunnels.AttachTunnelTC(t.Name, cfg.WAN.Interface); err != nil {
 			return fmt.Errorf("%s: slow path: %w", path, err)
 		}
+		// Routes last, once the tunnel is programmed; a prefix another
+		// tunnel had moves here in one step.
+		if err := deps.TunDevs.AddRoutes(t.Name, t.Routes); err != nil {
+			return fmt.Errorf("%s.routes: %w", path, err)
+		}
+		for _, r := range t.Routes {
+			add(Step{What: fmt.Sprintf("route %s into %s", r, t.Name), Result: "set"})
+		}
 		if t.NAT44 {
 			rules = append(rules, NATRule{Ifname: t.Name, Addr: t.IPv4Address})
+		}
+	}
+	// Every tunnel's routes are in place: now drop those no longer wanted.
+	for i, t := range cfg.Tunnels {
+		if err := deps.TunDevs.SetRoutes(t.Name, t.Routes); err != nil {
+			return fmt.Errorf("tunnels[%d].routes: %w", i, err)
 		}
 	}
 	if deps.NAT == nil {

@@ -59,6 +59,7 @@ func (f *fakeTunnels) Ensure(name string, mtu int, addr netip.Addr) (TunnelDev, 
 	}
 	return TunnelDev{Ifindex: idx, MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(idx)}}, !ok, nil
 }
+func (f *fakeTunnels) AddRoutes(name string, routes []netip.Prefix) error { return nil }
 func (f *fakeTunnels) SetRoutes(name string, routes []netip.Prefix) error {
 	f.routes[name] = routes
 	return nil

@@ -109,7 +109,7 @@ func runNPT(ctx context.Context, bin string) (err error) {
 	if _, err := sh.InNS(ctx, topo.ISP, "ip", "-6", "neigh", "show", "dev", labkit.ISPIf); err != nil {
 		return err
 	}
-	if _, err := sh.InNS(ctx, topo.CPE, "cat", "/sys/class/net/"+labkit.CPEWANIf+"/address"); err != nil {
+	if _, err := sh.InNS(ctx, topo.CPE, "ip", "-br", "link", "show", "dev", labkit.CPEWANIf); err != nil {
 		return err
 	}
 

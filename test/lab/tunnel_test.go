@@ -201,11 +201,11 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 	if err != nil {
 		t.Fatal(err)
 	}
-	macRes, err := topo.Lab.Exec(topo.Router, "cat", "/sys/class/net/"+labkit.TunWANIf+"/address")
+	mac, err := topo.Lab.MAC(topo.Router, labkit.TunWANIf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	routerMAC := strings.TrimSpace(macRes)
+	routerMAC := mac.String()
 	for i, tc := range []struct {
 		name       string
 		src, dst   string

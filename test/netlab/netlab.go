@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,4 +243,20 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// MAC returns the Ethernet address of ifname in namespace ns, read through
+// netlink from inside the namespace (a /sys path would show the caller's
+// namespace under nsenter, see InNS).
+func (l *Lab) MAC(ns, ifname string) (net.HardwareAddr, error) {
+	var mac net.HardwareAddr
+	err := l.Do(ns, func() error {
+		ifc, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return fmt.Errorf("[%s] %w", ns, err)
+		}
+		mac = ifc.HardwareAddr
+		return nil
+	})
+	return mac, err
 }
