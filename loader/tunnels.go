@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -141,7 +144,35 @@ func (d *Dataplane) DeleteTunnel(ifindex int) error {
 	if err := d.maps.XdprTunnels.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete from xdpr_tunnels: %w", err)
 	}
-	return d.forgetNexthop(v.Slot)
+	if err := d.forgetNexthop(v.Slot); err != nil {
+		return err
+	}
+	return d.detachIngressIfNoTunnels()
+}
+
+// detachIngressIfNoTunnels removes the WAN's decapsulating TC program once
+// the last tunnel is gone: with no tunnel it has nothing to do, and a
+// reload to a config without tunnels must leave nothing of them attached.
+func (d *Dataplane) detachIngressIfNoTunnels() error {
+	var (
+		k uint32
+		v routerXdprTunnel
+	)
+	if d.maps.XdprTunnels.Iterate().Next(&k, &v) {
+		return nil
+	}
+	entries, err := os.ReadDir(filepath.Join(d.dir, linksDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "tuningress_") {
+			if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // forgetNexthop zeroes a slot's cached outer next hop on every CPU, so

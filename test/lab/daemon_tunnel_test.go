@@ -366,6 +366,34 @@ func TestDaemonTunnelReload(t *testing.T) {
 		t.Errorf("tun_encap +%d, less than the %d datagrams received: the stream left the fast path", got, res.Received)
 	}
 	checkAFTR(t, topo)
+
+	t.Run("dropping every tunnel removes them all", func(t *testing.T) {
+		cli := cli.WithLog(t)
+		base, _, _ := strings.Cut(tunnelConfig(""), "tunnels:")
+		writeTunnelConfig(t, topo, base)
+		if err := d.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, cli, "generation 3", func(st labkit.Status) bool {
+			return st.Daemon != nil && st.Daemon.Generation == 3
+		})
+		if got := tunnelRoutes(t, ctx, cli.Runner, topo.Router); len(got) != 0 {
+			t.Errorf("routes with proto %s left: %v", tunRouteProto, got)
+		}
+		if res, err := cli.Runner.InNS(ctx, topo.Router, "ip", "link", "show", labkit.TunnelName); err == nil {
+			t.Errorf("tunnel netdev left:\n%s", res.Stdout)
+		}
+		// The WAN's decapsulating TC program has no tunnel left to serve.
+		links, err := os.ReadDir(filepath.Join(topo.BPFFS, "links"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range links {
+			if strings.HasPrefix(l.Name(), "tun") {
+				t.Errorf("tunnel link still pinned: %s", l.Name())
+			}
+		}
+	})
 	if err := d.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
