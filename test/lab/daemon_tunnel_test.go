@@ -46,31 +46,7 @@ var (
 // leaves the router to the daemon the test starts.
 func newDaemonTunnelLab(t *testing.T) (*labkit.TunnelTopology, labkit.CLI, context.Context) {
 	t.Helper()
-	needRoot(t)
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("tunnel lab needs /usr/bin/python3 with scapy (make test installs python3-scapy)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	topo, err := labkit.NewTunnelTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
-	root, err := labkit.FindModuleRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.QuietISPGRO(ctx, xdprouterBin); err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.StartAFTR(ctx, root); err != nil {
-		t.Fatal(err)
-	}
+	topo, ctx := newTunnelTopology(t, 90*time.Second)
 	cli := labkit.CLI{Runner: labkit.Runner{Log: t}, Bin: xdprouterBin, NS: topo.Router, BPFFS: topo.BPFFS,
 		Socket: filepath.Join(topo.Lab.RunDir(), "xdprouter.sock")}
 	return topo, cli, ctx

@@ -15,15 +15,15 @@ import (
 	"github.com/xdprouter/xdprouter/test/labkit"
 )
 
-// newTunnelLab builds host — router — isp (AFTR) — internet, starts the
-// AFTR and applies config to the router.
-func newTunnelLab(t *testing.T, config string) (*labkit.TunnelTopology, labkit.CLI, context.Context) {
+// newTunnelTopology builds host — router — isp (AFTR) — internet and
+// starts the AFTR; the router is left bare. The context ends after timeout.
+func newTunnelTopology(t *testing.T, timeout time.Duration) (*labkit.TunnelTopology, context.Context) {
 	t.Helper()
 	needRoot(t)
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("tunnel lab needs /usr/bin/python3 with scapy (make test installs python3-scapy)")
+		t.Fatalf("tunnel lab needs /usr/bin/python3 for the AFTR (make test installs it): %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	topo, err := labkit.NewTunnelTopology()
 	if err != nil {
@@ -44,6 +44,14 @@ func newTunnelLab(t *testing.T, config string) (*labkit.TunnelTopology, labkit.C
 	if err := topo.StartAFTR(ctx, root); err != nil {
 		t.Fatal(err)
 	}
+	return topo, ctx
+}
+
+// newTunnelLab builds — router — isp (AFTR) — internet, starts the
+// AFTR and applies config to the router.
+func newTunnelLab(t *testing.T, config string) (*labkit.TunnelTopology, labkit.CLI, context.Context) {
+	t.Helper()
+	topo, ctx := newTunnelTopology(t, 150*time.Second)
 	cli := labkit.CLI{Runner: labkit.Runner{Log: t}, Bin: xdprouterBin, NS: topo.Router, BPFFS: topo.BPFFS}
 	path := filepath.Join(topo.Lab.RunDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
