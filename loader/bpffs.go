@@ -155,3 +155,38 @@ func removePinDir(dir string) error {
 	}
 	return nil
 }
+
+// Purge removes every pin under dir, links and maps, whatever version of
+// xdprouter made them, then the directory (unmounting a bpffs of its own).
+// It needs no map to load, so `detach --all` works even when the pinned
+// maps no longer match this version's.
+func Purge(dir string) error {
+	if !isBPFFS(existingAncestor(dir)) {
+		return nil
+	}
+	links, err := os.ReadDir(filepath.Join(dir, linksDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range links {
+		if err := unpinLink(filepath.Join(dir, linksDir, e.Name())); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if n := e.Name(); e.IsDir() || n == "maps.debug" || n == "progs.debug" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove pin %s: %w", e.Name(), err)
+		}
+	}
+	return removePinDir(dir)
+}

@@ -16,6 +16,10 @@ import (
 
 const linksDir = "links"
 
+// ErrIncompatible: the pinned maps were made by a version whose map layout
+// differs from this one's.
+var ErrIncompatible = errors.New("incompatible pinned maps")
+
 // Dataplane is a handle on the pinned state in one bpffs directory.
 type Dataplane struct {
 	dir     string
@@ -44,8 +48,8 @@ func Open(dir string) (*Dataplane, error) {
 	if err := spec.LoadAndAssign(&d.maps, opts); err != nil {
 		d.Close()
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return nil, fmt.Errorf("maps pinned in %s come from an incompatible xdprouter version "+
-				"(run `xdprouter detach --all` with the old version first): %w", dir, err)
+			return nil, fmt.Errorf("%w: maps pinned in %s come from another xdprouter version "+
+				"(`xdprouter detach --all` removes them): %v", ErrIncompatible, dir, err)
 		}
 		return nil, fmt.Errorf("load maps into %s: %w", dir, err)
 	}

@@ -88,18 +88,28 @@ unmounting it if attach mounted it there: nothing is left behind.`,
 			d, err := openPinned(g)
 			if err != nil {
 				if all && errors.Is(err, os.ErrNotExist) {
-					// Nothing attached; remove an empty mount left behind.
-					return loader.RemoveIfEmpty(g.bpffs)
+					// Nothing this version can open: remove whatever pins
+					// are there (another version's) and an empty mount.
+					return errors.Join(loader.Purge(g.bpffs), control.NFTables{}.Set(nil))
 				}
 				return err
 			}
 			d.Close()
 			if d, err = openForWrite(g); err != nil {
+				if all && errors.Is(err, loader.ErrIncompatible) {
+					return errors.Join(loader.Purge(g.bpffs), control.NFTables{}.Set(nil))
+				}
 				return err
 			}
 			if all {
-				// Tunnel netdevs go with the maps; the NAT44 table too.
+				// Tunnel netdevs go with the maps; the NAT44 table too;
+				// Purge takes whatever pins DetachAll does not know.
 				err = errors.Join(d.DetachAll(), control.NFTables{}.Set(nil))
+				if err == nil {
+					err = d.Close()
+					d = nil
+					err = errors.Join(err, loader.Purge(g.bpffs))
+				}
 			} else {
 				for _, ifname := range args {
 					if err = d.Detach(ifname); err != nil {
@@ -108,7 +118,10 @@ unmounting it if attach mounted it there: nothing is left behind.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "%s: detached\n", ifname)
 				}
 			}
-			return errors.Join(err, d.Close())
+			if d != nil {
+				err = errors.Join(err, d.Close())
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "detach every interface and remove all pinned state")
