@@ -31,9 +31,15 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "xdprouter",
 		Short: "XDP-accelerated IPv6 edge router",
-		Long: `xdprouter forwards IPv4 and IPv6 in XDP (fib lookup, TTL/hop limit, MAC
-rewrite, redirect) and hands everything it does not finish to the kernel
-unmodified, counting why.
+		Long: `xdprouter is an XDP-accelerated IPv6 edge router. In XDP it forwards IPv4
+and IPv6 (fib lookup, TTL/hop limit, MAC rewrite, redirect), carries IPv4
+over ipip6 tunnels (DS-Lite, fixed IPv4 with NAT44, site-to-site), translates
+NPTv6 prefixes and answers Neighbor Solicitations for proxied prefixes; TC
+programs give the kernel's slow path the same result. Everything XDP does
+not finish goes to the kernel unmodified, counted by reason.
+
+Without a daemon: attach/detach interfaces, or apply a config once. With
+one: run keeps a config in force (SIGHUP reloads, restarts are hitless).
 
 State (maps and links) is pinned under --bpffs, so it survives the command
 that created it and can be inspected with bpftool:
