@@ -69,13 +69,17 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	if err != nil {
 		return res, err
 	}
-	var objs routerObjects
+	// Only the XDP program (and the maps it uses): the TC programs are
+	// loaded where they attach, and each verification costs time.
+	var objs struct {
+		XdprMain *ebpf.Program `ebpf:"xdpr_main"`
+	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.dir}}
 	if err := spec.LoadAndAssign(&objs, opts); err != nil {
 		return res, fmt.Errorf("load XDP program: %w", err)
 	}
-	defer objs.Close()
 	prog := objs.XdprMain
+	defer prog.Close()
 
 	prev, hadEntry := d.iface(ifc.Index)
 	entry := ifaceEntry(ifc, role, prev.XdpMode)
