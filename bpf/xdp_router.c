@@ -33,11 +33,10 @@ const volatile __u32 xdpr_port_ifindex = 0;
 const volatile __u32 xdpr_port_role = XDPR_ROLE_NONE;
 const volatile __u8 xdpr_port_mac[6] = {};
 
-static __always_inline int is_port_mac(const __u8 *m)
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
-	return ((m[0] ^ xdpr_port_mac[0]) | (m[1] ^ xdpr_port_mac[1]) |
-		(m[2] ^ xdpr_port_mac[2]) | (m[3] ^ xdpr_port_mac[3]) |
-		(m[4] ^ xdpr_port_mac[4]) | (m[5] ^ xdpr_port_mac[5])) == 0;
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
+		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
 }
 
 /* Gives the counter enum a place in BTF, from where bpf2go emits it for Go
@@ -211,7 +210,7 @@ int xdpr_main(struct xdp_md *ctx)
 		return pass(ctx, XDPR_CNT_PASS_L2_MULTICAST);
 	/* The kernel drops frames for other hosts (seen in promiscuous mode);
 	 * forwarding them would make XDP disagree with it. */
-	if (!is_port_mac(eth->h_dest))
+	if (!mac_equal(eth->h_dest, mac))
 		return pass(ctx, XDPR_CNT_PASS_OTHERHOST);
 
 	switch (eth->h_proto) {

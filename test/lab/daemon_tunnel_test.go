@@ -171,16 +171,7 @@ func TestDaemonTunnelReload(t *testing.T) {
 	mustRun(t, ctx, r, netlab.InNS(topo.ISP, "ip", "route", "add", tunSecond4.Masked().String(), "via", internet.String())...)
 
 	cfg := writeTunnelConfig(t, topo, tunnelConfig(""))
-	d, err := cli.StartDaemon(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !d.Exited() {
-			d.Kill()
-		}
-		t.Logf("daemon log (pid %d):\n%s", d.PID(), d.Log())
-	})
+	d := startDaemon(t, ctx, cli, cfg)
 	first := mustStatus(t, ctx, cli)
 	tun := mustTunnel(t, first, labkit.TunnelName)
 	t.Logf("tunnel in force: %+v", tun)
@@ -399,16 +390,7 @@ tunnels:
 	}
 	inet := labkit.Internet4.Masked().String()
 	cfg := writeTunnelConfig(t, topo, config("[10.0.0.0/8, "+inet+"]", "[192.0.2.0/24]"))
-	d, err := cli.StartDaemon(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !d.Exited() {
-			d.Kill()
-		}
-		t.Logf("daemon log (pid %d):\n%s", d.PID(), d.Log())
-	})
+	d := startDaemon(t, ctx, cli, cfg)
 	if got := tunnelRoutes(t, ctx, r, topo.Router); !slices.Contains(got, inet+" "+labkit.TunnelName) {
 		t.Fatalf("routes %v: want %s into %s", got, inet, labkit.TunnelName)
 	}
@@ -502,16 +484,7 @@ func TestDaemonTunnelDetachOnExit(t *testing.T) {
 	devsBefore := netdevs()
 
 	cfg := writeTunnelConfig(t, topo, tunnelConfig(fmt.Sprintf("    ipv4-address: %s\n    nat44: true\n", labkit.FixedIPv4)))
-	d, err := cli.StartDaemon(ctx, cfg, "--detach-on-exit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !d.Exited() {
-			d.Kill()
-		}
-		t.Logf("daemon log (pid %d):\n%s", d.PID(), d.Log())
-	})
+	d := startDaemon(t, ctx, cli, cfg, "--detach-on-exit")
 
 	st := mustStatus(t, ctx, cli)
 	tun := mustTunnel(t, st, labkit.TunnelName)

@@ -143,9 +143,26 @@ func testSeed000(t *testing.T, mode string) {
 
 	stopISP()
 	stopHost()
-	ispSide := checkCapture(t, ctx, r, ispPcap, labkit.NPTInside)
-	hostSide := checkCapture(t, ctx, r, hostPcap, labkit.NPTOutside)
-	t.Logf("tshark: ISP side %d packets, host side %d packets, every checksum good", ispSide.packets, hostSide.packets)
+	// On the ISP side, what came through the router has the outside
+	// source; on the host side, the inside destination.
+	ispSide := checkCapture(t, ctx, r, ispPcap, labkit.NPTInside, func(src, dst netip.Addr) bool { return labkit.NPTOutside.Contains(src) })
+	hostSide := checkCapture(t, ctx, r, hostPcap, labkit.NPTOutside, func(src, dst netip.Addr) bool { return labkit.NPTInside.Contains(dst) })
+	// A checksum already bad where its packet was sent is the sender's
+	// (seen about once in ten runs: one host segment of ~3000); the router
+	// must carry it unchanged and break none: no more bad packets arrive
+	// through it in a direction than were sent bad into it.
+	for _, d := range []struct {
+		name       string
+		sent, recv int
+	}{{"host -> isp", hostSide.badSent, ispSide.badRecv}, {"isp -> host", ispSide.badSent, hostSide.badRecv}} {
+		if d.sent > 0 {
+			t.Logf("%s: %d packets already had a bad checksum where they were sent", d.name, d.sent)
+		}
+		if d.recv > d.sent {
+			t.Errorf("%s: %d packets arrived through the router with a bad checksum, %d were sent so", d.name, d.recv, d.sent)
+		}
+	}
+	t.Logf("tshark: ISP side %d packets, host side %d packets, checksums checked", ispSide.packets, hostSide.packets)
 	if ispSide.naFor[outside] == 0 {
 		t.Errorf("no Neighbor Advertisement for %s on the ISP side", outside)
 	}
@@ -254,13 +271,18 @@ func startCapture(t *testing.T, topo *labkit.NPTTopology, ns, dev, file string) 
 
 type captureSummary struct {
 	packets, tcp int
-	addrs        map[netip.Addr]int
-	naFor        map[netip.Addr]int
+	// Packets with a bad L4 checksum, by whether they came through the
+	// router (badRecv) or were sent on this side (badSent).
+	badSent, badRecv int
+	addrs            map[netip.Addr]int
+	naFor            map[netip.Addr]int
 }
 
 // checkCapture has tshark verify every TCP, UDP and ICMPv6 checksum in
-// file and reports any global address inside forbidden.
-func checkCapture(t *testing.T, ctx context.Context, r labkit.Runner, file string, forbidden netip.Prefix) captureSummary {
+// file and reports any global address inside forbidden. Bad checksums are
+// counted by direction (viaRouter says whether a packet came through the
+// router) for the caller to judge; every other problem fails the test.
+func checkCapture(t *testing.T, ctx context.Context, r labkit.Runner, file string, forbidden netip.Prefix, viaRouter func(src, dst netip.Addr) bool) captureSummary {
 	t.Helper()
 	res := mustRun(t, ctx, labkit.Runner{}, "tshark", "-n", "-r", file,
 		"-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
@@ -284,7 +306,14 @@ func checkCapture(t *testing.T, ctx context.Context, r labkit.Runner, file strin
 		}
 		for _, st := range []struct{ name, v string }{{"tcp", f[5]}, {"udp", f[6]}, {"icmpv6", f[7]}} {
 			if st.v != "" && st.v != "1" {
-				problems = append(problems, st.name+" checksum status "+st.v+" (1 is good)")
+				src, _ := netip.ParseAddr(f[1])
+				dst, _ := netip.ParseAddr(f[2])
+				if viaRouter(src, dst) {
+					sum.badRecv++
+				} else {
+					sum.badSent++
+				}
+				t.Logf("%s packet %s (%s -> %s): %s checksum status %s (1 is good)", filepath.Base(file), f[0], f[1], f[2], st.name, st.v)
 			}
 		}
 		if f[5] != "" {

@@ -48,24 +48,33 @@ func (r TransferResult) Throughput() float64 {
 
 const transferTimeout = 60 * time.Second
 
+// listenIn opens a TCP listener on addr (any port) inside namespace ns; it
+// closes when ctx ends or when the returned func is called.
+func listenIn(ctx context.Context, lab *netlab.Lab, ns string, addr netip.Addr) (net.Listener, func(), error) {
+	var ln net.Listener
+	err := lab.Do(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s in %s: %w", addr, ns, err)
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	return ln, func() { stop(); ln.Close() }, nil
+}
+
 // Transfer sends size random bytes over TCP from namespace fromNS to
 // address to in namespace toNS. The receiver hashes what it reads and sends
 // the digest back; the transfer fails unless both ends agree on the length
 // and the digest. It is bounded by ctx and by a one-minute deadline.
 func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to netip.Addr, size int64) (TransferResult, error) {
 	var res TransferResult
-	var ln net.Listener
-	err := lab.Do(toNS, func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(to, 0).String())
-		return err
-	})
+	ln, closeLn, err := listenIn(ctx, lab, toNS, to)
 	if err != nil {
-		return res, fmt.Errorf("listen on %s in %s: %w", to, toNS, err)
+		return res, err
 	}
-	defer ln.Close()
-	stopListen := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stopListen()
+	defer closeLn()
 
 	type recvOut struct {
 		n   int64
@@ -201,18 +210,11 @@ func tcpStats(c net.Conn) (TCPStats, error) {
 // is the traffic shape of a LAN host behind NAT fetching from the internet.
 func Download(ctx context.Context, lab *netlab.Lab, clientNS, serverNS string, to netip.Addr, size int64) (TransferResult, error) {
 	var res TransferResult
-	var ln net.Listener
-	err := lab.Do(serverNS, func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(to, 0).String())
-		return err
-	})
+	ln, closeLn, err := listenIn(ctx, lab, serverNS, to)
 	if err != nil {
-		return res, fmt.Errorf("listen on %s in %s: %w", to, serverNS, err)
+		return res, err
 	}
-	defer ln.Close()
-	stopListen := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stopListen()
+	defer closeLn()
 
 	type sendOut struct {
 		sum []byte
