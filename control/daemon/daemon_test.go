@@ -118,16 +118,36 @@ func (n *notes) Notify(s string) {
 
 func (n *notes) waitFor(t *testing.T, prefix string) string {
 	t.Helper()
+	return n.waitOrExit(t, prefix, nil)
+}
+
+// waitOrExit waits for a notification starting with prefix, failing with
+// Run's error if the daemon exits first.
+func (n *notes) waitOrExit(t *testing.T, prefix string, done <-chan error) string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case s := <-n.ch:
 			if strings.HasPrefix(s, prefix) {
 				return s
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no sd_notify %q", prefix)
+		case err := <-done:
+			t.Fatalf("the daemon exited before sd_notify %q: %v", prefix, err)
+		case <-timeout:
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			t.Fatalf("no sd_notify %q within 20 s; got %q", prefix, n.all)
 		}
 	}
+}
+
+// testLog sends the daemon's log to the test's, for a failure to explain.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 type harness struct {
@@ -310,10 +330,10 @@ func TestStateFileAcrossRestart(t *testing.T) {
 		}
 		sig, done, n := make(chan os.Signal, 1), make(chan error, 1), &notes{ch: make(chan string, 100)}
 		o := Options{ConfigFile: path, Socket: filepath.Join(dir, "s.sock"), StateFile: state, DetachOnExit: detach,
-			Signals: sig, System: sys.open, Notify: n, Log: quietLog,
+			Signals: sig, System: sys.open, Notify: n, Log: slog.New(slog.NewTextHandler(testLog{t}, nil)),
 			Pinned: func() (Pinned, error) { return sys, nil }}
 		go func() { done <- Run(context.Background(), o) }()
-		n.waitFor(t, "READY=1")
+		n.waitOrExit(t, "READY=1", done)
 		return sig, done
 	}
 	stop := func(sig chan os.Signal, done chan error) {
