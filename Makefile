@@ -9,12 +9,13 @@ export BPF_CLANG BPF_CFLAGS
 
 # Packages per purpose; installed only when one is missing.
 PKGS_RUN   := iproute2 util-linux procps ethtool iputils-ping bpftool nftables python3
-PKGS_TEST  := $(PKGS_RUN) tcpdump iptables tshark ndppd python3-scapy
+PKGS_ISP   := radvd kea-dhcp6-server
+PKGS_TEST  := $(PKGS_RUN) $(PKGS_ISP) tcpdump iptables tshark ndppd python3-scapy
 PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
 
 BIN := bin/xdprouter
 
-.PHONY: all build generate test test-unit bench demo deps-run deps-test deps-gen clean
+.PHONY: all build generate test test-unit bench demo deps-demo deps-run deps-test deps-gen clean
 
 all: build
 
@@ -28,6 +29,8 @@ define apt_ensure
 	fi
 endef
 
+deps-demo:
+	$(call apt_ensure,$(PKGS_RUN) $(PKGS_ISP))
 deps-run:
 	$(call apt_ensure,$(PKGS_RUN))
 deps-test:
@@ -53,7 +56,7 @@ test: deps-test build
 bench: deps-test build
 	$(GO) run ./test/bench -out bench/results
 
-demo: deps-run build
+demo: deps-demo build
 	$(GO) run ./test/demo
 
 clean:
