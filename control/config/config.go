@@ -43,6 +43,7 @@ type DHCPv6PD struct {
 type LAN struct {
 	Interface string
 	SLAID     int          // which /64 of the delegated prefix (wide-dhcpv6 sla-id)
+	Token     netip.Addr   // interface identifier of the router's LAN address; default ::1
 	IPv4      netip.Prefix // router address and subnet; invalid when absent
 	XDPMode   string
 }
@@ -142,15 +143,9 @@ func (r *rawWAN) validate(path string) (*WAN, error) {
 		return nil, err
 	}
 	if r.Token != nil {
-		a, err := netip.ParseAddr(*r.Token)
-		if err != nil || !a.Is6() || a.Zone() != "" {
-			return nil, fmt.Errorf("%s.token: %q is not an IPv6 interface identifier like \"::feed\"", path, *r.Token)
-		}
-		if b := a.As16(); !allZero(b[:8]) {
-			return nil, fmt.Errorf("%s.token: %s sets bits in the upper 64 (the prefix part); an interface identifier looks like \"::feed\"", path, a)
-		}
-		if a.IsUnspecified() {
-			return nil, fmt.Errorf("%s.token: \"::\" is no interface identifier", path)
+		a, err := parseToken(path+".token", *r.Token)
+		if err != nil {
+			return nil, err
 		}
 		w.Token = a
 	}
@@ -180,6 +175,14 @@ func (r *rawLAN) validate(path string) (*LAN, error) {
 		}
 		l.SLAID = *r.SLAID
 	}
+	l.Token = DefaultLANToken
+	if r.Token != nil {
+		a, err := parseToken(path+".token", *r.Token)
+		if err != nil {
+			return nil, err
+		}
+		l.Token = a
+	}
 	if r.IPv4 != nil {
 		p, err := netip.ParsePrefix(*r.IPv4)
 		if err != nil || !p.Addr().Is4() {
@@ -193,6 +196,25 @@ func (r *rawLAN) validate(path string) (*LAN, error) {
 	mode, err := xdpMode(path+".xdp-mode", r.XDPMode)
 	l.XDPMode = mode
 	return l, err
+}
+
+// DefaultLANToken is the router's interface identifier on each LAN.
+var DefaultLANToken = netip.MustParseAddr("::1")
+
+// parseToken parses an interface identifier written as an IPv6 address
+// with only the low 64 bits set (as `ip token`).
+func parseToken(path, s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" {
+		return a, fmt.Errorf("%s: %q is not an IPv6 interface identifier like \"::feed\"", path, s)
+	}
+	if b := a.As16(); !allZero(b[:8]) {
+		return a, fmt.Errorf("%s: %s sets bits in the upper 64 (the prefix part); an interface identifier looks like \"::feed\"", path, a)
+	}
+	if a.IsUnspecified() {
+		return a, fmt.Errorf("%s: \"::\" is no interface identifier", path)
+	}
+	return a, nil
 }
 
 func checkIfname(path, name string) error {

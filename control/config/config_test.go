@@ -26,7 +26,8 @@ func TestParseExample(t *testing.T) {
 		c.WAN.DHCPv6PD == nil || c.WAN.DHCPv6PD.PrefixLengthHint != 56 || c.WAN.XDPMode != "auto" {
 		t.Errorf("wan = %+v", c.WAN)
 	}
-	if len(c.LAN) != 1 || c.LAN[0].SLAID != 1 || c.LAN[0].IPv4 != netip.MustParsePrefix("192.168.1.1/24") {
+	if len(c.LAN) != 1 || c.LAN[0].SLAID != 1 || c.LAN[0].IPv4 != netip.MustParsePrefix("192.168.1.1/24") ||
+		c.LAN[0].Token != netip.MustParseAddr("::1") {
 		t.Errorf("lan = %+v", c.LAN)
 	}
 	if got := c.Interfaces(); strings.Join(got, ",") != "enp1s0,enp2s0" {
@@ -48,6 +49,8 @@ func TestParseErrors(t *testing.T) {
 		{"token prefix bits", "wan: {interface: e0, token: '2001:db8::1'}", "wan.token: 2001:db8::1 sets bits in the upper 64"},
 		{"pd hint", "wan: {interface: e0, dhcpv6-pd: {prefix-length-hint: 65}}", "wan.dhcpv6-pd.prefix-length-hint: 65 is out of range"},
 		{"xdp mode", "wan: {interface: e0, xdp-mode: fast}", "wan.xdp-mode: \"fast\" is not one of"},
+		{"lan token prefix bits", "lan: [{interface: e1, token: '2001:db8::1'}]", "lan[0].token: 2001:db8::1 sets bits in the upper 64"},
+		{"lan token zero", "lan: [{interface: e1, token: '::'}]", "lan[0].token: \"::\" is no interface identifier"},
 		{"sla range", "lan: [{interface: e1, sla-id: 70000}]", "lan[0].sla-id: 70000 is out of range"},
 		{"sla twice", "lan: [{interface: e1, sla-id: 1}, {interface: e2, sla-id: 1}]", "lan[1].sla-id: 1 is already used by lan[0].sla-id"},
 		{"iface twice", "wan: {interface: e0}\nlan: [{interface: e0}]", "lan[0].interface: \"e0\" is already used by wan.interface"},

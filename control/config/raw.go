@@ -27,6 +27,7 @@ type rawDHCPv6PD struct {
 type rawLAN struct {
 	Interface string  `yaml:"interface"`
 	SLAID     *int    `yaml:"sla-id"`
+	Token     *string `yaml:"token"`
 	IPv4      *string `yaml:"ipv4"`
 	XDPMode   *string `yaml:"xdp-mode"`
 }

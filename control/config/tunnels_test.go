@@ -30,6 +30,7 @@ tunnels:
   - name: aftr
     remote: gw.transix.jp
     local: 2001:db8:1::2
+    provisioning: {url: "http://update.transix.jp/request", username: user1, password-file: /etc/xdprouter/transix.pw}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,9 @@ tunnels:
 	}
 	if !sb.LocalAuto || sb.Local.IsValid() || sb.MTU != 1452 || sb.HopLimit != 32 || sb.NAT44 || sb.IPv4Address.IsValid() || len(sb.Routes) != 2 {
 		t.Errorf("site-b = %+v", sb)
+	}
+	if p := dn.Provisioning; p == nil || p.URL != "http://update.transix.jp/request" || p.Username != "user1" || p.PasswordFile != "/etc/xdprouter/transix.pw" {
+		t.Errorf("aftr provisioning = %+v", p)
 	}
 	if dn.RemoteName != "gw.transix.jp" || dn.Remote.IsValid() {
 		t.Errorf("aftr = %+v", dn)
@@ -76,6 +80,13 @@ func TestParseTunnelErrors(t *testing.T) {
 		{"route host bits", one(ok + ", routes: [10.20.1.0/16]"), "tunnels[0].routes[0]: 10.20.1.0/16 has host bits set; did you mean 10.20.0.0/16"},
 		{"route twice", one(ok + ", routes: [10.0.0.0/8, 10.0.0.0/8]"), "tunnels[0].routes[1]: 10.0.0.0/8 is listed twice"},
 		{"route inside lan", one(ok + ", routes: [192.168.1.128/25]"), "tunnels[0].routes[0]: 192.168.1.128/25 lies inside the LAN subnet 192.168.1.0/24"},
+		{"provisioning no url", one(ok + ", provisioning: {username: u, password-file: /etc/p}"), "tunnels[0].provisioning.url: required"},
+		{"provisioning ftp", one(ok + ", provisioning: {url: 'ftp://x/r', username: u, password-file: /etc/p}"), "tunnels[0].provisioning.url: \"ftp://x/r\" is not an http"},
+		{"provisioning creds in url", one(ok + ", provisioning: {url: 'http://u:p@x/r', username: u, password-file: /etc/p}"), "tunnels[0].provisioning.url: put no credentials"},
+		{"provisioning password in query", one(ok + ", provisioning: {url: 'http://x/r?password=p', username: u, password-file: /etc/p}"), "tunnels[0].provisioning.url: has username/password"},
+		{"provisioning no username", one(ok + ", provisioning: {url: 'http://x/r', password-file: /etc/p}"), "tunnels[0].provisioning.username: required"},
+		{"provisioning relative file", one(ok + ", provisioning: {url: 'http://x/r', username: u, password-file: p}"), "tunnels[0].provisioning.password-file: \"p\" is not an absolute"},
+		{"provisioning unknown key", one(ok + ", provisioning: {url: 'http://x/r', username: u, password: p}"), "tunnels[0].provisioning.password: unknown key"},
 		{"mtu low", one(ok + ", mtu: 500"), "tunnels[0].mtu: 500 is out of range 576-8960"},
 		{"mtu high", one(ok + ", mtu: 9000"), "tunnels[0].mtu: 9000 is out of range"},
 		{"hop limit", one(ok + ", hop-limit: 0"), "tunnels[0].hop-limit: 0 is out of range 1-255"},
