@@ -35,6 +35,9 @@ type Deps struct {
 	NAT     NAT44
 	// NPT programs NPT and the NDP proxy; nil leaves that state alone.
 	NPT Translator
+	// Net6 installs learned IPv6 addresses and routes (the daemon's);
+	// nil leaves them alone.
+	Net6 Net6
 }
 
 // Step is one thing Apply did, for the user.

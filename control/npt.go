@@ -2,8 +2,6 @@ package control
 
 import (
 	"fmt"
-	"net/netip"
-	"slices"
 
 	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/loader"
@@ -16,41 +14,6 @@ type Translator interface {
 	NPTRules() ([]loader.NPTRule, error)
 	SyncNDPProxy(entries []loader.NDPProxyEntry) error
 	NDPProxyEntries() ([]loader.NDPProxyEntry, error)
-}
-
-// LearnedWANPrefix is the name under which the task that learns the WAN
-// prefix (the RA tracker) reports it; `npt: outside: auto` follows it.
-const LearnedWANPrefix = "wan-prefix"
-
-// withLearnedNPT returns cfg with every `outside: auto` NPT entry set to the
-// learned WAN prefix, so that one reconcile pass moves NPT and the NDP
-// proxy (prefixes: [auto]) together when the ISP renumbers. cfg itself is
-// not changed. Without a learned prefix the entry is an error naming it.
-func withLearnedNPT(cfg *config.Config, learned map[string]netip.Prefix) (*config.Config, error) {
-	auto := false
-	for _, n := range cfg.NPT {
-		auto = auto || n.OutsideAuto
-	}
-	if !auto {
-		return cfg, nil
-	}
-	wan, ok := learned[LearnedWANPrefix]
-	out := *cfg
-	out.NPT = slices.Clone(cfg.NPT)
-	for i, n := range out.NPT {
-		if !n.OutsideAuto {
-			continue
-		}
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("npt[%d].outside: auto, and no WAN prefix has been learned yet", i)
-		case wan.Bits() != n.Inside.Bits():
-			return nil, fmt.Errorf("npt[%d].outside: auto is the learned WAN prefix %s, a /%d, but inside %s is a /%d",
-				i, wan, wan.Bits(), n.Inside, n.Inside.Bits())
-		}
-		out.NPT[i].Outside, out.NPT[i].OutsideAuto = wan.Masked(), false
-	}
-	return &out, nil
 }
 
 // desiredNPT turns the config into map contents. `auto` outside prefixes
@@ -78,10 +41,15 @@ func desiredNPT(cfg *config.Config) ([]loader.NPTRule, []loader.NDPProxyEntry, e
 		}
 		prefixes := p.Prefixes
 		if p.Auto {
+			n := len(prefixes)
 			for _, r := range rules {
 				if r.Interface == p.Interface {
 					prefixes = append(prefixes, r.Outside)
 				}
+			}
+			if len(prefixes) == n {
+				return nil, nil, fmt.Errorf("ndp-proxy[%d].prefixes: auto here is the WAN /64 the LAN shares, which the daemon "+
+					"(`xdprouter run`) learns; `apply` learns nothing, so give the prefix explicitly", i)
 			}
 		}
 		for _, pfx := range prefixes {

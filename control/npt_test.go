@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -99,18 +101,33 @@ func TestApplyNPTRollsBack(t *testing.T) {
 	}
 }
 
+// raWith is an RA snapshot announcing the /64 prefixes with a router.
+func raWith(prefixes ...string) *learned.RA {
+	ra := &learned.RA{Interface: "w0", Routers: []learned.Router{{Addr: netip.MustParseAddr("fe80::1"), Until: time.Now().Add(time.Hour)}}}
+	for _, p := range prefixes {
+		ra.Prefixes = append(ra.Prefixes, learned.Prefix{Prefix: netip.MustParsePrefix(p), OnLink: true, Autonomous: true,
+			Valid: time.Now().Add(time.Hour), Preferred: time.Now().Add(30 * time.Minute)})
+	}
+	return ra
+}
+
 // The daemon's pass fills `outside: auto` from the learned WAN prefix; a
-// new prefix moves NPT and the auto-proxied prefix together.
+// new prefix moves NPT and the auto-proxied prefix together. Until a
+// prefix is learned the rule waits, and the rest of the config goes ahead.
 func TestApplyInputsLearnedOutside(t *testing.T) {
 	cfg := parse(t, "wan: {interface: w0}\nlan: [{interface: l1}]\nnpt: [{interface: w0, inside: 'fd00:1::/64', outside: auto}]\nndp-proxy: [{interface: w0, prefixes: [auto]}]")
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	tr := &fakeNPT{}
 	deps := Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr}
-	if _, err := ApplyInputs(Inputs{Config: cfg}, deps); err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto, and no WAN prefix has been learned yet") {
-		t.Fatalf("err = %v", err)
+	steps, err := ApplyInputs(Inputs{Config: cfg}, deps)
+	if err != nil || len(tr.rules) != 0 || len(tr.proxy) != 0 || dp.attached["l1"] != loader.RoleLAN {
+		t.Fatalf("before a prefix is learned: err %v, rules %v, proxy %v, attached %v", err, tr.rules, tr.proxy, dp.attached)
+	}
+	if !hasStep(steps, "npt[0].outside: auto, and no WAN prefix has been learned yet", "waiting") {
+		t.Errorf("steps %v do not say what waits", steps)
 	}
 	for _, wan := range []string{"2001:db8:1:2::/64", "2001:db8:9:9::/64"} {
-		in := Inputs{Config: cfg, Learned: map[string]netip.Prefix{LearnedWANPrefix: netip.MustParsePrefix(wan)}}
+		in := Inputs{Config: cfg, Learned: Learned{RA: raWith(wan)}}
 		if _, err := ApplyInputs(in, deps); err != nil {
 			t.Fatal(err)
 		}
@@ -121,8 +138,18 @@ func TestApplyInputsLearnedOutside(t *testing.T) {
 	if !cfg.NPT[0].OutsideAuto {
 		t.Error("the config in force was modified")
 	}
-	in := Inputs{Config: cfg, Learned: map[string]netip.Prefix{LearnedWANPrefix: netip.MustParsePrefix("2001:db8:1::/56")}}
-	if _, err := ApplyInputs(in, deps); err == nil || !strings.Contains(err.Error(), "npt[0].outside: auto is the learned WAN prefix 2001:db8:1::/56, a /56, but inside fd00:1::/64 is a /64") {
-		t.Errorf("err = %v", err)
+	// A /56 never becomes the WAN prefix: the address needs a /64.
+	in := Inputs{Config: cfg, Learned: Learned{RA: raWith("2001:db8:1::/56")}}
+	if steps, err := ApplyInputs(in, deps); err != nil || len(tr.rules) != 0 || !hasStep(steps, "npt[0].outside: auto, and no WAN prefix", "waiting") {
+		t.Errorf("err %v rules %v steps %v", err, tr.rules, steps)
 	}
+}
+
+func hasStep(steps []Step, what, result string) bool {
+	for _, s := range steps {
+		if strings.Contains(s.What, what) && s.Result == result {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/xdprouter/xdprouter/control/config"
 )
@@ -72,14 +73,28 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 	return steps, errors.Join(errs...)
 }
 
-// ApplyInputs is one reconcile pass's steps. Today every step reads the
-// config only, through Apply; a feature that follows a learned input (a
-// delegated prefix, a tunnel's local address) takes it from in.Learned
-// here, so that one pass updates every map that depends on it.
+// ApplyInputs is one reconcile pass's steps: the config with what the
+// tasks learned resolved into it (resolveLearned) goes through Apply, the
+// same steps as `xdprouter apply`, and the plan's IPv6 addresses and
+// routes are installed, so one pass updates every piece that depends on a
+// learned prefix.
 func ApplyInputs(in Inputs, deps Deps) ([]Step, error) {
-	cfg, err := withLearnedNPT(in.Config, in.Learned)
+	now := time.Now()
+	plan := NewPlan(in, now)
+	cfg, pending := resolveLearned(in.Config, plan, in.Learned.Remotes)
+	steps, err := Apply(cfg, deps)
 	if err != nil {
-		return nil, err
+		return steps, err
 	}
-	return Apply(cfg, deps)
+	if deps.Net6 != nil {
+		s, err := applyNet6(plan, deps.Net6, now)
+		steps = append(steps, s...)
+		if err != nil {
+			return steps, err
+		}
+	}
+	for _, p := range append(plan.Pending, pending...) {
+		steps = append(steps, Step{What: p, Result: "waiting"})
+	}
+	return steps, nil
 }

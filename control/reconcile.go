@@ -5,65 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/xdprouter/xdprouter/control/config"
 )
-
-// Inputs is everything the desired state is computed from: the config in
-// force and what control-plane tasks have learned (a delegated prefix, a
-// tunnel's local address). The reconciler owns the current Inputs; tasks
-// change them only by sending an InputChange.
-type Inputs struct {
-	Config *config.Config
-	// Generation counts the configs put in force by this process, 1 for
-	// the one it started with; a rejected config does not count.
-	Generation uint64
-	// Learned holds prefixes that tasks report, by name (e.g. "wan-pd").
-	Learned map[string]netip.Prefix
-}
-
-// InputChange is one change to the Inputs. Exactly one of Config or Learn
-// is set.
-type InputChange struct {
-	Config *config.Config // a new config (from a reload)
-	Learn  string         // name of a learned prefix that changed...
-	Prefix netip.Prefix   // ...and its new value; invalid withdraws it
-	// Result, when set, receives the outcome of the pass that applied
-	// this change (nil when it is in force).
-	Result chan<- error
-}
-
-func (c InputChange) String() string {
-	if c.Config != nil {
-		return "new config"
-	}
-	if !c.Prefix.IsValid() {
-		return fmt.Sprintf("learned %s withdrawn", c.Learn)
-	}
-	return fmt.Sprintf("learned %s = %s", c.Learn, c.Prefix)
-}
-
-func (in Inputs) with(c InputChange) Inputs {
-	out := in
-	out.Learned = maps.Clone(in.Learned)
-	if out.Learned == nil {
-		out.Learned = map[string]netip.Prefix{}
-	}
-	switch {
-	case c.Config != nil:
-		out.Config = c.Config
-		out.Generation++
-	case c.Prefix.IsValid():
-		out.Learned[c.Learn] = c.Prefix
-	default:
-		delete(out.Learned, c.Learn)
-	}
-	return out
-}
 
 // ReconcileStats is what the status API and the metrics report about the
 // reconciler.
@@ -108,6 +54,11 @@ type Hooks struct {
 	// Pass is told the outcome of every pass (the daemon sends it to
 	// systemd as STATUS=).
 	Pass func(ReconcileStats)
+	// InForce is told the Inputs and their Plan each time a pass puts
+	// them in force: the daemon hands the LAN adverts to the RA sender,
+	// the learned DNS servers to the resolver, tunnels' local addresses
+	// to the provisioner.
+	InForce func(Inputs, Plan)
 }
 
 // NewReconciler returns a reconciler that will start from cfg.
@@ -124,7 +75,7 @@ func NewReconciler(cfg *config.Config, open System, log *slog.Logger, hooks Hook
 		changes: make(chan InputChange),
 		hooks:   hooks,
 		steps:   ApplyInputs,
-		cur:     Inputs{Config: cfg, Learned: map[string]netip.Prefix{}},
+		cur:     Inputs{Config: cfg},
 	}
 }
 
@@ -178,7 +129,7 @@ func (r *Reconciler) Current() Inputs {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	in := r.cur
-	in.Learned = maps.Clone(r.cur.Learned)
+	in.Learned = r.cur.Learned.clone()
 	return in
 }
 
@@ -193,6 +144,7 @@ func (r *Reconciler) Stats() ReconcileStats {
 func (r *Reconciler) pass(next Inputs, why string) error {
 	start := time.Now()
 	prev := r.Current()
+	next.Learned.Retired = retire(NewPlan(prev, start), NewPlan(next, start), start)
 	steps, inForce, err := r.apply(prev, next)
 	took := time.Since(start)
 
@@ -258,6 +210,15 @@ func (r *Reconciler) apply(prev, next Inputs) ([]Step, bool, error) {
 	}
 	pruned, err := Prune(prev.Config, next.Config, deps)
 	steps = append(steps, pruned...)
+	if deps.Net6 != nil {
+		now := time.Now()
+		s, nerr := pruneNet6(NewPlan(prev, now), NewPlan(next, now), deps.Net6)
+		steps = append(steps, s...)
+		err = errors.Join(err, nerr)
+	}
+	if r.hooks.InForce != nil {
+		r.hooks.InForce(next, NewPlan(next, time.Now()))
+	}
 	return steps, true, errors.Join(err, closeDeps())
 }
 
@@ -273,5 +234,8 @@ func (r *Reconciler) Teardown() error {
 		return fmt.Errorf("open the data plane: %w", err)
 	}
 	_, err = Prune(in.Config, nil, deps)
+	if deps.Net6 != nil {
+		err = errors.Join(err, teardownNet6(NewPlan(in, time.Now()), deps.Net6))
+	}
 	return errors.Join(err, closeDeps())
 }

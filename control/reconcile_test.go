@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -148,9 +149,15 @@ func TestReconcileLearnedInput(t *testing.T) {
 	r := NewReconciler(parse(t, twoLANs), fakeSystem(dp, addrs), quietLog, Hooks{})
 	var seen []netip.Prefix
 	bad := netip.MustParsePrefix("2001:db8:bad::/56")
+	pdOf := func(in Inputs) netip.Prefix {
+		if in.Learned.PD == nil || len(in.Learned.PD.Prefixes) == 0 {
+			return netip.Prefix{}
+		}
+		return in.Learned.PD.Prefixes[0].Prefix
+	}
 	r.steps = func(in Inputs, deps Deps) ([]Step, error) {
-		seen = append(seen, in.Learned["wan-pd"])
-		if in.Learned["wan-pd"] == bad {
+		seen = append(seen, pdOf(in))
+		if pdOf(in) == bad {
 			return nil, errors.New("prefix rejected by a step")
 		}
 		return ApplyInputs(in, deps)
@@ -158,28 +165,35 @@ func TestReconcileLearnedInput(t *testing.T) {
 	startReconciler(t, r)
 
 	// A fake prefix-delegation task: learns a prefix, renumbers, fails once.
+	deleg := func(p netip.Prefix) InputChange {
+		d := &learned.Delegation{Interface: "w0"}
+		if p.IsValid() {
+			d.Prefixes = []learned.Prefix{{Prefix: p, Valid: learned.Forever, Preferred: learned.Forever}}
+		}
+		return InputChange{PD: d}
+	}
 	p1 := netip.MustParsePrefix("2001:db8:1::/56")
 	p2 := netip.MustParsePrefix("2001:db8:2::/56")
-	if err := change(t, r, InputChange{Learn: "wan-pd", Prefix: p1}); err != nil {
+	if err := change(t, r, deleg(p1)); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Current().Learned["wan-pd"]; got != p1 {
+	if got := pdOf(r.Current()); got != p1 {
 		t.Errorf("in force: %v, want %v", got, p1)
 	}
-	if err := change(t, r, InputChange{Learn: "wan-pd", Prefix: bad}); err == nil {
+	if err := change(t, r, deleg(bad)); err == nil {
 		t.Fatal("the failing pass reported no error")
 	}
-	if got := r.Current().Learned["wan-pd"]; got != p1 {
+	if got := pdOf(r.Current()); got != p1 {
 		t.Errorf("after a failed pass in force: %v, want %v still", got, p1)
 	}
-	if err := change(t, r, InputChange{Learn: "wan-pd", Prefix: p2}); err != nil {
+	if err := change(t, r, deleg(p2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := change(t, r, InputChange{Learn: "wan-pd"}); err != nil {
+	if err := change(t, r, deleg(netip.Prefix{})); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.Current().Learned["wan-pd"]; ok {
-		t.Errorf("withdrawn prefix still in force")
+	if got := pdOf(r.Current()); got.IsValid() {
+		t.Errorf("lost prefix still in force: %v", got)
 	}
 	// initial, p1, bad, restore p1, p2, withdrawn
 	want := []netip.Prefix{{}, p1, bad, p1, p2, {}}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/api"
+	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -67,8 +67,38 @@ func printDaemon(w io.Writer, d *api.Daemon) {
 	if d.LastReloadError != "" {
 		fmt.Fprintf(w, "last reload rejected: %s\n", d.LastReloadError)
 	}
-	for _, k := range slices.Sorted(maps.Keys(d.Learned)) {
-		fmt.Fprintf(w, "learned %s: %s\n", k, d.Learned[k])
+	if d.IPv6 != nil {
+		printPlan(w, *d.IPv6, time.Now())
+	}
+}
+
+// printPlan shows what the learned prefixes mean now, lifetimes left.
+func printPlan(w io.Writer, p control.Plan, now time.Time) {
+	left := func(valid, preferred time.Time) string {
+		return fmt.Sprintf("valid %s, preferred %s", learned.Left(valid, now), learned.Left(preferred, now))
+	}
+	if p.WANAddr.IsValid() {
+		fmt.Fprintf(w, "wan %s: address %s (%s)\n", p.WANInterface, p.WANAddr.Prefix, left(p.WANAddr.Valid, p.WANAddr.Preferred))
+	}
+	if p.Gateway.IsValid() {
+		fmt.Fprintf(w, "default route: via %s dev %s\n", p.Gateway, p.WANInterface)
+	}
+	for _, d := range p.Delegated {
+		fmt.Fprintf(w, "delegated prefix: %s (%s)\n", d.Prefix, left(d.Valid, d.Preferred))
+	}
+	for _, l := range p.LANs {
+		if l.Prefix.Prefix.IsValid() {
+			fmt.Fprintf(w, "lan %s: prefix %s, address %s (%s)\n", l.Interface, l.Prefix.Prefix, l.Addr.Prefix, left(l.Prefix.Valid, l.Prefix.Preferred))
+		}
+		for _, r := range l.Retired {
+			fmt.Fprintf(w, "lan %s: deprecated prefix %s (valid %s)\n", l.Interface, r.Prefix, learned.Left(r.Valid, now))
+		}
+	}
+	for _, s := range p.DNS {
+		fmt.Fprintf(w, "dns server: %s (%s left)\n", s.Addr, learned.Left(s.Until, now))
+	}
+	for _, s := range p.Pending {
+		fmt.Fprintf(w, "waiting: %s\n", s)
 	}
 }
 

@@ -29,8 +29,13 @@ type Daemon struct {
 	// LastReloadError is why the last SIGHUP's config was not put in
 	// force; empty when it was.
 	LastReloadError string `json:"last_reload_error,omitempty"`
-	// Learned lists the inputs tasks reported, by name.
-	Learned map[string]string `json:"learned,omitempty"`
+	// IPv6 is what the learned prefixes mean for the router now: WAN
+	// address, default router, LAN prefixes, what waits for an input.
+	IPv6 *control.Plan `json:"ipv6,omitempty"`
+	// Learned is what the tasks reported (RA, DHCPv6-PD, DNS).
+	Learned *control.Learned `json:"learned,omitempty"`
+	// Tasks holds each control-plane task's counters, by task name.
+	Tasks map[string]any `json:"tasks,omitempty"`
 }
 
 // Backend is what the server reports from.

@@ -148,17 +148,17 @@ func (r *rawConfig) validateNDPProxy(c *Config) []error {
 			errs = append(errs, fmt.Errorf("%s.prefixes: required (a list of IPv6 prefixes, or [auto])", path))
 			continue
 		}
-		for j, s := range rp.Prefixes {
-			if err := p.addPrefix(fmt.Sprintf("%s.prefixes[%d]", path, j), s, c); err != nil {
-				errs = append(errs, err)
-			}
-		}
 		if rp.Mode != nil {
 			switch *rp.Mode {
 			case "prefix", "lan-neighbor":
 				p.Mode = *rp.Mode
 			default:
 				errs = append(errs, fmt.Errorf("%s.mode: %q is not one of prefix, lan-neighbor", path, *rp.Mode))
+			}
+		}
+		for j, s := range rp.Prefixes {
+			if err := p.addPrefix(fmt.Sprintf("%s.prefixes[%d]", path, j), s, c); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		c.NDPProxy = append(c.NDPProxy, p)
@@ -174,7 +174,14 @@ func (p *NDPProxy) addPrefix(path, s string, c *Config) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("%s: auto means the outside prefixes of the npt entries on %s, and there is none", path, p.Interface)
+		// A line that hands out one shared /64 and no PD: the LAN uses the
+		// WAN's /64 and the proxy answers for its hosts.
+		if p.Mode == "lan-neighbor" && c.WAN != nil && c.WAN.Interface == p.Interface {
+			p.Auto = true
+			return nil
+		}
+		return fmt.Errorf("%s: auto means the outside prefixes of the npt entries on %s, and there is none "+
+			"(or, with mode lan-neighbor on the WAN interface, the WAN /64 shared with the LAN)", path, p.Interface)
 	}
 	pfx, err := netip.ParsePrefix(s)
 	if err != nil || !pfx.Addr().Is6() || pfx.Addr().Is4In6() || pfx.Addr().Zone() != "" {

@@ -31,8 +31,23 @@ type backend struct {
 	started    time.Time
 	rec        *control.Reconciler
 
+	// tasks are the running control-plane tasks whose counters status
+	// shows, by name.
+	tasks map[string]interface{ Stats() any }
+
 	mu          sync.Mutex
 	reloadError string
+}
+
+func (b *backend) taskStats() map[string]any {
+	if len(b.tasks) == 0 {
+		return nil
+	}
+	out := map[string]any{}
+	for name, t := range b.tasks {
+		out[name] = t.Stats()
+	}
+	return out
 }
 
 // setReloadError records the outcome of the last SIGHUP.
@@ -58,10 +73,7 @@ func (b *backend) Status() (api.Status, error) {
 	if err != nil {
 		return api.Status{}, err
 	}
-	learned := map[string]string{}
-	for k, v := range in.Learned {
-		learned[k] = v.String()
-	}
+	plan := control.NewPlan(in, time.Now())
 	b.mu.Lock()
 	reloadErr := b.reloadError
 	b.mu.Unlock()
@@ -71,7 +83,9 @@ func (b *backend) Status() (api.Status, error) {
 		ConfigFile:      b.configFile,
 		Started:         b.started,
 		ReconcileStats:  stats,
-		Learned:         learned,
+		IPv6:            &plan,
+		Learned:         &in.Learned,
+		Tasks:           b.taskStats(),
 	}}, nil
 }
 

@@ -41,54 +41,66 @@ func Remaining(deadline, now time.Time) time.Duration {
 
 // Prefix is a prefix with its lifetimes.
 type Prefix struct {
-	Prefix    netip.Prefix
-	Valid     time.Time // deadline of the valid lifetime
-	Preferred time.Time // deadline of the preferred lifetime
+	Prefix    netip.Prefix `json:"prefix"`
+	Valid     time.Time    `json:"valid_until"`     // deadline of the valid lifetime
+	Preferred time.Time    `json:"preferred_until"` // deadline of the preferred lifetime
 	// OnLink and Autonomous are the RA prefix information flags (L, A);
 	// false for delegated prefixes.
-	OnLink, Autonomous bool
+	OnLink     bool `json:"on_link,omitempty"`
+	Autonomous bool `json:"autonomous,omitempty"`
 }
 
 // Router is a router heard on the WAN.
 type Router struct {
-	Addr       netip.Addr // the RA's source, a link-local address
-	Until      time.Time  // router lifetime deadline; not a default router once passed
-	Preference int        // RFC 4191: -1 low, 0 medium, 1 high
-	MAC        []byte     // source link-layer address option, if given
+	Addr       netip.Addr `json:"addr"`       // the RA's source, a link-local address
+	Until      time.Time  `json:"until"`      // router lifetime deadline; not a default router once passed
+	Preference int        `json:"preference"` // RFC 4191: -1 low, 0 medium, 1 high
+	MAC        []byte     `json:"-"`          // source link-layer address option, if given
 }
 
 // Server is a DNS server with the deadline of its lifetime.
 type Server struct {
-	Addr  netip.Addr
-	Until time.Time
+	Addr  netip.Addr `json:"addr"`
+	Until time.Time  `json:"until"`
 }
 
 // RA is what the WAN RA tracker knows at one moment: only live entries
 // (expired ones are dropped before an RA value is published).
 type RA struct {
-	Interface string
-	Prefixes  []Prefix
-	Routers   []Router
-	DNS       []Server
-	DNSSL     []string
-	MTU       int // 0: no MTU option heard
+	Interface string   `json:"interface"`
+	Prefixes  []Prefix `json:"prefixes"`
+	Routers   []Router `json:"routers"`
+	DNS       []Server `json:"dns,omitempty"`
+	DNSSL     []string `json:"dnssl,omitempty"`
+	MTU       int      `json:"mtu,omitempty"` // 0: no MTU option heard
 }
 
 // Delegation is what the DHCPv6-PD client holds at one moment. Prefixes
 // is empty when there is no binding (not yet, or expired).
 type Delegation struct {
-	Interface string
-	Prefixes  []Prefix
-	DNS       []netip.Addr
+	Interface string       `json:"interface"`
+	Prefixes  []Prefix     `json:"prefixes"`
+	DNS       []netip.Addr `json:"dns,omitempty"`
 	// T1 and T2 are when the client renews and rebinds.
-	T1, T2 time.Time
+	T1 time.Time `json:"t1"`
+	T2 time.Time `json:"t2"`
 	// ServerID is the server's DUID in hex, for status.
-	ServerID string
+	ServerID string `json:"server_id,omitempty"`
 }
 
 // Remote is a tunnel remote name resolved to addresses.
 type Remote struct {
-	Name  string
-	Addrs []netip.Addr
-	Until time.Time // TTL deadline: resolve again then
+	Name  string       `json:"name"`
+	Addrs []netip.Addr `json:"addrs"`
+	Until time.Time    `json:"until"` // TTL deadline: resolve again then
+}
+
+// Left formats the lifetime left until deadline, for people: "forever",
+// "0s" once passed, else whole seconds like "1h29m30s".
+func Left(deadline, now time.Time) string {
+	d := Remaining(deadline, now)
+	if d == Infinite {
+		return "forever"
+	}
+	return d.String()
 }

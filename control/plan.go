@@ -1,0 +1,281 @@
+package control
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/control/learned"
+)
+
+// Plan is what the learned inputs mean for this router at one moment: the
+// WAN address and default router, each LAN's /64 and address, what to
+// advertise, and where tunnels and NPT `auto` point. It is computed from
+// Inputs alone (plus the time), so every dependent piece of one pass sees
+// the same prefix.
+type Plan struct {
+	WANInterface string         `json:"wan_interface,omitempty"` // "" when the config has no WAN
+	WANPrefix    learned.Prefix `json:"wan_prefix"`              // the /64 the WAN address is formed in; zero when none
+	WANAddr      Addr6          `json:"wan_address"`             // WAN prefix + wan.token; invalid when either is missing
+	Gateway      netip.Addr     `json:"gateway"`                 // the default router; invalid when none is live
+	// Delegated are the delegated prefixes; an unreachable route covers
+	// each, so /64s no LAN uses are not routed back out of the WAN.
+	Delegated []learned.Prefix `json:"delegated,omitempty"`
+	LANs      []LANPlan        `json:"lans,omitempty"`
+	DNS       []learned.Server `json:"dns,omitempty"` // learned DNS servers (RA RDNSS and DHCPv6)
+	MTU       int              `json:"mtu,omitempty"` // the WAN RA's MTU option; 0 when none
+	// Shared is true when the LAN takes the WAN /64 itself (no PD, NDP
+	// proxy lan-neighbor mode on the WAN).
+	Shared bool `json:"shared_64,omitempty"`
+	// Pending says what waits for an input that has not been learned.
+	Pending []string `json:"pending,omitempty"`
+}
+
+// Addr6 is an address the plan installs, with its prefix length and
+// lifetimes.
+type Addr6 struct {
+	Interface string       `json:"interface,omitempty"`
+	Prefix    netip.Prefix `json:"address"` // e.g. 2001:db8:1:2::feed/64
+	Valid     time.Time    `json:"valid_until"`
+	Preferred time.Time    `json:"preferred_until"`
+}
+
+// IsValid says whether the address is set.
+func (a Addr6) IsValid() bool { return a.Prefix.IsValid() }
+
+// LANPlan is one LAN's IPv6 side.
+type LANPlan struct {
+	Interface string         `json:"interface"`
+	Prefix    learned.Prefix `json:"prefix"`  // the LAN /64; zero when none yet
+	Addr      Addr6          `json:"address"` // prefix + lan token
+	// Retired are earlier prefixes, advertised deprecated until they
+	// expire.
+	Retired []learned.Prefix `json:"retired,omitempty"`
+}
+
+// Advert is what one LAN's Router Advertisements carry.
+type Advert struct {
+	Interface string
+	Prefixes  []learned.Prefix // the current one first, then retired ones
+	DNS       []learned.Server
+	MTU       int
+}
+
+// Adverts lists what each LAN should advertise under p; a LAN without a
+// prefix is absent.
+func (p Plan) Adverts() []Advert {
+	var out []Advert
+	for _, l := range p.LANs {
+		if !l.Prefix.Prefix.IsValid() && len(l.Retired) == 0 {
+			continue
+		}
+		ad := Advert{Interface: l.Interface, DNS: p.DNS, MTU: p.MTU}
+		if l.Prefix.Prefix.IsValid() {
+			ad.Prefixes = append(ad.Prefixes, l.Prefix)
+		}
+		ad.Prefixes = append(ad.Prefixes, l.Retired...)
+		out = append(out, ad)
+	}
+	return out
+}
+
+// NewPlan computes the plan for in at now.
+func NewPlan(in Inputs, now time.Time) Plan {
+	var p Plan
+	cfg := in.Config
+	if cfg == nil {
+		return p
+	}
+	ra, pd := in.Learned.RA, in.Learned.PD
+	if ra != nil {
+		p.WANPrefix = chooseWANPrefix(ra.Prefixes, now)
+		p.Gateway = chooseRouter(ra.Routers, now)
+		p.MTU = ra.MTU
+		for _, s := range ra.DNS {
+			if s.Until.After(now) {
+				p.DNS = addServer(p.DNS, s)
+			}
+		}
+	}
+	if pd != nil {
+		for _, d := range pd.Prefixes {
+			if d.Valid.After(now) {
+				p.Delegated = append(p.Delegated, d)
+			}
+		}
+		if len(p.Delegated) > 0 {
+			for _, a := range pd.DNS {
+				p.DNS = addServer(p.DNS, learned.Server{Addr: a, Until: p.Delegated[0].Valid})
+			}
+		}
+	}
+	p.Shared = cfg.WAN != nil && cfg.WAN.DHCPv6PD == nil && sharesWAN64(cfg)
+
+	if w := cfg.WAN; w != nil {
+		p.WANInterface = w.Interface
+		switch {
+		case !p.WANPrefix.Prefix.IsValid():
+			p.Pending = append(p.Pending, "wan: no /64 prefix with the autonomous flag heard in a Router Advertisement yet")
+		case !w.Token.IsValid():
+			p.Pending = append(p.Pending, "wan: no token set, so no WAN address is installed")
+		default:
+			bits := 64
+			if p.Shared {
+				// The /64's route belongs to the LAN; the WAN keeps
+				// only its own address.
+				bits = 128
+			}
+			p.WANAddr = Addr6{Interface: w.Interface, Prefix: netip.PrefixFrom(withIID(p.WANPrefix.Prefix, w.Token), bits),
+				Valid: p.WANPrefix.Valid, Preferred: p.WANPrefix.Preferred}
+		}
+		if w.DHCPv6PD != nil && len(p.Delegated) == 0 {
+			p.Pending = append(p.Pending, "wan.dhcpv6-pd: no prefix delegated yet")
+		}
+	}
+
+	for i, l := range cfg.LAN {
+		lp := LANPlan{Interface: l.Interface}
+		switch {
+		case len(p.Delegated) > 0:
+			d := p.Delegated[0]
+			sub, err := subnet64(d.Prefix, l.SLAID)
+			if err != nil {
+				p.Pending = append(p.Pending, fmt.Sprintf("lan[%d].sla-id: %v", i, err))
+				break
+			}
+			lp.Prefix = learned.Prefix{Prefix: sub, Valid: d.Valid, Preferred: d.Preferred, OnLink: true, Autonomous: true}
+		case p.Shared && i == 0 && p.WANPrefix.Prefix.IsValid():
+			lp.Prefix = p.WANPrefix
+			lp.Prefix.OnLink, lp.Prefix.Autonomous = true, true
+		case p.Shared && i > 0:
+			p.Pending = append(p.Pending, fmt.Sprintf("lan[%d]: the shared WAN /64 goes to lan[0] only", i))
+		case cfg.WAN != nil && cfg.WAN.DHCPv6PD != nil:
+			p.Pending = append(p.Pending, fmt.Sprintf("lan[%d]: waiting for a delegated prefix", i))
+		}
+		if lp.Prefix.Prefix.IsValid() {
+			lp.Addr = Addr6{Interface: l.Interface, Prefix: netip.PrefixFrom(withIID(lp.Prefix.Prefix, l.Token), 64),
+				Valid: lp.Prefix.Valid, Preferred: lp.Prefix.Preferred}
+		}
+		for _, r := range in.Learned.Retired[l.Interface] {
+			if r.Valid.After(now) && r.Prefix != lp.Prefix.Prefix {
+				lp.Retired = append(lp.Retired, r)
+			}
+		}
+		p.LANs = append(p.LANs, lp)
+	}
+	return p
+}
+
+// retire returns the Retired map for next: every LAN prefix prev
+// advertised and next does not is kept, deprecated (preferred now), until
+// its valid lifetime ends, but for at most two hours: hosts do not lower
+// a valid lifetime below that anyway (RFC 4862 5.5.3 e), and a prefix
+// the ISP took back must not linger for days.
+func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
+	out := map[string][]learned.Prefix{}
+	cur := map[string]netip.Prefix{}
+	for _, l := range next.LANs {
+		cur[l.Interface] = l.Prefix.Prefix
+		for _, r := range l.Retired {
+			out[l.Interface] = append(out[l.Interface], r)
+		}
+	}
+	for _, l := range prev.LANs {
+		old := l.Prefix
+		if !old.Prefix.IsValid() || old.Prefix == cur[l.Interface] || !old.Valid.After(now) {
+			continue
+		}
+		if _, still := cur[l.Interface]; !still {
+			continue // the LAN itself is gone from the config
+		}
+		old.Preferred = now
+		if limit := now.Add(2 * time.Hour); old.Valid.After(limit) {
+			old.Valid = limit
+		}
+		out[l.Interface] = append(out[l.Interface], old)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// chooseWANPrefix picks the /64 for the WAN address among SLAAC prefixes:
+// a preferred one over a deprecated one, then the one preferred longest.
+func chooseWANPrefix(ps []learned.Prefix, now time.Time) learned.Prefix {
+	var best learned.Prefix
+	for _, p := range ps {
+		if !p.Autonomous || p.Prefix.Bits() != 64 || !p.Valid.After(now) || !p.Prefix.Addr().IsGlobalUnicast() {
+			continue
+		}
+		if !best.Prefix.IsValid() || p.Preferred.After(best.Preferred) {
+			best = p
+		}
+	}
+	return best
+}
+
+// chooseRouter picks the default router: the highest RFC 4191 preference,
+// then the longest remaining lifetime, then the lowest address (so equal
+// routers give a stable choice).
+func chooseRouter(rs []learned.Router, now time.Time) netip.Addr {
+	live := slices.DeleteFunc(slices.Clone(rs), func(r learned.Router) bool { return !r.Until.After(now) })
+	if len(live) == 0 {
+		return netip.Addr{}
+	}
+	return slices.MinFunc(live, func(a, b learned.Router) int {
+		return cmp.Or(cmp.Compare(b.Preference, a.Preference), b.Until.Compare(a.Until), a.Addr.Compare(b.Addr))
+	}).Addr
+}
+
+func addServer(ss []learned.Server, s learned.Server) []learned.Server {
+	for i := range ss {
+		if ss[i].Addr == s.Addr {
+			if s.Until.After(ss[i].Until) {
+				ss[i].Until = s.Until
+			}
+			return ss
+		}
+	}
+	return append(ss, s)
+}
+
+// sharesWAN64 says whether the config asks the LAN to use the WAN's /64:
+// an NDP proxy in lan-neighbor mode with `auto` on the WAN interface.
+func sharesWAN64(cfg *config.Config) bool {
+	for _, n := range cfg.NDPProxy {
+		if n.Interface == cfg.WAN.Interface && n.Mode == "lan-neighbor" && n.Auto {
+			return true
+		}
+	}
+	return false
+}
+
+// subnet64 is the sla-id'th /64 of a delegated prefix (wide-dhcpv6's
+// sla-id with sla-len = 64 - the delegated length).
+func subnet64(d netip.Prefix, slaID int) (netip.Prefix, error) {
+	if d.Bits() > 64 {
+		return netip.Prefix{}, fmt.Errorf("the delegated prefix %s is longer than /64", d)
+	}
+	if room := 64 - d.Bits(); room < 16 && slaID >= 1<<room {
+		return netip.Prefix{}, fmt.Errorf("%d does not fit the delegated %s, which has %d /64s (sla-id 0-%d)", slaID, d, 1<<room, (1<<room)-1)
+	}
+	b := d.Masked().Addr().As16()
+	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	hi |= uint64(slaID)
+	for i := 0; i < 8; i++ {
+		b[i] = byte(hi >> (56 - 8*i))
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(b), 64), nil
+}
+
+// withIID is the address made of p's upper 64 bits and iid's lower 64.
+func withIID(p netip.Prefix, iid netip.Addr) netip.Addr {
+	a, t := p.Masked().Addr().As16(), iid.As16()
+	copy(a[8:], t[8:])
+	return netip.AddrFrom16(a)
+}
