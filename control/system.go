@@ -6,7 +6,7 @@ import "github.com/xdprouter/xdprouter/loader"
 // for `apply` and every reconcile pass of `run`.
 func SystemDeps(d *loader.Dataplane) Deps {
 	return Deps{
-		DP: d, Addrs: NetlinkAddresses{},
+		DP: d, Addrs: NetlinkAddresses{}, Net6: NetlinkNet6{},
 		Tunnels: d, TunDevs: NetlinkTunnelDevs{}, NAT: NFTables{},
 		NPT: d,
 	}
