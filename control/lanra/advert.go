@@ -1,0 +1,124 @@
+package lanra
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/mdlayher/ndp"
+
+	"github.com/xdprouter/xdprouter/control/learned"
+)
+
+// Advert is what one LAN interface advertises. Lifetimes are deadlines:
+// each RA carries what remains of them when it is sent, so nothing a host
+// learns outlives what the router itself holds (the delegated or learned
+// prefix).
+type Advert struct {
+	// Prefixes are advertised on-link, and autonomous (SLAAC) when they
+	// are /64s; the OnLink/Autonomous fields are not used (a delegated
+	// prefix has them false). A prefix past its Preferred deadline goes
+	// out with preferred lifetime 0 (deprecated: how renumbering retires
+	// the old prefix) until its Valid deadline, then no more.
+	Prefixes []learned.Prefix
+	// DNS servers (RDNSS option); each is advertised with the smaller of
+	// what remains of its lifetime and the sender's DNS lifetime.
+	DNS   []learned.Server
+	DNSSL []string
+	MTU   int // 0: no MTU option
+	// RouterLifetime 0 says "not a default router" (RFC 7084 wants that
+	// while the WAN has no default route). Capped at 65535 s (RFC 8319).
+	RouterLifetime time.Duration
+}
+
+// RA header values a LAN gets: no DHCPv6 (M and O clear), hop limit 64.
+const curHopLimit = 64
+
+// maxRouterLifetime is the largest router lifetime the field holds.
+const maxRouterLifetime = 65535 * time.Second
+
+// PrefixStat is one prefix as it was last advertised.
+type PrefixStat struct {
+	Prefix string `json:"prefix"`
+	// Lifetimes in seconds as sent; 4294967295 is infinite.
+	Valid     uint32 `json:"valid_lft"`
+	Preferred uint32 `json:"preferred_lft"`
+}
+
+// message is the RA for ad at now, and the prefixes as it carries them.
+// dnsLifetime bounds RDNSS and DNSSL lifetimes.
+func (ad Advert) message(now time.Time, mac net.HardwareAddr, dnsLifetime time.Duration) (*ndp.RouterAdvertisement, []PrefixStat) {
+	ra := &ndp.RouterAdvertisement{
+		CurrentHopLimit: curHopLimit,
+		RouterLifetime:  min(ad.RouterLifetime, maxRouterLifetime).Truncate(time.Second),
+	}
+	if len(mac) > 0 {
+		ra.Options = append(ra.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: mac})
+	}
+	if ad.MTU > 0 {
+		ra.Options = append(ra.Options, ndp.NewMTU(uint32(ad.MTU)))
+	}
+	var stats []PrefixStat
+	for _, p := range ad.Prefixes {
+		valid := learned.Remaining(p.Valid, now)
+		if valid == 0 {
+			continue
+		}
+		preferred := min(learned.Remaining(p.Preferred, now), valid)
+		pm := p.Prefix.Masked()
+		ra.Options = append(ra.Options, &ndp.PrefixInformation{
+			PrefixLength:                   uint8(pm.Bits()),
+			OnLink:                         true,
+			AutonomousAddressConfiguration: pm.Bits() == 64,
+			ValidLifetime:                  valid,
+			PreferredLifetime:              preferred,
+			Prefix:                         pm.Addr(),
+		})
+		stats = append(stats, PrefixStat{Prefix: pm.String(), Valid: uint32(valid / time.Second), Preferred: uint32(preferred / time.Second)})
+	}
+	// One RDNSS option per distinct lifetime, servers in the given order.
+	var rdnss []*ndp.RecursiveDNSServer
+	for _, s := range ad.DNS {
+		lt := min(learned.Remaining(s.Until, now), dnsLifetime)
+		if lt == 0 {
+			continue
+		}
+		i := slices.IndexFunc(rdnss, func(o *ndp.RecursiveDNSServer) bool { return o.Lifetime == lt })
+		if i < 0 {
+			rdnss = append(rdnss, &ndp.RecursiveDNSServer{Lifetime: lt})
+			i = len(rdnss) - 1
+		}
+		rdnss[i].Servers = append(rdnss[i].Servers, s.Addr.WithZone(""))
+	}
+	for _, o := range rdnss {
+		ra.Options = append(ra.Options, o)
+	}
+	if len(ad.DNSSL) > 0 {
+		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: dnsLifetime, DomainNames: slices.Clone(ad.DNSSL)})
+	}
+	return ra, stats
+}
+
+// shape is what a host would notice of ad at now, without the lifetimes
+// counting down: when it changes, the LAN hears about it at once. A
+// refreshed deadline (every WAN RA refreshes them) is not a change.
+func (ad Advert) shape(now time.Time) string {
+	var prefixes []string
+	for _, p := range ad.Prefixes {
+		switch {
+		case !p.Valid.After(now):
+		case !p.Preferred.After(now):
+			prefixes = append(prefixes, p.Prefix.Masked().String()+" deprecated")
+		default:
+			prefixes = append(prefixes, p.Prefix.Masked().String())
+		}
+	}
+	var dns []string
+	for _, s := range ad.DNS {
+		if s.Until.After(now) {
+			dns = append(dns, s.Addr.String())
+		}
+	}
+	return fmt.Sprint(prefixes, dns, ad.DNSSL, ad.MTU, ad.RouterLifetime)
+}
