@@ -26,6 +26,7 @@ type Plan struct {
 	Delegated []learned.Prefix `json:"delegated,omitempty"`
 	LANs      []LANPlan        `json:"lans,omitempty"`
 	DNS       []learned.Server `json:"dns,omitempty"` // learned DNS servers (RA RDNSS and DHCPv6)
+	DNSSL     []string         `json:"dnssl,omitempty"`
 	MTU       int              `json:"mtu,omitempty"` // the WAN RA's MTU option; 0 when none
 	// Shared is true when the LAN takes the WAN /64 itself (no PD, NDP
 	// proxy lan-neighbor mode on the WAN).
@@ -61,8 +62,17 @@ type Advert struct {
 	Interface string
 	Prefixes  []learned.Prefix // the current one first, then retired ones
 	DNS       []learned.Server
+	DNSSL     []string
 	MTU       int
+	// RouterLifetime is 0 while the WAN has no default router, so hosts
+	// do not send the router what it cannot forward (RFC 7084 G-4).
+	RouterLifetime time.Duration
 }
+
+// LANRouterLifetime is the router lifetime LAN RAs carry while the WAN
+// has a default router (RFC 4861's default, three times the longest
+// unsolicited interval).
+const LANRouterLifetime = 1800 * time.Second
 
 // Adverts lists what each LAN should advertise under p; a LAN without a
 // prefix is absent.
@@ -72,7 +82,10 @@ func (p Plan) Adverts() []Advert {
 		if !l.Prefix.Prefix.IsValid() && len(l.Retired) == 0 {
 			continue
 		}
-		ad := Advert{Interface: l.Interface, DNS: p.DNS, MTU: p.MTU}
+		ad := Advert{Interface: l.Interface, DNS: p.DNS, DNSSL: p.DNSSL, MTU: p.MTU}
+		if p.Gateway.IsValid() {
+			ad.RouterLifetime = LANRouterLifetime
+		}
 		if l.Prefix.Prefix.IsValid() {
 			ad.Prefixes = append(ad.Prefixes, l.Prefix)
 		}
@@ -94,6 +107,7 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		p.WANPrefix = chooseWANPrefix(ra.Prefixes, now)
 		p.Gateway = chooseRouter(ra.Routers, now)
 		p.MTU = ra.MTU
+		p.DNSSL = ra.DNSSL
 		for _, s := range ra.DNS {
 			if s.Until.After(now) {
 				p.DNS = addServer(p.DNS, s)

@@ -20,8 +20,8 @@ import (
 
 func newRunCmd(g *globalFlags) *cobra.Command {
 	var (
-		path, metricsAddr, level string
-		detach                   bool
+		path, metricsAddr, level, stateDir string
+		detach, release                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
@@ -36,6 +36,14 @@ system instead.
 The config in force is recorded next to the socket (xdprouter.applied.yaml
 for xdprouter.sock), so that a daemon started after a crash or with a new
 config removes what only the old one had.
+
+What it learns from the network follows the config: Router Advertisements on
+the WAN (the WAN address is their /64 plus wan.token, the default route
+follows the router lifetime), a delegated prefix with wan.dhcpv6-pd (each
+LAN's /64 is that prefix plus its sla-id, advertised to the LAN hosts with
+RAs; after a renumbering the old prefix is advertised deprecated until it
+expires), tunnel endpoints with local: auto and DNS-name remotes, NPT
+outside: auto. Anything that waits for one of these shows in status.
 
 While it runs, status and stats ask it over --socket (root only), and
 --metrics-listen serves Prometheus metrics on /metrics. Under systemd
@@ -79,6 +87,7 @@ While it runs, status and stats ask it over --socket (root only), and
 				System:        openSystem(g),
 				Notify:        daemon.Systemd{Log: log},
 				Log:           log,
+				Learning:      daemon.LearningOptions{StateDir: stateDir, ReleaseOnExit: release},
 			})
 		},
 	}
@@ -86,6 +95,8 @@ While it runs, status and stats ask it over --socket (root only), and
 	cmd.Flags().BoolVar(&detach, "detach-on-exit", false, "on SIGTERM/SIGINT, detach the configured interfaces and remove pins, LAN addresses, tunnels and NAT44 rules")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9430 (off when empty)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/xdprouter", "where the daemon keeps what must outlive it (the DHCPv6 DUID, so the ISP delegates the same prefix again)")
+	cmd.Flags().BoolVar(&release, "release-on-exit", false, "on SIGTERM/SIGINT, release the delegated prefix (DHCPv6 Release); by default it is kept for the next start")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

@@ -31,23 +31,21 @@ type backend struct {
 	started    time.Time
 	rec        *control.Reconciler
 
-	// tasks are the running control-plane tasks whose counters status
-	// shows, by name.
-	tasks map[string]interface{ Stats() any }
+	// tasks returns the control-plane tasks' counters, by task name.
+	tasks func() map[string]any
 
 	mu          sync.Mutex
 	reloadError string
 }
 
 func (b *backend) taskStats() map[string]any {
-	if len(b.tasks) == 0 {
+	if b.tasks == nil {
 		return nil
 	}
-	out := map[string]any{}
-	for name, t := range b.tasks {
-		out[name] = t.Stats()
+	if out := b.tasks(); len(out) > 0 {
+		return out
 	}
-	return out
+	return nil
 }
 
 // setReloadError records the outcome of the last SIGHUP.

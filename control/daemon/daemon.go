@@ -42,6 +42,9 @@ type Options struct {
 	Pinned func() (Pinned, error)
 	Notify Notifier
 	Log    *slog.Logger
+	// Learning configures the tasks that learn prefixes, routers and
+	// DNS servers from the network.
+	Learning LearningOptions
 }
 
 // Run runs the daemon until a stop signal, ctx's end or a task's failure.
@@ -59,7 +62,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var rec *control.Reconciler
+	learn := newLearning(o.Learning, log)
 	rec = control.NewReconciler(cfg, o.System, log, control.Hooks{
+		InForce: learn.inForce,
 		Ready: func() {
 			saveState(o, raw)
 			o.Notify.Notify("READY=1\nSTATUS=" + statusLine(rec.Stats()))
@@ -74,10 +79,12 @@ func Run(ctx context.Context, o Options) error {
 	if pinned == nil {
 		pinned = func() (Pinned, error) { return loader.OpenPinned(o.BPFFS) }
 	}
-	b := &backend{bpffs: o.BPFFS, pinned: pinned, configFile: o.ConfigFile, started: time.Now(), rec: rec}
+	b := &backend{bpffs: o.BPFFS, pinned: pinned, configFile: o.ConfigFile, started: time.Now(), rec: rec, tasks: learn.stats}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rec.Run(gctx) })
+	g.Go(func() error { return learn.sup.Run(gctx) })
+	g.Go(func() error { return learn.inbox.Run(gctx, rec.Update) })
 	sig := &Signals{C: o.Signals, Log: log, Reload: func(ctx context.Context) {
 		o.Notify.Notify("RELOADING=1")
 		raw, inForce, err := reload(ctx, o, rec)

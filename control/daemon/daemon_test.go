@@ -174,7 +174,8 @@ func start(t *testing.T, cfg string, detach bool) *harness {
 	o := Options{
 		ConfigFile: h.cfg, BPFFS: "/fake", Socket: h.socket, DetachOnExit: detach,
 		Signals: h.sig, System: h.sys.open, Notify: h.notes, Log: quietLog,
-		Pinned: func() (Pinned, error) { return h.sys, nil },
+		Pinned:   func() (Pinned, error) { return h.sys, nil },
+		Learning: LearningOptions{Disabled: true},
 	}
 	go func() { h.done <- Run(context.Background(), o) }()
 	h.notes.waitFor(t, "READY=1")
@@ -331,7 +332,7 @@ func TestStateFileAcrossRestart(t *testing.T) {
 		sig, done, n := make(chan os.Signal, 1), make(chan error, 1), &notes{ch: make(chan string, 100)}
 		o := Options{ConfigFile: path, Socket: filepath.Join(dir, "s.sock"), StateFile: state, DetachOnExit: detach,
 			Signals: sig, System: sys.open, Notify: n, Log: slog.New(slog.NewTextHandler(testLog{t}, nil)),
-			Pinned: func() (Pinned, error) { return sys, nil }}
+			Pinned: func() (Pinned, error) { return sys, nil }, Learning: LearningOptions{Disabled: true}}
 		go func() { done <- Run(context.Background(), o) }()
 		n.waitOrExit(t, "READY=1", done)
 		return sig, done

@@ -54,14 +54,10 @@ func newSupervisor(log *slog.Logger) *supervisor {
 func (s *supervisor) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
-	pending := make([]*runningTask, 0, len(s.running))
 	for _, rt := range s.running {
-		pending = append(pending, rt)
-	}
-	s.mu.Unlock()
-	for _, rt := range pending {
 		s.start(rt)
 	}
+	s.mu.Unlock()
 	<-ctx.Done()
 	s.wg.Wait()
 	return nil

@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/xdprouter/xdprouter/control"
+	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/control/lanra"
+	"github.com/xdprouter/xdprouter/control/learned"
+	"github.com/xdprouter/xdprouter/control/wanra"
+)
+
+// LearningOptions configure the tasks that learn from the network.
+type LearningOptions struct {
+	// Disabled runs no such task (unit tests of the daemon's other
+	// parts, which have no network to learn from).
+	Disabled bool
+	// StateDir keeps what must survive a restart (the DHCPv6 DUID).
+	StateDir string
+	// ReleaseOnExit sends a DHCPv6 Release when the daemon stops.
+	ReleaseOnExit bool
+	// RAMinDelay is the least time between two RAs on a LAN; 0 is
+	// lanRAMinDelay.
+	RAMinDelay time.Duration
+}
+
+// lanRAMinDelay lets a renumbering reach the LAN within a second. RFC
+// 4861 asks for 3 s between multicast RAs (MIN_DELAY_BETWEEN_RAS) to
+// bound their rate; one per second per LAN keeps it bounded and meets
+// the promise that a prefix change is seen everywhere within a second.
+const lanRAMinDelay = time.Second
+
+// learning runs the tasks the config asks for and connects them to the
+// reconciler: what they learn goes in through the inbox; what the
+// reconciler puts in force comes back through inForce (LAN adverts).
+type learning struct {
+	opt   LearningOptions
+	log   *slog.Logger
+	inbox *inbox
+	sup   *supervisor
+	lanRA *lanra.Sender
+
+	mu         sync.Mutex
+	gen        uint64
+	advertised map[string]bool
+}
+
+func newLearning(opt LearningOptions, log *slog.Logger) *learning {
+	minDelay := opt.RAMinDelay
+	if minDelay == 0 {
+		minDelay = lanRAMinDelay
+	}
+	return &learning{
+		opt: opt, log: log, inbox: newInbox(), sup: newSupervisor(log),
+		lanRA:      &lanra.Sender{MinDelay: minDelay, Log: log.With("task", "lan-ra")},
+		advertised: map[string]bool{},
+	}
+}
+
+// specs are the tasks cfg asks for. A task's key holds every setting it
+// was made with, so a reload restarts exactly the tasks it changes.
+func (l *learning) specs(cfg *config.Config) []taskSpec {
+	if l.opt.Disabled {
+		return nil
+	}
+	var out []taskSpec
+	if w := cfg.WAN; w != nil {
+		ifname := w.Interface
+		out = append(out, taskSpec{name: "wan-ra", key: ifname, new: func() task {
+			return &wanra.Tracker{Interface: ifname, Log: l.log.With("task", "wan-ra"),
+				Publish: func(ra learned.RA) { l.inbox.put("ra", control.InputChange{RA: &ra}) }}
+		}})
+	}
+	if len(cfg.LAN) > 0 {
+		// One sender for the daemon's life: the LANs it advertises on
+		// follow the reconciler (inForce), not a restart.
+		out = append(out, taskSpec{name: "lan-ra", key: "lan-ra", new: func() task { return l.lanRA }})
+	}
+	return out
+}
+
+// inForce is the reconciler's InForce hook: a new config starts and stops
+// tasks; every pass hands the LANs what to advertise.
+func (l *learning) inForce(in control.Inputs, p control.Plan) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if in.Generation != l.gen {
+		l.gen = in.Generation
+		l.sup.Sync(l.specs(in.Config))
+	}
+	if l.opt.Disabled {
+		return
+	}
+	now := map[string]bool{}
+	for _, ad := range p.Adverts() {
+		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, DNS: ad.DNS, DNSSL: ad.DNSSL, MTU: ad.MTU,
+			RouterLifetime: ad.RouterLifetime})
+		now[ad.Interface] = true
+	}
+	for ifname := range l.advertised {
+		if !now[ifname] {
+			l.lanRA.Remove(ifname)
+		}
+	}
+	l.advertised = now
+}
+
+// stats are the tasks' counters for the status API, by task name.
+func (l *learning) stats() map[string]any {
+	out := map[string]any{}
+	for name, err := range l.sup.Errors() {
+		out[name+"-last-error"] = err
+	}
+	for _, name := range []string{"wan-ra", "lan-ra"} {
+		switch t := l.sup.Task(name).(type) {
+		case *wanra.Tracker:
+			out[name] = t.Stats()
+		case *lanra.Sender:
+			out[name] = t.Stats()
+		}
+	}
+	return out
+}
