@@ -56,16 +56,23 @@ type TunnelTopology struct {
 	BPFFS                       string
 	aftr                        *exec.Cmd
 	aftrStats                   string
+	// learnWAN leaves the router's WAN unconfigured: its address and
+	// default route come from the ISP's RAs (IPoETopology).
+	learnWAN bool
 }
 
 // NewTunnelTopology builds the namespaces and links. On error everything
 // made so far is removed.
 func NewTunnelTopology() (*TunnelTopology, error) {
+	return newTunnelTopology(false)
+}
+
+func newTunnelTopology(learnWAN bool) (*TunnelTopology, error) {
 	lab, err := netlab.New()
 	if err != nil {
 		return nil, fmt.Errorf("new lab: %w", err)
 	}
-	t := &TunnelTopology{Lab: lab, BPFFS: filepath.Join(lab.RunDir(), "router")}
+	t := &TunnelTopology{Lab: lab, BPFFS: filepath.Join(lab.RunDir(), "router"), learnWAN: learnWAN}
 	if err := t.build(); err != nil {
 		if cerr := lab.Close(); cerr != nil {
 			err = fmt.Errorf("%w (and %v)", err, cerr)
@@ -115,10 +122,12 @@ func (t *TunnelTopology) build() error {
 		return err
 	}
 	// The LAN IPv4 address comes from the config (apply installs it).
-	if err := t.Lab.MustExec(t.Router,
-		v6addr(TunRouterWAN6, TunWANIf), v6addr(TunRouterOther6, TunWANIf),
-		[]string{"ip", "-6", "route", "add", "default", "via", ISPWAN6.Addr().String()}); err != nil {
-		return err
+	if !t.learnWAN {
+		if err := t.Lab.MustExec(t.Router,
+			v6addr(TunRouterWAN6, TunWANIf), v6addr(TunRouterOther6, TunWANIf),
+			[]string{"ip", "-6", "route", "add", "default", "via", ISPWAN6.Addr().String()}); err != nil {
+			return err
+		}
 	}
 	if err := t.Lab.MustExec(t.ISP,
 		v6addr(ISPWAN6, ISPWANIf),
