@@ -19,6 +19,9 @@ type record struct {
 	rcode  int  // non-zero: answer with this rcode and nothing else
 	silent bool // do not answer at all (a timeout for the client)
 	noAAAA bool // the name exists, without AAAA records
+	// truncated answers over UDP with TC set and no records, as a server
+	// does when the answer does not fit.
+	truncated bool
 }
 
 // testDNS is a DNS server on a loopback UDP port whose answers a test
@@ -67,6 +70,20 @@ func startDNSPair(t *testing.T) (*testDNS, *testDNS) {
 	return nil, nil
 }
 
+// serveTCP answers over TCP too, on the same address and port.
+func (d *testDNS) serveTCP(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", d.Addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	srv := &dns.Server{Listener: ln, Handler: d, NotifyStartedFunc: func() { close(started) }}
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+}
+
 func (d *testDNS) set(name string, r record) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -89,6 +106,8 @@ func (d *testDNS) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	case r.rcode != 0:
 		m.Rcode = r.rcode
 	case r.noAAAA:
+	case r.truncated && w.LocalAddr().Network() == "udp":
+		m.Truncated = true
 	default:
 		for _, a := range r.addrs {
 			m.Answer = append(m.Answer, &dns.AAAA{

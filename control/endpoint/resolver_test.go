@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -330,6 +331,25 @@ func TestResolverSetNames(t *testing.T) {
 	rig.idle(t)
 	if st := rig.r.Stats(); len(st.Names) != 1 || st.Names[0].Name != "b.example" {
 		t.Errorf("names %+v", st.Names)
+	}
+}
+
+func TestLookupRetriesTruncatedOverTCP(t *testing.T) {
+	srv, err := startDNS(t, "127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.serveTCP(t)
+	var many []string
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("2001:db8::%x", i+1))
+	}
+	srv.set("many.example", record{addrs: many, ttl: 60, truncated: true})
+	d := NewDNS(DNSOptions{ResolvConf: filepath.Join(t.TempDir(), "none"), Port: srv.Addr.Port(), Timeout: 2 * time.Second})
+	d.SetServers([]netip.Addr{srv.Addr.Addr()})
+	ans, tries, source, err := d.LookupAAAA(context.Background(), "many.example")
+	if err != nil || len(ans.Addrs) != 40 || source != SourceLearned || len(tries) != 1 || srv.queries.Load() != 2 {
+		t.Fatalf("got %d addresses, tries %+v, source %q, %d queries (want UDP then TCP), err %v", len(ans.Addrs), tries, source, srv.queries.Load(), err)
 	}
 }
 
