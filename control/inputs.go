@@ -83,7 +83,11 @@ func (in Inputs) with(c InputChange) Inputs {
 		if out.Learned.Remotes == nil {
 			out.Learned.Remotes = map[string]learned.Remote{}
 		}
-		out.Learned.Remotes[c.Remote.Name] = *c.Remote
+		if len(c.Remote.Addrs) == 0 {
+			delete(out.Learned.Remotes, c.Remote.Name) // withdrawn
+		} else {
+			out.Learned.Remotes[c.Remote.Name] = *c.Remote
+		}
 	}
 	return out
 }

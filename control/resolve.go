@@ -75,3 +75,13 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 	}
 	return &out, pending
 }
+
+// ResolvedTunnels are the tunnels a pass over in programs, their local
+// and remote addresses filled in; tunnels still waiting are absent.
+func ResolvedTunnels(in Inputs, p Plan) []config.Tunnel {
+	if in.Config == nil {
+		return nil
+	}
+	cfg, _ := resolveLearned(in.Config, p, in.Learned.Remotes)
+	return cfg.Tunnels
+}

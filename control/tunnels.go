@@ -52,6 +52,10 @@ func checkTunnelsForApply(cfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("%s.local: auto follows the WAN prefix, which only the daemon (xdprouter run) learns; "+
 				"for apply give the address (WAN prefix + wan.token, e.g. 2001:db8:1:2::feed)", path))
 		}
+		if t.Provisioning != nil {
+			errs = append(errs, fmt.Errorf("%s.provisioning: the request is made by the daemon (xdprouter run), after every change "+
+				"of the local address; apply would program a tunnel the ISP does not carry yet", path))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -3,10 +3,10 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/xdprouter/xdprouter/control/endpoint"
 )
 
 type rawTunnel struct {
@@ -18,14 +18,8 @@ type rawTunnel struct {
 	MTU          *int             `yaml:"mtu"`
 	HopLimit     *int             `yaml:"hop-limit"`
 	IPv4Address  *string          `yaml:"ipv4-address"`
-	NAT44        *bool            `yaml:"nat44"`
-	Provisioning *rawProvisioning `yaml:"provisioning"`
-}
-
-type rawProvisioning struct {
-	URL          string `yaml:"url"`
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password-file"`
+	NAT44        *bool                  `yaml:"nat44"`
+	Provisioning *endpoint.Provisioning `yaml:"provisioning"`
 }
 
 // Tunnel defaults: MTU 1460 is what IPoE (FLET'S) ipip6 services ask for
@@ -61,18 +55,9 @@ type Tunnel struct {
 	IPv4Address netip.Addr
 	NAT44       bool
 	// Provisioning is the HTTP request some fixed-IPv4 services need
-	// before they carry traffic; nil when none.
-	Provisioning *Provisioning
-}
-
-// Provisioning is an ISP's "update URL": requested with username and
-// password as query parameters, from the tunnel's local address, once the
-// tunnel is up and after every change of that address. The password stays
-// in its own file (never in the config, never logged).
-type Provisioning struct {
-	URL          string
-	Username     string
-	PasswordFile string
+	// before they carry traffic (an ISP's "update URL", requested from the
+	// tunnel's local address after every change of it); nil when none.
+	Provisioning *endpoint.Provisioning
 }
 
 var dnsName = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}\.?$`)
@@ -207,9 +192,8 @@ func (r *rawTunnel) validate(path string, c *Config) (*Tunnel, error) {
 		}
 		t.NAT44 = true
 	}
-	if r.Provisioning != nil {
-		p, err := r.Provisioning.validate(path + ".provisioning")
-		if err != nil {
+	if p := r.Provisioning; p != nil {
+		if err := p.Validate(path + ".provisioning"); err != nil {
 			return nil, err
 		}
 		t.Provisioning = p
@@ -217,26 +201,6 @@ func (r *rawTunnel) validate(path string, c *Config) (*Tunnel, error) {
 	return t, nil
 }
 
-func (r *rawProvisioning) validate(path string) (*Provisioning, error) {
-	u, err := url.Parse(r.URL)
-	switch {
-	case r.URL == "":
-		return nil, fmt.Errorf("%s.url: required (e.g. http://update.transix.jp/request)", path)
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return nil, fmt.Errorf("%s.url: %q is not an http:// or https:// URL", path, r.URL)
-	case u.User != nil:
-		return nil, fmt.Errorf("%s.url: put no credentials in the URL; use username and password-file", path)
-	case u.Query().Has("password") || u.Query().Has("username"):
-		return nil, fmt.Errorf("%s.url: has username/password parameters; xdprouter adds them from username and password-file", path)
-	case r.Username == "":
-		return nil, fmt.Errorf("%s.username: required", path)
-	case r.PasswordFile == "":
-		return nil, fmt.Errorf("%s.password-file: required (a file holding only the password, mode 0600)", path)
-	case !filepath.IsAbs(r.PasswordFile):
-		return nil, fmt.Errorf("%s.password-file: %q is not an absolute path", path, r.PasswordFile)
-	}
-	return &Provisioning{URL: r.URL, Username: r.Username, PasswordFile: r.PasswordFile}, nil
-}
 
 // tunnelAddr accepts a global IPv6 unicast address: the outer header is
 // routed across the ISP's network, so link-local, multicast, loopback and

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/lanra"
 	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/control/wanra"
@@ -41,6 +43,11 @@ type learning struct {
 	inbox *inbox
 	sup   *supervisor
 	lanRA *lanra.Sender
+	// dns is the learned DNS servers, shared by the resolver (tunnel
+	// remotes given as names) and the provisioner (the update URL's host).
+	dns         *endpoint.DNS
+	resolver    *endpoint.Resolver
+	provisioner *endpoint.Provisioner
 
 	mu         sync.Mutex
 	gen        uint64
@@ -52,11 +59,16 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 	if minDelay == 0 {
 		minDelay = lanRAMinDelay
 	}
-	return &learning{
+	l := &learning{
 		opt: opt, log: log, inbox: newInbox(), sup: newSupervisor(log),
 		lanRA:      &lanra.Sender{MinDelay: minDelay, Log: log.With("task", "lan-ra")},
+		dns:        endpoint.NewDNS(endpoint.DNSOptions{}),
 		advertised: map[string]bool{},
 	}
+	l.resolver = endpoint.NewResolver(endpoint.ResolverOptions{DNS: l.dns, Log: log.With("task", "resolver"),
+		Publish: func(r learned.Remote) { l.inbox.put("remote "+r.Name, control.InputChange{Remote: &r}) }})
+	l.provisioner = endpoint.NewProvisioner(endpoint.ProvisionerOptions{DNS: l.dns, Log: log.With("task", "provisioning")})
+	return l
 }
 
 // specs are the tasks cfg asks for. A task's key holds every setting it
@@ -73,10 +85,36 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 				Publish: func(ra learned.RA) { l.inbox.put("ra", control.InputChange{RA: &ra}) }}
 		}})
 	}
+	// One sender, resolver and provisioner for the daemon's life: what
+	// they work on follows the reconciler (inForce), not a restart.
 	if len(cfg.LAN) > 0 {
-		// One sender for the daemon's life: the LANs it advertises on
-		// follow the reconciler (inForce), not a restart.
 		out = append(out, taskSpec{name: "lan-ra", key: "lan-ra", new: func() task { return l.lanRA }})
+	}
+	if len(remoteNames(cfg)) > 0 {
+		out = append(out, taskSpec{name: "resolver", key: "resolver", new: func() task { return l.resolver }})
+	}
+	if len(provisioning(cfg)) > 0 {
+		out = append(out, taskSpec{name: "provisioning", key: "provisioning", new: func() task { return l.provisioner }})
+	}
+	return out
+}
+
+func remoteNames(cfg *config.Config) []string {
+	var out []string
+	for _, t := range cfg.Tunnels {
+		if t.RemoteName != "" {
+			out = append(out, t.RemoteName)
+		}
+	}
+	return out
+}
+
+func provisioning(cfg *config.Config) map[string]endpoint.Provisioning {
+	out := map[string]endpoint.Provisioning{}
+	for _, t := range cfg.Tunnels {
+		if t.Provisioning != nil {
+			out[t.Name] = *t.Provisioning
+		}
 	}
 	return out
 }
@@ -89,9 +127,25 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 	if in.Generation != l.gen {
 		l.gen = in.Generation
 		l.sup.Sync(l.specs(in.Config))
+		l.resolver.SetNames(remoteNames(in.Config))
+		l.provisioner.SetConfig(provisioning(in.Config))
 	}
 	if l.opt.Disabled {
 		return
+	}
+	var servers []netip.Addr
+	for _, s := range p.DNS {
+		servers = append(servers, s.Addr)
+	}
+	l.dns.SetServers(servers)
+	// A tunnel waiting for its address has none (the provisioner waits);
+	// every programmed one has its current local address.
+	locals := map[string]netip.Addr{}
+	for _, t := range control.ResolvedTunnels(in, p) {
+		locals[t.Name] = t.Local
+	}
+	for name := range provisioning(in.Config) {
+		l.provisioner.SetLocal(name, locals[name])
 	}
 	now := map[string]bool{}
 	for _, ad := range p.Adverts() {
@@ -113,11 +167,15 @@ func (l *learning) stats() map[string]any {
 	for name, err := range l.sup.Errors() {
 		out[name+"-last-error"] = err
 	}
-	for _, name := range []string{"wan-ra", "lan-ra"} {
+	for _, name := range []string{"wan-ra", "lan-ra", "resolver", "provisioning"} {
 		switch t := l.sup.Task(name).(type) {
 		case *wanra.Tracker:
 			out[name] = t.Stats()
 		case *lanra.Sender:
+			out[name] = t.Stats()
+		case *endpoint.Resolver:
+			out[name] = t.Stats()
+		case *endpoint.Provisioner:
 			out[name] = t.Stats()
 		}
 	}
