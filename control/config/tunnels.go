@@ -10,14 +10,14 @@ import (
 )
 
 type rawTunnel struct {
-	Name         string           `yaml:"name"`
-	Mode         *string          `yaml:"mode"`
-	Remote       string           `yaml:"remote"`
-	Local        string           `yaml:"local"`
-	Routes       []string         `yaml:"routes"`
-	MTU          *int             `yaml:"mtu"`
-	HopLimit     *int             `yaml:"hop-limit"`
-	IPv4Address  *string          `yaml:"ipv4-address"`
+	Name         string                 `yaml:"name"`
+	Mode         *string                `yaml:"mode"`
+	Remote       string                 `yaml:"remote"`
+	Local        string                 `yaml:"local"`
+	Routes       []string               `yaml:"routes"`
+	MTU          *int                   `yaml:"mtu"`
+	HopLimit     *int                   `yaml:"hop-limit"`
+	IPv4Address  *string                `yaml:"ipv4-address"`
 	NAT44        *bool                  `yaml:"nat44"`
 	Provisioning *endpoint.Provisioning `yaml:"provisioning"`
 }
@@ -200,7 +200,6 @@ func (r *rawTunnel) validate(path string, c *Config) (*Tunnel, error) {
 	}
 	return t, nil
 }
-
 
 // tunnelAddr accepts a global IPv6 unicast address: the outer header is
 // routed across the ISP's network, so link-local, multicast, loopback and
