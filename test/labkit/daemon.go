@@ -3,6 +3,7 @@ package labkit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -149,12 +150,41 @@ func (d *Daemon) WaitLog(ctx context.Context, s string) error {
 // DaemonStatus is the "daemon" object of `status --json` while a daemon
 // runs, declared here for the same reason as Status.
 type DaemonStatus struct {
-	PID             int    `json:"pid"`
-	ConfigFile      string `json:"config_file"`
-	Generation      uint64 `json:"config_generation"`
-	Passes          uint64 `json:"reconciles"`
-	Errors          uint64 `json:"reconcile_errors"`
-	LastDurationNS  int64  `json:"last_duration_ns"`
-	LastError       string `json:"last_error"`
-	LastReloadError string `json:"last_reload_error"`
+	PID             int                        `json:"pid"`
+	ConfigFile      string                     `json:"config_file"`
+	Generation      uint64                     `json:"config_generation"`
+	Passes          uint64                     `json:"reconciles"`
+	Errors          uint64                     `json:"reconcile_errors"`
+	LastDurationNS  int64                      `json:"last_duration_ns"`
+	LastError       string                     `json:"last_error"`
+	LastReloadError string                     `json:"last_reload_error"`
+	IPv6            *IPv6Status                `json:"ipv6"`
+	Tasks           map[string]json.RawMessage `json:"tasks"`
+}
+
+// IPv6Status is what the daemon made of the learned prefixes.
+type IPv6Status struct {
+	WANAddress struct {
+		Address string `json:"address"`
+	} `json:"wan_address"`
+	Gateway   string `json:"gateway"`
+	Delegated []struct {
+		Prefix string `json:"prefix"`
+	} `json:"delegated"`
+	LANs []struct {
+		Interface string `json:"interface"`
+		Prefix    struct {
+			Prefix string `json:"prefix"`
+		} `json:"prefix"`
+		Address struct {
+			Address string `json:"address"`
+		} `json:"address"`
+		Retired []struct {
+			Prefix string `json:"prefix"`
+		} `json:"retired"`
+	} `json:"lans"`
+	DNS []struct {
+		Addr string `json:"addr"`
+	} `json:"dns"`
+	Pending []string `json:"pending"`
 }

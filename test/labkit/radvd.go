@@ -46,6 +46,9 @@ type RadvdPrefix struct {
 	// NotOnLink and NotAutonomous clear the L and A flags (set by
 	// default, as an ISP's WAN prefix has them).
 	NotOnLink, NotAutonomous bool
+	// Withdraw advertises valid and preferred lifetime 0: the ISP takes
+	// the prefix back after a renumbering.
+	Withdraw bool
 }
 
 const infiniteLifetime = 0xffffffff * time.Second
@@ -80,10 +83,13 @@ func (c RadvdConfig) String() string {
 	}
 	for _, p := range c.Prefixes {
 		fmt.Fprintf(&b, "\tprefix %s {\n\t\tAdvOnLink %s;\n\t\tAdvAutonomous %s;\n", p.Prefix, onOff(!p.NotOnLink), onOff(!p.NotAutonomous))
-		if p.Valid > 0 {
+		if p.Withdraw {
+			b.WriteString("\t\tAdvValidLifetime 0;\n\t\tAdvPreferredLifetime 0;\n")
+		}
+		if p.Valid > 0 && !p.Withdraw {
 			fmt.Fprintf(&b, "\t\tAdvValidLifetime %s;\n", seconds(p.Valid))
 		}
-		if p.Preferred > 0 {
+		if p.Preferred > 0 && !p.Withdraw {
 			fmt.Fprintf(&b, "\t\tAdvPreferredLifetime %s;\n", seconds(p.Preferred))
 		}
 		b.WriteString("\t};\n")
