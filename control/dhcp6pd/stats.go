@@ -56,12 +56,12 @@ type Stats struct {
 
 // Binding is the delegation held, with lifetimes left in seconds.
 type Binding struct {
-	ServerID string          `json:"server_id"`
-	Prefixes []PrefixLease   `json:"prefixes"`
-	DNS      []netip.Addr    `json:"dns,omitempty"`
-	T1       time.Time       `json:"t1"`
-	T2       time.Time       `json:"t2"`
-	Received time.Time       `json:"received"`
+	ServerID string        `json:"server_id"`
+	Prefixes []PrefixLease `json:"prefixes"`
+	DNS      []netip.Addr  `json:"dns,omitempty"`
+	T1       time.Time     `json:"t1"`
+	T2       time.Time     `json:"t2"`
+	Received time.Time     `json:"received"`
 }
 
 // PrefixLease is one delegated prefix.
