@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/control/dhcp6pd"
 	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/lanra"
 	"github.com/xdprouter/xdprouter/control/learned"
@@ -84,6 +87,19 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 			return &wanra.Tracker{Interface: ifname, Log: l.log.With("task", "wan-ra"),
 				Publish: func(ra learned.RA) { l.inbox.put("ra", control.InputChange{RA: &ra}) }}
 		}})
+		if pd := w.DHCPv6PD; pd != nil {
+			hint := pd.PrefixLengthHint
+			out = append(out, taskSpec{name: "dhcpv6-pd", key: fmt.Sprintf("%s /%d %s %v", ifname, hint, l.opt.StateDir, l.opt.ReleaseOnExit),
+				new: func() task {
+					c, err := dhcp6pd.New(dhcp6pd.Config{Interface: ifname, PrefixLengthHint: hint, StateDir: l.opt.StateDir,
+						ReleaseOnExit: l.opt.ReleaseOnExit, Logger: l.log.With("task", "dhcpv6-pd"),
+						Publish: func(d learned.Delegation) { l.inbox.put("pd", control.InputChange{PD: &d}) }})
+					if err != nil {
+						return failed{err}
+					}
+					return c
+				}})
+		}
 	}
 	// One sender, resolver and provisioner for the daemon's life: what
 	// they work on follows the reconciler (inForce), not a restart.
@@ -167,8 +183,10 @@ func (l *learning) stats() map[string]any {
 	for name, err := range l.sup.Errors() {
 		out[name+"-last-error"] = err
 	}
-	for _, name := range []string{"wan-ra", "lan-ra", "resolver", "provisioning"} {
+	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning"} {
 		switch t := l.sup.Task(name).(type) {
+		case *dhcp6pd.Client:
+			out[name] = t.Stats()
 		case *wanra.Tracker:
 			out[name] = t.Stats()
 		case *lanra.Sender:
@@ -181,3 +199,9 @@ func (l *learning) stats() map[string]any {
 	}
 	return out
 }
+
+// failed is a task that could not be made (bad settings): it reports why
+// each time the supervisor starts it.
+type failed struct{ err error }
+
+func (f failed) Run(context.Context) error { return f.err }

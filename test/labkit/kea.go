@@ -183,3 +183,17 @@ func (k *Kea) Leases() string {
 	b, _ := os.ReadFile(filepath.Join(k.cfg.Dir, "leases6.csv"))
 	return string(b)
 }
+
+// Reconfigure restarts kea-dhcp6 with cfg (e.g. other pools: the ISP
+// renumbers), keeping its lease file and server ID.
+func (k *Kea) Reconfigure(cfg KeaConfig) error {
+	k.cfg.Pools, k.cfg.DNS = cfg.Pools, cfg.DNS
+	data, err := json.MarshalIndent(k.config(), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(k.conf, data, 0o600); err != nil {
+		return err
+	}
+	return k.Restart()
+}
