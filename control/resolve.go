@@ -36,6 +36,9 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 			}
 			t.Remote, t.RemoteName = r.Addrs[0], ""
 		}
+		// The daemon's provisioner makes the request; the data plane
+		// only carries the tunnel.
+		t.Provisioning = nil
 		out.Tunnels = append(out.Tunnels, t)
 	}
 	out.NPT = nil

@@ -65,6 +65,12 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	}
 	res.Ifindex = ifc.Index
 
+	settings := fmt.Sprintf("xdp %s %s %s", role, mode, ifc.HardwareAddr)
+	if prev, ok := d.iface(ifc.Index); ok && prev.Role == routerXdprRole(role) && prev.Mac == ifaceEntry(ifc, role, 0).Mac &&
+		stillVerified(settings, d.linkPin(ifc.Index)) {
+		return d.unchanged(res, ifc, prev)
+	}
+
 	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role)
 	if err != nil {
 		return res, err
@@ -129,6 +135,28 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	res.LinkID = uint32(info.ID)
 	res.ProgramID = uint32(info.Program)
 	res.Action = action
+	remember(d.linkPin(ifc.Index), settings)
+	return res, nil
+}
+
+// unchanged is the result for a link this process already attached or
+// adopted, still as wanted (see verified).
+func (d *Dataplane) unchanged(res AttachResult, ifc *net.Interface, prev routerXdprIface) (AttachResult, error) {
+	l, err := link.LoadPinnedLink(d.linkPin(ifc.Index), nil)
+	if err != nil {
+		return res, fmt.Errorf("load pinned link of %q: %w", ifc.Name, err)
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return res, fmt.Errorf("link info for %q: %w", ifc.Name, err)
+	}
+	res.Mode = modeName(prev.XdpMode)
+	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
+		prev.XdpMode == routerXdprXdpModeXDPR_MODE_NATIVE {
+		res.Warning = vethChecksumWarning
+	}
+	res.LinkID, res.ProgramID, res.Action = uint32(info.ID), uint32(info.Program), "unchanged"
 	return res, nil
 }
 

@@ -14,6 +14,10 @@ func (d *Dataplane) AttachNPTSlowPath(ifname string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	pins := []string{d.pinPath("tc_dnpt", ifindex), d.pinPath("tc_snpt", ifindex)}
+	if stillVerified("tc", pins...) {
+		return "unchanged", nil
+	}
 	objs, err := loadTCPrograms(&d.maps)
 	if err != nil {
 		return "", err
@@ -26,6 +30,9 @@ func (d *Dataplane) AttachNPTSlowPath(ifname string) (string, error) {
 	out, err := d.attachTCX("tc_snpt", ifindex, objs.XdprTcSnpt, ebpf.AttachTCXEgress)
 	if err != nil {
 		return "", err
+	}
+	for _, pin := range pins {
+		remember(pin, "tc")
 	}
 	if in == out {
 		return in, nil

@@ -262,6 +262,10 @@ func (d *Dataplane) AttachTunnelTC(tunIfname, wanIfname string) error {
 	if err != nil {
 		return fmt.Errorf("wan interface %q: %w", wanIfname, err)
 	}
+	pins := []string{d.pinPath("tunegress", tun.Index), d.pinPath("tuningress", wan.Index)}
+	if stillVerified("tc", pins...) {
+		return nil
+	}
 	spec, err := loadRouter()
 	if err != nil {
 		return err
@@ -277,6 +281,9 @@ func (d *Dataplane) AttachTunnelTC(tunIfname, wanIfname string) error {
 	}
 	if _, err := d.attachTCX("tuningress", wan.Index, objs.XdprTunIngress, ebpf.AttachTCXIngress); err != nil {
 		return err
+	}
+	for _, pin := range pins {
+		remember(pin, "tc")
 	}
 	return nil
 }

@@ -72,19 +72,15 @@ func NewIPoETopology() (*IPoETopology, error) {
 
 func (t *IPoETopology) build() error {
 	lab := t.Lab
+	// The tunnel topology gave the ISP its WAN address, the AFTR and the
+	// IPv4 internet; add the DNS and update servers and the IPv6 internet.
 	if err := lab.MustExec(t.ISP,
-		v6addr(ISPWAN6, ISPWANIf),
-		[]string{"ip", "-6", "addr", "add", AFTR6.String() + "/128", "dev", "lo"},
 		[]string{"ip", "-6", "addr", "add", IPoEDNS.String() + "/128", "dev", "lo"},
 		[]string{"ip", "-6", "addr", "add", IPoEUpdate.String() + "/128", "dev", "lo"},
-		v6addr(ISPNet6, ISPNetIf),
-		[]string{"ip", "addr", "add", ISPNet4.String(), "dev", ISPNetIf},
-		[]string{"ip", "tuntap", "add", "dev", AFTRTunIf, "mode", "tun"}); err != nil {
+		v6addr(ISPNet6, ISPNetIf)); err != nil {
 		return err
 	}
 	if err := lab.MustExec(t.Internet,
-		[]string{"ip", "addr", "add", Internet4.String(), "dev", InternetIf},
-		[]string{"ip", "route", "add", "default", "via", ISPNet4.Addr().String()},
 		v6addr(Internet6, InternetIf),
 		[]string{"ip", "-6", "route", "add", "default", "via", ISPNet6.Addr().String()}); err != nil {
 		return err
