@@ -47,11 +47,12 @@ func applyNet6(p Plan, n Net6, now time.Time) ([]Step, error) {
 		if err != nil {
 			return steps, fmt.Errorf("default route via %s on %s: %w", p.Gateway, ifname, err)
 		}
-		what := "default route dev " + ifname
-		if p.Gateway.IsValid() {
-			what = fmt.Sprintf("default route via %s dev %s", p.Gateway, ifname)
+		switch {
+		case p.Gateway.IsValid():
+			steps = append(steps, Step{What: fmt.Sprintf("default route via %s dev %s", p.Gateway, ifname), Result: res})
+		case res != "unchanged":
+			steps = append(steps, Step{What: "default route dev " + ifname, Result: res})
 		}
-		steps = append(steps, Step{What: what, Result: res})
 	}
 	var unreach []netip.Prefix
 	for _, d := range p.Delegated {

@@ -50,8 +50,11 @@ func (f *fakeNet6) SetDefault(ifname string, gw netip.Addr) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !gw.IsValid() {
+		if _, ok := f.gw[ifname]; !ok {
+			return "unchanged", nil
+		}
 		delete(f.gw, ifname)
-		return "absent", nil
+		return "removed", nil
 	}
 	f.gw[ifname] = gw
 	return "set", nil

@@ -92,7 +92,7 @@ func (NetlinkNet6) SetDefault(ifname string, gw netip.Addr) (string, error) {
 			}
 		}
 		if len(ours) == 0 {
-			return "absent", nil
+			return "unchanged", nil
 		}
 		return "removed", nil
 	}

@@ -166,7 +166,7 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 
 	changed := 0
 	for _, s := range steps {
-		if s.Result != "unchanged" && s.Result != "present" {
+		if s.Result != "unchanged" && s.Result != "present" && s.Result != "waiting" {
 			changed++
 		}
 		// Unchanged steps too: after a restart they are the proof that

@@ -58,8 +58,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	// Shutdown closes the listener, which unlinks the socket file.
-	if err := srv.Shutdown(sctx); err != nil {
+	// Shutdown closes the listener, which unlinks the socket file; but a
+	// stop that comes before the serving goroutine has even started finds
+	// no listener to close, and Serve closes it only once it runs. Wait
+	// for it, so that the socket is gone when the daemon is: the next one
+	// would otherwise find it still answering.
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
 		return fmt.Errorf("stop status API: %w", err)
 	}
 	return nil
