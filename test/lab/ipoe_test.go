@@ -279,7 +279,26 @@ func TestIPoE(t *testing.T) {
 		t.Fatalf("LAN host -> IPv4 internet after renumbering: %v", err)
 	}
 
-	// 6. Router lifetime 0: the default route goes, on the router and (LAN
+	// 6. A short router lifetime (8 s, RAs every 3-4 s): every RA refreshes
+	// the default route, which is never missing, whatever the kernel's
+	// sysctls (forwarding=1 here: the kernel ignores RAs).
+	if err := topo.Radvd.Reload(topo.RadvdConfig(labkit.IPoEWAN2, netip.Prefix{}, 8*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	missing, checks := 0, 0
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		route, _ := lab.Exec(topo.Router, "ip", "-6", "route", "show", "default", "proto", "200")
+		checks++
+		if strings.TrimSpace(route) == "" {
+			missing++
+		}
+	}
+	t.Logf("router lifetime 8 s: default route present in %d of %d checks over 20 s", checks-missing, checks)
+	if missing > 0 {
+		t.Errorf("the default route was missing in %d of %d checks while RAs kept coming", missing, checks)
+	}
+
+	// 7. Router lifetime 0: the default route goes, on the router and (LAN
 	// RAs say router lifetime 0 too) on the host.
 	if err := topo.Radvd.Reload(topo.RadvdConfig(labkit.IPoEWAN2, netip.Prefix{}, 0)); err != nil {
 		t.Fatal(err)
