@@ -129,7 +129,6 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *dnpt;
 	__u32 reason, fwd;
-	int unmappable;
 
 	if (!ip6)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
@@ -168,9 +167,13 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	 * other ports pay for no lookup. */
 	dnpt = NULL;
 	if (xdpr_port_role == XDPR_ROLE_WAN) {
-		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &unmappable);
-		if (unmappable)
-			return count(ctx, XDPR_CNT_DROP_NPT_UNMAPPABLE, XDP_DROP);
+		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &reason);
+		/* The router's own address is the kernel's: no need to ask
+		 * the fib what it would say. */
+		if (reason == XDPR_CNT_PASS_NPT_EXCLUDED)
+			return pass(ctx, reason);
+		if (reason)
+			return count(ctx, reason, XDP_DROP);
 	}
 
 	reason = fib_redirect(ctx, eth, &p);

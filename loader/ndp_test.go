@@ -182,6 +182,12 @@ func ndpCases(t *testing.T) []ndpCase {
 	add("wrong multicast mac", nsSpec{dstMAC: mustMAC("33:33:ff:00:00:01")}, false, "pass_ndp_invalid")
 	add("other unicast mac", nsSpec{dst: tgt, dstMAC: mustMAC("02:99:00:00:00:01")}, false, "pass_ndp_invalid")
 	add("multicast source", nsSpec{src: "ff02::2"}, false, "pass_ndp_invalid")
+	// The router's own outside address (the NPT rule's excluded one): the
+	// kernel answers, valid NS or not, unicast or multicast.
+	add("router's own address", nsSpec{target: "3fff:64:1:2::feed"}, false, "pass_ndp_excluded")
+	add("router's own address, dad", nsSpec{target: "3fff:64:1:2::feed", src: "::", noOpts: true}, false, "pass_ndp_excluded")
+	add("router's own address, unicast", nsSpec{target: "3fff:64:1:2::feed", dst: "3fff:64:1:2::feed", dstMAC: wanMAC}, false, "pass_ndp_excluded")
+	add("next to the router's address", nsSpec{target: "3fff:64:1:2::fee0"}, true, "tx_ndp_na")
 	// Not proxied: the main path takes the frame (kernel ND).
 	add("target in no proxied prefix", nsSpec{target: "3fff:64:1:3::1"}, false, "pass_l2_multicast")
 	// Seed 000: the inside prefix is never proxied.

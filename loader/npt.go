@@ -44,14 +44,34 @@ func ParseNPTMode(s string) (NPTMode, error) {
 }
 
 // NPTRule maps Inside to Outside on the outside interface Interface, both
-// directions. The prefixes have the same length, at most 64.
+// directions. The prefixes have the same length, at most 64. Exclude, when
+// valid, is the router's own address inside Outside (WAN prefix + token,
+// the tunnels' local address): packets to it are not translated but left
+// to the kernel, an inside source that would map onto it is dropped, and
+// the NDP proxy does not answer for it.
 type NPTRule struct {
 	Interface string       `json:"interface"`
 	Ifindex   int          `json:"ifindex"`
 	Inside    netip.Prefix `json:"inside"`
 	Outside   netip.Prefix `json:"outside"`
+	Exclude   netip.Addr   `json:"exclude,omitzero"`
 	Mode      NPTMode      `json:"-"`
 	ModeName  string       `json:"mode"`
+}
+
+// CheckNPTExclude reports whether exclude (invalid: none) can be the
+// excluded address of a rule with outside prefix outside.
+func CheckNPTExclude(outside netip.Prefix, exclude netip.Addr) error {
+	if !exclude.IsValid() {
+		return nil
+	}
+	if !exclude.Is6() || exclude.Is4In6() || exclude.Zone() != "" {
+		return fmt.Errorf("excluded address %v is not a plain IPv6 address", exclude)
+	}
+	if !outside.Contains(exclude) {
+		return fmt.Errorf("excluded address %v is outside %v; only an outside address is ever translated", exclude, outside)
+	}
+	return nil
 }
 
 // CheckNPTPrefixes reports whether inside and outside can form an NPT rule.
@@ -102,8 +122,11 @@ func keyPrefix(k routerXdprLpm6Key) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)-32)
 }
 
-func nptValue(ifindex int, from, to netip.Prefix, mode NPTMode) routerXdprNptRule {
-	return routerXdprNptRule{
+// nptValue is one direction of a rule. exclude is the outside address in
+// both: DNPT compares the destination before, SNPT the source after
+// translation.
+func nptValue(ifindex int, from, to netip.Prefix, mode NPTMode, exclude netip.Addr) routerXdprNptRule {
+	v := routerXdprNptRule{
 		From:       from.Masked().Addr().As16(),
 		To:         to.Masked().Addr().As16(),
 		Ifindex:    uint32(ifindex),
@@ -111,6 +134,10 @@ func nptValue(ifindex int, from, to netip.Prefix, mode NPTMode) routerXdprNptRul
 		Mode:       uint8(mode),
 		Adjustment: nptAdjustment(from, to),
 	}
+	if exclude.IsValid() {
+		v.Exclude, v.HasExclude = exclude.As16(), 1
+	}
+	return v
 }
 
 func ifindexByName(name string) (int, error) {
@@ -139,15 +166,18 @@ func (d *Dataplane) SyncNPT(rules []NPTRule) error {
 		if err := CheckNPTPrefixes(r.Inside, r.Outside); err != nil {
 			return fmt.Errorf("npt rule on %s: %w", r.Interface, err)
 		}
+		if err := CheckNPTExclude(r.Outside, r.Exclude); err != nil {
+			return fmt.Errorf("npt rule %v <-> %v on %s: %w", r.Inside, r.Outside, r.Interface, err)
+		}
 		ifindex, err := ifindexByName(r.Interface)
 		if err != nil {
 			return fmt.Errorf("npt rule %v <-> %v: %w", r.Inside, r.Outside, err)
 		}
 		kin, kout := lpmKey(ifindex, r.Inside), lpmKey(ifindex, r.Outside)
-		if err := d.maps.XdprNptIn.Put(kin, nptValue(ifindex, r.Inside, r.Outside, r.Mode)); err != nil {
+		if err := d.maps.XdprNptIn.Put(kin, nptValue(ifindex, r.Inside, r.Outside, r.Mode, r.Exclude)); err != nil {
 			return fmt.Errorf("xdpr_npt_in[%s %v]: %w", r.Interface, r.Inside, err)
 		}
-		if err := d.maps.XdprNptOut.Put(kout, nptValue(ifindex, r.Outside, r.Inside, r.Mode)); err != nil {
+		if err := d.maps.XdprNptOut.Put(kout, nptValue(ifindex, r.Outside, r.Inside, r.Mode, r.Exclude)); err != nil {
 			return fmt.Errorf("xdpr_npt_out[%s %v]: %w", r.Interface, r.Outside, err)
 		}
 		wantIn[kin], wantOut[kout] = true, true
@@ -199,6 +229,9 @@ func (d *Dataplane) NPTRules() ([]NPTRule, error) {
 			Inside:  netip.PrefixFrom(netip.AddrFrom16(v.From), bits),
 			Outside: netip.PrefixFrom(netip.AddrFrom16(v.To), bits),
 			Mode:    NPTMode(v.Mode),
+		}
+		if v.HasExclude != 0 {
+			r.Exclude = netip.AddrFrom16(v.Exclude)
 		}
 		r.Interface, r.ModeName = ifnameByIndex(r.Ifindex), r.Mode.String()
 		out = append(out, r)

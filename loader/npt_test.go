@@ -22,23 +22,41 @@ type nptTestRule struct {
 	name            string
 	inside, outside string
 	mode            NPTMode
+	exclude         string // the router's own outside address; "": none
 }
 
 var nptTestRules = []nptTestRule{
-	{"rfc6296-48", "fd48:1:2::/48", "3fff:48:1::/48", NPTRFC6296},
-	{"rfc6296-56", "fd56:1:2:300::/56", "3fff:56:1:ab00::/56", NPTRFC6296},
-	{"rfc6296-64", "fd64:1:2:3::/64", "3fff:64:1:2::/64", NPTRFC6296},
-	{"rfc6296-37", "fd37:1000::/37", "3fff:3000::/37", NPTRFC6296},
-	{"preserve-64", "fd00:bbbb::/64", "3fff:aaaa::/64", NPTPreserveHost},
-	{"preserve-61", "fd61:0:0:8::/61", "3fff:61:0:10::/61", NPTPreserveHost},
+	{"rfc6296-48", "fd48:1:2::/48", "3fff:48:1::/48", NPTRFC6296, ""},
+	{"rfc6296-56", "fd56:1:2:300::/56", "3fff:56:1:ab00::/56", NPTRFC6296, ""},
+	{"rfc6296-64", "fd64:1:2:3::/64", "3fff:64:1:2::/64", NPTRFC6296, "3fff:64:1:2::feed"},
+	{"rfc6296-37", "fd37:1000::/37", "3fff:3000::/37", NPTRFC6296, ""},
+	{"preserve-64", "fd00:bbbb::/64", "3fff:aaaa::/64", NPTPreserveHost, "3fff:aaaa::feed"},
+	{"preserve-61", "fd61:0:0:8::/61", "3fff:61:0:10::/61", NPTPreserveHost, ""},
+}
+
+func (r nptTestRule) excludeAddr() netip.Addr {
+	if r.exclude == "" {
+		return netip.Addr{}
+	}
+	return netip.MustParseAddr(r.exclude)
 }
 
 func (r nptTestRule) model(dnpt bool) modelRule {
 	in, out := netip.MustParsePrefix(r.inside), netip.MustParsePrefix(r.outside)
 	if dnpt {
-		return modelRule{from: out, to: in, mode: r.mode}
+		return modelRule{from: out, to: in, mode: r.mode, exclude: r.excludeAddr()}
 	}
-	return modelRule{from: in, to: out, mode: r.mode}
+	return modelRule{from: in, to: out, mode: r.mode, exclude: r.excludeAddr()}
+}
+
+// excludedInside is the inside address whose SNPT would be the excluded
+// address: its DNPT.
+func (r nptTestRule) excludedInside() string {
+	a, ok := modelMap(r.excludeAddr().As16(), modelRule{from: netip.MustParsePrefix(r.outside), to: netip.MustParsePrefix(r.inside), mode: r.mode})
+	if !ok {
+		panic("excluded address of " + r.name + " is unmappable")
+	}
+	return netip.AddrFrom16(a).String()
 }
 
 // host returns the address with the rule's inside (or outside) prefix and
@@ -62,7 +80,7 @@ func (rl *routerLab) setNPT(t testing.TB, rules []nptTestRule) {
 	var lr []NPTRule
 	for _, r := range rules {
 		lr = append(lr, NPTRule{Interface: "wan0", Inside: netip.MustParsePrefix(r.inside),
-			Outside: netip.MustParsePrefix(r.outside), Mode: r.mode})
+			Outside: netip.MustParsePrefix(r.outside), Mode: r.mode, Exclude: r.excludeAddr()})
 		if err := rl.lab.MustExec(rl.ns, []string{"ip", "-6", "route", "replace", r.inside, "via", "2001:db8:1::2", "dev", "lan0"}); err != nil {
 			t.Fatal(err)
 		}
@@ -173,6 +191,30 @@ func nptCases(t *testing.T) []nptCase {
 	short := func(f []byte) []byte { return set16(f, 14+4, 4) }
 	add("rfc6296-64/snpt-l4-cut-by-length", "lan0", short(udp6(t, r64.host(false, "::7"), remote)), xdpRedirect, "fwd_npt_snpt", "wan0", r64, false)
 	add("preserve-64/snpt-l4-cut-by-length", "lan0", short(udp6(t, ph.host(false, "::7"), remote)), xdpDrop, "drop_npt_malformed", "", nil, false)
+	// The router's own outside address (WAN prefix + token): to it nothing
+	// is translated, the kernel gets it as it came; an inside host that
+	// would translate onto it is dropped. Its neighbours are not excluded.
+	for _, r := range []*nptTestRule{r64, ph} {
+		add(r.name+"/dnpt-excluded-udp", "wan0", udp6(t, remote, r.exclude, onWAN()), xdpPass, "pass_npt_excluded", "", nil, true)
+		add(r.name+"/dnpt-excluded-echo", "wan0", icmp6(t, remote, r.exclude, 128, 0, 0x12340001, []byte("ping the router"), onWAN()),
+			xdpPass, "pass_npt_excluded", "", nil, true)
+		inner := udp6(t, r.exclude, remote, payload(64))[14:]
+		add(r.name+"/dnpt-excluded-icmp-too-big", "wan0", icmp6(t, "2001:db8:100::fe", r.exclude, 2, 0, 1280, inner, onWAN()),
+			xdpPass, "pass_npt_excluded", "", nil, true)
+		add(r.name+"/snpt-excluded-udp", "lan0", udp6(t, r.excludedInside(), remote), xdpDrop, "drop_npt_excluded", "", nil, false)
+		add(r.name+"/snpt-excluded-tcp", "lan0", udp6(t, r.excludedInside(), remote, tcp()), xdpDrop, "drop_npt_excluded", "", nil, false)
+		next := r.host(true, "::fef0")
+		add(r.name+"/dnpt-next-to-excluded", "wan0", udp6(t, remote, next, onWAN()), xdpRedirect, "fwd_npt_dnpt", "lan0", r, true)
+		add(r.name+"/snpt-next-to-excluded", "lan0", udp6(t, r.host(false, "::fef0"), remote), xdpRedirect, "fwd_npt_snpt", "wan0", r, false)
+	}
+	// ipip6 that is no tunnel of ours, to an outside address: an inside
+	// host's own tunnel, translated and forwarded like any packet to it.
+	ipip := set(udp6(t, remote, r64.host(true, "::4"), onWAN()), 14+6, 4)
+	cs = append(cs, nptCase{dpCase: dpCase{name: "rfc6296-64/dnpt-ipip6-not-ours", ingress: "wan0", frame: ipip,
+		verdict: xdpRedirect, counter: "fwd_npt_dnpt", egress: "lan0"}, rule: r64, dnpt: true, noCsV: true})
+	// Without an excluded address every outside address is translated.
+	r56 := &nptTestRules[1]
+	add("rfc6296-56/dnpt-feed-no-exclude", "wan0", udp6(t, remote, r56.host(true, "::feed"), onWAN()), xdpRedirect, "fwd_npt_dnpt", "lan0", r56, true)
 	// A zero UDP checksum stays zero (no checksum, RFC 6935).
 	zero := set16(udp6(t, ph.host(false, "::8"), remote), 14+40+6, 0)
 	cs = append(cs, nptCase{dpCase: dpCase{name: "preserve-64/snpt-udp-zero-csum", ingress: "lan0", frame: zero,
@@ -309,7 +351,8 @@ func TestNPTTruncations(t *testing.T) {
 							t.Errorf("length %d: passed frame modified: %s", n, diffBytes(out, in))
 						}
 					case xdpDrop:
-						if delta[rl.counterIndex(t, "drop_npt_unmappable")].Packets+delta[rl.counterIndex(t, "drop_npt_malformed")].Packets != 1 {
+						if delta[rl.counterIndex(t, "drop_npt_unmappable")].Packets+delta[rl.counterIndex(t, "drop_npt_malformed")].Packets+
+							delta[rl.counterIndex(t, "drop_npt_excluded")].Packets != 1 {
 							t.Errorf("length %d: dropped without an NPT drop counter", n)
 						}
 					case xdpRedirect:
@@ -379,6 +422,10 @@ func TestNPTSlowPathMatchesFastPath(t *testing.T) {
 					}
 					if !bytes.Equal(tout, xout) {
 						t.Errorf("TC differs from XDP: %s", diffBytes(tout, xout))
+					}
+				case xv == xdpPass && c.counter == "pass_npt_excluded":
+					if tv != tcxNext || !bytes.Equal(tout, c.frame) {
+						t.Errorf("TC verdict %d, frame: %s; want the kernel's, untouched", int32(tv), diffBytes(tout, c.frame))
 					}
 				case xv == xdpPass && c.counter == "pass_ipv6_hop_by_hop":
 					r := &nptTestRules[0]

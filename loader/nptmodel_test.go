@@ -14,6 +14,9 @@ import (
 type modelRule struct {
 	from, to netip.Prefix
 	mode     NPTMode
+	// The router's own outside address (invalid: none): to it nothing is
+	// translated, onto it no inside source.
+	exclude netip.Addr
 }
 
 // onesAdd adds in 16-bit one's complement (end-around carry).
@@ -109,18 +112,32 @@ func modelL4(l3 []byte) (proto byte, off int, ok, cut bool) {
 	return nh, off, true, false
 }
 
+// modelDNPTExcluded says whether the packet l3 goes to r's excluded
+// address, which DNPT leaves alone: untranslated, to the kernel.
+func modelDNPTExcluded(l3 []byte, r modelRule) bool {
+	return r.exclude.IsValid() && netip.AddrFrom16([16]byte(l3[24:40])) == r.exclude
+}
+
 // modelNPT translates the IPv6 packet l3 (the frame after the Ethernet
 // header, possibly with trailing bytes) in place: the destination (dnpt)
 // or source, an ICMPv6 error's embedded opposite address, and in
 // preserve-host mode the L4 checksum. It returns false when the packet
-// must be dropped.
+// must be dropped: unmappable, cut, or an inside source that would become
+// the excluded address. A destination that is the excluded address is
+// left untouched (true; modelDNPTExcluded tells that case apart).
 func modelNPT(l3 []byte, r modelRule, dnpt bool) bool {
 	field := 8
 	if dnpt {
 		field = 24
+		if modelDNPTExcluded(l3, r) {
+			return true
+		}
 	}
 	outer, ok := modelMap([16]byte(l3[field:field+16]), r)
 	if !ok {
+		return false
+	}
+	if !dnpt && r.exclude.IsValid() && netip.AddrFrom16(outer) == r.exclude {
 		return false
 	}
 	pend := min(len(l3), 40+int(binary.BigEndian.Uint16(l3[4:6])))

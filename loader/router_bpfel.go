@@ -59,7 +59,10 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 40
 	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 41
 	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 42
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 43
+	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 43
+	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 44
+	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 45
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 46
 )
 
 type routerXdprCounterVal struct {
@@ -112,6 +115,9 @@ type routerXdprNptRule struct {
 	PrefixLen  uint8
 	Mode       uint8
 	Adjustment uint16
+	Exclude    [16]uint8
+	HasExclude uint8
+	Pad        [3]uint8
 }
 
 type routerXdprRole uint32
@@ -125,17 +131,19 @@ const (
 type routerXdprTcCounter uint32
 
 const (
-	routerXdprTcCounterXDPR_TC_ENCAP           routerXdprTcCounter = 0
-	routerXdprTcCounterXDPR_TC_DECAP           routerXdprTcCounter = 1
-	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL  routerXdprTcCounter = 2
-	routerXdprTcCounterXDPR_TC_DROP_MALFORMED  routerXdprTcCounter = 3
-	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE   routerXdprTcCounter = 4
-	routerXdprTcCounterXDPR_TC_DROP_ECN        routerXdprTcCounter = 5
-	routerXdprTcCounterXDPR_TC_DROP_ERROR      routerXdprTcCounter = 6
-	routerXdprTcCounterXDPR_TC_SNPT            routerXdprTcCounter = 7
-	routerXdprTcCounterXDPR_TC_DNPT            routerXdprTcCounter = 8
-	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE routerXdprTcCounter = 9
-	routerXdprTcCounterXDPR_TC__MAX            routerXdprTcCounter = 10
+	routerXdprTcCounterXDPR_TC_ENCAP             routerXdprTcCounter = 0
+	routerXdprTcCounterXDPR_TC_DECAP             routerXdprTcCounter = 1
+	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL    routerXdprTcCounter = 2
+	routerXdprTcCounterXDPR_TC_DROP_MALFORMED    routerXdprTcCounter = 3
+	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE     routerXdprTcCounter = 4
+	routerXdprTcCounterXDPR_TC_DROP_ECN          routerXdprTcCounter = 5
+	routerXdprTcCounterXDPR_TC_DROP_ERROR        routerXdprTcCounter = 6
+	routerXdprTcCounterXDPR_TC_SNPT              routerXdprTcCounter = 7
+	routerXdprTcCounterXDPR_TC_DNPT              routerXdprTcCounter = 8
+	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE   routerXdprTcCounter = 9
+	routerXdprTcCounterXDPR_TC_NPT_EXCLUDED      routerXdprTcCounter = 10
+	routerXdprTcCounterXDPR_TC_DROP_NPT_EXCLUDED routerXdprTcCounter = 11
+	routerXdprTcCounterXDPR_TC__MAX              routerXdprTcCounter = 12
 )
 
 type routerXdprTokenBucket struct {

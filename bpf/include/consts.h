@@ -53,6 +53,9 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_NDP_INVALID,    /* NS for a proxied target failing RFC 4861 7.1.1 */
 	XDPR_CNT_PASS_NDP_NO_NEIGH,   /* lan-neighbor mode: target not known behind a LAN */
 	XDPR_CNT_PASS_NDP_NO_ROOM,    /* the frame could not be resized for the NA */
+	XDPR_CNT_PASS_NPT_EXCLUDED,   /* to the router's own outside address: not DNPT, the kernel's */
+	XDPR_CNT_DROP_NPT_EXCLUDED,   /* inside source whose SNPT is the router's own address */
+	XDPR_CNT_PASS_NDP_EXCLUDED,   /* NS for the router's own outside address: the kernel answers */
 	XDPR_CNT__MAX,
 };
 
@@ -84,6 +87,8 @@ enum xdpr_tc_counter {
 	XDPR_TC_SNPT,               /* egress: source inside -> outside */
 	XDPR_TC_DNPT,               /* ingress: destination outside -> inside */
 	XDPR_TC_DROP_UNMAPPABLE,    /* NPT: every candidate word is 0xffff */
+	XDPR_TC_NPT_EXCLUDED,       /* ingress: to the router's own outside address, not translated */
+	XDPR_TC_DROP_NPT_EXCLUDED,  /* egress: source would become the router's own address */
 	XDPR_TC__MAX,
 };
 

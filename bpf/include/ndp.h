@@ -245,6 +245,7 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 	struct nd_msg *ns = (void *)(ip6 + 1);
 	struct xdpr_ndp_entry *px;
+	struct xdpr_npt_rule *r;
 	int kind;
 
 	if ((void *)(ns + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) ||
@@ -253,6 +254,11 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
 	px = lpm6_lookup(&xdpr_ndp_proxy, ctx->ingress_ifindex, &ns->target);
 	if (!px)
 		return -1;
+	/* The router's own outside address: the kernel owns it and answers
+	 * (with O set); a proxy NA for it would at best be overridden. */
+	r = lpm6_lookup(&xdpr_npt_out, ctx->ingress_ifindex, &ns->target);
+	if (r && npt_is_excluded(&ns->target, r))
+		return pass(ctx, XDPR_CNT_PASS_NDP_EXCLUDED);
 	kind = ndp_ns_check(eth, ip6, ns, end, mac);
 	if (!kind)
 		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);

@@ -45,6 +45,18 @@ static __always_inline int npt_in_prefix(const struct in6_addr *a,
 	return diff == 0;
 }
 
+/* npt_is_excluded says whether a is the rule's excluded address (the
+ * router's own outside address). */
+static __always_inline int npt_is_excluded(const struct in6_addr *a,
+					   const struct xdpr_npt_rule *r)
+{
+	const __u32 *x = (const __u32 *)r->exclude;
+
+	return r->has_exclude &&
+	       ((a->s6_addr32[0] ^ x[0]) | (a->s6_addr32[1] ^ x[1]) |
+		(a->s6_addr32[2] ^ x[2]) | (a->s6_addr32[3] ^ x[3])) == 0;
+}
+
 /* npt_adjust adds adj to a 16-bit word the way ip6t_NPT does: end-around
  * carry, and 0xffff (one's complement -0) written as 0. */
 static __always_inline __u16 npt_adjust(__u16 word, __u16 adj)
@@ -133,9 +145,11 @@ static __always_inline int npt_l4(struct ipv6hdr *ip6, void *end, __u8 *nh, void
 /* npt_translate maps the destination (dnpt) or the source of the IPv6
  * packet at ip6 with rule r, and for ICMPv6 errors also the embedded
  * packet's opposite address (its source for DNPT, its destination for
- * SNPT), so that traceroute and PMTUD work through NPT. It returns 0, or the
- * drop counter when the packet cannot be translated; then nothing has been
- * written. rfc6296 leaves every checksum valid by construction;
+ * SNPT), so that traceroute and PMTUD work through NPT. It returns 0, or
+ * the counter why the packet is not translated; then nothing has been
+ * written. XDPR_CNT_PASS_NPT_EXCLUDED (a destination that is the router's
+ * own address) means "no rule": the caller hands the packet on untouched;
+ * every other reason is a drop. rfc6296 leaves every checksum valid by construction;
  * preserve-host leaves a delta in *cs for the caller to apply. */
 static __always_inline __u32 npt_translate(struct ipv6hdr *ip6, void *end,
 					   const struct xdpr_npt_rule *r, int dnpt,
@@ -152,8 +166,18 @@ static __always_inline __u32 npt_translate(struct ipv6hdr *ip6, void *end,
 		return XDPR_CNT_DROP_NPT_MALFORMED;
 	pend = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
 	outer = dnpt ? ip6->daddr : ip6->saddr;
+	if (dnpt && npt_is_excluded(&outer, r))
+		return XDPR_CNT_PASS_NPT_EXCLUDED;
 	if (npt_map(&outer, r))
 		return XDPR_CNT_DROP_NPT_UNMAPPABLE;
+	/* An inside host whose address maps onto the router's own would send
+	 * as the router: replies would reach the router's kernel (which
+	 * resets the TCP connections it does not know), never the host, and
+	 * the packet would spoof the router. Sending it untranslated instead
+	 * would leak the inside prefix to the WAN with no way back either.
+	 * Nothing useful can come of it, so it is dropped (and counted). */
+	if (!dnpt && npt_is_excluded(&outer, r))
+		return XDPR_CNT_DROP_NPT_EXCLUDED;
 
 	found = npt_l4(ip6, end, &nh, &l4);
 	if (found == 1 && nh == IPPROTO_ICMPV6) {
@@ -279,19 +303,24 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 /* npt_dnpt_rule returns the DNPT rule for a packet arriving on ingress and
  * puts the translated destination into the fib lookup, so the route is
  * chosen for the inside address before anything in the packet is written.
- * *unmappable is set when the address has no translation. */
+ * *reason is set when there is no translation although a rule matched:
+ * the address is unmappable (drop) or the router's own (pass). */
 static __always_inline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct ipv6hdr *ip6,
-							    struct bpf_fib_lookup *p, int *unmappable)
+							    struct bpf_fib_lookup *p, __u32 *reason)
 {
 	struct xdpr_npt_rule *r = lpm6_lookup(&xdpr_npt_out, ingress, &ip6->daddr);
 	struct in6_addr dst;
 
-	*unmappable = 0;
+	*reason = 0;
 	if (!r)
 		return NULL;
 	dst = ip6->daddr;
+	if (npt_is_excluded(&dst, r)) {
+		*reason = XDPR_CNT_PASS_NPT_EXCLUDED;
+		return NULL;
+	}
 	if (npt_map(&dst, r)) {
-		*unmappable = 1;
+		*reason = XDPR_CNT_DROP_NPT_UNMAPPABLE;
 		return NULL;
 	}
 	__builtin_memcpy(p->ipv6_dst, &dst, sizeof(p->ipv6_dst));

@@ -40,6 +40,13 @@ struct xdpr_npt_rule {
 	 * adjustment word (RFC 6296 3.2); preserve-host adds its negation to
 	 * L4 checksums. Computed by the loader like ip6t_NPT's checkentry. */
 	__u16 adjustment;
+	/* The router's own address in the outside prefix (WAN prefix + token,
+	 * also the tunnels' local address), valid when has_exclude: never a
+	 * DNPT destination nor an SNPT result, since the kernel owns it. Both
+	 * directions store the outside address. */
+	__u8 exclude[16];
+	__u8 has_exclude;
+	__u8 pad[3];
 };
 
 struct xdpr_ndp_entry {

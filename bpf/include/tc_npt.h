@@ -58,9 +58,20 @@ static __always_inline int tc_npt(struct __sk_buff *skb, int dnpt)
 	if (!r)
 		return TCX_NEXT;
 	reason = npt_translate(ip6, end, r, dnpt, &cs);
-	if (reason) {
-		tc_count_skb(skb, reason == XDPR_CNT_DROP_NPT_UNMAPPABLE ? XDPR_TC_DROP_UNMAPPABLE
-								      : XDPR_TC_DROP_MALFORMED);
+	switch (reason) {
+	case 0:
+		break;
+	case XDPR_CNT_PASS_NPT_EXCLUDED:
+		tc_count_skb(skb, XDPR_TC_NPT_EXCLUDED);
+		return TCX_NEXT;
+	case XDPR_CNT_DROP_NPT_EXCLUDED:
+		tc_count_skb(skb, XDPR_TC_DROP_NPT_EXCLUDED);
+		return TCX_DROP;
+	case XDPR_CNT_DROP_NPT_UNMAPPABLE:
+		tc_count_skb(skb, XDPR_TC_DROP_UNMAPPABLE);
+		return TCX_DROP;
+	default:
+		tc_count_skb(skb, XDPR_TC_DROP_MALFORMED);
 		return TCX_DROP;
 	}
 	if (cs.off) {

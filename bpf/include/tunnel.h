@@ -21,6 +21,7 @@
 #include "tunnel_hdr.h"
 #include "mss.h"
 #include "icmp.h"
+#include "npt.h"
 
 #define IPV4_DF 0x4000
 #define TUN_OUTER_LEN ((int)sizeof(struct ipv6hdr))
@@ -197,8 +198,16 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	ep.local = ip6->daddr;
 	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
 	if (!tun_ifindex) {
+		struct xdpr_npt_rule *r;
+
 		/* Not a tunnel of ours. Addressed to this host it would reach a
-		 * kernel without ipip6 support: drop. In transit: forward. */
+		 * kernel without ipip6 support: drop. In transit: forward. An
+		 * NPT outside address is an inside host's (its own tunnel
+		 * behind NPT), whatever the fib says of the untranslated
+		 * address; only the excluded one is the router's. */
+		r = lpm6_lookup(&xdpr_npt_out, ctx->ingress_ifindex, &ip6->daddr);
+		if (r && !npt_is_excluded(&ip6->daddr, r))
+			return -1;
 		p.family = AF_INET6;
 		__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
 		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
