@@ -135,7 +135,8 @@ func TestReconcileRenumbering(t *testing.T) {
 		if !ok || tun.Local != pfx(wanAddr).Addr() {
 			t.Errorf("%s: tunnel %+v, want local %s", when, tun, pfx(wanAddr).Addr())
 		}
-		if len(tr.rules) != 1 || tr.rules[0].Outside != pfx(wanPrefix) || len(tr.proxy) != 1 || tr.proxy[0].Prefix != pfx(wanPrefix) {
+		if len(tr.rules) != 1 || tr.rules[0].Outside != pfx(wanPrefix) || tr.rules[0].Exclude != pfx(wanAddr).Addr() ||
+			len(tr.proxy) != 1 || tr.proxy[0].Prefix != pfx(wanPrefix) {
 			t.Errorf("%s: npt %+v proxy %+v, want outside %s", when, tr.rules, tr.proxy, wanPrefix)
 		}
 		if n6.gw["w0"] != addr("fe80::1") || !slices.Equal(n6.unreach, []netip.Prefix{pfx(delegated)}) {

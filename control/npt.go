@@ -31,7 +31,7 @@ func desiredNPT(cfg *config.Config) ([]loader.NPTRule, []loader.NDPProxyEntry, e
 		if err != nil {
 			return nil, nil, fmt.Errorf("npt[%d].mode: %w", i, err)
 		}
-		rules = append(rules, loader.NPTRule{Interface: n.Interface, Inside: n.Inside, Outside: n.Outside, Mode: mode})
+		rules = append(rules, loader.NPTRule{Interface: n.Interface, Inside: n.Inside, Outside: n.Outside, Exclude: n.Exclude, Mode: mode})
 	}
 	var proxy []loader.NDPProxyEntry
 	for i, p := range cfg.NDPProxy {

@@ -56,6 +56,9 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 				continue
 			}
 			n.Outside, n.OutsideAuto = w.Masked(), false
+			if p.WANAddr.IsValid() && n.Outside.Contains(p.WANAddr.Prefix.Addr()) {
+				n.Exclude = p.WANAddr.Prefix.Addr()
+			}
 		}
 		out.NPT = append(out.NPT, n)
 	}

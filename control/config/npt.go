@@ -13,6 +13,10 @@ type NPT struct {
 	// prefix it learns, and changes it when the ISP renumbers.
 	Outside     netip.Prefix
 	OutsideAuto bool
+	// Exclude is not read from the file: the daemon sets it to the
+	// router's own WAN address when Outside is the learned WAN prefix,
+	// so traffic to the router itself is not translated.
+	Exclude netip.Addr
 	Mode        string // "rfc6296" (default) or "preserve-host"
 }
 
