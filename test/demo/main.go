@@ -1,7 +1,9 @@
 // Command demo shows xdprouter at work in throw-away labs of network
 // namespaces, one per feature: plain XDP forwarding between two hosts (the
 // CLI, then the daemon); an ipip6 tunnel (DS-Lite) to an independent AFTR;
-// NPTv6 with the NDP proxy answering an ISP that solicits every address.
+// NPTv6 with the NDP proxy answering an ISP that solicits every address;
+// a whole IPoE line learned from a simulated ISP (radvd, kea-dhcp6-server,
+// DNS, an update URL) that renumbers midway.
 // Each part shows its config, traffic through the router, and the counters
 // that tell which path carried it. Everything a part creates is removed at
 // its end, also after an error or Ctrl-C. `make demo` runs it after
@@ -28,13 +30,14 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/xdprouter", "xdprouter binary; a relative path is taken from the repository root")
 	size := flag.Int64("size", 4<<20, "bytes per TCP transfer")
+	only := flag.Int("part", 0, "run only this part (1-4); 0 runs them all")
 	flag.Parse()
 
 	// The lab is torn down on the way out of run; a second Ctrl-C during
 	// that must not cut it short, hence signals stay caught until then.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	start := time.Now()
-	err := run(ctx, *bin, *size)
+	err := run(ctx, *bin, *size, *only)
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -75,7 +78,7 @@ func say(lines ...string) {
 	fmt.Println()
 }
 
-func run(ctx context.Context, bin string, size int64) (err error) {
+func run(ctx context.Context, bin string, size int64, only int) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces and loads XDP programs (try: sudo make demo)")
 	}
@@ -99,23 +102,29 @@ func run(ctx context.Context, bin string, size int64) (err error) {
 		return fmt.Errorf("%w (build it with `make build`)", err)
 	}
 
-	part("Part 1: XDP forwarding between two hosts")
-	if err := runForwarding(ctx, bin, size); err != nil {
-		return err
+	parts := []struct {
+		title string
+		run   func() error
+	}{
+		{"Part 1: XDP forwarding between two hosts", func() error { return runForwarding(ctx, bin, size) }},
+		// The AFTR relays every packet through Python; 2 MB keep it brisk.
+		{"Part 2: an ipip6 tunnel (DS-Lite) to an AFTR", func() error { return runTunnel(ctx, root, bin, min(size, 2<<20)) }},
+		{"Part 3: NPTv6 and the NDP proxy", func() error { return runNPT(ctx, bin) }},
+		{"Part 4: the IPoE story — RA, DHCPv6-PD, LAN RAs, renumbering", func() error { return runIPoE(ctx, root, bin) }},
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	for i, p := range parts {
+		if only != 0 && only != i+1 {
+			continue
+		}
+		part(p.title)
+		if err := p.run(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
-	part("Part 2: an ipip6 tunnel (DS-Lite) to an AFTR")
-	// The AFTR relays every packet through Python; 2 MB keep it brisk.
-	if err := runTunnel(ctx, root, bin, min(size, 2<<20)); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	part("Part 3: NPTv6 and the NDP proxy")
-	return runNPT(ctx, bin)
+	return nil
 }
 
 // runForwarding is part 1: host-a — router — host-b, the CLI, then the
