@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/api"
+	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/loader"
 )
@@ -69,6 +73,35 @@ func printDaemon(w io.Writer, d *api.Daemon) {
 	}
 	if d.IPv6 != nil {
 		printPlan(w, *d.IPv6, time.Now())
+	}
+	printTasks(w, d.Tasks)
+}
+
+// printTasks shows what people look for first: the provisioning result
+// and tasks that failed.
+func printTasks(w io.Writer, tasks map[string]json.RawMessage) {
+	var prov []endpoint.ProvisionStats
+	if raw, ok := tasks["provisioning"]; ok && json.Unmarshal(raw, &prov) == nil {
+		for _, p := range prov {
+			line := fmt.Sprintf("provisioning %s: %s, %d attempts", p.Tunnel, p.State, p.Attempts)
+			if p.SucceededFor.IsValid() {
+				line += fmt.Sprintf(", done for %s at %s", p.SucceededFor, p.SucceededAt.Format(time.RFC3339))
+			}
+			if p.HTTPStatus != 0 {
+				line += fmt.Sprintf(", last HTTP %d %q", p.HTTPStatus, p.Body)
+			}
+			if p.LastError != "" {
+				line += ", last error: " + p.LastError
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(tasks)) {
+		if task, ok := strings.CutSuffix(name, "-last-error"); ok {
+			var msg string
+			_ = json.Unmarshal(tasks[name], &msg)
+			fmt.Fprintf(w, "task %s failed (started again): %s\n", task, msg)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/xdprouter/xdprouter/control"
@@ -34,8 +35,9 @@ type Daemon struct {
 	IPv6 *control.Plan `json:"ipv6,omitempty"`
 	// Learned is what the tasks reported (RA, DHCPv6-PD, DNS).
 	Learned *control.Learned `json:"learned,omitempty"`
-	// Tasks holds each control-plane task's counters, by task name.
-	Tasks map[string]any `json:"tasks,omitempty"`
+	// Tasks holds each control-plane task's counters (its Stats as
+	// JSON), by task name.
+	Tasks map[string]json.RawMessage `json:"tasks,omitempty"`
 }
 
 // Backend is what the server reports from.

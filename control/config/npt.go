@@ -17,7 +17,7 @@ type NPT struct {
 	// router's own WAN address when Outside is the learned WAN prefix,
 	// so traffic to the router itself is not translated.
 	Exclude netip.Addr
-	Mode        string // "rfc6296" (default) or "preserve-host"
+	Mode    string // "rfc6296" (default) or "preserve-host"
 }
 
 // NDPProxy answers Neighbor Solicitations on Interface for Prefixes.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -38,14 +39,22 @@ type backend struct {
 	reloadError string
 }
 
-func (b *backend) taskStats() map[string]any {
+func (b *backend) taskStats() map[string]json.RawMessage {
 	if b.tasks == nil {
 		return nil
 	}
-	if out := b.tasks(); len(out) > 0 {
-		return out
+	out := map[string]json.RawMessage{}
+	for name, st := range b.tasks() {
+		js, err := json.Marshal(st)
+		if err != nil {
+			js, _ = json.Marshal(map[string]string{"error": err.Error()})
+		}
+		out[name] = js
 	}
-	return nil
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // setReloadError records the outcome of the last SIGHUP.
