@@ -33,26 +33,7 @@ func newPDLab(t *testing.T) *pdLab {
 	if _, err := os.Stat("/usr/sbin/kea-dhcp6"); err != nil {
 		t.Skipf("needs kea-dhcp6-server (make test installs it): %v", err)
 	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	isp, err := lab.AddNS("isp", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := lab.AddNS("router", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Veth(isp, "to-router", router, "wan0"); err != nil {
-		t.Fatal(err)
-	}
+	lab, isp, router := labkit.PairLab(t, labkit.End{NS: "isp", If: "to-router", Forwarding: true}, labkit.End{NS: "router", If: "wan0"})
 	kea, err := labkit.StartKea(labkit.KeaConfig{
 		Namespace: isp, Interface: "to-router",
 		// Kea 2.2 does not choose among pools by the length hint (it

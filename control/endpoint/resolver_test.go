@@ -36,9 +36,15 @@ func startResolver(t *testing.T, port uint16, resolvConf string) *resolverRig {
 		Retry:   Backoff{Initial: time.Second, Max: 8 * time.Second},
 		Clock:   rig.clock,
 	})
+	runTask(t, rig.r.Run)
+	return rig
+}
+
+// runTask runs a task until the test ends, then checks it stops cleanly.
+func runTask(t *testing.T, run func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- rig.r.Run(ctx) }()
+	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -50,7 +56,6 @@ func startResolver(t *testing.T, port uint16, resolvConf string) *resolverRig {
 			t.Error("Run did not return after cancel")
 		}
 	})
-	return rig
 }
 
 func (rig *resolverRig) published(t *testing.T) learned.Remote {

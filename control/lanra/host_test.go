@@ -12,6 +12,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/control/ndpsock"
+	"github.com/xdprouter/xdprouter/test/labkit"
 	"github.com/xdprouter/xdprouter/test/netlab"
 	"golang.org/x/net/ipv6"
 )
@@ -34,26 +35,7 @@ func TestLinuxHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces")
 	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	cpe, err := lab.AddNS("cpe", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := lab.AddNS("host", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Veth(cpe, "lan0", host, "eth0"); err != nil {
-		t.Fatal(err)
-	}
+	lab, cpe, host := labkit.PairLab(t, labkit.End{NS: "cpe", If: "lan0", Forwarding: true}, labkit.End{NS: "host", If: "eth0"})
 	if err := lab.MustExec(host,
 		[]string{"sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=1"},
 		[]string{"sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1"},

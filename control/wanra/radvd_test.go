@@ -26,26 +26,7 @@ func TestRadvd(t *testing.T) {
 	if _, err := exec.LookPath("radvd"); err != nil {
 		t.Skipf("needs radvd (make test installs it): %v", err)
 	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	isp, err := lab.AddNS("isp", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpe, err := lab.AddNS("cpe", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Veth(isp, "to-cpe", cpe, "wan0"); err != nil {
-		t.Fatal(err)
-	}
+	lab, isp, cpe := labkit.PairLab(t, labkit.End{NS: "isp", If: "to-cpe", Forwarding: true}, labkit.End{NS: "cpe", If: "wan0", Forwarding: true})
 	if err := lab.MustExec(cpe, []string{"sysctl", "-qw", "net.ipv6.conf.wan0.accept_ra=0"}); err != nil {
 		t.Fatal(err)
 	}

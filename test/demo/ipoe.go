@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -64,15 +63,8 @@ func runIPoE(ctx context.Context, root, bin string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		heading("Clean up")
-		if cerr := topo.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
-			return
-		}
-		fmt.Printf("Stopped the daemon, radvd, kea, aftr.py; removed namespaces %s, %s, %s, %s.\n",
-			topo.Host, topo.Router, topo.ISP, topo.Internet)
-	}()
+	defer cleanUp(&err, topo, fmt.Sprintf("Stopped the daemon, radvd, kea, aftr.py; removed namespaces %s, %s, %s, %s.",
+		topo.Host, topo.Router, topo.ISP, topo.Internet))
 	fmt.Println(ipoeDiagram(topo))
 	if err := topo.QuietISPGRO(ctx, bin); err != nil {
 		return err

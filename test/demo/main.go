@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/xdprouter/xdprouter/test/netlab"
+	"io"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -70,6 +71,17 @@ func part(title string) {
 	}
 	bar := strings.Repeat("=", len(title)+8)
 	fmt.Printf("%s\n=== %s ===\n%s\n\n", bar, title, bar)
+}
+
+// cleanUp ends a part: it removes the part's lab and says what went, or
+// adds why it could not to *err.
+func cleanUp(err *error, lab io.Closer, done string) {
+	heading("Clean up")
+	if cerr := lab.Close(); cerr != nil {
+		*err = errors.Join(*err, cerr)
+		return
+	}
+	fmt.Println(done)
 }
 
 // say prints an explanation, wrapped in the source for readability.
@@ -138,15 +150,8 @@ func runForwarding(ctx context.Context, bin string, size int64) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		heading("Clean up")
-		if cerr := topo.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
-			return
-		}
-		fmt.Printf("Removed namespaces %s, %s, %s and everything under %s.\n",
-			topo.HostA, topo.Router, topo.HostB, topo.Lab.RunDir())
-	}()
+	defer cleanUp(&err, topo, fmt.Sprintf("Removed namespaces %s, %s, %s and everything under %s.",
+		topo.HostA, topo.Router, topo.HostB, topo.Lab.RunDir()))
 	fmt.Println(topo.Diagram())
 
 	cli := labkit.NewCLI(topo, bin, transcript{})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,15 +63,8 @@ func runTunnel(ctx context.Context, root, bin string, size int64) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		heading("Clean up")
-		if cerr := topo.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
-			return
-		}
-		fmt.Printf("Stopped aftr.py; removed namespaces %s, %s, %s, %s and everything under %s.\n",
-			topo.Host, topo.Router, topo.ISP, topo.Internet, topo.Lab.RunDir())
-	}()
+	defer cleanUp(&err, topo, fmt.Sprintf("Stopped aftr.py; removed namespaces %s, %s, %s, %s and everything under %s.",
+		topo.Host, topo.Router, topo.ISP, topo.Internet, topo.Lab.RunDir()))
 	fmt.Println(tunnelDiagram(topo))
 	// Lab plumbing, not the router under test: see QuietISPGRO.
 	if err := topo.QuietISPGRO(ctx, bin); err != nil {

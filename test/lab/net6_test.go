@@ -10,7 +10,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/learned"
-	"github.com/xdprouter/xdprouter/test/netlab"
+	"github.com/xdprouter/xdprouter/test/labkit"
 )
 
 // NetlinkNet6 on a real kernel: addresses with the ISP's lifetimes (the
@@ -18,22 +18,7 @@ import (
 // unreachable routes over delegated space.
 func TestNetlinkNet6(t *testing.T) {
 	needRoot(t)
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Close() })
-	r, err := lab.AddNS("r", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := lab.AddNS("p", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Veth(r, "wan0", p, "up0"); err != nil {
-		t.Fatal(err)
-	}
+	lab, r, _ := labkit.PairLab(t, labkit.End{NS: "r", If: "wan0", Forwarding: true}, labkit.End{NS: "p", If: "up0"})
 	var n control.NetlinkNet6
 	in := func(fn func() error) {
 		t.Helper()
