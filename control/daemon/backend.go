@@ -142,3 +142,8 @@ func (b *backend) Links() ([]metrics.LinkStats, error) {
 func (b *backend) BPFFS() string { return b.bpffs }
 
 func (b *backend) Reconcile() control.ReconcileStats { return b.rec.Stats() }
+
+func (b *backend) Plan() (control.Plan, time.Time) {
+	now := time.Now()
+	return control.NewPlan(b.rec.Current(), now), now
+}

@@ -2,7 +2,8 @@
 // data-plane counter (names from the BPF enum's BTF), per-interface
 // packets and bytes of the attached interfaces (from the kernel's link
 // statistics, so the BPF counter map stays as it is), and the
-// reconciler's passes, errors, last duration and config generation.
+// reconciler's passes, errors, last duration and config generation, and
+// the learned prefixes' lifetimes and the default router.
 package metrics
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/xdprouter/xdprouter/control"
+	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -35,6 +37,9 @@ type Source interface {
 	Counters() ([]loader.Counter, error)
 	Links() ([]LinkStats, error)
 	Reconcile() control.ReconcileStats
+	// Plan is what the learned prefixes mean now; Now is the time its
+	// lifetimes are counted from.
+	Plan() (control.Plan, time.Time)
 }
 
 var (
@@ -54,6 +59,12 @@ var (
 	recErrors = prometheus.NewDesc("xdprouter_reconcile_errors_total", "Reconcile passes that failed (the previous state stayed in force).", nil, nil)
 	recLast   = prometheus.NewDesc("xdprouter_reconcile_last_duration_seconds", "Duration of the last reconcile pass.", nil, nil)
 	recGen    = prometheus.NewDesc("xdprouter_config_generation", "Generation of the config in force: 1 at start, +1 per accepted reload.", nil, nil)
+	pfxLabels = []string{"kind", "interface", "prefix"}
+	pfxValid  = prometheus.NewDesc("xdprouter_prefix_valid_seconds",
+		"Valid lifetime left of a learned prefix, by kind (wan: the RA /64 of the WAN address, delegated, lan, lan_deprecated).", pfxLabels, nil)
+	pfxPreferred = prometheus.NewDesc("xdprouter_prefix_preferred_seconds", "Preferred lifetime left of a learned prefix.", pfxLabels, nil)
+	defRouter    = prometheus.NewDesc("xdprouter_default_router", "1 for the WAN default router in use.", []string{"interface", "router"}, nil)
+	waiting      = prometheus.NewDesc("xdprouter_waiting_inputs", "Parts of the config waiting for something to be learned (see `xdprouter status`).", nil, nil)
 )
 
 // Collector is a prometheus.Collector over a Source.
@@ -64,7 +75,8 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dpPackets, dpBytes, ifRxPkts, ifRxBytes, ifTxPkts, ifTxBytes, ifRxDrop, ifTxDrop, recPasses, recErrors, recLast, recGen} {
+	for _, d := range []*prometheus.Desc{dpPackets, dpBytes, ifRxPkts, ifRxBytes, ifTxPkts, ifTxBytes, ifRxDrop, ifTxDrop, recPasses, recErrors, recLast, recGen,
+		pfxValid, pfxPreferred, defRouter, waiting} {
 		ch <- d
 	}
 }
@@ -97,6 +109,32 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(recErrors, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(recLast, prometheus.GaugeValue, st.LastDuration.Seconds())
 	ch <- prometheus.MustNewConstMetric(recGen, prometheus.GaugeValue, float64(st.Generation))
+	c.collectPlan(ch)
+}
+
+func (c *Collector) collectPlan(ch chan<- prometheus.Metric) {
+	p, now := c.src.Plan()
+	prefix := func(kind, ifname string, lp learned.Prefix) {
+		if !lp.Prefix.IsValid() {
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(pfxValid, prometheus.GaugeValue, learned.Remaining(lp.Valid, now).Seconds(), kind, ifname, lp.Prefix.String())
+		ch <- prometheus.MustNewConstMetric(pfxPreferred, prometheus.GaugeValue, learned.Remaining(lp.Preferred, now).Seconds(), kind, ifname, lp.Prefix.String())
+	}
+	prefix("wan", p.WANInterface, p.WANPrefix)
+	for _, d := range p.Delegated {
+		prefix("delegated", p.WANInterface, d)
+	}
+	for _, l := range p.LANs {
+		prefix("lan", l.Interface, l.Prefix)
+		for _, r := range l.Retired {
+			prefix("lan_deprecated", l.Interface, r)
+		}
+	}
+	if p.Gateway.IsValid() {
+		ch <- prometheus.MustNewConstMetric(defRouter, prometheus.GaugeValue, 1, p.WANInterface, p.Gateway.String())
+	}
+	ch <- prometheus.MustNewConstMetric(waiting, prometheus.GaugeValue, float64(len(p.Pending)))
 }
 
 // Handler serves src's metrics and the Go runtime's on /metrics.
