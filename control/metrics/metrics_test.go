@@ -3,8 +3,8 @@ package metrics
 import (
 	"errors"
 	"io"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
