@@ -85,6 +85,16 @@ func NewReconciler(cfg *config.Config, open System, log *slog.Logger, hooks Hook
 // would. Call it before Run.
 func (r *Reconciler) Adopt(prev *config.Config) { r.adopted = prev }
 
+// AdoptLearned starts the reconciler from what a previous daemon had
+// learned (see the daemon's learned record), so that its first pass keeps
+// what depends on it instead of removing it until the tasks learn it
+// again. Call it before Run.
+func (r *Reconciler) AdoptLearned(l Learned) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur.Learned = l
+}
+
 // Update hands a change to the reconciler; it returns once Run took it,
 // or with ctx's error.
 func (r *Reconciler) Update(ctx context.Context, c InputChange) error {

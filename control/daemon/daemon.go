@@ -63,8 +63,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var rec *control.Reconciler
 	learn := newLearning(o.Learning, log)
+	recorder := &learnedRecorder{o: o}
 	rec = control.NewReconciler(cfg, o.System, log, control.Hooks{
-		InForce: learn.inForce,
+		InForce: func(in control.Inputs, p control.Plan) {
+			recorder.save(in.Learned)
+			learn.inForce(in, p)
+		},
 		Ready: func() {
 			saveState(o, raw)
 			o.Notify.Notify("READY=1\nSTATUS=" + statusLine(rec.Stats()))
@@ -74,6 +78,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	if prev := loadState(o); prev != nil {
 		rec.Adopt(prev)
+		rec.AdoptLearned(loadLearned(o))
 	}
 	pinned := o.Pinned
 	if pinned == nil {
@@ -115,6 +120,7 @@ func Run(ctx context.Context, o Options) error {
 			err = errors.Join(err, fmt.Errorf("detach on exit: %w", terr))
 		} else {
 			removeState(o)
+			removeLearned(o)
 			log.Info("detached: removed what the config put on the system")
 		}
 	} else if err == nil {

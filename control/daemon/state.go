@@ -57,16 +57,21 @@ func saveState(o Options, raw []byte) {
 	if o.StateFile == "" {
 		return
 	}
-	err := os.MkdirAll(filepath.Dir(o.StateFile), 0o700)
-	if err == nil {
-		tmp := o.StateFile + ".tmp"
-		if err = os.WriteFile(tmp, raw, 0o600); err == nil {
-			err = os.Rename(tmp, o.StateFile)
-		}
-	}
-	if err != nil {
+	if err := writeAtomic(o.StateFile, raw); err != nil {
 		o.Log.Warn("cannot record the config in force", "file", o.StateFile, "error", err)
 	}
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func removeState(o Options) {

@@ -19,6 +19,7 @@ type ipoeLab struct {
 	topo *labkit.IPoETopology
 	cli  labkit.CLI
 	d    *labkit.Daemon
+	args []string // the daemon's command line after `run`
 }
 
 func newIPoELab(t *testing.T, ctx context.Context) *ipoeLab {
@@ -48,8 +49,9 @@ func newIPoELab(t *testing.T, ctx context.Context) *ipoeLab {
 	if err := os.WriteFile(cfg, []byte(topo.Config()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l := &ipoeLab{topo: topo, cli: cli}
-	l.d = startDaemon(t, ctx, cli, cfg, "--state-dir", filepath.Join(topo.Lab.RunDir(), "state"), "--detach-on-exit")
+	l := &ipoeLab{topo: topo, cli: cli, args: []string{"--state-dir", filepath.Join(topo.Lab.RunDir(), "state"), "--detach-on-exit"}}
+	l.d = startDaemon(t, ctx, cli, cfg, l.args...)
+	l.args = append([]string{cfg}, l.args...)
 	return l
 }
 
@@ -233,6 +235,36 @@ func TestIPoE(t *testing.T) {
 	st, _ = l.cli.Status(ctx)
 	if got := st.Daemon.IPv6.Delegated; len(got) != 1 || got[0].Prefix != del.String() {
 		t.Errorf("after kea's restart the delegated prefix is %+v, want %s kept", got, del)
+	}
+
+	// kill -9 and a restart of the daemon under the stream: the new one
+	// starts from what the old one learned, so nothing that depends on it
+	// (default route, tunnel, LAN prefix and RAs) goes away meanwhile.
+	stream, err = labkit.StartStream(lab, topo.Host, topo.Internet, labkit.Internet6.Addr(), 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	l.d.Kill()
+	l.d = startDaemon(t, ctx, l.cli, l.args[0], l.args[1:]...)
+	st, _ = l.cli.Status(ctx)
+	if d := st.Daemon; wanAddress(*d) != wan1 || lanPrefix(*d) != lan.String() || d.IPv6.Gateway == "" || len(st.Tunnels) != 1 {
+		t.Errorf("right after the restart: WAN %q LAN %q gateway %q tunnels %+v", wanAddress(*d), lanPrefix(*d), d.IPv6.Gateway, st.Tunnels)
+	}
+	if route, _ := lab.Exec(topo.Router, "ip", "-6", "route", "show", "default", "proto", "200"); strings.TrimSpace(route) == "" {
+		t.Error("no default route right after the restart")
+	}
+	time.Sleep(time.Second)
+	res, err = stream.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stream across kill -9 and restart of the daemon: %s", res)
+	if res.Lost != 0 || res.Received == 0 {
+		t.Errorf("across the daemon's restart: %s", res)
+	}
+	if _, err := l.cli.Runner.Ping(ctx, topo.Host, labkit.Internet4.Addr(), 2); err != nil {
+		t.Errorf("IPv4 through the tunnel after the daemon's restart: %v", err)
 	}
 
 	// 5. Renumbering: radvd advertises the new /64 (old one lifetime 0),
