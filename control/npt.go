@@ -10,6 +10,7 @@ import (
 // Translator programs NPT and the NDP proxy; tests pass a fake.
 type Translator interface {
 	AttachNPTSlowPath(ifname string) (string, error)
+	DetachNPTSlowPath(ifname string) (bool, error)
 	SyncNPT(rules []loader.NPTRule) error
 	NPTRules() ([]loader.NPTRule, error)
 	SyncNDPProxy(entries []loader.NDPProxyEntry) error
@@ -101,6 +102,21 @@ func applyNPT(t Translator, rules []loader.NPTRule, proxy []loader.NDPProxyEntry
 	}
 	for _, p := range proxy {
 		steps = append(steps, Step{What: fmt.Sprintf("ndp proxy %s %s (%s)", p.Interface, p.Prefix, p.Mode), Result: "programmed"})
+	}
+	// An interface whose last rule went keeps no slow path. Last, so a
+	// failure before leaves the old rules with their slow path.
+	for _, r := range prevRules {
+		if done[r.Interface] {
+			continue
+		}
+		done[r.Interface] = true
+		removed, err := t.DetachNPTSlowPath(r.Interface)
+		if err != nil {
+			return steps, undo, fmt.Errorf("npt: remove the slow path from %s: %w", r.Interface, err)
+		}
+		if removed {
+			steps = append(steps, Step{What: "npt slow path (tc) on " + r.Interface, Result: "detached"})
+		}
 	}
 	return steps, undo, nil
 }

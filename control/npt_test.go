@@ -13,15 +13,21 @@ import (
 )
 
 type fakeNPT struct {
-	rules   []loader.NPTRule
-	proxy   []loader.NDPProxyEntry
-	tc      []string
-	failNDP bool
+	rules    []loader.NPTRule
+	proxy    []loader.NDPProxyEntry
+	tc       []string // slow-path attach calls
+	detached []string
+	failNDP  bool
 }
 
 func (f *fakeNPT) AttachNPTSlowPath(ifname string) (string, error) {
 	f.tc = append(f.tc, ifname)
 	return "attached", nil
+}
+
+func (f *fakeNPT) DetachNPTSlowPath(ifname string) (bool, error) {
+	f.detached = append(f.detached, ifname)
+	return true, nil
 }
 func (f *fakeNPT) SyncNPT(r []loader.NPTRule) error                 { f.rules = r; return nil }
 func (f *fakeNPT) NPTRules() ([]loader.NPTRule, error)              { return f.rules, nil }
@@ -152,4 +158,26 @@ func hasStep(steps []Step, what, result string) bool {
 		}
 	}
 	return false
+}
+
+// Removing the last npt entry of an interface removes its slow path too;
+// an interface that keeps one keeps its slow path.
+func TestApplyRemovesNPTSlowPath(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	tr := &fakeNPT{}
+	deps := Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr}
+	with := parse(t, "wan: {interface: w0}\nlan: [{interface: l1}]\nnpt: [{interface: w0, inside: 'fd00:1::/64', outside: '2001:db8:1::/64'}]")
+	if _, err := Apply(with, deps); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(with, deps); err != nil || len(tr.detached) != 0 {
+		t.Fatalf("same config again: err %v, detached %v", err, tr.detached)
+	}
+	steps, err := Apply(parse(t, "wan: {interface: w0}\nlan: [{interface: l1}]"), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.rules) != 0 || !reflect.DeepEqual(tr.detached, []string{"w0"}) || !hasStep(steps, "npt slow path (tc) on w0", "detached") {
+		t.Errorf("npt removed: rules %v detached %v steps %v", tr.rules, tr.detached, steps)
+	}
 }

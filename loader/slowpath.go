@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"os"
+
 	"github.com/cilium/ebpf"
 )
 
@@ -38,4 +40,26 @@ func (d *Dataplane) AttachNPTSlowPath(ifname string) (string, error) {
 		return in, nil
 	}
 	return "ingress " + in + ", egress " + out, nil
+}
+
+// DetachNPTSlowPath removes the NPT slow path from ifname (its rules are
+// gone): the TC programs would only cost time there. It says whether
+// there was one to remove.
+func (d *Dataplane) DetachNPTSlowPath(ifname string) (bool, error) {
+	ifindex, err := ifindexByName(ifname)
+	if err != nil {
+		return false, err
+	}
+	removed := false
+	for _, kind := range []string{"tc_dnpt", "tc_snpt"} {
+		pin := d.pinPath(kind, ifindex)
+		if _, err := os.Stat(pin); err != nil {
+			continue
+		}
+		if err := unpinLink(pin); err != nil {
+			return removed, err
+		}
+		removed = true
+	}
+	return removed, nil
 }

@@ -462,3 +462,48 @@ func checkStatusNPT(t *testing.T, ctx context.Context, cli labkit.CLI, mode stri
 		t.Errorf("status tc_links = %v, want ingress and egress", st.TCLinks)
 	}
 }
+
+// Removing npt from the config removes its TC slow path: nothing of NPT
+// stays attached to the WAN.
+func TestNPTRemovedDetachesSlowPath(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topo, err := labkit.NewNPTTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	cli := topo.CLI(xdprouterBin, t)
+	cfg := filepath.Join(t.TempDir(), "xdprouter.yaml")
+	links := func() []string {
+		entries, _ := os.ReadDir(filepath.Join(topo.BPFFS, "links"))
+		var out []string
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "tc_") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		config string
+		want   int
+	}{{topo.Config("rfc6296"), 2}, {"wan: {interface: " + labkit.CPEWANIf + "}\nlan: [{interface: " + labkit.CPELANIf + "}]\n", 0}} {
+		if err := os.WriteFile(cfg, []byte(c.config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustCLI(t, ctx, cli, "apply", "--config", cfg)
+		if got := links(); len(got) != c.want {
+			t.Errorf("after applying\n%s\nslow-path links %v, want %d", c.config, got, c.want)
+		}
+	}
+	out, _ := topo.Lab.Exec(topo.CPE, "bpftool", "net", "show", "dev", labkit.CPEWANIf)
+	if strings.Contains(out, "tc_dnpt") || strings.Contains(out, "tc_snpt") {
+		t.Errorf("TC programs still on %s:\n%s", labkit.CPEWANIf, out)
+	}
+}
