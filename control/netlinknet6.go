@@ -44,7 +44,9 @@ func (NetlinkNet6) EnsureAddr(a Addr6, now time.Time) (string, error) {
 	}
 	valid, preferred := lftSeconds(a.Valid, now), lftSeconds(a.Preferred, now)
 	if valid == 0 {
-		return "", fmt.Errorf("valid lifetime already over")
+		// Under a second left: the kernel ends it in one; the task that
+		// learned it withdraws it at its deadline.
+		valid = 1
 	}
 	na := toNetlinkAddr(a.Prefix)
 	na.Flags = unix.IFA_F_NODAD

@@ -39,10 +39,13 @@ type supervisor struct {
 }
 
 type runningTask struct {
-	spec    taskSpec
-	task    task
-	cancel  context.CancelFunc
-	done    chan struct{}
+	spec   taskSpec
+	task   task
+	cancel context.CancelFunc
+	done   chan struct{}
+	// lastErr has its own lock: the task's goroutine sets it while Sync
+	// may hold the supervisor's, waiting for that goroutine to end.
+	mu      sync.Mutex
 	lastErr string
 }
 
@@ -113,9 +116,11 @@ func (s *supervisor) Errors() map[string]string {
 	defer s.mu.Unlock()
 	out := map[string]string{}
 	for name, rt := range s.running {
+		rt.mu.Lock()
 		if rt.lastErr != "" {
 			out[name] = rt.lastErr
 		}
+		rt.mu.Unlock()
 	}
 	return out
 }
@@ -142,9 +147,9 @@ func (s *supervisor) start(rt *runningTask) {
 			if err != nil {
 				msg = err.Error()
 			}
-			s.mu.Lock()
+			rt.mu.Lock()
 			rt.lastErr = msg
-			s.mu.Unlock()
+			rt.mu.Unlock()
 			s.log.Error("task failed; starting it again", "task", rt.spec.name, "error", msg, "in", backoff)
 			select {
 			case <-ctx.Done():
