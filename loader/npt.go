@@ -159,7 +159,9 @@ func ifnameByIndex(ifindex int) string {
 // changed rules are overwritten in place, so a new outside prefix (the
 // daemon following a renumbered WAN) takes effect without a gap for the
 // inside->outside direction; entries no rule asks for are removed.
-func (d *Dataplane) SyncNPT(rules []NPTRule) error {
+func (d *Dataplane) SyncNPT(rules []NPTRule) (err error) {
+	// Also after a failure part way: the maps may have changed.
+	defer func() { err = errors.Join(err, d.syncFeatures()) }()
 	wantIn := map[routerXdprLpm6Key]bool{}
 	wantOut := map[routerXdprLpm6Key]bool{}
 	for _, r := range rules {
@@ -245,6 +247,13 @@ func (d *Dataplane) NPTRules() ([]NPTRule, error) {
 
 // deleteByIfindex removes every NPT and NDP proxy entry of ifindex.
 func (d *Dataplane) deleteByIfindex(ifindex int) error {
+	if err := d.deleteEntriesOf(ifindex); err != nil {
+		return err
+	}
+	return d.syncFeatures()
+}
+
+func (d *Dataplane) deleteEntriesOf(ifindex int) error {
 	for _, m := range []*ebpf.Map{d.maps.XdprNptIn, d.maps.XdprNptOut, d.maps.XdprNdpProxy} {
 		var (
 			k    routerXdprLpm6Key

@@ -49,6 +49,10 @@ struct xdpr_npt_rule {
 	__u8 pad[3];
 };
 
+struct xdpr_feature_word {
+	__u32 flags; /* enum xdpr_feature_bit bits */
+};
+
 struct xdpr_ndp_entry {
 	enum xdpr_ndp_mode mode;
 };
