@@ -165,14 +165,15 @@ type routerXdprTokenBucket struct {
 }
 
 type routerXdprTunNexthop struct {
-	_         structs.HostLayout
-	ExpiresNs uint64
-	Ifindex   uint32
-	Mtu       uint16
-	Dmac      [6]uint8
-	Smac      [6]uint8
-	Pad       [2]uint8
-	_         [4]byte
+	_              structs.HostLayout
+	ExpiresNs      uint64
+	CheckedJiffies uint64
+	Ifindex        uint32
+	Mtu            uint16
+	Dmac           [6]uint8
+	Smac           [6]uint8
+	Pad            [2]uint8
+	_              [4]byte
 }
 
 type routerXdprTunnel struct {

@@ -52,6 +52,10 @@ struct xdpr_token_bucket {
  * changes. */
 struct xdpr_tun_nexthop {
 	__u64 expires_ns;
+	/* The jiffy of the last expiry check: the clock is read once per
+	 * jiffy, not per packet (bpf_ktime_get_ns cost ~60 ns here, a fifth of
+	 * the encapsulation; jiffies is one inlined load). */
+	__u64 checked_jiffies;
 	__u32 ifindex;   /* egress port */
 	__u16 mtu;       /* its MTU, from the lookup */
 	__u8 dmac[6];
