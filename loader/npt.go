@@ -134,6 +134,11 @@ func nptValue(ifindex int, from, to netip.Prefix, mode NPTMode, exclude netip.Ad
 		Mode:       uint8(mode),
 		Adjustment: nptAdjustment(from, to),
 	}
+	// The prefix bits of the first 64 as a byte mask (prefixes are /1 to
+	// /64, checked before).
+	for i := 0; i < from.Bits(); i++ {
+		v.Mask[i/8] |= 0x80 >> (i % 8)
+	}
 	if exclude.IsValid() {
 		v.Exclude, v.HasExclude = exclude.As16(), 1
 	}

@@ -130,6 +130,7 @@ type routerXdprNptRule struct {
 	Exclude    [16]uint8
 	HasExclude uint8
 	Pad        [3]uint8
+	Mask       [8]uint8
 }
 
 type routerXdprRole uint32
