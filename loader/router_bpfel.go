@@ -203,6 +203,13 @@ type routerXdprTunnel struct {
 	Name     [16]int8
 }
 
+type routerXdprTunnelDecap struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mtu     uint16
+	Pad     [2]uint8
+}
+
 type routerXdprTunnelEp struct {
 	_      structs.HostLayout
 	Remote struct {

@@ -191,8 +191,8 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	struct xdpr_tunnel_ep ep;
 	struct bpf_fib_lookup p = {};
 	struct iphdr *iph;
-	__u32 *tun_ifindex, reason;
-	struct xdpr_tunnel *t;
+	struct xdpr_tunnel_decap *t;
+	__u32 reason;
 	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
 	long rc;
 
@@ -205,8 +205,8 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
-	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
-	if (!tun_ifindex) {
+	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!t) {
 		struct xdpr_npt_rule *r;
 
 		/* Not a tunnel of ours. Addressed to this host it would reach a
@@ -225,9 +225,6 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 			return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
 		return -1;
 	}
-	t = bpf_map_lookup_elem(&xdpr_tunnels, tun_ifindex);
-	if (!t)
-		return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
 
 	/* The inner packet, checked as forward_ipv4 checks one; anything odd
 	 * goes to the kernel whole, where TC decapsulates it. */

@@ -81,11 +81,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tunnels SEC(".maps");
 
+/* What decapsulation needs of a tunnel, stored under its endpoint key so
+ * that the fast path does one hash lookup, not two (the second cost ~8% of
+ * a decapsulation). The loader writes it with the tunnel. */
+struct xdpr_tunnel_decap {
+	__u32 ifindex; /* the tunnel netdev */
+	__u16 mtu;     /* struct xdpr_tunnel.mtu: the MSS clamp */
+	__u8 pad[2];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XDPR_MAX_TUNNELS);
 	__type(key, struct xdpr_tunnel_ep);
-	__type(value, __u32); /* ifindex of the tunnel netdev */
+	__type(value, struct xdpr_tunnel_decap);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tunnel_eps SEC(".maps");
 

@@ -1,8 +1,10 @@
 package loader
 
-// The outer next hop cache (xdpr_tun_nexthops): a neighbour change reaches
-// the fast path once the entry's lifetime (plus at most one jiffy) has
-// passed, and a tunnel change through the loader at once.
+// Tunnel state that changes at run time: the outer next hop cache
+// (xdpr_tun_nexthops) follows a neighbour change once the entry's lifetime
+// (plus at most one jiffy) has passed, and a tunnel change through the
+// loader at once; the copy of the MTU that decapsulation reads from
+// xdpr_tunnel_eps follows PutTunnel.
 
 import (
 	"bytes"
@@ -10,6 +12,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket/layers"
 )
 
 func TestTunnelNexthopCacheExpires(t *testing.T) {
@@ -80,5 +84,39 @@ func TestTunnelNexthopCacheExpires(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDecapFollowsTunnelMTU(t *testing.T) {
+	rl, idx := newTunnelRouterLab(t)
+	lt := labTunnelByName("t0")
+	lan := labIfaceByName("lan0")
+	synOpts := []layers.TCPOption{mssOpt(1460), nop, nop}
+	synAck := tcpSYN(t, "198.51.100.9", "10.0.1.2", true, synOpts)
+	frame := ipip6(set(synAck, 0, mustMAC(wanMAC)...), lt.remote, tunLocal.String(), 0)
+	for _, mtu := range []int{1460, 1400, 1280} {
+		d := &Dataplane{maps: *rl.maps}
+		err := rl.lab.Do(rl.ns, func() error {
+			ifc, err := net.InterfaceByName("t0")
+			if err != nil {
+				return err
+			}
+			if err := d.PutTunnel(Tunnel{Name: "t0", Ifindex: idx["t0"], MAC: ifc.HardwareAddr, Local: tunLocal,
+				Remote: netip.MustParseAddr(lt.remote), MTU: mtu, HopLimit: lt.hop}); err != nil {
+				return err
+			}
+			v, out, _, err := rl.runOnce(frame, "wan0")
+			if err != nil {
+				return err
+			}
+			want, _ := modelDecap(frame, mtu, mustMAC(lan.peerMAC), mustMAC(lan.mac))
+			if v != xdpRedirect || !bytes.Equal(out, want) {
+				t.Errorf("mtu %d: %s, %s", mtu, verdictName(v), diffBytes(out, want))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
