@@ -31,19 +31,14 @@
  * initialisers; the verifier turns the reads into constants. */
 const volatile __u32 xdpr_port_ifindex = 0;
 const volatile __u32 xdpr_port_role = XDPR_ROLE_NONE;
-const volatile __u8 xdpr_port_mac[6] = {};
-
-static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
-{
-	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
-		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
-}
+const volatile __u8 xdpr_port_mac[6] __attribute__((aligned(4))) = {};
 
 /* Gives the counter enum a place in BTF, from where bpf2go emits it for Go
  * and `xdprouter stats` reads the counter names. */
 const enum xdpr_counter xdpr_counter_names __attribute__((unused));
 const enum xdpr_tc_counter xdpr_tc_counter_names __attribute__((unused));
 const enum xdpr_npt_mode xdpr_npt_mode_names __attribute__((unused));
+const enum xdpr_feature_bit xdpr_feature_names __attribute__((unused));
 
 static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 					struct cursor *c)
@@ -123,7 +118,7 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 }
 
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c)
+					struct cursor *c, __u32 feat)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
@@ -166,7 +161,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	 * only for what LAN ports send; the role is a per-port constant, so
 	 * other ports pay for no lookup. */
 	dnpt = NULL;
-	if (xdpr_port_role == XDPR_ROLE_WAN) {
+	if (xdpr_port_role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
 		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &reason);
 		/* The router's own address is the kernel's: no need to ask
 		 * the fib what it would say. */
@@ -180,7 +175,8 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	if (reason)
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
-	reason = npt_forward(ip6, c->end, dnpt, xdpr_port_role == XDPR_ROLE_LAN, p.ifindex, &fwd);
+	reason = npt_forward(ip6, c->end, dnpt,
+			     xdpr_port_role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, &fwd);
 	if (reason)
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
@@ -195,6 +191,7 @@ int xdpr_main(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ethhdr *eth;
+	__u32 feat;
 	int action;
 
 	eth = parse_eth(&c);
@@ -202,25 +199,35 @@ int xdpr_main(struct xdp_md *ctx)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ctx->ingress_ifindex != xdpr_port_ifindex)
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
-	/* Volatile reads, one by one: through a plain pointer clang would
-	 * fold the zero initialiser. The verifier makes them constants. */
-	__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
-			       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
-	action = ndp_proxy(ctx, mac);
-	if (action >= 0)
-		return action;
+	/* Before anything else is live: the lookup is a call (inlined by
+	 * the verifier, but clang must assume r1-r5 are clobbered). */
+	feat = features();
+	if (feat & XDPR_F_NDP_PROXY) {
+		/* Volatile reads, one by one: through a plain pointer clang
+		 * would fold the zero initialiser. */
+		__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
+				       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
+
+		action = ndp_proxy(ctx, mac);
+		if (action >= 0)
+			return action;
+	}
 	if (eth->h_dest[0] & 1)
 		return pass(ctx, XDPR_CNT_PASS_L2_MULTICAST);
 	/* The kernel drops frames for other hosts (seen in promiscuous mode);
-	 * forwarding them would make XDP disagree with it. */
-	if (!mac_equal(eth->h_dest, mac))
+	 * forwarding them would make XDP disagree with it. Two loads and two
+	 * compares, not six of each: the frame starts 4-aligned (XDP
+	 * headroom) and xdpr_port_mac is declared so. */
+	if (((__u32 *)(void *)eth)[0] != *(const volatile __u32 *)&xdpr_port_mac[0] ||
+	    ((__u16 *)(void *)eth)[2] != *(const volatile __u16 *)&xdpr_port_mac[4])
 		return pass(ctx, XDPR_CNT_PASS_OTHERHOST);
 
-	switch (eth->h_proto) {
+	/* struct ethhdr is packed: through it clang loads byte by byte. */
+	switch (((__u16 *)(void *)eth)[6]) {
 	case bpf_htons(ETH_P_IP):
 		return forward_ipv4(ctx, eth, &c);
 	case bpf_htons(ETH_P_IPV6):
-		return forward_ipv6(ctx, eth, &c);
+		return forward_ipv6(ctx, eth, &c, feat);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return pass(ctx, XDPR_CNT_PASS_VLAN);

@@ -53,6 +53,10 @@ func Open(dir string) (*Dataplane, error) {
 		}
 		return nil, fmt.Errorf("load maps into %s: %w", dir, err)
 	}
+	if err := d.syncFeatures(); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 

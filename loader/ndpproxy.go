@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -47,7 +48,9 @@ type NDPProxyEntry struct {
 }
 
 // SyncNDPProxy makes xdpr_ndp_proxy hold exactly entries.
-func (d *Dataplane) SyncNDPProxy(entries []NDPProxyEntry) error {
+func (d *Dataplane) SyncNDPProxy(entries []NDPProxyEntry) (err error) {
+	// Also after a failure part way: the map may have changed.
+	defer func() { err = errors.Join(err, d.syncFeatures()) }()
 	want := map[routerXdprLpm6Key]bool{}
 	for _, e := range entries {
 		if !e.Prefix.Addr().Is6() || e.Prefix.Masked() != e.Prefix {

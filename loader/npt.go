@@ -134,6 +134,11 @@ func nptValue(ifindex int, from, to netip.Prefix, mode NPTMode, exclude netip.Ad
 		Mode:       uint8(mode),
 		Adjustment: nptAdjustment(from, to),
 	}
+	// The prefix bits of the first 64 as a byte mask (prefixes are /1 to
+	// /64, checked before).
+	for i := 0; i < from.Bits(); i++ {
+		v.Mask[i/8] |= 0x80 >> (i % 8)
+	}
 	if exclude.IsValid() {
 		v.Exclude, v.HasExclude = exclude.As16(), 1
 	}
@@ -159,7 +164,9 @@ func ifnameByIndex(ifindex int) string {
 // changed rules are overwritten in place, so a new outside prefix (the
 // daemon following a renumbered WAN) takes effect without a gap for the
 // inside->outside direction; entries no rule asks for are removed.
-func (d *Dataplane) SyncNPT(rules []NPTRule) error {
+func (d *Dataplane) SyncNPT(rules []NPTRule) (err error) {
+	// Also after a failure part way: the maps may have changed.
+	defer func() { err = errors.Join(err, d.syncFeatures()) }()
 	wantIn := map[routerXdprLpm6Key]bool{}
 	wantOut := map[routerXdprLpm6Key]bool{}
 	for _, r := range rules {
@@ -245,6 +252,13 @@ func (d *Dataplane) NPTRules() ([]NPTRule, error) {
 
 // deleteByIfindex removes every NPT and NDP proxy entry of ifindex.
 func (d *Dataplane) deleteByIfindex(ifindex int) error {
+	if err := d.deleteEntriesOf(ifindex); err != nil {
+		return err
+	}
+	return d.syncFeatures()
+}
+
+func (d *Dataplane) deleteEntriesOf(ifindex int) error {
 	for _, m := range []*ebpf.Map{d.maps.XdprNptIn, d.maps.XdprNptOut, d.maps.XdprNdpProxy} {
 		var (
 			k    routerXdprLpm6Key

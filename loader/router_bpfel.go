@@ -71,6 +71,18 @@ type routerXdprCounterVal struct {
 	Bytes   uint64
 }
 
+type routerXdprFeatureBit uint32
+
+const (
+	routerXdprFeatureBitXDPR_F_NPT       routerXdprFeatureBit = 1
+	routerXdprFeatureBitXDPR_F_NDP_PROXY routerXdprFeatureBit = 2
+)
+
+type routerXdprFeatureWord struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
 type routerXdprIface struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -118,6 +130,7 @@ type routerXdprNptRule struct {
 	Exclude    [16]uint8
 	HasExclude uint8
 	Pad        [3]uint8
+	Mask       [8]uint8
 }
 
 type routerXdprRole uint32
@@ -153,14 +166,15 @@ type routerXdprTokenBucket struct {
 }
 
 type routerXdprTunNexthop struct {
-	_         structs.HostLayout
-	ExpiresNs uint64
-	Ifindex   uint32
-	Mtu       uint16
-	Dmac      [6]uint8
-	Smac      [6]uint8
-	Pad       [2]uint8
-	_         [4]byte
+	_              structs.HostLayout
+	ExpiresNs      uint64
+	CheckedJiffies uint64
+	Ifindex        uint32
+	Mtu            uint16
+	Dmac           [6]uint8
+	Smac           [6]uint8
+	Pad            [2]uint8
+	_              [4]byte
 }
 
 type routerXdprTunnel struct {
@@ -187,6 +201,13 @@ type routerXdprTunnel struct {
 	Pad      [2]uint8
 	Slot     uint32
 	Name     [16]int8
+}
+
+type routerXdprTunnelDecap struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mtu     uint16
+	Pad     [2]uint8
 }
 
 type routerXdprTunnelEp struct {
@@ -226,6 +247,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	routerMapXdprCounters        = "xdpr_counters"
+	routerMapXdprFeatures        = "xdpr_features"
 	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
 	routerMapXdprIfaces          = "xdpr_ifaces"
 	routerMapXdprNdpProxy        = "xdpr_ndp_proxy"
@@ -245,6 +267,7 @@ const (
 	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
 	routerVarTunNexthopTtlNs     = "tun_nexthop_ttl_ns"
 	routerVarXdprCounterNames    = "xdpr_counter_names"
+	routerVarXdprFeatureNames    = "xdpr_feature_names"
 	routerVarXdprNptModeNames    = "xdpr_npt_mode_names"
 	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
 	routerVarXdprPortMac         = "xdpr_port_mac"
@@ -307,6 +330,7 @@ type routerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
 	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
 	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
@@ -327,6 +351,7 @@ type routerVariableSpecs struct {
 	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs     *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprFeatureNames    *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
 	XdprNptModeNames    *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
 	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
@@ -356,6 +381,7 @@ func (o *routerObjects) Close() error {
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
 	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
 	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
@@ -371,6 +397,7 @@ type routerMaps struct {
 func (m *routerMaps) Close() error {
 	return _RouterClose(
 		m.XdprCounters,
+		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
 		m.XdprNdpProxy,
@@ -392,6 +419,7 @@ type routerVariables struct {
 	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs     *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprFeatureNames    *ebpf.Variable `ebpf:"xdpr_feature_names"`
 	XdprNptModeNames    *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
 	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`

@@ -51,6 +51,9 @@ type Status struct {
 	NPT        []NPTRule         `json:"npt"`
 	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
 	TCLinks    []string          `json:"tc_links"` // pins of the NPT slow-path links
+	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
+	// data plane skips the lookups of the others.
+	Features []string `json:"features"`
 }
 
 // TunnelStatus is one programmed tunnel and its slow-path netdev.
@@ -102,6 +105,13 @@ func (d *Dataplane) Status() (Status, error) {
 		return st, err
 	}
 	if st.NDPProxy, err = d.NDPProxyEntries(); err != nil {
+		return st, err
+	}
+	flags, err := d.features()
+	if err != nil {
+		return st, err
+	}
+	if st.Features, err = featureNames(flags); err != nil {
 		return st, err
 	}
 	st.TCLinks = []string{}

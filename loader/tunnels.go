@@ -86,7 +86,7 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 		return fmt.Errorf("tunnel %q: %w", t.Name, err)
 	}
 	key := tunnelEp(t.Remote, t.Local)
-	if err := d.maps.XdprTunnelEps.Put(key, uint32(t.Ifindex)); err != nil {
+	if err := d.maps.XdprTunnelEps.Put(key, routerXdprTunnelDecap{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU)}); err != nil {
 		return fmt.Errorf("tunnel %q: write xdpr_tunnel_eps: %w", t.Name, err)
 	}
 	if hadPrev {
@@ -102,8 +102,8 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 
 // deleteEp removes an endpoint key if it still belongs to ifindex.
 func (d *Dataplane) deleteEp(k routerXdprTunnelEp, ifindex int) error {
-	var owner uint32
-	if err := d.maps.XdprTunnelEps.Lookup(k, &owner); err != nil || int(owner) != ifindex {
+	var owner routerXdprTunnelDecap
+	if err := d.maps.XdprTunnelEps.Lookup(k, &owner); err != nil || int(owner.Ifindex) != ifindex {
 		return nil
 	}
 	if err := d.maps.XdprTunnelEps.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

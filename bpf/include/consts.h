@@ -103,6 +103,16 @@ enum xdpr_npt_mode {
 	XDPR_NPT_PRESERVE_HOST = 1,  /* host bits kept, L4 checksums updated */
 };
 
+/* Features in use (struct xdpr_feature_word.flags), kept by the loader in step
+ * with the maps that hold them: a clear bit means the map is empty, so the
+ * data plane skips its lookups. A set bit with an empty map only costs a
+ * lookup that misses, so the loader sets it after filling a map and clears
+ * it after emptying one. */
+enum xdpr_feature_bit {
+	XDPR_F_NPT = 1,       /* xdpr_npt_in / xdpr_npt_out hold rules */
+	XDPR_F_NDP_PROXY = 2, /* xdpr_ndp_proxy holds prefixes */
+};
+
 /* Which solicitations the NDP proxy answers (ndp.h). */
 enum xdpr_ndp_mode {
 	XDPR_NDP_PREFIX = 0,         /* every target inside the proxied prefix */

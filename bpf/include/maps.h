@@ -66,6 +66,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_ndp_proxy SEC(".maps");
 
+/* One entry: which optional features have anything configured (enum
+ * xdpr_feature_bit). An array lookup the verifier inlines, read once per
+ * packet, spares a router without NPT rules or proxied prefixes the LPM
+ * lookups (a trie lookup that misses still costs a helper call, ~20 ns).
+ * Global, not per port, because the SNPT lookup depends on the egress. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpr_feature_word);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_features SEC(".maps");
+
+static __always_inline __u32 features(void)
+{
+	__u32 k = 0;
+	struct xdpr_feature_word *f = bpf_map_lookup_elem(&xdpr_features, &k);
+
+	return f ? f->flags : 0;
+}
+
 /* Counters of the TC slow path (enum xdpr_tc_counter). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -24,25 +24,12 @@ struct npt_csum {
 	__u32 udp;    /* a zero result must be written as 0xffff */
 };
 
-static __always_inline __u32 npt_word_mask(__u32 plen, int i)
-{
-	if (plen >= 32 * (i + 1))
-		return 0xffffffff;
-	if (plen <= 32 * i)
-		return 0;
-	return ~((1u << (32 * (i + 1) - plen)) - 1);
-}
-
 static __always_inline int npt_in_prefix(const struct in6_addr *a,
 					  const struct xdpr_npt_rule *r)
 {
-	const __u32 *from = (const __u32 *)r->from;
-	__u32 diff = 0;
+	const __u32 *from = (const __u32 *)r->from, *m = (const __u32 *)r->mask;
 
-#pragma unroll
-	for (int i = 0; i < 2; i++)
-		diff |= (a->s6_addr32[i] ^ from[i]) & bpf_htonl(npt_word_mask(r->prefix_len, i));
-	return diff == 0;
+	return (((a->s6_addr32[0] ^ from[0]) & m[0]) | ((a->s6_addr32[1] ^ from[1]) & m[1])) == 0;
 }
 
 /* npt_is_excluded says whether a is the rule's excluded address (the
@@ -77,16 +64,13 @@ static __always_inline __u16 npt_adjust(__u16 word, __u16 adj)
  * an address cannot be mapped and the packet must be dropped). */
 static __always_inline int npt_map(struct in6_addr *a, const struct xdpr_npt_rule *r)
 {
-	const __u32 *to = (const __u32 *)r->to;
+	const __u32 *to = (const __u32 *)r->to, *m = (const __u32 *)r->mask;
 	__u32 plen = r->prefix_len;
 	int w = -1;
 
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		__u32 m = bpf_htonl(npt_word_mask(plen, i));
-
-		a->s6_addr32[i] = (a->s6_addr32[i] & ~m) | (to[i] & m);
-	}
+	/* to has its host bits zero (the loader masks it). */
+	a->s6_addr32[0] = (a->s6_addr32[0] & ~m[0]) | to[0];
+	a->s6_addr32[1] = (a->s6_addr32[1] & ~m[1]) | to[1];
 	if (r->mode != XDPR_NPT_RFC6296)
 		return 0;
 	if (plen <= 48) {

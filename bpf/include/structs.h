@@ -47,6 +47,13 @@ struct xdpr_npt_rule {
 	__u8 exclude[16];
 	__u8 has_exclude;
 	__u8 pad[3];
+	/* The prefix as a mask over the first 64 bits (network order), from
+	 * the loader: the per-packet path needs no mask arithmetic. */
+	__u8 mask[8];
+};
+
+struct xdpr_feature_word {
+	__u32 flags; /* enum xdpr_feature_bit bits */
 };
 
 struct xdpr_ndp_entry {

@@ -118,18 +118,27 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	label = tunnel_flow_label(iph, ipv4_ports(iph, data_end, (void *)iph + len));
 	tos = iph->tos;
 	__u32 slot = t->slot;
-	__u64 now = bpf_ktime_get_ns();
 	struct xdpr_tun_nexthop *nh = bpf_map_lookup_elem(&xdpr_tun_nexthops, &slot);
 	if (!nh)
 		return tun_count(XDPR_CNT_PASS_FIB_OTHER, rx_len, XDP_PASS);
-	if (nh->expires_ns <= now) {
-		__u32 why = tunnel_outer_route(ctx, t, nh, tos, label, len);
+	/* Within the jiffy of the last check the entry is still good: a jiffy
+	 * (at most 10 ms) is well below the entry's lifetime, so a next hop
+	 * is trusted at most one jiffy longer than tun_nexthop_ttl_ns. The
+	 * loader invalidates an entry by zeroing it (expires_ns 0). */
+	__u64 jiffies = bpf_jiffies64();
+	if (nh->checked_jiffies != jiffies || !nh->expires_ns) {
+		__u64 now = bpf_ktime_get_ns();
 
-		if (why) {
-			nh->expires_ns = 0;
-			return tun_count(why, rx_len, XDP_PASS);
+		nh->checked_jiffies = jiffies;
+		if (nh->expires_ns <= now) {
+			__u32 why = tunnel_outer_route(ctx, t, nh, tos, label, len);
+
+			if (why) {
+				nh->expires_ns = 0;
+				return tun_count(why, rx_len, XDP_PASS);
+			}
+			nh->expires_ns = now + tun_nexthop_ttl_ns;
 		}
-		nh->expires_ns = now + tun_nexthop_ttl_ns;
 	}
 	if (len + TUN_OUTER_LEN > nh->mtu)
 		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
@@ -182,8 +191,8 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	struct xdpr_tunnel_ep ep;
 	struct bpf_fib_lookup p = {};
 	struct iphdr *iph;
-	__u32 *tun_ifindex, reason;
-	struct xdpr_tunnel *t;
+	struct xdpr_tunnel_decap *t;
+	__u32 reason;
 	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
 	long rc;
 
@@ -196,8 +205,8 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
-	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
-	if (!tun_ifindex) {
+	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!t) {
 		struct xdpr_npt_rule *r;
 
 		/* Not a tunnel of ours. Addressed to this host it would reach a
@@ -216,9 +225,6 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 			return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
 		return -1;
 	}
-	t = bpf_map_lookup_elem(&xdpr_tunnels, tun_ifindex);
-	if (!t)
-		return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
 
 	/* The inner packet, checked as forward_ipv4 checks one; anything odd
 	 * goes to the kernel whole, where TC decapsulates it. */

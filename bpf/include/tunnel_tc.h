@@ -121,8 +121,8 @@ SEC("tcx/ingress")
 int xdpr_tun_ingress(struct __sk_buff *skb)
 {
 	struct xdpr_tunnel_ep ep;
+	struct xdpr_tunnel_decap *dv;
 	struct xdpr_tunnel *t;
-	__u32 *tun_ifindex;
 	int tos;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
@@ -141,11 +141,11 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
-	tun_ifindex = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
-	if (!tun_ifindex)
+	dv = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!dv)
 		return TC_ACT_OK;
 	__u64 rx_len = skb->len;
-	t = bpf_map_lookup_elem(&xdpr_tunnels, tun_ifindex);
+	t = bpf_map_lookup_elem(&xdpr_tunnels, &dv->ifindex);
 	if (!t)
 		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
 	if (iph->version != 4)

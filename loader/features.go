@@ -1,0 +1,93 @@
+package loader
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+)
+
+// Feature bits of xdpr_features: the data plane skips the lookups of a
+// feature whose bit is clear.
+const (
+	featureNPT      = uint32(routerXdprFeatureBitXDPR_F_NPT)
+	featureNDPProxy = uint32(routerXdprFeatureBitXDPR_F_NDP_PROXY)
+)
+
+// syncFeatures sets xdpr_features from what the maps hold now. Every
+// function that adds or removes NPT rules or proxied prefixes calls it
+// after changing the maps: a bit set after the rules are in, and cleared
+// after they are gone, never hides a rule from a packet (a set bit over an
+// empty map only costs a lookup that misses). Open calls it too, so state
+// pinned by an older version, or a crash between a map change and this
+// call, is put right by the next command.
+func (d *Dataplane) syncFeatures() error {
+	if d.maps.XdprFeatures == nil {
+		return nil
+	}
+	var flags uint32
+	for _, f := range []struct {
+		bit  uint32
+		maps []*ebpf.Map
+	}{
+		{featureNPT, []*ebpf.Map{d.maps.XdprNptIn, d.maps.XdprNptOut}},
+		{featureNDPProxy, []*ebpf.Map{d.maps.XdprNdpProxy}},
+	} {
+		for _, m := range f.maps {
+			full, err := nonEmpty(m)
+			if err != nil {
+				return err
+			}
+			if full {
+				flags |= f.bit
+			}
+		}
+	}
+	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: flags}); err != nil {
+		return fmt.Errorf("xdpr_features: %w", err)
+	}
+	return nil
+}
+
+// features reads xdpr_features back (status, tests).
+func (d *Dataplane) features() (uint32, error) {
+	var v routerXdprFeatureWord
+	if err := d.maps.XdprFeatures.Lookup(uint32(0), &v); err != nil {
+		return 0, fmt.Errorf("xdpr_features: %w", err)
+	}
+	return v.Flags, nil
+}
+
+func nonEmpty(m *ebpf.Map) (bool, error) {
+	var (
+		k routerXdprLpm6Key
+		v []byte
+	)
+	it := m.Iterate()
+	found := it.Next(&k, &v)
+	if err := it.Err(); err != nil {
+		return false, fmt.Errorf("iterate %s: %w", m, err)
+	}
+	return found, nil
+}
+
+// featureNames names the bits set in flags from the C enum's BTF:
+// XDPR_F_NDP_PROXY becomes "ndp_proxy".
+func featureNames(flags uint32) ([]string, error) {
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	var e *btf.Enum
+	if err := spec.Types.TypeByName("xdpr_feature_bit", &e); err != nil {
+		return nil, fmt.Errorf("enum xdpr_feature_bit in BTF: %w", err)
+	}
+	out := []string{}
+	for _, v := range e.Values {
+		if uint64(flags)&v.Value != 0 {
+			out = append(out, strings.ToLower(strings.TrimPrefix(v.Name, "XDPR_F_")))
+		}
+	}
+	return out, nil
+}
