@@ -67,7 +67,7 @@ func TestWakesUnknownHost(t *testing.T) {
 			return inCPE(func() error { return resolveNeigh(ifname, target) })
 		},
 	}
-	w.Set(Config{Proxies: []Proxy{{Interface: "wan0", Prefixes: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:aaaa::/64")}}}},
+	w.Set(Config{Proxies: []Proxy{{Interface: "wan0", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:aaaa::/64")}}},
 		LANs: []string{"lan0"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

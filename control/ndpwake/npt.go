@@ -2,14 +2,10 @@ package ndpwake
 
 import "net/netip"
 
-// inside is the address the XDP proxy's fib lookup asks about for target
-// in p: target itself, or, for an NPT outside prefix, its inside address
-// (DNPT as the data plane does it). ok is false for an rfc6296 address
-// that cannot be mapped (RFC 6296 5.2).
-func (p Prefix) inside(target netip.Addr) (netip.Addr, bool) {
-	if !p.Inside.IsValid() {
-		return target, true
-	}
+// inside is target's inside address under p (DNPT as the data plane
+// does it). ok is false for an rfc6296 address that cannot be mapped (RFC
+// 6296 5.2).
+func (p NPT) inside(target netip.Addr) (netip.Addr, bool) {
 	a, in := target.As16(), p.Inside.Masked().Addr().As16()
 	bits := p.Inside.Bits()
 	for i := 0; i < bits/8; i++ {
@@ -36,7 +32,7 @@ func (p Prefix) inside(target netip.Addr) (netip.Addr, bool) {
 	if w < 0 {
 		return netip.Addr{}, false
 	}
-	s := uint32(word(a, w)) + uint32(adjustment(p.Prefix, p.Inside))
+	s := uint32(word(a, w)) + uint32(adjustment(p.Outside, p.Inside))
 	s = s&0xffff + s>>16
 	if s == 0xffff {
 		s = 0

@@ -35,19 +35,19 @@ type Config struct {
 	Own []netip.Addr
 }
 
-// Proxy is one proxy interface and its lan-neighbor prefixes.
+// Proxy is one proxy interface, its lan-neighbor prefixes and the NPT
+// rules whose outside interface it is.
 type Proxy struct {
 	Interface string
-	Prefixes  []Prefix
+	Prefixes  []netip.Prefix
+	NPT       []NPT
 }
 
-// Prefix is a lan-neighbor proxied prefix. When Inside is valid, Prefix
-// is an NPT outside prefix and its targets are resolved as their inside
+// NPT is an NPT rule: a target in Outside is resolved as its inside
 // address, the one the XDP proxy looks up.
-type Prefix struct {
-	Prefix  netip.Prefix
-	Inside  netip.Prefix
-	RFC6296 bool // the NPT rule is checksum-neutral; false: the host bits are kept
+type NPT struct {
+	Outside, Inside netip.Prefix
+	RFC6296         bool // checksum-neutral mapping; false keeps the host bits
 }
 
 // Conn is one proxy interface's socket: Read returns one IPv6 packet
@@ -301,32 +301,36 @@ const ignoreOutside = "outside"
 // check says why m's target is not to be probed ("" when it is) and
 // turns it into the address to resolve on the LANs.
 func (l *loop) check(ifname string, m *ns) string {
-	for _, p := range l.cfg.Proxies {
-		if p.Interface != ifname {
-			continue
-		}
-		for _, pfx := range p.Prefixes {
-			if !pfx.Prefix.Contains(m.target) {
-				continue
-			}
-			if slices.Contains(l.cfg.Own, m.target) {
-				return IgnoreOwn
-			}
-			in, ok := pfx.inside(m.target)
-			if !ok {
-				return IgnoreUnmapped
-			}
-			if slices.Contains(l.cfg.Own, in) {
-				return IgnoreOwn
-			}
-			if len(l.cfg.LANs) == 0 {
-				return IgnoreNoLAN
-			}
-			m.target = in
-			return ""
+	i := slices.IndexFunc(l.cfg.Proxies, func(p Proxy) bool {
+		return p.Interface == ifname && slices.ContainsFunc(p.Prefixes, func(pfx netip.Prefix) bool { return pfx.Contains(m.target) })
+	})
+	if i < 0 {
+		return ignoreOutside
+	}
+	if slices.Contains(l.cfg.Own, m.target) {
+		return IgnoreOwn
+	}
+	// The most specific rule, as the data plane's LPM lookup picks it.
+	var rule *NPT
+	for j, r := range l.cfg.Proxies[i].NPT {
+		if r.Outside.Contains(m.target) && (rule == nil || r.Outside.Bits() > rule.Outside.Bits()) {
+			rule = &l.cfg.Proxies[i].NPT[j]
 		}
 	}
-	return ignoreOutside
+	if rule != nil {
+		in, ok := rule.inside(m.target)
+		if !ok {
+			return IgnoreUnmapped
+		}
+		if slices.Contains(l.cfg.Own, in) {
+			return IgnoreOwn
+		}
+		m.target = in
+	}
+	if len(l.cfg.LANs) == 0 {
+		return IgnoreNoLAN
+	}
+	return ""
 }
 
 // probe asks every LAN to resolve target, if the limits allow it.

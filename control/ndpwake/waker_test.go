@@ -19,7 +19,7 @@ var (
 
 func sharedConfig() Config {
 	return Config{
-		Proxies: []Proxy{{Interface: "wan0", Prefixes: []Prefix{{Prefix: shared}}}},
+		Proxies: []Proxy{{Interface: "wan0", Prefixes: []netip.Prefix{shared}}},
 		LANs:    []string{"lan0", "lan1"},
 		Own:     []netip.Addr{wanAddr, lanAddr},
 	}
@@ -102,7 +102,7 @@ func TestPerTargetInterval(t *testing.T) {
 func TestFloodIsCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := runRig(t, &Waker{Rate: 10, Burst: 5}, Config{
-			Proxies: []Proxy{{Interface: "wan0", Prefixes: []Prefix{{Prefix: shared}}}}, LANs: []string{"lan0"}})
+			Proxies: []Proxy{{Interface: "wan0", Prefixes: []netip.Prefix{shared}}}, LANs: []string{"lan0"}})
 		target := func(i int) netip.Addr {
 			a := shared.Addr().As16()
 			a[14], a[15] = byte(i>>8), byte(i)
@@ -131,7 +131,7 @@ func TestFloodIsCapped(t *testing.T) {
 func TestTableIsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := runRig(t, &Waker{Rate: 1000, Burst: 1000, TableSize: 3}, Config{
-			Proxies: []Proxy{{Interface: "wan0", Prefixes: []Prefix{{Prefix: shared}}}}, LANs: []string{"lan0"}})
+			Proxies: []Proxy{{Interface: "wan0", Prefixes: []netip.Prefix{shared}}}, LANs: []string{"lan0"}})
 		var ns [][]byte
 		for i := range 5 {
 			ns = append(ns, nsPacket(isp, netip.MustParseAddr(fmt.Sprintf("2001:db8:aaaa::%d", i+1)), nil))
@@ -154,15 +154,31 @@ func TestTableIsBounded(t *testing.T) {
 
 func TestNPTOutsideTargetIsResolvedAsInside(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		inside := netip.MustParsePrefix("2001:db8:bbbb::/64")
+		p, a := netip.MustParsePrefix, netip.MustParseAddr
 		r := runRig(t, &Waker{}, Config{
-			Proxies: []Proxy{{Interface: "wan0", Prefixes: []Prefix{{Prefix: shared, Inside: inside, RFC6296: true}}}},
-			LANs:    []string{"lan0"},
+			Proxies: []Proxy{{Interface: "wan0", Prefixes: []netip.Prefix{p("2001:db8:aaaa::/48")},
+				NPT: []NPT{
+					{Outside: p("2001:db8:aaaa::/48"), Inside: p("2001:db8:cccc::/48")},
+					{Outside: shared, Inside: p("2001:db8:bbbb::/64"), RFC6296: true},
+				}}},
+			LANs: []string{"lan0"},
+			Own:  []netip.Addr{a("2001:db8:cccc:1::1")},
 		})
-		r.hear("wan0", nsPacket(isp, netip.MustParseAddr("2001:db8:aaaa:0:1111::123"), nil))
-		want := netip.MustParseAddr("2001:db8:bbbb::123")
-		if got := r.take(); len(got) != 1 || got[0].target != want {
-			t.Errorf("probes %+v, want %s on lan0", got, want)
+		r.hear("wan0",
+			nsPacket(isp, a("2001:db8:aaaa:0:1111::123"), nil), // the /64 rule, the more specific
+			nsPacket(isp, a("2001:db8:aaaa:2::5"), nil),        // the /48 rule
+			nsPacket(isp, a("2001:db8:aaaa:1::1"), nil),        // maps onto the router's own inside address
+			nsPacket(isp, a("2001:db8:aaaa:0:ffff:ffff:ffff:ffff"), nil),
+		)
+		var got []netip.Addr
+		for _, pr := range r.take() {
+			got = append(got, pr.target)
+		}
+		if want := []netip.Addr{a("2001:db8:bbbb::123"), a("2001:db8:cccc:2::5")}; !slices.Equal(got, want) {
+			t.Errorf("resolved %v, want %v", got, want)
+		}
+		if st := r.w.Stats(); st.Ignored[IgnoreOwn] != 1 || st.Ignored[IgnoreUnmapped] != 1 {
+			t.Errorf("ignored %v, want one own address and one unmappable", st.Ignored)
 		}
 	})
 }
@@ -187,7 +203,7 @@ func TestSocketsFollowConfig(t *testing.T) {
 		}
 		// An NS counts against the interface it arrived on: wan1's
 		// prefixes are not wan0's.
-		cfg.Proxies = append(cfg.Proxies, Proxy{Interface: "wan0", Prefixes: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:cccc::/64")}}})
+		cfg.Proxies = append(cfg.Proxies, Proxy{Interface: "wan0", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:cccc::/64")}})
 		r.w.Set(cfg)
 		synctest.Wait()
 		r.hear("wan0", nsPacket(isp, netip.MustParseAddr("2001:db8:aaaa::99"), nil))
