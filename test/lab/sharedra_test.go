@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdprouter/xdprouter/control/ndpwake"
 	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/test/labkit"
 )
@@ -101,20 +103,45 @@ ndp-proxy:
 		t.Errorf("the /64's route must be the LAN's alone:\n%s", routes)
 	}
 
-	// The host takes a SLAAC address in the shared /64 from the CPE's RA
-	// and reaches the ISP; the ISP reaches it back through the proxy.
-	re := regexp.MustCompile(`inet6 (2001:db8:aaaa:0:[0-9a-f:]+)/64 scope global`)
+	// The host takes a SLAAC address in the shared /64 from the CPE's RA.
+	// It sends nothing from it, so the CPE does not know it: the ISP
+	// reaches it first, through the proxy, once ndp-wake has had the
+	// CPE resolve it on the LAN; then the host reaches the ISP, and the
+	// ISP, its cache flushed, reaches it again (XDP answers at once).
+	re := regexp.MustCompile(`inet6 (2001:db8:aaaa:0:[0-9a-f:]+)/64 scope global (.*)`)
 	var hostAddr string
 	for deadline := time.Now().Add(20 * time.Second); hostAddr == ""; time.Sleep(100 * time.Millisecond) {
 		out, _ := lab.Exec(topo.Host, "ip", "-6", "addr", "show", "dev", labkit.HostIf, "scope", "global")
-		if m := re.FindStringSubmatch(out); m != nil {
+		if m := re.FindStringSubmatch(out); m != nil && !strings.Contains(m[2], "tentative") {
 			hostAddr = m[1]
 		} else if time.Now().After(deadline) {
-			t.Fatalf("the host got no address in %s:\n%s", labkit.NPTOutside, out)
+			t.Fatalf("the host got no usable address in %s:\n%s", labkit.NPTOutside, out)
 		}
 	}
 	t.Logf("host address %s", hostAddr)
+	if n, _ := lab.Exec(topo.CPE, "ip", "-6", "neigh", "show", hostAddr, "dev", labkit.CPELANIf); strings.Contains(n, "lladdr") {
+		t.Fatalf("the CPE already knows the host (%s): the first contact would not be tested", strings.TrimSpace(n))
+	}
 	c0 := mustCounters(t, ctx, cli)
+	start := time.Now()
+	res, err := cli.Runner.InNS(ctx, topo.ISP, "ping", "-n", "-c", "1", "-W", "5", hostAddr)
+	if err != nil || !strings.Contains(res.Stdout, "1 received") {
+		t.Fatalf("ISP -> host that has not talked first: %v\n%s\nndp-wake: %+v", err, res.Stdout, wakeStats(t, ctx, cli))
+	}
+	rtt := "?"
+	if m := regexp.MustCompile(`time=([0-9.]+ ms)`).FindStringSubmatch(res.Stdout); m != nil {
+		rtt = m[1]
+	}
+	t.Logf("ISP -> unknown host: answered %v after the ping started (rtt %s: from the ISP's first NS to the reply)",
+		time.Since(start).Round(time.Millisecond), rtt)
+	if w := wakeStats(t, ctx, cli); w.Probes == 0 || w.LastTarget != hostAddr || w.ProbeErrors != 0 {
+		t.Errorf("ndp-wake %+v: want a probe for %s", w, hostAddr)
+	}
+	if d := mustCounters(t, ctx, cli).Sub(c0); d["pass_ndp_no_neigh"].Packets == 0 || d["tx_ndp_na"].Packets == 0 {
+		t.Errorf("want the first NS passed (no neighbour yet) and a later one answered by XDP: %s", d)
+	}
+
+	c0 = mustCounters(t, ctx, cli)
 	if _, err := cli.Runner.Ping(ctx, topo.Host, labkit.ISPAddr, 3); err != nil {
 		t.Fatalf("host -> ISP: %v", err)
 	}
@@ -127,4 +154,17 @@ ndp-proxy:
 	if d := mustCounters(t, ctx, cli).Sub(c0); d["tx_ndp_na"].Packets == 0 {
 		t.Errorf("the proxy sent no NA: %s", d)
 	}
+}
+
+func wakeStats(t *testing.T, ctx context.Context, cli labkit.CLI) ndpwake.Stats {
+	t.Helper()
+	st, err := cli.Status(ctx)
+	if err != nil || st.Daemon == nil {
+		t.Fatalf("status: %v", err)
+	}
+	var w ndpwake.Stats
+	if err := json.Unmarshal(st.Daemon.Tasks["ndp-wake"], &w); err != nil {
+		t.Fatalf("ndp-wake task stats %s: %v", st.Daemon.Tasks["ndp-wake"], err)
+	}
+	return w
 }
