@@ -260,6 +260,7 @@ func (l *loop) closeAll() {
 			li.conn.Close()
 		}
 	}
+	l.w.count(func(st *Stats) { st.Interfaces = nil })
 }
 
 func (l *loop) handle(ev event) {

@@ -211,8 +211,8 @@ func TestSocketsFollowConfig(t *testing.T) {
 			t.Errorf("ns_outside_prefixes %d, want 1", st.OutsidePrefixes)
 		}
 		r.stop()
-		if !r.conn("wan1").isClosed() || !r.conn("wan0").isClosed() {
-			t.Error("sockets left open after Run returned")
+		if !r.conn("wan1").isClosed() || !r.conn("wan0").isClosed() || len(r.w.Stats().Interfaces) != 0 {
+			t.Errorf("sockets left open after Run returned (interfaces %v)", r.w.Stats().Interfaces)
 		}
 	})
 }
