@@ -6,6 +6,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/control/learned"
+	"github.com/xdprouter/xdprouter/loader"
 )
 
 // resolveLearned returns cfg with what the plan resolves filled in:
@@ -90,4 +91,19 @@ func ResolvedTunnels(in Inputs, p Plan) []config.Tunnel {
 	}
 	cfg, _ := resolveLearned(in.Config, p, in.Learned.Remotes)
 	return cfg.Tunnels
+}
+
+// ResolvedNDPProxy are the NDP proxy entries and NPT rules a pass over in
+// programs (`auto` expanded, waiting entries absent); nil when the config
+// cannot be programmed.
+func ResolvedNDPProxy(in Inputs, p Plan) ([]loader.NDPProxyEntry, []loader.NPTRule) {
+	if in.Config == nil {
+		return nil, nil
+	}
+	cfg, _ := resolveLearned(in.Config, p, in.Learned.Remotes)
+	rules, proxy, err := desiredNPT(cfg)
+	if err != nil {
+		return nil, nil
+	}
+	return proxy, rules
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/lanra"
 	"github.com/xdprouter/xdprouter/control/learned"
+	"github.com/xdprouter/xdprouter/control/ndpwake"
 	"github.com/xdprouter/xdprouter/control/wanra"
 )
 
@@ -51,6 +52,7 @@ type learning struct {
 	dns         *endpoint.DNS
 	resolver    *endpoint.Resolver
 	provisioner *endpoint.Provisioner
+	ndpWake     *ndpwake.Waker
 
 	mu         sync.Mutex
 	gen        uint64
@@ -66,6 +68,7 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 		opt: opt, log: log, inbox: newInbox(), sup: newSupervisor(log),
 		lanRA:      &lanra.Sender{MinDelay: minDelay, Log: log.With("task", "lan-ra")},
 		dns:        endpoint.NewDNS(endpoint.DNSOptions{}),
+		ndpWake:    &ndpwake.Waker{Log: log.With("task", "ndp-wake")},
 		advertised: map[string]bool{},
 	}
 	l.resolver = endpoint.NewResolver(endpoint.ResolverOptions{DNS: l.dns, Log: log.With("task", "resolver"),
@@ -111,6 +114,9 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 	}
 	if len(provisioning(cfg)) > 0 {
 		out = append(out, taskSpec{name: "provisioning", key: "provisioning", new: func() task { return l.provisioner }})
+	}
+	if wantsNDPWake(cfg) {
+		out = append(out, taskSpec{name: "ndp-wake", key: "ndp-wake", new: func() task { return l.ndpWake }})
 	}
 	return out
 }
@@ -163,6 +169,7 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 	for name := range provisioning(in.Config) {
 		l.provisioner.SetLocal(name, locals[name])
 	}
+	l.ndpWake.Set(wakeConfig(in, p))
 	now := map[string]bool{}
 	for _, ad := range p.Adverts() {
 		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, DNS: ad.DNS, DNSSL: ad.DNSSL, MTU: ad.MTU,
@@ -183,7 +190,7 @@ func (l *learning) stats() map[string]any {
 	for name, err := range l.sup.Errors() {
 		out[name+"-last-error"] = err
 	}
-	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning"} {
+	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning", "ndp-wake"} {
 		switch t := l.sup.Task(name).(type) {
 		case *dhcp6pd.Client:
 			out[name] = t.Stats()
@@ -194,6 +201,8 @@ func (l *learning) stats() map[string]any {
 		case *endpoint.Resolver:
 			out[name] = t.Stats()
 		case *endpoint.Provisioner:
+			out[name] = t.Stats()
+		case *ndpwake.Waker:
 			out[name] = t.Stats()
 		}
 	}
