@@ -38,6 +38,15 @@ type Deps struct {
 	// Net6 installs learned IPv6 addresses and routes (the daemon's);
 	// nil leaves them alone.
 	Net6 Net6
+	// Multicast puts proxy interfaces in all-multicast mode; nil leaves
+	// them alone.
+	Multicast Multicast
+}
+
+// Multicast sets an interface to receive every multicast group.
+type Multicast interface {
+	// AllMulticast turns it on and says whether it was off.
+	AllMulticast(ifname string) (bool, error)
 }
 
 // Step is one thing Apply did, for the user.
@@ -133,6 +142,39 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 		if err != nil {
 			return fail(err)
 		}
+	}
+	if deps.Multicast != nil {
+		s, err := allMulticast(deps.Multicast, proxy)
+		steps = append(steps, s...)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return steps, nil
+}
+
+// allMulticast makes every NDP proxy interface take all multicast: a
+// Neighbor Solicitation goes to the target's solicited-node group, which
+// the router never joined for addresses it proxies, and a NIC filters
+// groups nobody joined before XDP sees them. It is left on when the proxy
+// goes: someone else may want it too.
+func allMulticast(m Multicast, proxy []loader.NDPProxyEntry) ([]Step, error) {
+	var steps []Step
+	done := map[string]bool{}
+	for _, p := range proxy {
+		if done[p.Interface] {
+			continue
+		}
+		done[p.Interface] = true
+		changed, err := m.AllMulticast(p.Interface)
+		if err != nil {
+			return steps, fmt.Errorf("ndp-proxy: all-multicast on %s: %w", p.Interface, err)
+		}
+		res := "unchanged"
+		if changed {
+			res = "set"
+		}
+		steps = append(steps, Step{What: "all-multicast on " + p.Interface + " (for the NDP proxy)", Result: res})
 	}
 	return steps, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // NetlinkAddresses is Addresses on the real kernel.
@@ -50,4 +51,19 @@ func (NetlinkAddresses) Remove(ifname string, p netip.Prefix) error {
 		return fmt.Errorf("interface %q: %w", ifname, err)
 	}
 	return netlink.AddrDel(link, toNetlinkAddr(p))
+}
+
+// NetlinkMulticast is Multicast on the real kernel.
+type NetlinkMulticast struct{}
+
+// AllMulticast sets IFF_ALLMULTI on ifname.
+func (NetlinkMulticast) AllMulticast(ifname string) (bool, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	if link.Attrs().RawFlags&unix.IFF_ALLMULTI != 0 {
+		return false, nil
+	}
+	return true, netlink.LinkSetAllmulticastOn(link)
 }

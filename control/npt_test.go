@@ -181,3 +181,29 @@ func TestApplyRemovesNPTSlowPath(t *testing.T) {
 		t.Errorf("npt removed: rules %v detached %v steps %v", tr.rules, tr.detached, steps)
 	}
 }
+
+type fakeMulticast map[string]bool
+
+func (f fakeMulticast) AllMulticast(ifname string) (bool, error) {
+	was := f[ifname]
+	f[ifname] = true
+	return !was, nil
+}
+
+// Every NDP proxy interface takes all multicast, so a NIC does not filter
+// the solicited-node groups the router never joined.
+func TestApplyProxyAllMulticast(t *testing.T) {
+	mc := fakeMulticast{}
+	deps := Deps{DP: &fakeDP{attached: map[string]loader.Role{}}, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: &fakeNPT{}, Multicast: mc}
+	cfg := parse(t, seed000Config)
+	steps, err := Apply(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mc["w0"] || len(mc) != 1 || !hasStep(steps, "all-multicast on w0", "set") {
+		t.Errorf("all-multicast %v, steps %v", mc, steps)
+	}
+	if steps, _ = Apply(cfg, deps); !hasStep(steps, "all-multicast on w0", "unchanged") {
+		t.Errorf("again: steps %v", steps)
+	}
+}

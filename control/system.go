@@ -8,6 +8,6 @@ func SystemDeps(d *loader.Dataplane) Deps {
 	return Deps{
 		DP: d, Addrs: NetlinkAddresses{}, Net6: NetlinkNet6{},
 		Tunnels: d, TunDevs: NetlinkTunnelDevs{}, NAT: NFTables{},
-		NPT: d,
+		NPT: d, Multicast: NetlinkMulticast{},
 	}
 }

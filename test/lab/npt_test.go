@@ -501,6 +501,11 @@ func TestNPTRemovedDetachesSlowPath(t *testing.T) {
 		if got := links(); len(got) != c.want {
 			t.Errorf("after applying\n%s\nslow-path links %v, want %d", c.config, got, c.want)
 		}
+		// The proxy's solicited-node groups are never joined: the
+		// interface takes all multicast (and keeps it).
+		if out, _ := topo.Lab.Exec(topo.CPE, "ip", "link", "show", labkit.CPEWANIf); !strings.Contains(out, "ALLMULTI") {
+			t.Errorf("%s is not in all-multicast mode:\n%s", labkit.CPEWANIf, out)
+		}
 	}
 	out, _ := topo.Lab.Exec(topo.CPE, "bpftool", "net", "show", "dev", labkit.CPEWANIf)
 	if strings.Contains(out, "tc_dnpt") || strings.Contains(out, "tc_snpt") {
