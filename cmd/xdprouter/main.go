@@ -39,7 +39,11 @@ programs give the kernel's slow path the same result. Everything XDP does
 not finish goes to the kernel unmodified, counted by reason.
 
 Without a daemon: attach/detach interfaces, or apply a config once. With
-one: run keeps a config in force (SIGHUP reloads, restarts are hitless).
+one: run keeps a config in force (SIGHUP reloads, restarts are hitless) and
+learns from the ISP what hand-made setups hard-code: the WAN address and
+default route from Router Advertisements, a delegated prefix (DHCPv6-PD) for
+the LANs, which it advertises to their hosts, tunnel endpoints from DNS, all
+followed through renumbering.
 
 State (maps and links) is pinned under --bpffs, so it survives the command
 that created it and can be inspected with bpftool:
