@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/test/labkit"
 	"github.com/xdprouter/xdprouter/test/netlab"
 )
@@ -24,31 +22,11 @@ func TestNDPProxyLANNeighbor(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	topo, err := labkit.NewNPTTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	topo := newNPTLab(t)
 	if err := topo.ShareOutsidePrefix(); err != nil {
 		t.Fatal(err)
 	}
-	if err := topo.Lab.Do(topo.ISP, func() error {
-		ifc, err := net.InterfaceByName(labkit.ISPIf)
-		if err != nil {
-			return err
-		}
-		c, err := loader.AttachXDPPass(ifc.Index)
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ispTakesXDPFrames(t, topo)
 	cli := topo.CLI(xdprouterBin, t)
 	r := cli.Runner
 	cfg := filepath.Join(t.TempDir(), "xdprouter.yaml")

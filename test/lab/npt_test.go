@@ -49,29 +49,9 @@ func testSeed000(t *testing.T, mode string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	topo, err := labkit.NewNPTTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	topo := newNPTLab(t)
 	t.Logf("lab:\n%s", topo.Diagram())
-	if err := topo.Lab.Do(topo.ISP, func() error {
-		ifc, err := net.InterfaceByName(labkit.ISPIf)
-		if err != nil {
-			return err
-		}
-		c, err := loader.AttachXDPPass(ifc.Index)
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-		return err
-	}); err != nil {
-		t.Fatalf("veth peer of the proxy needs an XDP program to receive XDP_TX frames: %v", err)
-	}
+	ispTakesXDPFrames(t, topo)
 	cli := topo.CLI(xdprouterBin, t)
 	r := cli.Runner
 	dir := t.TempDir()
@@ -469,15 +449,7 @@ func TestNPTRemovedDetachesSlowPath(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	topo, err := labkit.NewNPTTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	topo := newNPTLab(t)
 	cli := topo.CLI(xdprouterBin, t)
 	cfg := filepath.Join(t.TempDir(), "xdprouter.yaml")
 	links := func() []string {
@@ -510,5 +482,40 @@ func TestNPTRemovedDetachesSlowPath(t *testing.T) {
 	out, _ := topo.Lab.Exec(topo.CPE, "bpftool", "net", "show", "dev", labkit.CPEWANIf)
 	if strings.Contains(out, "tc_dnpt") || strings.Contains(out, "tc_snpt") {
 		t.Errorf("TC programs still on %s:\n%s", labkit.CPEWANIf, out)
+	}
+}
+
+// newNPTLab builds the isp — cpe — host lab, removed when the test ends.
+func newNPTLab(t *testing.T) *labkit.NPTTopology {
+	t.Helper()
+	topo, err := labkit.NewNPTTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	return topo
+}
+
+// ispTakesXDPFrames puts an XDP_PASS program on the ISP's veth: a veth
+// takes frames another veth's XDP program sends it (XDP_TX answers of the
+// proxy, redirects) only while an XDP program keeps its NAPI on.
+func ispTakesXDPFrames(t *testing.T, topo *labkit.NPTTopology) {
+	t.Helper()
+	if err := topo.Lab.Do(topo.ISP, func() error {
+		ifc, err := net.InterfaceByName(labkit.ISPIf)
+		if err != nil {
+			return err
+		}
+		c, err := loader.AttachXDPPass(ifc.Index)
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

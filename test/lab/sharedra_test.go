@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/xdprouter/xdprouter/control/ndpwake"
-	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/test/labkit"
 )
 
@@ -26,15 +24,7 @@ func TestSharedLAN64FromRA(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	topo, err := labkit.NewNPTTopology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	topo := newNPTLab(t)
 	lab := topo.Lab
 	// Nothing static on the CPE's LAN or WAN, the host configures itself.
 	if err := lab.MustExec(topo.CPE,
@@ -48,20 +38,7 @@ func TestSharedLAN64FromRA(t *testing.T) {
 		[]string{"sysctl", "-qw", "net.ipv6.conf." + labkit.HostIf + ".accept_ra=1"}); err != nil {
 		t.Fatal(err)
 	}
-	// The ISP's veth needs NAPI to take frames XDP redirects to it.
-	if err := lab.Do(topo.ISP, func() error {
-		ifc, err := net.InterfaceByName(labkit.ISPIf)
-		if err != nil {
-			return err
-		}
-		c, err := loader.AttachXDPPass(ifc.Index)
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ispTakesXDPFrames(t, topo)
 	rd, err := labkit.StartRadvd(lab, topo.ISP, labkit.RadvdConfig{Interface: labkit.ISPIf, RouterLifetime: 1800 * time.Second,
 		MinInterval: 3 * time.Second, MaxInterval: 4 * time.Second,
 		Prefixes: []labkit.RadvdPrefix{{Prefix: labkit.NPTOutside, Valid: 2 * time.Hour, Preferred: time.Hour}}})
