@@ -140,4 +140,3 @@ func medianOf(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
-
