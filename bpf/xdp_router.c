@@ -162,7 +162,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	 * other ports pay for no lookup. */
 	dnpt = NULL;
 	if (xdpr_port_role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
-		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, &reason);
+		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, feat, &reason);
 		/* The router's own address is the kernel's: no need to ask
 		 * the fib what it would say. */
 		if (reason == XDPR_CNT_PASS_NPT_EXCLUDED)
@@ -176,7 +176,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt,
-			     xdpr_port_role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, &fwd);
+			     xdpr_port_role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);
 	if (reason)
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;

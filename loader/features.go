@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -13,6 +14,8 @@ import (
 const (
 	featureNPT      = uint32(routerXdprFeatureBitXDPR_F_NPT)
 	featureNDPProxy = uint32(routerXdprFeatureBitXDPR_F_NDP_PROXY)
+	featureNPT64    = uint32(routerXdprFeatureBitXDPR_F_NPT64)
+	featureNPTTrie  = uint32(routerXdprFeatureBitXDPR_F_NPT_TRIE)
 )
 
 // syncFeatures sets xdpr_features from what the maps hold now. Every
@@ -20,34 +23,26 @@ const (
 // after changing the maps: a bit set after the rules are in, and cleared
 // after they are gone, never hides a rule from a packet (a set bit over an
 // empty map only costs a lookup that misses). Open calls it too, so state
-// pinned by an older version, or a crash between a map change and this
-// call, is put right by the next command.
+// pinned by an older version (tries without /64 maps), or a crash between
+// a map change and this call, is put right by the next command.
 func (d *Dataplane) syncFeatures() error {
 	if d.maps.XdprFeatures == nil {
 		return nil
 	}
-	var flags uint32
-	for _, f := range []struct {
-		bit  uint32
-		maps []*ebpf.Map
-	}{
-		{featureNPT, []*ebpf.Map{d.maps.XdprNptIn, d.maps.XdprNptOut}},
-		{featureNDPProxy, []*ebpf.Map{d.maps.XdprNdpProxy}},
-	} {
-		for _, m := range f.maps {
-			full, err := nonEmpty(m)
-			if err != nil {
-				return err
-			}
-			if full {
-				flags |= f.bit
-			}
-		}
+	// The NPT bits come with the /64 maps rebuilt from the tries; after
+	// a failure there they still are the safe ones, and are written.
+	flags, nptErr := d.syncNPT64()
+	full, err := nonEmpty(d.maps.XdprNdpProxy)
+	if err != nil {
+		return errors.Join(nptErr, err)
+	}
+	if full {
+		flags |= featureNDPProxy
 	}
 	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: flags}); err != nil {
-		return fmt.Errorf("xdpr_features: %w", err)
+		return errors.Join(nptErr, fmt.Errorf("xdpr_features: %w", err))
 	}
-	return nil
+	return nptErr
 }
 
 // features reads xdpr_features back (status, tests).

@@ -59,10 +59,11 @@ func TestFeaturesFollowTheMaps(t *testing.T) {
 		}
 	}
 
+	const nptAll = featureNPT | featureNPT64 | featureNPTTrie
 	rl.setNPT(t, nptTestRules)
-	rl.wantFeatures(t, d, featureNPT)
+	rl.wantFeatures(t, d, nptAll)
 	rl.setNDP(t)
-	rl.wantFeatures(t, d, featureNPT|featureNDPProxy)
+	rl.wantFeatures(t, d, nptAll|featureNDPProxy)
 	run(t, "dnpt, npt on", dnpt, "wan0", "fwd_npt_dnpt")
 	run(t, "snpt, npt on", snpt, "lan0", "fwd_npt_snpt")
 	run(t, "ns, proxy on", ns, "wan0", "tx_ndp_na")
@@ -75,13 +76,13 @@ func TestFeaturesFollowTheMaps(t *testing.T) {
 	run(t, "dnpt, npt off", dnpt, "wan0", "pass_local")
 	run(t, "snpt, npt off", snpt, "lan0", "fwd_ipv6")
 	run(t, "ns, proxy still on", ns, "wan0", "tx_ndp_na")
-	set(t, featureNPT)
+	set(t, nptAll)
 	run(t, "ns, proxy off", ns, "wan0", "pass_l2_multicast")
 	run(t, "dnpt, npt on again", dnpt, "wan0", "fwd_npt_dnpt")
 	if err := d.syncFeatures(); err != nil {
 		t.Fatal(err)
 	}
-	rl.wantFeatures(t, d, featureNPT|featureNDPProxy)
+	rl.wantFeatures(t, d, nptAll|featureNDPProxy)
 
 	// Emptying a map clears its bit; detaching an interface clears the
 	// bits its entries alone needed (lan0 keeps a proxied prefix).
@@ -97,7 +98,7 @@ func TestFeaturesFollowTheMaps(t *testing.T) {
 	rl.wantFeatures(t, d, 0)
 	run(t, "ns after the prefixes went", ns, "wan0", "pass_l2_multicast")
 	rl.setNDP(t)
-	rl.wantFeatures(t, d, featureNPT|featureNDPProxy)
+	rl.wantFeatures(t, d, nptAll|featureNDPProxy)
 	if err := rl.lab.Do(rl.ns, func() error { return d.deleteByIfindex(rl.ifindex["wan0"]) }); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,8 @@ func TestFeaturesFollowTheMaps(t *testing.T) {
 }
 
 // Open recomputes the bits from the pinned maps, so a bit lost between a
-// map change and its update (a crash) is put right by the next command.
+// map change and its update (a crash) is put right by the next command, and
+// rebuilds /64 maps an older version did not have.
 func TestOpenRecomputesFeatures(t *testing.T) {
 	rl := newRouterLab(t)
 	dir := filepath.Join(t.TempDir(), fmt.Sprintf("xf%06x", rand.Uint32()&0xffffff))
@@ -134,21 +136,35 @@ func TestOpenRecomputesFeatures(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		// An older version pinned the tries but no /64 maps: Open
+		// creates them empty and fills them from the tries.
+		for _, m := range []string{"xdpr_npt64_in", "xdpr_npt64_out"} {
+			if err := os.Remove(filepath.Join(dir, m)); err != nil {
+				return err
+			}
+		}
 		d, err = Open(dir)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
 		flags, err := d.features()
-		if err == nil && flags != featureNPT {
-			err = fmt.Errorf("after Open: xdpr_features %#x, want %#x", flags, featureNPT)
+		if err == nil && flags != featureNPT|featureNPT64 {
+			err = fmt.Errorf("after Open: xdpr_features %#x, want %#x", flags, featureNPT|featureNPT64)
 		}
 		st, serr := d.Status()
-		if serr == nil && !bytes.Equal([]byte(fmt.Sprint(st.Features)), []byte("[npt]")) {
-			serr = fmt.Errorf("status features %v, want [npt]", st.Features)
+		if serr == nil && !bytes.Equal([]byte(fmt.Sprint(st.Features)), []byte("[npt npt64]")) {
+			serr = fmt.Errorf("status features %v, want [npt npt64]", st.Features)
 		}
 		if err == nil {
 			err = serr
+		}
+		if err == nil {
+			var n int
+			n, err = mapLen(d.maps.XdprNpt64Out)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("xdpr_npt64_out holds %d entries after Open, want 1", n)
+			}
 		}
 		return err
 	})

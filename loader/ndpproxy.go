@@ -66,7 +66,7 @@ func (d *Dataplane) SyncNDPProxy(entries []NDPProxyEntry) (err error) {
 		}
 		want[k] = true
 	}
-	return deleteUnwanted(d.maps.XdprNdpProxy, want)
+	return deleteUnwanted(d.maps.XdprNdpProxy, nil, want)
 }
 
 // NDPProxyEntries reads the proxied prefixes back.

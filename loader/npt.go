@@ -181,21 +181,50 @@ func (d *Dataplane) SyncNPT(rules []NPTRule) (err error) {
 			return fmt.Errorf("npt rule %v <-> %v: %w", r.Inside, r.Outside, err)
 		}
 		kin, kout := lpmKey(ifindex, r.Inside), lpmKey(ifindex, r.Outside)
-		if err := d.maps.XdprNptIn.Put(kin, nptValue(ifindex, r.Inside, r.Outside, r.Mode, r.Exclude)); err != nil {
-			return fmt.Errorf("xdpr_npt_in[%s %v]: %w", r.Interface, r.Inside, err)
+		if err := putNPT(d.maps.XdprNptIn, d.maps.XdprNpt64In, kin, nptValue(ifindex, r.Inside, r.Outside, r.Mode, r.Exclude)); err != nil {
+			return fmt.Errorf("npt rule %v on %s: %w", r.Inside, r.Interface, err)
 		}
-		if err := d.maps.XdprNptOut.Put(kout, nptValue(ifindex, r.Outside, r.Inside, r.Mode, r.Exclude)); err != nil {
-			return fmt.Errorf("xdpr_npt_out[%s %v]: %w", r.Interface, r.Outside, err)
+		if err := putNPT(d.maps.XdprNptOut, d.maps.XdprNpt64Out, kout, nptValue(ifindex, r.Outside, r.Inside, r.Mode, r.Exclude)); err != nil {
+			return fmt.Errorf("npt rule %v on %s: %w", r.Outside, r.Interface, err)
 		}
 		wantIn[kin], wantOut[kout] = true, true
 	}
-	if err := deleteUnwanted(d.maps.XdprNptIn, wantIn); err != nil {
+	if err := deleteUnwanted(d.maps.XdprNptIn, d.maps.XdprNpt64In, wantIn); err != nil {
 		return err
 	}
-	return deleteUnwanted(d.maps.XdprNptOut, wantOut)
+	return deleteUnwanted(d.maps.XdprNptOut, d.maps.XdprNpt64Out, wantOut)
 }
 
-func deleteUnwanted(m *ebpf.Map, want map[routerXdprLpm6Key]bool) error {
+// putNPT writes one direction of a rule: the trie, then for a /64 its
+// exact-match copy, so the copy never holds what the trie does not.
+func putNPT(trie, m64 *ebpf.Map, k routerXdprLpm6Key, v routerXdprNptRule) error {
+	if err := trie.Put(k, v); err != nil {
+		return fmt.Errorf("%s: %w", trie, err)
+	}
+	if k.Prefixlen != lpmPrefixLen64 {
+		return nil
+	}
+	if err := m64.Put(npt64Key(k), v); err != nil {
+		return fmt.Errorf("%s: %w", m64, err)
+	}
+	return nil
+}
+
+// deleteNPT removes one direction of a rule: the /64 copy first, for the
+// same reason. m64 is nil for maps without one (the NDP proxy's).
+func deleteNPT(trie, m64 *ebpf.Map, k routerXdprLpm6Key) error {
+	if m64 != nil && k.Prefixlen == lpmPrefixLen64 {
+		if err := m64.Delete(npt64Key(k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete %v from %s: %w", keyPrefix(k), m64, err)
+		}
+	}
+	if err := trie.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete %v from %s: %w", keyPrefix(k), trie, err)
+	}
+	return nil
+}
+
+func deleteUnwanted(m, m64 *ebpf.Map, want map[routerXdprLpm6Key]bool) error {
 	var (
 		k     routerXdprLpm6Key
 		v     []byte // the value type differs per map; only keys matter
@@ -211,8 +240,8 @@ func deleteUnwanted(m *ebpf.Map, want map[routerXdprLpm6Key]bool) error {
 		return fmt.Errorf("iterate %s: %w", m, err)
 	}
 	for _, k := range stale {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete %v from %s: %w", keyPrefix(k), m, err)
+		if err := deleteNPT(m, m64, k); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -259,7 +288,12 @@ func (d *Dataplane) deleteByIfindex(ifindex int) error {
 }
 
 func (d *Dataplane) deleteEntriesOf(ifindex int) error {
-	for _, m := range []*ebpf.Map{d.maps.XdprNptIn, d.maps.XdprNptOut, d.maps.XdprNdpProxy} {
+	for _, mm := range []struct{ m, m64 *ebpf.Map }{
+		{d.maps.XdprNptIn, d.maps.XdprNpt64In},
+		{d.maps.XdprNptOut, d.maps.XdprNpt64Out},
+		{d.maps.XdprNdpProxy, nil},
+	} {
+		m := mm.m
 		var (
 			k    routerXdprLpm6Key
 			v    []byte
@@ -275,8 +309,8 @@ func (d *Dataplane) deleteEntriesOf(ifindex int) error {
 			return fmt.Errorf("iterate %s: %w", m, err)
 		}
 		for _, k := range mine {
-			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return fmt.Errorf("delete %v from %s: %w", keyPrefix(k), m, err)
+			if err := deleteNPT(m, mm.m64, k); err != nil {
+				return err
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -233,10 +234,63 @@ func (c nptCase) want() []byte {
 	return expectForward(out, c.egress)
 }
 
+// nptStates are the ways the XDP path can find a rule: the /64 hash maps,
+// the tries, or both, chosen by which rule lengths exist (SyncNPT sets the
+// bits) or forced (the tries alone, as after a failed /64 map update).
+var nptStates = []struct {
+	name  string
+	rules func(nptTestRule) bool // which of nptTestRules are programmed
+	force uint32                 // xdpr_features after SyncNPT; 0: as synced
+	want  uint32                 // the bits SyncNPT must have set
+}{
+	{"mixed", func(nptTestRule) bool { return true }, 0, featureNPT | featureNPT64 | featureNPTTrie},
+	{"only-64", func(r nptTestRule) bool { return is64(r) }, 0, featureNPT | featureNPT64},
+	{"no-64", func(r nptTestRule) bool { return !is64(r) }, 0, featureNPT | featureNPTTrie},
+	{"tries-only", func(nptTestRule) bool { return true }, featureNPT | featureNPTTrie, featureNPT | featureNPT64 | featureNPTTrie},
+}
+
+func is64(r nptTestRule) bool { return netip.MustParsePrefix(r.inside).Bits() == 64 }
+
+// nptCasesFor keeps the cases of the programmed rules, and those of no rule.
+func nptCasesFor(t *testing.T, rules []nptTestRule) []nptCase {
+	var out []nptCase
+	for _, c := range nptCases(t) {
+		rule, _, found := strings.Cut(c.name, "/")
+		keep := !found
+		for _, r := range rules {
+			keep = keep || r.name == rule
+		}
+		if keep {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func TestNPT(t *testing.T) {
-	rl := newRouterLab(t)
-	rl.setNPT(t, nptTestRules)
-	cases := nptCases(t)
+	for _, st := range nptStates {
+		t.Run(st.name, func(t *testing.T) {
+			var rules []nptTestRule
+			for _, r := range nptTestRules {
+				if st.rules(r) {
+					rules = append(rules, r)
+				}
+			}
+			rl := newRouterLab(t)
+			rl.setNPT(t, rules)
+			d := &Dataplane{maps: *rl.maps}
+			rl.wantFeatures(t, d, st.want)
+			if st.force != 0 {
+				if err := rl.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: st.force}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testNPTCases(t, rl, nptCasesFor(t, rules))
+		})
+	}
+}
+
+func testNPTCases(t *testing.T, rl *routerLab, cases []nptCase) {
 	seen := map[string]bool{}
 	for _, c := range cases {
 		if seen[c.name] {

@@ -76,6 +76,8 @@ type routerXdprFeatureBit uint32
 const (
 	routerXdprFeatureBitXDPR_F_NPT       routerXdprFeatureBit = 1
 	routerXdprFeatureBitXDPR_F_NDP_PROXY routerXdprFeatureBit = 2
+	routerXdprFeatureBitXDPR_F_NPT64     routerXdprFeatureBit = 4
+	routerXdprFeatureBitXDPR_F_NPT_TRIE  routerXdprFeatureBit = 8
 )
 
 type routerXdprFeatureWord struct {
@@ -111,6 +113,12 @@ const (
 	routerXdprNdpModeXDPR_NDP_PREFIX       routerXdprNdpMode = 0
 	routerXdprNdpModeXDPR_NDP_LAN_NEIGHBOR routerXdprNdpMode = 1
 )
+
+type routerXdprNpt64Key struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Prefix  [8]uint8
+}
 
 type routerXdprNptMode uint32
 
@@ -251,6 +259,8 @@ const (
 	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
 	routerMapXdprIfaces          = "xdpr_ifaces"
 	routerMapXdprNdpProxy        = "xdpr_ndp_proxy"
+	routerMapXdprNpt64In         = "xdpr_npt64_in"
+	routerMapXdprNpt64Out        = "xdpr_npt64_out"
 	routerMapXdprNptIn           = "xdpr_npt_in"
 	routerMapXdprNptOut          = "xdpr_npt_out"
 	routerMapXdprTcCounters      = "xdpr_tc_counters"
@@ -334,6 +344,8 @@ type routerMapSpecs struct {
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
 	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
+	XdprNpt64In     *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
+	XdprNpt64Out    *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
 	XdprNptIn       *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
 	XdprNptOut      *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
@@ -385,6 +397,8 @@ type routerMaps struct {
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
 	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
+	XdprNpt64In     *ebpf.Map `ebpf:"xdpr_npt64_in"`
+	XdprNpt64Out    *ebpf.Map `ebpf:"xdpr_npt64_out"`
 	XdprNptIn       *ebpf.Map `ebpf:"xdpr_npt_in"`
 	XdprNptOut      *ebpf.Map `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
@@ -401,6 +415,8 @@ func (m *routerMaps) Close() error {
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
 		m.XdprNdpProxy,
+		m.XdprNpt64In,
+		m.XdprNpt64Out,
 		m.XdprNptIn,
 		m.XdprNptOut,
 		m.XdprTcCounters,

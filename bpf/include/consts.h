@@ -111,6 +111,11 @@ enum xdpr_npt_mode {
 enum xdpr_feature_bit {
 	XDPR_F_NPT = 1,       /* xdpr_npt_in / xdpr_npt_out hold rules */
 	XDPR_F_NDP_PROXY = 2, /* xdpr_ndp_proxy holds prefixes */
+	XDPR_F_NPT64 = 4,     /* xdpr_npt64_in / xdpr_npt64_out hold /64 rules */
+	/* The tries hold a rule the /64 maps do not: one shorter than /64,
+	 * or (after a failed update) a /64 the hash lacks. Without it a miss
+	 * in the /64 maps is final. */
+	XDPR_F_NPT_TRIE = 8,
 };
 
 /* Which solicitations the NDP proxy answers (ndp.h). */

@@ -56,6 +56,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_npt_in SEC(".maps");
 
+/* The /64 rules of xdpr_npt_out and xdpr_npt_in again, by (ifindex, upper
+ * 64 bits), for the per-packet lookups of the XDP forward path (npt_lookup).
+ * The tries stay complete: the TC slow path, the NDP proxy and decap's
+ * endpoint check use them, and the loader rebuilds these from them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPR_MAX_NPT_RULES);
+	__type(key, struct xdpr_npt64_key);
+	__type(value, struct xdpr_npt_rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_npt64_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPR_MAX_NPT_RULES);
+	__type(key, struct xdpr_npt64_key);
+	__type(value, struct xdpr_npt_rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_npt64_in SEC(".maps");
+
 /* Prefixes the NDP proxy answers for, by (ingress ifindex, target). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -115,6 +135,26 @@ static __always_inline void *lpm6_lookup(void *m, __u32 ifindex, const void *add
 
 	__builtin_memcpy(k.addr, addr, 16);
 	return bpf_map_lookup_elem(m, &k);
+}
+
+/* npt_lookup finds the NPT rule for addr on ifindex, as lpm6_lookup on trie
+ * would: in the /64 map first when it holds rules, then in the trie only
+ * when that holds rules the /64 map lacks. */
+static __always_inline void *npt_lookup(void *m64, void *trie, __u32 ifindex,
+					const struct in6_addr *addr, __u32 feat)
+{
+	if (feat & XDPR_F_NPT64) {
+		struct xdpr_npt64_key k = { .ifindex = ifindex };
+		void *r;
+
+		__builtin_memcpy(k.prefix, addr, 8);
+		r = bpf_map_lookup_elem(m64, &k);
+		if (r)
+			return r;
+	}
+	if (feat & XDPR_F_NPT_TRIE)
+		return lpm6_lookup(trie, ifindex, addr);
+	return NULL;
 }
 
 /* count records one packet under reason c and returns action, so call sites

@@ -262,7 +262,7 @@ static __always_inline void npt_csum_apply_xdp(struct ipv6hdr *ip6, void *end,
  * *fwd gets the forward counter. */
 static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 					 const struct xdpr_npt_rule *dnpt, int from_lan,
-					 __u32 egress, __u32 *fwd)
+					 __u32 egress, __u32 feat, __u32 *fwd)
 {
 	const struct xdpr_npt_rule *r = dnpt;
 	struct npt_csum cs;
@@ -272,7 +272,7 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 	if (!r) {
 		if (!from_lan)
 			return 0;
-		r = lpm6_lookup(&xdpr_npt_in, egress, &ip6->saddr);
+		r = npt_lookup(&xdpr_npt64_in, &xdpr_npt_in, egress, &ip6->saddr, feat);
 		if (!r)
 			return 0;
 	}
@@ -290,9 +290,10 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
  * *reason is set when there is no translation although a rule matched:
  * the address is unmappable (drop) or the router's own (pass). */
 static __always_inline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct ipv6hdr *ip6,
-							    struct bpf_fib_lookup *p, __u32 *reason)
+							    struct bpf_fib_lookup *p, __u32 feat,
+							    __u32 *reason)
 {
-	struct xdpr_npt_rule *r = lpm6_lookup(&xdpr_npt_out, ingress, &ip6->daddr);
+	struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, ingress, &ip6->daddr, feat);
 	struct in6_addr dst;
 
 	*reason = 0;

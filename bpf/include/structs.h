@@ -28,6 +28,15 @@ struct xdpr_lpm6_key {
 	__u8 addr[16];
 };
 
+/* Key of the /64 NPT maps (xdpr_npt64_*): nearly every NPT rule is a /64,
+ * and one hash lookup of the address's upper half finds it for less than a
+ * trie walk. A /64 is the longest prefix NPT allows, so a hit there is also
+ * what the trie would have answered. */
+struct xdpr_npt64_key {
+	__u32 ifindex;
+	__u8 prefix[8];
+};
+
 /* One direction of an NPT mapping: addresses in `from` get `to` as prefix.
  * The loader stores each configured rule twice, once per direction. */
 struct xdpr_npt_rule {
