@@ -83,14 +83,25 @@ func (s *packetSender) send(n int) (int, error) {
 }
 
 // pace sends at rate frames per second until stop closes, in batches of at
-// most len(s.msgs), and returns the frames the kernel accepted and the time
-// it took. It sleeps between batches, so at 100k/s with batches of 32 the
-// offered load is a steady trickle (a batch every ~320 µs), not bursts; a
-// batch the device refuses is not sent again later (that would be a burst).
+// most the socket's batch size, and returns the frames the kernel accepted
+// and the time it took.
 func (s *packetSender) pace(rate float64, stop <-chan struct{}) (uint64, time.Duration, error) {
+	return paced(rate, len(s.msgs), stop, s.send)
+}
+
+// paced calls send with batches of at most batch frames so that rate frames
+// per second go out on average, until stop closes. It sleeps between
+// batches, so at 100k/s with batches of at most 32 the load is a steady
+// trickle (a batch of ~25 frames every ~0.25 ms), not bursts; frames send
+// did not take are not asked for again later (catching up would be a burst).
+func paced(rate float64, batch int, stop <-chan struct{}, send func(n int) (int, error)) (uint64, time.Duration, error) {
 	var accepted, due uint64
 	start := time.Now()
-	tick := time.Duration(float64(len(s.msgs)) / rate * float64(time.Second))
+	// Half a batch's worth: with the ~70 µs a wake-up takes beyond the
+	// request, one wake-up finds about half a batch to several frames due.
+	// nanosleep, not time.Sleep: Go's timers wake about every 1 ms here,
+	// which would make the flood 100-frame bursts.
+	nap := unix.NsecToTimespec(int64(float64(batch) / rate / 2 * float64(time.Second)))
 	for {
 		select {
 		case <-stop:
@@ -99,28 +110,17 @@ func (s *packetSender) pace(rate float64, stop <-chan struct{}) (uint64, time.Du
 		}
 		now := uint64(time.Since(start).Seconds() * rate)
 		if now <= due {
-			time.Sleep(tick)
+			if err := unix.Nanosleep(&nap, nil); err != nil && err != unix.EINTR {
+				return accepted, time.Since(start), fmt.Errorf("nanosleep: %w", err)
+			}
 			continue
 		}
-		ask := min(now-due, uint64(len(s.msgs)))
-		n, err := s.send(int(ask))
+		ask := min(now-due, uint64(batch))
+		n, err := send(int(ask))
 		if err != nil {
 			return accepted, time.Since(start), err
 		}
 		due += ask
 		accepted += uint64(n)
 	}
-}
-
-// blast sends n frames as fast as one thread can and returns the time taken.
-func (s *packetSender) blast(n uint64) (time.Duration, error) {
-	start := time.Now()
-	for done := uint64(0); done < n; {
-		k, err := s.send(int(min(n-done, uint64(len(s.msgs)))))
-		if err != nil {
-			return time.Since(start), err
-		}
-		done += uint64(k)
-	}
-	return time.Since(start), nil
 }

@@ -29,7 +29,7 @@ import (
 // generator overruns the 256-frame ring it no longer drains itself.
 const (
 	floodRate  = 100_000 // NS per second
-	floodBatch = 32      // frames per sendmmsg: a batch every 320 µs
+	floodBatch = 32      // most frames per sendmmsg (~25 every ~0.25 ms at that rate)
 )
 
 // replyRate is the NDP proxy's reply rate with one generator (the peak) and

@@ -60,12 +60,17 @@ func (p portStats) sub(q portStats) portStats {
 	return d
 }
 
-// ethtoolStats parses `ethtool -S dev` ("     name: value" lines).
+// ethtoolStats reads `ethtool -S dev` in namespace ns.
 func ethtoolStats(t *topo, ns, dev string) (map[string]uint64, error) {
 	out, err := t.lab.Exec(ns, "ethtool", "-S", dev)
 	if err != nil {
 		return nil, fmt.Errorf("ethtool -S %s: %w", dev, err)
 	}
+	return parseEthtoolStats(out), nil
+}
+
+// parseEthtoolStats takes the "     name: value" lines of `ethtool -S`.
+func parseEthtoolStats(out string) map[string]uint64 {
 	m := map[string]uint64{}
 	for _, line := range strings.Split(out, "\n") {
 		name, val, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -76,5 +81,5 @@ func ethtoolStats(t *topo, ns, dev string) (map[string]uint64, error) {
 			m[name] = v
 		}
 	}
-	return m, nil
+	return m
 }
