@@ -494,6 +494,7 @@ const floodMethod = "Method: forwarding is measured exactly as without the flood
 	"which one NAPI on one CPU drains, while that CPU also runs its generator, so two CPUs cannot offer 2x the peak (the " +
 	"factor above says how much they did; the rest is dropped at the ring before XDP, as a NIC drops at a full RX ring) " +
 	"and the replies are what one CPU answers while the other CPU is busy, which the two-queue per-queue figure measures " +
-	"without a shared ring; with two queues each CPU " +
+	"without a shared ring (what the one-queue figure loses beyond that is the cost of one ring filled from one CPU and " +
+	"drained on the other: frames and ring entries cross CPU caches, and the NAPI may sit on either CPU); with two queues each CPU " +
 	"generates into and answers from its own queue, which shows the absence of collapse when both cores are flooded but " +
 	"not a single queue's overload.\n"
