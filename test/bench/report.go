@@ -495,6 +495,8 @@ const floodMethod = "Method: forwarding is measured exactly as without the flood
 	"factor above says how much they did; the rest is dropped at the ring before XDP, as a NIC drops at a full RX ring) " +
 	"and the replies are what one CPU answers while the other CPU is busy, which the two-queue per-queue figure measures " +
 	"without a shared ring (what the one-queue figure loses beyond that is the cost of one ring filled from one CPU and " +
-	"drained on the other: frames and ring entries cross CPU caches, and the NAPI may sit on either CPU); with two queues each CPU " +
+	"drained on the other: frames arrive cache-cold, the NAPI may sit on either CPU, and both generators return the pages " +
+	"of the frames the full ring refused through the page pool's spinlocked path, which a cpu-clock profile showed taking " +
+	"some 20% of both CPUs); with two queues each CPU " +
 	"generates into and answers from its own queue, which shows the absence of collapse when both cores are flooded but " +
 	"not a single queue's overload.\n"
