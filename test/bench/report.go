@@ -486,7 +486,8 @@ const floodMethod = "Method: forwarding is measured exactly as without the flood
 	"NAPI, which runs on whichever CPU scheduled it first: when the flooder's CPU has it, the generator overruns the ring " +
 	"it no longer drains and its frames are dropped there, a veth artefact that measured the harness (0.59-0.88) rather " +
 	"than the router. NS/NA counts: sent = frames the socket accepted; through XDP = r0's rx_queue_0_xdp_packets; " +
-	"dropped at the ring = g0's tx_dropped; NAs = xdprouter's tx_ndp_na and the sink on g0 (hop limit 255).\n\n" +
+	"dropped at the ring = g0's tx_dropped for the socket's frames and its tx_queue_N_xdp_xmit_errors for live " +
+	"frames (the generators' and the forwarded ones); NAs = xdprouter's tx_ndp_na and the sink on g0 (hop limit 255).\n\n" +
 	"Caveats (2-CPU VM): the flood's own per-packet cost (skb from the socket, XDP, the NA's XDP_TX) lands on the other " +
 	"CPU, so the ratio shows what the flood costs forwarding through shared state (maps, counters, the port), not the " +
 	"CPU time of answering it; that is at most one NA's share of the one-generator peak above (1/peak s per NS, e.g. " +
