@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -58,7 +59,12 @@ func buildTopo(lab *netlab.Lab) (*topo, error) {
 	if t.sinkNS, err = lab.AddNS("sink", false); err != nil {
 		return nil, err
 	}
-	if err := lab.Veth(t.genNS, "g0", t.rtrNS, "r0"); err != nil {
+	// gen's port can have a second queue, for the NS flood only (flood.go);
+	// every other measurement runs on one, as a veth has by default.
+	if err := lab.VethQueues(t.genNS, "g0", t.rtrNS, "r0", portQueues); err != nil {
+		return nil, err
+	}
+	if err := t.setQueues(1); err != nil {
 		return nil, err
 	}
 	if err := lab.Veth(t.rtrNS, "r1", t.sinkNS, "s0"); err != nil {
@@ -111,6 +117,25 @@ func buildTopo(lab *netlab.Lab) (*topo, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// portQueues is the most RX/TX queues g0 and r0 have.
+const portQueues = 2
+
+// setQueues sets how many RX and TX queues g0 and r0 use. A veth frame sent
+// from CPU c lands in the peer's RX queue c modulo that count, and that
+// queue's NAPI runs where it was first scheduled; so with one queue two
+// senders on two CPUs share one 256-frame ring and one NAPI. Call it only
+// while neither end has an XDP program (veth refuses some changes then).
+func (t *topo) setQueues(n int) error {
+	q := strconv.Itoa(n)
+	if _, err := t.lab.Exec(t.genNS, "ethtool", "-L", "g0", "rx", q, "tx", q); err != nil {
+		return fmt.Errorf("g0 to %d queues: %w", n, err)
+	}
+	if _, err := t.lab.Exec(t.rtrNS, "ethtool", "-L", "r0", "rx", q, "tx", q); err != nil {
+		return fmt.Errorf("r0 to %d queues: %w", n, err)
+	}
+	return nil
 }
 
 func lookupIface(lab *netlab.Lab, ns, name string) (iface, error) {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,13 +76,22 @@ func (l *Lab) AddNS(short string, forwarding bool) (string, error) {
 // Veth creates a veth pair with one end in each namespace, both up. GRO is
 // turned on so that each end accepts XDP-redirected frames (veth needs NAPI
 // on the receiving peer).
-func (l *Lab) Veth(nsA, ifA, nsB, ifB string) error {
+func (l *Lab) Veth(nsA, ifA, nsB, ifB string) error { return l.VethQueues(nsA, ifA, nsB, ifB, 1) }
+
+// VethQueues is Veth with queues RX and TX queues at most on each end (all
+// of them in use to begin with; `ethtool -L` changes how many are).
+func (l *Lab) VethQueues(nsA, ifA, nsB, ifB string, queues int) error {
+	if queues < 1 {
+		return fmt.Errorf("veth %s/%s with %d queues: want at least 1", ifA, ifB, queues)
+	}
+	q := strconv.Itoa(queues)
 	// The pair is born in the host namespace, shared with every other
 	// process's labs (go test runs packages in parallel): a per-process
 	// counter would collide there, a random name does not.
 	id := rand.Uint32()
 	tmpA, tmpB := fmt.Sprintf("xv%08xa", id), fmt.Sprintf("xv%08xb", id)
-	if out, err := exec.Command("ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB).CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "link", "add", tmpA, "numtxqueues", q, "numrxqueues", q,
+		"type", "veth", "peer", "name", tmpB, "numtxqueues", q, "numrxqueues", q).CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link add veth: %v: %s", err, out)
 	}
 	for _, e := range []struct{ tmp, ns, name string }{{tmpA, nsA, ifA}, {tmpB, nsB, ifB}} {
