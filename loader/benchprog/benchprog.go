@@ -143,6 +143,10 @@ type TestResult struct {
 	KernelPerRun time.Duration
 	Repeat       uint32
 	Out          []byte // the frame after the last run
+	// Interrupted counts runs a signal cut short and TestRun did again:
+	// the program ran part of their repetitions too (its counters show
+	// them), up to Repeat each.
+	Interrupted int
 }
 
 // Measure runs the program whose file descriptor is targetFD repeat times on

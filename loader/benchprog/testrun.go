@@ -49,6 +49,7 @@ func TestRun(fd int, frame []byte, ifindex int, repeat uint32) (TestResult, erro
 		CtxSizeIn:   uint32(unsafe.Sizeof(ctx)),
 		CtxIn:       uint64(uintptr(unsafe.Pointer(&ctx))),
 	}
+	interrupted := 0
 	for {
 		_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_TEST_RUN,
 			uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
@@ -58,6 +59,7 @@ func TestRun(fd int, frame []byte, ifindex int, repeat uint32) (TestResult, erro
 		if errno == unix.EINTR {
 			// A signal cut the run short; its figures are partial. Again.
 			attr.DataSizeOut = uint32(len(out))
+			interrupted++
 			continue
 		}
 		if errno != 0 {
@@ -71,6 +73,7 @@ func TestRun(fd int, frame []byte, ifindex int, repeat uint32) (TestResult, erro
 			KernelPerRun: time.Duration(attr.Duration),
 			Repeat:       repeat,
 			Out:          out[:attr.DataSizeOut],
+			Interrupted:  interrupted,
 		}
 		return r, nil
 	}

@@ -184,3 +184,22 @@ func rxPackets(t *testing.T, lab *netlab.Lab, ns, dev string) uint64 {
 	}
 	return n
 }
+
+func TestCountsRuns(t *testing.T) {
+	for _, c := range []struct {
+		got, want   uint64
+		interrupted int
+		ok          bool
+	}{
+		{11000000, 11000000, 0, true},
+		{11000001, 11000000, 0, false}, // an extra packet with no interrupted run
+		{11000001, 11000000, 1, true},  // a run cut short after one repetition, then redone
+		{12000000, 11000000, 1, true},
+		{12000001, 11000000, 1, false},
+		{10999999, 11000000, 3, false}, // a repetition missing is never excused
+	} {
+		if got := countsRuns(c.got, c.want, c.interrupted, 1000000); got != c.ok {
+			t.Errorf("countsRuns(%d, %d, %d) = %v", c.got, c.want, c.interrupted, got)
+		}
+	}
+}
