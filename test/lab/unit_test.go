@@ -72,14 +72,24 @@ func TestDaemonUnitCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-a}\nlan:\n  - {interface: to-b, sla-id: 1, ipv4: 10.99.0.1/24}\n")
-	d := startDaemon(t, ctx, capped, cfg)
+	// The WAN RA tracker and the LAN RA sender open ICMPv6 sockets
+	// (CAP_NET_RAW), the DHCPv6-PD client binds port 546
+	// (CAP_NET_BIND_SERVICE): with the unit's set none may be refused.
+	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-a, dhcpv6-pd: {}}\nlan:\n  - {interface: to-b, sla-id: 1, ipv4: 10.99.0.1/24}\n")
+	state := filepath.Join(topo.Lab.RunDir(), "state")
+	d := startDaemon(t, ctx, capped, cfg, "--state-dir", state)
+	time.Sleep(1500 * time.Millisecond)
+	for _, refused := range []string{"operation not permitted", "permission denied"} {
+		if strings.Contains(d.Log(), refused) {
+			t.Errorf("with the unit's capabilities a task was refused (%s):\n%s", refused, d.Log())
+		}
+	}
 	eff := mustRun(t, ctx, cli.Runner, "grep", "CapEff", fmt.Sprintf("/proc/%d/status", d.PID())).Stdout
 	t.Logf("daemon %s", strings.TrimSpace(eff))
 	before := mustStatus(t, ctx, cli)
 	mustRun(t, ctx, cli.Runner, "kill", "-9", fmt.Sprint(d.PID()))
 	d.Kill()
-	d2 := startDaemon(t, ctx, capped, cfg)
+	d2 := startDaemon(t, ctx, capped, cfg, "--state-dir", state)
 	after := mustStatus(t, ctx, cli)
 	for _, dev := range []string{labkit.RouterIfA, labkit.RouterIfB} {
 		b, a := mustIface(t, before, dev), mustIface(t, after, dev)
