@@ -143,6 +143,7 @@ func (l *ipoeLab) waitHost(t *testing.T, what string, re *regexp.Regexp, timeout
 // default route when the ISP's router lifetime goes to 0.
 func TestIPoE(t *testing.T) {
 	needRoot(t)
+	needISP(t, "radvd", "kea-dhcp6")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	l := newIPoELab(t, ctx)

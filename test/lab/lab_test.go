@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/xdprouter/xdprouter/test/netlab"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -71,6 +72,17 @@ func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("lab tests need root: they create network namespaces and load XDP programs")
+	}
+}
+
+// needISP skips a test of the simulated ISP where its servers are not
+// installed (`make test` installs them).
+func needISP(t *testing.T, binaries ...string) {
+	t.Helper()
+	for _, b := range binaries {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("needs %s (make test installs radvd and kea-dhcp6-server): %v", b, err)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 // in the config names the prefix.
 func TestSharedLAN64FromRA(t *testing.T) {
 	needRoot(t)
+	needISP(t, "radvd")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	topo := newNPTLab(t)
