@@ -27,14 +27,7 @@ type Net6 interface {
 // the pass is in force.
 func applyNet6(p Plan, n Net6, now time.Time) ([]Step, error) {
 	var steps []Step
-	addrs := []Addr6{p.WANAddr}
-	for _, l := range p.LANs {
-		addrs = append(addrs, l.Addr)
-	}
-	for _, a := range addrs {
-		if !a.IsValid() {
-			continue
-		}
+	for _, a := range p.addrs() {
 		res, err := n.EnsureAddr(a, now)
 		if err != nil {
 			return steps, fmt.Errorf("address %s on %s: %w", a.Prefix, a.Interface, err)
@@ -116,6 +109,7 @@ func (p Plan) addrs() []Addr6 {
 		if l.Addr.IsValid() {
 			out = append(out, l.Addr)
 		}
+		out = append(out, l.RetiredAddrs...)
 	}
 	return out
 }

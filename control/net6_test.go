@@ -125,9 +125,13 @@ func TestReconcileRenumbering(t *testing.T) {
 	pd := func(p string) *learned.Delegation {
 		return &learned.Delegation{Interface: "w0", Prefixes: []learned.Prefix{{Prefix: pfx(p), Valid: now.Add(time.Hour), Preferred: now.Add(time.Hour)}}}
 	}
-	check := func(when, wanPrefix, wanAddr, lanAddr, delegated string, retired int) {
+	check := func(when, wanPrefix, wanAddr, lanAddr, delegated string, retired int, oldLAN ...string) {
 		t.Helper()
 		want := []string{"l1 " + lanAddr, "w0 " + wanAddr}
+		for _, a := range oldLAN {
+			want = append(want, "l1 "+a)
+		}
+		slices.Sort(want)
 		if got := n6.addrList(); !slices.Equal(got, want) {
 			t.Errorf("%s: addresses %v, want %v", when, got, want)
 		}
@@ -164,7 +168,10 @@ func TestReconcileRenumbering(t *testing.T) {
 	if err := change(t, r, InputChange{PD: pd("2001:db8:200:cd00::/56")}); err != nil {
 		t.Fatal(err)
 	}
-	check("renumbered", "2001:db8:bbbb:1::/64", "2001:db8:bbbb:1::feed/64", "2001:db8:200:cd01::1/64", "2001:db8:200:cd00::/56", 1)
+	// The old LAN address stays (deprecated) while the old prefix is
+	// advertised, so hosts' connections from old addresses keep a route.
+	check("renumbered", "2001:db8:bbbb:1::/64", "2001:db8:bbbb:1::feed/64", "2001:db8:200:cd01::1/64", "2001:db8:200:cd00::/56", 1,
+		"2001:db8:100:ab01::1/64")
 	if got := r.Stats().Passes - start; got != 2 {
 		t.Errorf("%d passes for two changes", got)
 	}
@@ -188,5 +195,64 @@ func TestReconcileRenumbering(t *testing.T) {
 	}
 	if got := n6.addrList(); len(got) != 0 || len(n6.unreach) != 0 {
 		t.Errorf("after teardown: addresses %v unreachable %v", got, n6.unreach)
+	}
+}
+
+// failingNet6 refuses to install one address.
+type failingNet6 struct {
+	*fakeNet6
+	refuse netip.Prefix
+}
+
+func (f failingNet6) EnsureAddr(a Addr6, now time.Time) (string, error) {
+	if a.Prefix == f.refuse {
+		return "", fmt.Errorf("refused")
+	}
+	return f.fakeNet6.EnsureAddr(a, now)
+}
+
+// A pass that fails half way takes back the addresses it added; the next
+// pass removes what the plan in force had, even if that prefix would not
+// be chosen any more (it went deprecated meanwhile).
+func TestReconcileNet6RollbackAndPrune(t *testing.T) {
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	n6 := newFakeNet6()
+	net := failingNet6{fakeNet6: n6, refuse: pfx("2001:db8:bad:2::1/64")}
+	sys := func() (Deps, func() error, error) {
+		return Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, Net6: net}, func() error { return nil }, nil
+	}
+	r := NewReconciler(parse(t, `
+wan: {interface: w0, token: "::feed", dhcpv6-pd: {}}
+lan: [{interface: l1, sla-id: 1}, {interface: l2, sla-id: 2}]
+`), sys, quietLog, Hooks{})
+	startReconciler(t, r)
+	now := time.Now()
+	ra := func(prefixes ...learned.Prefix) InputChange {
+		return InputChange{RA: &learned.RA{Interface: "w0", Prefixes: prefixes}}
+	}
+	lease := func(p string) InputChange {
+		return InputChange{PD: &learned.Delegation{Interface: "w0", Prefixes: []learned.Prefix{{Prefix: pfx(p), Valid: now.Add(time.Hour), Preferred: now.Add(time.Hour)}}}}
+	}
+	a := learned.Prefix{Prefix: pfx("2001:db8:aaaa:1::/64"), Autonomous: true, Valid: now.Add(time.Hour), Preferred: now.Add(time.Hour)}
+	if err := change(t, r, ra(a)); err != nil {
+		t.Fatal(err)
+	}
+	// l2's address in this lease is refused: the pass fails, and l1's,
+	// which it had installed just before, is not left behind.
+	if err := change(t, r, lease("2001:db8:bad::/56")); err == nil {
+		t.Fatal("the pass did not fail")
+	}
+	if got := n6.addrList(); !slices.Equal(got, []string{"w0 2001:db8:aaaa:1::feed/64"}) {
+		t.Errorf("after the failed pass: %v", got)
+	}
+	// A goes deprecated and B arrives: B is chosen, and A's address,
+	// which the plan in force holds, is removed.
+	a.Preferred = now
+	b := learned.Prefix{Prefix: pfx("2001:db8:aaaa:2::/64"), Autonomous: true, Valid: now.Add(time.Hour), Preferred: now.Add(time.Hour)}
+	if err := change(t, r, ra(a, b)); err != nil {
+		t.Fatal(err)
+	}
+	if got := n6.addrList(); !slices.Equal(got, []string{"w0 2001:db8:aaaa:2::feed/64"}) {
+		t.Errorf("after the new prefix: %v", got)
 	}
 }

@@ -53,8 +53,10 @@ type LANPlan struct {
 	Prefix    learned.Prefix `json:"prefix"`  // the LAN /64; zero when none yet
 	Addr      Addr6          `json:"address"` // prefix + lan token
 	// Retired are earlier prefixes, advertised deprecated until they
-	// expire.
-	Retired []learned.Prefix `json:"retired,omitempty"`
+	// expire; the router keeps its address in each (preferred lifetime
+	// 0), so connections hosts still have on old addresses keep a route.
+	Retired      []learned.Prefix `json:"retired,omitempty"`
+	RetiredAddrs []Addr6          `json:"retired_addresses,omitempty"`
 }
 
 // Advert is what one LAN's Router Advertisements carry.
@@ -103,6 +105,15 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		return p
 	}
 	ra, pd := in.Learned.RA, in.Learned.PD
+	// What was learned under another config (another WAN interface, PD
+	// since switched off), or recorded by a daemon that had one, is not
+	// this config's.
+	if cfg.WAN == nil || (ra != nil && ra.Interface != "" && ra.Interface != cfg.WAN.Interface) {
+		ra = nil
+	}
+	if cfg.WAN == nil || cfg.WAN.DHCPv6PD == nil || (pd != nil && pd.Interface != "" && pd.Interface != cfg.WAN.Interface) {
+		pd = nil
+	}
 	if ra != nil {
 		p.WANPrefix = chooseWANPrefix(ra.Prefixes, now)
 		p.Gateway = chooseRouter(ra.Routers, now)
@@ -154,7 +165,7 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		lp := LANPlan{Interface: l.Interface}
 		switch {
 		case len(p.Delegated) > 0:
-			d := p.Delegated[0]
+			d := choosePrefix(p.Delegated, now, func(learned.Prefix) bool { return true })
 			sub, err := subnet64(d.Prefix, l.SLAID)
 			if err != nil {
 				p.Pending = append(p.Pending, fmt.Sprintf("lan[%d].sla-id: %v", i, err))
@@ -176,6 +187,8 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		for _, r := range in.Learned.Retired[l.Interface] {
 			if r.Valid.After(now) && r.Prefix != lp.Prefix.Prefix {
 				lp.Retired = append(lp.Retired, r)
+				lp.RetiredAddrs = append(lp.RetiredAddrs, Addr6{Interface: l.Interface,
+					Prefix: netip.PrefixFrom(withIID(r.Prefix, l.Token), 64), Valid: r.Valid, Preferred: r.Preferred})
 			}
 		}
 		p.LANs = append(p.LANs, lp)
@@ -217,31 +230,45 @@ func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
 	return out
 }
 
-// chooseWANPrefix picks the /64 for the WAN address among SLAAC prefixes:
-// a preferred one over a deprecated one, then the one preferred longest.
+// chooseWANPrefix picks the /64 for the WAN address among SLAAC prefixes.
 func chooseWANPrefix(ps []learned.Prefix, now time.Time) learned.Prefix {
-	var best learned.Prefix
+	return choosePrefix(ps, now, func(p learned.Prefix) bool {
+		return p.Autonomous && p.Prefix.Bits() == 64 && p.Prefix.Addr().IsGlobalUnicast()
+	})
+}
+
+// choosePrefix picks, among the valid prefixes ok accepts, the first
+// preferred one in the list's order, else the first deprecated one. The
+// order is the tasks' (sorted RA prefixes, leases as delegated), never the
+// lifetimes: two prefixes refreshed in turn by two routers, or a new lease
+// next to the old, must not swap places at every message, each swap
+// renumbering the WAN address, the tunnels and the LANs.
+func choosePrefix(ps []learned.Prefix, now time.Time, ok func(learned.Prefix) bool) learned.Prefix {
+	var deprecated learned.Prefix
 	for _, p := range ps {
-		if !p.Autonomous || p.Prefix.Bits() != 64 || !p.Valid.After(now) || !p.Prefix.Addr().IsGlobalUnicast() {
+		if !p.Valid.After(now) || !ok(p) {
 			continue
 		}
-		if !best.Prefix.IsValid() || p.Preferred.After(best.Preferred) {
-			best = p
+		if p.Preferred.After(now) {
+			return p
+		}
+		if !deprecated.Prefix.IsValid() {
+			deprecated = p
 		}
 	}
-	return best
+	return deprecated
 }
 
 // chooseRouter picks the default router: the highest RFC 4191 preference,
-// then the longest remaining lifetime, then the lowest address (so equal
-// routers give a stable choice).
+// then the lowest address. Not the remaining lifetime: each RA refreshes
+// its own router's, and equal routers would take turns at every RA.
 func chooseRouter(rs []learned.Router, now time.Time) netip.Addr {
 	live := slices.DeleteFunc(slices.Clone(rs), func(r learned.Router) bool { return !r.Until.After(now) })
 	if len(live) == 0 {
 		return netip.Addr{}
 	}
 	return slices.MinFunc(live, func(a, b learned.Router) int {
-		return cmp.Or(cmp.Compare(b.Preference, a.Preference), b.Until.Compare(a.Until), a.Addr.Compare(b.Addr))
+		return cmp.Or(cmp.Compare(b.Preference, a.Preference), a.Addr.Compare(b.Addr))
 	}).Addr
 }
 

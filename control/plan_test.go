@@ -218,3 +218,58 @@ tunnels:
 		t.Error("the config in force was modified")
 	}
 }
+
+// Two routers refreshing their prefixes in turn, or a new lease next to
+// the old one, must not move the WAN address or the LANs at every message.
+func TestPlanChoicesAreStable(t *testing.T) {
+	cfg := parse(t, ipoe)
+	for i, later := range []string{"2001:db8:aaaa:1::/64", "2001:db8:aaaa:2::/64"} {
+		ra := &learned.RA{Interface: "w0"}
+		for _, p := range []string{"2001:db8:aaaa:1::/64", "2001:db8:aaaa:2::/64"} {
+			life := time.Hour
+			if p == later {
+				life = 2 * time.Hour // the one refreshed last
+			}
+			ra.Prefixes = append(ra.Prefixes, slaac(p, life, life))
+		}
+		for _, r := range []string{"fe80::2", "fe80::1"} {
+			until := t0.Add(time.Hour)
+			if strings.HasSuffix(later, "1::/64") == (r == "fe80::1") {
+				until = until.Add(time.Hour)
+			}
+			ra.Routers = append(ra.Routers, learned.Router{Addr: addr(r), Until: until})
+		}
+		p := NewPlan(Inputs{Config: cfg, Learned: Learned{RA: ra}}, t0)
+		if p.WANAddr.Prefix != pfx("2001:db8:aaaa:1::feed/64") || p.Gateway != addr("fe80::1") {
+			t.Errorf("round %d: WAN %s via %s, want the first prefix and the lowest router every time", i, p.WANAddr.Prefix, p.Gateway)
+		}
+	}
+	// A graceful PD renumbering: the old lease deprecated, the new one
+	// preferred: the LANs take the new one at once.
+	pd := delegated("2001:db8:100:ab00::/56", time.Hour, 0)
+	pd.Prefixes = append(pd.Prefixes, learned.Prefix{Prefix: pfx("2001:db8:200:cd00::/56"), Valid: t0.Add(2 * time.Hour), Preferred: t0.Add(time.Hour)})
+	if got := NewPlan(Inputs{Config: cfg, Learned: Learned{PD: pd}}, t0).LANs[0].Prefix.Prefix; got != pfx("2001:db8:200:cd01::/64") {
+		t.Errorf("LAN prefix %s, want the preferred lease's", got)
+	}
+	// Both preferred: the first lease stays.
+	pd.Prefixes[0].Preferred = t0.Add(time.Hour)
+	if got := NewPlan(Inputs{Config: cfg, Learned: Learned{PD: pd}}, t0).LANs[0].Prefix.Prefix; got != pfx("2001:db8:100:ab01::/64") {
+		t.Errorf("LAN prefix %s, want the first lease kept", got)
+	}
+}
+
+// What was learned on another WAN interface, or a PD the config no longer
+// asks for, does not count.
+func TestPlanIgnoresOtherInputs(t *testing.T) {
+	ra := &learned.RA{Interface: "old0", Prefixes: []learned.Prefix{slaac("2001:db8:5:6::/64", time.Hour, time.Hour)},
+		Routers: []learned.Router{{Addr: addr("fe80::1"), Until: t0.Add(time.Hour)}}}
+	pd := delegated("2001:db8:100:ab00::/56", time.Hour, time.Hour)
+	p := NewPlan(Inputs{Config: parse(t, ipoe), Learned: Learned{RA: ra}}, t0)
+	if p.WANAddr.IsValid() || p.Gateway.IsValid() {
+		t.Errorf("an RA heard on old0 drives wan w0: %+v", p)
+	}
+	noPD := parse(t, "wan: {interface: w0, token: '::feed'}\nlan: [{interface: l1, sla-id: 1}]")
+	if p := NewPlan(Inputs{Config: noPD, Learned: Learned{PD: pd}}, t0); len(p.Delegated) != 0 || p.LANs[0].Prefix.Prefix.IsValid() {
+		t.Errorf("a binding of a config with dhcpv6-pd still used: %+v", p)
+	}
+}

@@ -42,8 +42,13 @@ type Reconciler struct {
 	// adopted is the config a previous daemon left in force (Adopt).
 	adopted *config.Config
 
-	mu    sync.Mutex
-	cur   Inputs
+	mu  sync.Mutex
+	cur Inputs
+	// plan is the Plan put in force with cur: what the kernel holds. The
+	// next pass removes what it had and the new one has not; computing
+	// it again from cur would not do, since a prefix that became
+	// deprecated meanwhile changes the choice.
+	plan  Plan
 	stats ReconcileStats
 }
 
@@ -116,6 +121,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	// In force before the first pass: what a previous daemon left, if it
 	// said, else nothing of ours.
 	r.cur = Inputs{Config: r.adopted, Learned: first.Learned}
+	r.plan = NewPlan(r.cur, time.Now())
 	r.mu.Unlock()
 	if err := r.pass(first, "initial config"); r.Current().Generation != 1 {
 		return fmt.Errorf("apply the initial config: %w", err)
@@ -154,8 +160,11 @@ func (r *Reconciler) Stats() ReconcileStats {
 func (r *Reconciler) pass(next Inputs, why string) error {
 	start := time.Now()
 	prev := r.Current()
-	next.Learned.Retired = retire(NewPlan(prev, start), NewPlan(next, start), start)
-	steps, inForce, err := r.apply(prev, next)
+	r.mu.Lock()
+	prevPlan := r.plan
+	r.mu.Unlock()
+	next.Learned.Retired = retire(prevPlan, NewPlan(next, start), start)
+	steps, nextPlan, inForce, err := r.apply(prev, prevPlan, next)
 	took := time.Since(start)
 
 	r.mu.Lock()
@@ -168,7 +177,7 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 		r.stats.LastErrorTime = start
 	}
 	if inForce {
-		r.cur = next
+		r.cur, r.plan = next, nextPlan
 		r.stats.Generation = next.Generation
 	}
 	st := r.stats
@@ -204,11 +213,12 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 // and next has not is removed only after next is fully in force, so a
 // failed pass never loses it; if that removal fails, next is in force all
 // the same, and the error names what was left behind.
-func (r *Reconciler) apply(prev, next Inputs) ([]Step, bool, error) {
+func (r *Reconciler) apply(prev Inputs, prevPlan Plan, next Inputs) ([]Step, Plan, bool, error) {
 	deps, closeDeps, err := r.open()
 	if err != nil {
-		return nil, false, fmt.Errorf("open the data plane: %w", err)
+		return nil, Plan{}, false, fmt.Errorf("open the data plane: %w", err)
 	}
+	nextPlan := NewPlan(next, time.Now())
 	steps, err := r.steps(next, deps)
 	if err != nil {
 		if prev.Config != nil {
@@ -216,20 +226,26 @@ func (r *Reconciler) apply(prev, next Inputs) ([]Step, bool, error) {
 				err = fmt.Errorf("%w (and restoring the previous state failed: %v)", err, rerr)
 			}
 		}
-		return steps, false, errors.Join(err, closeDeps())
+		// Addresses are only ever added by a pass: take back those the
+		// failed one added.
+		if deps.Net6 != nil {
+			if _, perr := pruneNet6(nextPlan, prevPlan, deps.Net6); perr != nil {
+				err = fmt.Errorf("%w (and removing the addresses it added failed: %v)", err, perr)
+			}
+		}
+		return steps, Plan{}, false, errors.Join(err, closeDeps())
 	}
 	pruned, err := Prune(prev.Config, next.Config, deps)
 	steps = append(steps, pruned...)
 	if deps.Net6 != nil {
-		now := time.Now()
-		s, nerr := pruneNet6(NewPlan(prev, now), NewPlan(next, now), deps.Net6)
+		s, nerr := pruneNet6(prevPlan, nextPlan, deps.Net6)
 		steps = append(steps, s...)
 		err = errors.Join(err, nerr)
 	}
 	if r.hooks.InForce != nil {
-		r.hooks.InForce(next, NewPlan(next, time.Now()))
+		r.hooks.InForce(next, nextPlan)
 	}
-	return steps, true, errors.Join(err, closeDeps())
+	return steps, nextPlan, true, errors.Join(err, closeDeps())
 }
 
 // Teardown removes what the Inputs in force put on the system, for
@@ -245,7 +261,10 @@ func (r *Reconciler) Teardown() error {
 	}
 	_, err = Prune(in.Config, nil, deps)
 	if deps.Net6 != nil {
-		err = errors.Join(err, teardownNet6(NewPlan(in, time.Now()), deps.Net6))
+		r.mu.Lock()
+		plan := r.plan
+		r.mu.Unlock()
+		err = errors.Join(err, teardownNet6(plan, deps.Net6))
 	}
 	return errors.Join(err, closeDeps())
 }

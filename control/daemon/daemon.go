@@ -62,6 +62,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var rec *control.Reconciler
+	o.Learning.FinalRA = o.DetachOnExit
 	learn := newLearning(o.Learning, log)
 	recorder := &learnedRecorder{o: o}
 	rec = control.NewReconciler(cfg, o.System, log, control.Hooks{
@@ -112,6 +113,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	err = g.Wait()
 	o.Notify.Notify("STOPPING=1")
+	if o.Learning.ReleaseOnExit {
+		// The client released the prefix on its way out, after the
+		// reconciler had stopped: the next daemon must not start from it.
+		l := rec.Current().Learned
+		l.PD = nil
+		recorder.save(l)
+	}
 	if stop := (StopSignal{}); errors.As(err, &stop) {
 		err = nil
 	}

@@ -30,6 +30,10 @@ type LearningOptions struct {
 	// RAMinDelay is the least time between two RAs on a LAN; 0 is
 	// lanRAMinDelay.
 	RAMinDelay time.Duration
+	// FinalRA sends the LANs a last RA with router lifetime 0 when the
+	// daemon stops (with --detach-on-exit: the router stops routing);
+	// otherwise the hosts keep the router while the data plane forwards.
+	FinalRA bool
 }
 
 // lanRAMinDelay lets a renumbering reach the LAN within a second. RFC
@@ -66,7 +70,7 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 	}
 	l := &learning{
 		opt: opt, log: log, inbox: newInbox(), sup: newSupervisor(log),
-		lanRA:      &lanra.Sender{MinDelay: minDelay, Log: log.With("task", "lan-ra")},
+		lanRA:      &lanra.Sender{MinDelay: minDelay, KeepOnStop: !opt.FinalRA, Log: log.With("task", "lan-ra")},
 		dns:        endpoint.NewDNS(endpoint.DNSOptions{}),
 		ndpWake:    &ndpwake.Waker{Log: log.With("task", "ndp-wake")},
 		advertised: map[string]bool{},
@@ -106,9 +110,9 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 	}
 	// One sender, resolver and provisioner for the daemon's life: what
 	// they work on follows the reconciler (inForce), not a restart.
-	if len(cfg.LAN) > 0 {
-		out = append(out, taskSpec{name: "lan-ra", key: "lan-ra", new: func() task { return l.lanRA }})
-	}
+	// Always there, LANs or not: a LAN that goes gets its final RA from
+	// Remove, which a stopped sender could not send.
+	out = append(out, taskSpec{name: "lan-ra", key: "lan-ra", new: func() task { return l.lanRA }})
 	if len(remoteNames(cfg)) > 0 {
 		out = append(out, taskSpec{name: "resolver", key: "resolver", new: func() task { return l.resolver }})
 	}

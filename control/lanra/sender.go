@@ -70,7 +70,12 @@ type Sender struct {
 	// DNSLifetime bounds the RDNSS and DNSSL lifetimes; default three
 	// times MaxInterval (RFC 8106).
 	DNSLifetime time.Duration
-	Log         *slog.Logger
+	// KeepOnStop ends Run without the final RA: the daemon stops but the
+	// router keeps forwarding, and the next daemon advertises again; a
+	// final RA would make every host drop its default route meanwhile.
+	// Remove still sends it.
+	KeepOnStop bool
+	Log        *slog.Logger
 	// Listen opens an interface's socket; nil opens an ndpsock.Conn that
 	// hears Router Solicitations.
 	Listen func(ifname string) (Conn, error)
@@ -164,7 +169,12 @@ func (s *Sender) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			for _, ifc := range l.ifaces {
-				l.retire(ifc)
+				switch {
+				case !s.KeepOnStop:
+					l.retire(ifc)
+				case ifc.conn != nil:
+					ifc.conn.Close()
+				}
 			}
 			return nil
 		case <-wake:

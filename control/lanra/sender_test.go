@@ -268,3 +268,27 @@ func TestFinalAdvertisement(t *testing.T) {
 		}
 	})
 }
+
+// A daemon that stops but leaves the router forwarding (KeepOnStop) sends
+// no final RA: the hosts keep their default route until the next daemon
+// advertises again. Remove still says goodbye.
+func TestKeepOnStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := runRig(t, &Sender{KeepOnStop: true})
+		ad := Advert{RouterLifetime: time.Hour, Prefixes: []learned.Prefix{{Prefix: oldPrefix, Valid: learned.Forever, Preferred: learned.Forever}}}
+		r.s.Set("lan0", ad)
+		r.s.Set("lan1", ad)
+		r.sleepUntil(time.Minute)
+		lan0, lan1 := r.conn("lan0"), r.conn("lan1")
+		lan0.take()
+		lan1.take()
+		r.s.Remove("lan0")
+		if s := lan0.take(); len(s) != 1 || s[0].ra.RouterLifetime != 0 {
+			t.Fatalf("after Remove: sent %+v, want the final RA", s)
+		}
+		r.stop()
+		if s := lan1.take(); len(s) != 0 || !lan1.isClosed() {
+			t.Errorf("after stop: sent %+v (closed %v), want nothing sent and the socket closed", s, lan1.isClosed())
+		}
+	})
+}
