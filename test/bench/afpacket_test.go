@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -172,17 +173,26 @@ func TestPacketSenderOnVeth(t *testing.T) {
 	}
 }
 
+// rxPackets reads dev's receive counter through netlink (`ip -s`): /sys
+// shows the namespace's devices only under `ip netns exec`, not where the
+// lab enters namespaces with nsenter (a chroot, a fresh root).
 func rxPackets(t *testing.T, lab *netlab.Lab, ns, dev string) uint64 {
 	t.Helper()
-	out, err := lab.Exec(ns, "cat", "/sys/class/net/"+dev+"/statistics/rx_packets")
+	out, err := lab.Exec(ns, "ip", "-j", "-s", "link", "show", "dev", dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
-	for _, c := range strings.TrimSpace(out) {
-		n = n*10 + uint64(c-'0')
+	var links []struct {
+		Stats struct {
+			RX struct {
+				Packets uint64 `json:"packets"`
+			} `json:"rx"`
+		} `json:"stats64"`
 	}
-	return n
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		t.Fatalf("ip -j -s link show dev %s: %v: %s", dev, err, out)
+	}
+	return links[0].Stats.RX.Packets
 }
 
 func TestCountsRuns(t *testing.T) {
