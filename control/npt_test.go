@@ -125,7 +125,7 @@ func TestApplyInputsLearnedOutside(t *testing.T) {
 	dp := &fakeDP{attached: map[string]loader.Role{}}
 	tr := &fakeNPT{}
 	deps := Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, NPT: tr}
-	steps, err := ApplyInputs(Inputs{Config: cfg}, deps)
+	steps, err := applyNow(Inputs{Config: cfg}, deps)
 	if err != nil || len(tr.rules) != 0 || len(tr.proxy) != 0 || dp.attached["l1"] != loader.RoleLAN {
 		t.Fatalf("before a prefix is learned: err %v, rules %v, proxy %v, attached %v", err, tr.rules, tr.proxy, dp.attached)
 	}
@@ -134,7 +134,7 @@ func TestApplyInputsLearnedOutside(t *testing.T) {
 	}
 	for _, wan := range []string{"2001:db8:1:2::/64", "2001:db8:9:9::/64"} {
 		in := Inputs{Config: cfg, Learned: Learned{RA: raWith(wan)}}
-		if _, err := ApplyInputs(in, deps); err != nil {
+		if _, err := applyNow(in, deps); err != nil {
 			t.Fatal(err)
 		}
 		if len(tr.rules) != 1 || tr.rules[0].Outside.String() != wan || len(tr.proxy) != 1 || tr.proxy[0].Prefix.String() != wan {
@@ -146,7 +146,7 @@ func TestApplyInputsLearnedOutside(t *testing.T) {
 	}
 	// A /56 never becomes the WAN prefix: the address needs a /64.
 	in := Inputs{Config: cfg, Learned: Learned{RA: raWith("2001:db8:1::/56")}}
-	if steps, err := ApplyInputs(in, deps); err != nil || len(tr.rules) != 0 || !hasStep(steps, "npt[0].outside: auto, and no WAN prefix", "waiting") {
+	if steps, err := applyNow(in, deps); err != nil || len(tr.rules) != 0 || !hasStep(steps, "npt[0].outside: auto, and no WAN prefix", "waiting") {
 		t.Errorf("err %v rules %v steps %v", err, tr.rules, steps)
 	}
 }
@@ -206,4 +206,9 @@ func TestApplyProxyAllMulticast(t *testing.T) {
 	if steps, _ = Apply(cfg, deps); !hasStep(steps, "all-multicast on w0", "unchanged") {
 		t.Errorf("again: steps %v", steps)
 	}
+}
+
+// applyNow is one pass over in, its plan made now.
+func applyNow(in Inputs, deps Deps) ([]Step, error) {
+	return ApplyInputs(in, NewPlan(in, time.Now()), deps)
 }

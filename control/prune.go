@@ -77,17 +77,16 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 // tasks learned resolved into it (resolveLearned) goes through Apply, the
 // same steps as `xdprouter apply`, and the plan's IPv6 addresses and
 // routes are installed, so one pass updates every piece that depends on a
-// learned prefix.
-func ApplyInputs(in Inputs, deps Deps) ([]Step, error) {
-	now := time.Now()
-	plan := NewPlan(in, now)
+// learned prefix. plan is NewPlan of in: the reconciler computes it once
+// per pass and keeps it as what the kernel holds.
+func ApplyInputs(in Inputs, plan Plan, deps Deps) ([]Step, error) {
 	cfg, pending := resolveLearned(in.Config, plan, in.Learned.Remotes)
 	steps, err := Apply(cfg, deps)
 	if err != nil {
 		return steps, err
 	}
 	if deps.Net6 != nil {
-		s, err := applyNet6(plan, deps.Net6, now)
+		s, err := applyNet6(plan, deps.Net6, time.Now())
 		steps = append(steps, s...)
 		if err != nil {
 			return steps, err

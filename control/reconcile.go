@@ -37,7 +37,7 @@ type Reconciler struct {
 	changes chan InputChange
 	hooks   Hooks
 	// steps is one pass's work, ApplyInputs; tests replace it.
-	steps func(Inputs, Deps) ([]Step, error)
+	steps func(Inputs, Plan, Deps) ([]Step, error)
 
 	// adopted is the config a previous daemon left in force (Adopt).
 	adopted *config.Config
@@ -164,7 +164,8 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 	prevPlan := r.plan
 	r.mu.Unlock()
 	next.Learned.Retired = retire(prevPlan, NewPlan(next, start), start)
-	steps, nextPlan, inForce, err := r.apply(prev, prevPlan, next)
+	nextPlan := NewPlan(next, start)
+	steps, inForce, err := r.apply(prev, prevPlan, next, nextPlan)
 	took := time.Since(start)
 
 	r.mu.Lock()
@@ -213,16 +214,15 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 // and next has not is removed only after next is fully in force, so a
 // failed pass never loses it; if that removal fails, next is in force all
 // the same, and the error names what was left behind.
-func (r *Reconciler) apply(prev Inputs, prevPlan Plan, next Inputs) ([]Step, Plan, bool, error) {
+func (r *Reconciler) apply(prev Inputs, prevPlan Plan, next Inputs, nextPlan Plan) ([]Step, bool, error) {
 	deps, closeDeps, err := r.open()
 	if err != nil {
-		return nil, Plan{}, false, fmt.Errorf("open the data plane: %w", err)
+		return nil, false, fmt.Errorf("open the data plane: %w", err)
 	}
-	nextPlan := NewPlan(next, time.Now())
-	steps, err := r.steps(next, deps)
+	steps, err := r.steps(next, nextPlan, deps)
 	if err != nil {
 		if prev.Config != nil {
-			if _, rerr := r.steps(prev, deps); rerr != nil {
+			if _, rerr := r.steps(prev, prevPlan, deps); rerr != nil {
 				err = fmt.Errorf("%w (and restoring the previous state failed: %v)", err, rerr)
 			}
 		}
@@ -233,7 +233,7 @@ func (r *Reconciler) apply(prev Inputs, prevPlan Plan, next Inputs) ([]Step, Pla
 				err = fmt.Errorf("%w (and removing the addresses it added failed: %v)", err, perr)
 			}
 		}
-		return steps, Plan{}, false, errors.Join(err, closeDeps())
+		return steps, false, errors.Join(err, closeDeps())
 	}
 	pruned, err := Prune(prev.Config, next.Config, deps)
 	steps = append(steps, pruned...)
@@ -245,7 +245,7 @@ func (r *Reconciler) apply(prev Inputs, prevPlan Plan, next Inputs) ([]Step, Pla
 	if r.hooks.InForce != nil {
 		r.hooks.InForce(next, nextPlan)
 	}
-	return steps, nextPlan, true, errors.Join(err, closeDeps())
+	return steps, true, errors.Join(err, closeDeps())
 }
 
 // Teardown removes what the Inputs in force put on the system, for

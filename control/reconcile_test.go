@@ -155,12 +155,12 @@ func TestReconcileLearnedInput(t *testing.T) {
 		}
 		return in.Learned.PD.Prefixes[0].Prefix
 	}
-	r.steps = func(in Inputs, deps Deps) ([]Step, error) {
+	r.steps = func(in Inputs, p Plan, deps Deps) ([]Step, error) {
 		seen = append(seen, pdOf(in))
 		if pdOf(in) == bad {
 			return nil, errors.New("prefix rejected by a step")
 		}
-		return ApplyInputs(in, deps)
+		return ApplyInputs(in, p, deps)
 	}
 	startReconciler(t, r)
 
