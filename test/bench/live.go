@@ -243,36 +243,10 @@ func problemSuffix(p []string) string {
 func (b *liveBench) setup(sc string) (func() error, error) {
 	t := b.t
 	switch sc {
-	case scKernel, scBare:
-		var links []*benchprog.Link
-		undo := func() error {
-			var errs []error
-			for _, l := range links {
-				errs = append(errs, l.Close())
-			}
-			return errors.Join(errs...)
-		}
-		err := t.lab.Do(t.rtrNS, func() error {
-			for _, idx := range []int{t.r0.index, t.r1.index} {
-				var l *benchprog.Link
-				var err error
-				if sc == scKernel {
-					l, err = b.pass.Attach(idx)
-				} else {
-					l, err = b.bare.Attach(idx)
-				}
-				if err != nil {
-					return err
-				}
-				links = append(links, l)
-			}
-			return nil
-		})
-		if err != nil {
-			undo()
-			return nil, err
-		}
-		return undo, nil
+	case scKernel:
+		return t.attachRouterPorts(b.pass.Attach)
+	case scBare:
+		return t.attachRouterPorts(b.bare.Attach)
 	case scXdprouter:
 		// The real CLI, as a user would run it on the router.
 		detach := func() error {
@@ -457,3 +431,30 @@ func threadCPUTime() (time.Duration, error) {
 
 // stderr logging, so stdout carries only the result table.
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+// attachRouterPorts attaches a plain XDP program to both router ports and
+// returns what detaches it; on error nothing stays attached.
+func (t *topo) attachRouterPorts(attach func(ifindex int) (*benchprog.Link, error)) (func() error, error) {
+	var links []*benchprog.Link
+	detach := func() error {
+		var errs []error
+		for _, l := range links {
+			errs = append(errs, l.Close())
+		}
+		return errors.Join(errs...)
+	}
+	err := t.lab.Do(t.rtrNS, func() error {
+		for _, idx := range []int{t.r0.index, t.r1.index} {
+			l, err := attach(idx)
+			if err != nil {
+				return err
+			}
+			links = append(links, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(err, detach())
+	}
+	return detach, nil
+}

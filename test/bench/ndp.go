@@ -176,26 +176,9 @@ func (b *ndpBench) setup(sc string) (func() error, error) {
 		}
 		return detach, nil
 	case scNDPndppd:
-		var links []*benchprog.Link
-		err := t.lab.Do(t.rtrNS, func() error {
-			for _, idx := range []int{t.r0.index, t.r1.index} {
-				l, err := b.pass.Attach(idx)
-				if err != nil {
-					return err
-				}
-				links = append(links, l)
-			}
-			return nil
-		})
-		closeLinks := func() error {
-			var errs []error
-			for _, l := range links {
-				errs = append(errs, l.Close())
-			}
-			return errors.Join(errs...)
-		}
+		closeLinks, err := t.attachRouterPorts(b.pass.Attach)
 		if err != nil {
-			return nil, errors.Join(err, closeLinks())
+			return nil, err
 		}
 		conf := filepath.Join(t.lab.RunDir(), "ndppd.conf")
 		if err := os.WriteFile(conf, []byte(fmt.Sprintf("proxy r0 {\n  rule %s {\n    static\n  }\n}\n", ndpPrefix)), 0o600); err != nil {

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/xdprouter/xdprouter/loader/benchprog"
 )
 
 // The NPT scenarios translate the IPv6 frames' source (gen's prefix, the
@@ -25,30 +23,16 @@ func (b *liveBench) setupNPT(sc string) (func() error, error) {
 	if sc == scKernelNPT {
 		// As the kernel scenario (XDP_PASS keeps the veths in XDP mode),
 		// plus the ip6tables rule.
-		var links []*benchprog.Link
-		undo := func() error {
-			var errs []error
-			for _, l := range links {
-				errs = append(errs, l.Close())
-			}
-			_, err := t.lab.Exec(t.rtrNS, "ip6tables", "-t", "mangle", "-F", "POSTROUTING")
-			return errors.Join(append(errs, err)...)
-		}
-		err := t.lab.Do(t.rtrNS, func() error {
-			for _, idx := range []int{t.r0.index, t.r1.index} {
-				l, err := b.pass.Attach(idx)
-				if err != nil {
-					return err
-				}
-				links = append(links, l)
-			}
-			return nil
-		})
-		if err == nil {
-			_, err = t.lab.Exec(t.rtrNS, "ip6tables", "-t", "mangle", "-A", "POSTROUTING", "-o", "r1", "-s", nptInside,
-				"-j", "SNPT", "--src-pfx", nptInside, "--dst-pfx", nptOutside)
-		}
+		detach, err := t.attachRouterPorts(b.pass.Attach)
 		if err != nil {
+			return nil, err
+		}
+		undo := func() error {
+			_, err := t.lab.Exec(t.rtrNS, "ip6tables", "-t", "mangle", "-F", "POSTROUTING")
+			return errors.Join(detach(), err)
+		}
+		if _, err := t.lab.Exec(t.rtrNS, "ip6tables", "-t", "mangle", "-A", "POSTROUTING", "-o", "r1", "-s", nptInside,
+			"-j", "SNPT", "--src-pfx", nptInside, "--dst-pfx", nptOutside); err != nil {
 			return nil, errors.Join(err, undo())
 		}
 		return undo, nil

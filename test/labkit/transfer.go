@@ -50,6 +50,18 @@ const transferTimeout = 60 * time.Second
 
 // listenIn opens a TCP listener on addr (any port) inside namespace ns; it
 // closes when ctx ends or when the returned func is called.
+// dialIn connects to addr from namespace ns; the socket stays in ns.
+func dialIn(ctx context.Context, lab *netlab.Lab, ns string, addr net.Addr) (net.Conn, error) {
+	var conn net.Conn
+	err := lab.Do(ns, func() error {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", addr.String())
+		return err
+	})
+	return conn, err
+}
+
 func listenIn(ctx context.Context, lab *netlab.Lab, ns string, addr netip.Addr) (net.Listener, func(), error) {
 	var ln net.Listener
 	err := lab.Do(ns, func() error {
@@ -111,13 +123,7 @@ func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to neti
 	}()
 
 	start := time.Now()
-	var conn net.Conn
-	err = lab.Do(fromNS, func() error {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		var err error
-		conn, err = d.DialContext(ctx, "tcp", ln.Addr().String())
-		return err
-	})
+	conn, err := dialIn(ctx, lab, fromNS, ln.Addr())
 	if err != nil {
 		ln.Close()
 		<-recvDone
@@ -232,13 +238,7 @@ func Download(ctx context.Context, lab *netlab.Lab, clientNS, serverNS string, t
 	}()
 
 	start := time.Now()
-	var conn net.Conn
-	err = lab.Do(clientNS, func() error {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		var err error
-		conn, err = d.DialContext(ctx, "tcp", ln.Addr().String())
-		return err
-	})
+	conn, err := dialIn(ctx, lab, clientNS, ln.Addr())
 	if err != nil {
 		ln.Close()
 		<-sent
