@@ -191,7 +191,8 @@ int xdpr_main(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ethhdr *eth;
-	__u32 feat;
+	__u32 feat = 0;
+	__u16 proto;
 	int action;
 
 	eth = parse_eth(&c);
@@ -199,18 +200,24 @@ int xdpr_main(struct xdp_md *ctx)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ctx->ingress_ifindex != xdpr_port_ifindex)
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
-	/* Before anything else is live: the lookup is a call (inlined by
-	 * the verifier, but clang must assume r1-r5 are clobbered). */
-	feat = features();
-	if (feat & XDPR_F_NDP_PROXY) {
-		/* Volatile reads, one by one: through a plain pointer clang
-		 * would fold the zero initialiser. */
-		__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
-				       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
+	/* struct ethhdr is packed: through it clang loads byte by byte. */
+	proto = ((__u16 *)(void *)eth)[6];
+	/* The features only matter to IPv6 (NDP proxy, NPT): IPv4 skips the
+	 * lookup, which is a call as far as clang knows (inlined by the
+	 * verifier), so r1-r5 would be spilled around it. */
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		feat = features();
+		/* Before the L2 checks: solicitations go to multicast MACs. */
+		if (feat & XDPR_F_NDP_PROXY) {
+			/* Volatile reads, one by one: through a plain pointer
+			 * clang would fold the zero initialiser. */
+			__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
+					       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
 
-		action = ndp_proxy(ctx, mac);
-		if (action >= 0)
-			return action;
+			action = ndp_proxy(ctx, mac);
+			if (action >= 0)
+				return action;
+		}
 	}
 	if (eth->h_dest[0] & 1)
 		return pass(ctx, XDPR_CNT_PASS_L2_MULTICAST);
@@ -222,8 +229,7 @@ int xdpr_main(struct xdp_md *ctx)
 	    ((__u16 *)(void *)eth)[2] != *(const volatile __u16 *)&xdpr_port_mac[4])
 		return pass(ctx, XDPR_CNT_PASS_OTHERHOST);
 
-	/* struct ethhdr is packed: through it clang loads byte by byte. */
-	switch (((__u16 *)(void *)eth)[6]) {
+	switch (proto) {
 	case bpf_htons(ETH_P_IP):
 		return forward_ipv4(ctx, eth, &c);
 	case bpf_htons(ETH_P_IPV6):

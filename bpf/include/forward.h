@@ -38,6 +38,23 @@ static __always_inline __u32 fib_pass_reason(long rc)
 	return XDPR_CNT_PASS_FIB_OTHER;
 }
 
+/* eth_set_from_fib writes the next hop's and the egress port's MACs into the
+ * Ethernet header: three 16-bit stores each, where a copy into the packed
+ * struct ethhdr would be six byte stores (the lookup's MAC fields are
+ * 2-aligned, the frame start 4-aligned). */
+static __always_inline void eth_set_from_fib(struct ethhdr *eth, const struct bpf_fib_lookup *p)
+{
+	__u16 *e = (__u16 *)(void *)eth;
+	const __u16 *d = (const __u16 *)(const void *)p->dmac, *s = (const __u16 *)(const void *)p->smac;
+
+	e[0] = d[0];
+	e[1] = d[1];
+	e[2] = d[2];
+	e[3] = s[0];
+	e[4] = s[1];
+	e[5] = s[2];
+}
+
 /* fib_redirect looks the route up and, on success, arms a redirect to the
  * egress port and rewrites the Ethernet header. It returns 0 when the packet
  * is to be redirected (the caller still owes the L3 rewrite), or the counter
@@ -57,8 +74,7 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
 	if (bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
-	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	eth_set_from_fib(eth, p);
 	return 0;
 }
 

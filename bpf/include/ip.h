@@ -12,8 +12,21 @@
 #define IPV4_MF 0x2000
 #define IPV4_OFFSET_MASK 0x1fff
 
+/* ipv4_octet_plain reports whether an address with first octet o is plain
+ * unicast for the classification below: 1-223 except 127. Almost every
+ * forwarded packet has two such addresses, so one test per address settles
+ * it; the rest of the classification runs only for the others. */
+static __always_inline int ipv4_octet_plain(__u8 o)
+{
+	return (__u8)(o - 1) < 223 && o != 127;
+}
+
 static __always_inline __u32 ipv4_addr_reason(__be32 saddr, __be32 daddr)
 {
+	/* Network order: the first octet is the lowest-addressed byte. */
+	if (ipv4_octet_plain(((__u8 *)&saddr)[0]) && ipv4_octet_plain(((__u8 *)&daddr)[0]))
+		return 0;
+
 	__u32 s = bpf_ntohl(saddr), d = bpf_ntohl(daddr);
 
 	if ((d & 0xf0000000) == 0xe0000000 || d == 0xffffffff)
@@ -33,6 +46,10 @@ static __always_inline int ipv6_is_loopback_or_any(const struct in6_addr *a)
 static __always_inline __u32 ipv6_addr_reason(const struct in6_addr *s,
 					      const struct in6_addr *d)
 {
+	/* Global unicast (2000::/3) is none of the cases below: one test per
+	 * address settles what nearly all forwarded traffic is. */
+	if ((s->s6_addr[0] & 0xe0) == 0x20 && (d->s6_addr[0] & 0xe0) == 0x20)
+		return 0;
 	if (d->s6_addr[0] == 0xff)
 		return XDPR_CNT_PASS_IP_MULTICAST;
 	if (s->s6_addr[0] == 0xff || ipv6_is_loopback_or_any(s) ||

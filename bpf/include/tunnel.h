@@ -285,8 +285,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	if ((void *)(in + 1) > data_end)
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 
-	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
+	eth_set_from_fib(eth, &p);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	in->tos = tos;
 	in->ttl--;

@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +42,26 @@ type config struct {
 	nsppRepeat uint32
 	xdprouter  string
 	nsppRuns   int
+	parts      map[string]bool
+}
+
+// benchParts are the parts -parts can choose; the live forwarding part always
+// runs, the others each add a few minutes.
+var benchParts = []string{"nspp", "ndp", "flood"}
+
+func parseParts(s string) (map[string]bool, error) {
+	parts := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(benchParts, p) {
+			return nil, fmt.Errorf("-parts: unknown part %q (known: %s)", p, strings.Join(benchParts, ", "))
+		}
+		parts[p] = true
+	}
+	return parts, nil
 }
 
 func main() {
@@ -53,7 +75,14 @@ func main() {
 	flag.UintVar(&nsppRepeat, "nspp-repeat", 1_000_000, "repetitions per ns/packet test run")
 	flag.StringVar(&cfg.xdprouter, "xdprouter", "bin/xdprouter", "the xdprouter binary to attach with (`make build`)")
 	flag.IntVar(&cfg.nsppRuns, "nspp-runs", 11, "test runs per program and family for ns/packet (the median is reported)")
+	parts := flag.String("parts", strings.Join(benchParts, ","), "parts to run besides live forwarding, from "+strings.Join(benchParts, ", ")+
+		" (ns/packet test runs, NDP proxy vs ndppd, NS flood); fewer parts for a quicker comparison of forwarding alone")
 	flag.Parse()
+	var err error
+	if cfg.parts, err = parseParts(*parts); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	cfg.batch, cfg.nsppRepeat = uint32(batch), uint32(nsppRepeat)
 
 	if err := run(cfg); err != nil {
@@ -106,22 +135,27 @@ func run(cfg config) (err error) {
 	if err := lb.run(ctx); err != nil {
 		return fmt.Errorf("live forwarding: %w", err)
 	}
-	logf("ns/packet: %d test runs × %d repetitions per program and family", cfg.nsppRuns, cfg.nsppRepeat)
-	nspp, err := runNsPerPacket(ctx, t, fams, cfg, lb.pass, lb.bare, lb.gens)
-	if err != nil {
-		return fmt.Errorf("ns/packet: %w", err)
+	var nspp []*nsppResult
+	if cfg.parts["nspp"] {
+		logf("ns/packet: %d test runs × %d repetitions per program and family", cfg.nsppRuns, cfg.nsppRepeat)
+		if nspp, err = runNsPerPacket(ctx, t, fams, cfg, lb.pass, lb.bare, lb.gens); err != nil {
+			return fmt.Errorf("ns/packet: %w", err)
+		}
 	}
-
-	logf("NDP proxy: %d runs × ~%.1f s of Neighbor Solicitations, xdprouter and ndppd", cfg.runs, cfg.seconds)
-	ndp, ndpRatios, err := runNDP(ctx, t, cfg, lb.pass, lb.bpffs)
-	if err != nil {
-		return fmt.Errorf("ndp proxy: %w", err)
+	var ndp []*ndpResult
+	var ndpRatios []ratio
+	if cfg.parts["ndp"] {
+		logf("NDP proxy: %d runs × ~%.1f s of Neighbor Solicitations, xdprouter and ndppd", cfg.runs, cfg.seconds)
+		if ndp, ndpRatios, err = runNDP(ctx, t, cfg, lb.pass, lb.bpffs); err != nil {
+			return fmt.Errorf("ndp proxy: %w", err)
+		}
 	}
-
-	logf("NS flood: forwarding with and without %d NS/s; NDP reply rate with one and two generators", floodRate)
-	flood, err := runFlood(ctx, lb)
-	if err != nil {
-		return fmt.Errorf("ns flood: %w", err)
+	var flood *floodResult
+	if cfg.parts["flood"] {
+		logf("NS flood: forwarding with and without %d NS/s; NDP reply rate with one and two generators", floodRate)
+		if flood, err = runFlood(ctx, lb); err != nil {
+			return fmt.Errorf("ns flood: %w", err)
+		}
 	}
 
 	rep := newReport(cfg, started, time.Since(started), lb, nspp)
