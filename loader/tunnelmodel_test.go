@@ -22,24 +22,14 @@ type modelTunnel struct {
 	nextHopMAC, egressMAC net.HardwareAddr
 }
 
-// modelFlowLabel: FNV-1a (32 bit) over source, destination, protocol and
-// ports (the first 4 octets of TCP/UDP/SCTP/UDP-Lite, 0 for other
-// protocols or short packets), each as big-endian 32-bit words, folded to
-// 20 bits; 0 (no flow) becomes 1.
+// modelFlowLabel: source and destination as one 64-bit word (big-endian
+// values, source high) times 0x9e3779b97f4a7c15, xor protocol<<32 | ports
+// (the first 4 octets of TCP/UDP/SCTP/UDP-Lite, 0 for other protocols or
+// short packets), xor the result shifted right by 31, times
+// 0xbf58476d1ce4e5b9; the label is the top 20 bits, and 0 (no flow)
+// becomes 1.
 func modelFlowLabel(ip []byte) uint32 {
-	h := uint32(2166136261)
-	mix := func(v uint32) {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], v)
-		for _, x := range b {
-			h ^= uint32(x)
-			h *= 16777619
-		}
-	}
 	tot := int(binary.BigEndian.Uint16(ip[2:4]))
-	mix(binary.BigEndian.Uint32(ip[12:16]))
-	mix(binary.BigEndian.Uint32(ip[16:20]))
-	mix(uint32(ip[9]))
 	var ports uint32
 	switch ip[9] {
 	case 6, 17, 132, 136:
@@ -47,8 +37,12 @@ func modelFlowLabel(ip []byte) uint32 {
 			ports = binary.BigEndian.Uint32(ip[20:24])
 		}
 	}
-	mix(ports)
-	l := (h ^ h>>20) & 0xfffff
+	x := uint64(binary.BigEndian.Uint32(ip[12:16]))<<32 | uint64(binary.BigEndian.Uint32(ip[16:20]))
+	x *= 0x9e3779b97f4a7c15
+	x ^= uint64(ip[9])<<32 | uint64(ports)
+	x ^= x >> 31
+	x *= 0xbf58476d1ce4e5b9
+	l := uint32(x >> 44)
 	if l == 0 {
 		l = 1
 	}

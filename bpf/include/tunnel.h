@@ -169,8 +169,10 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	tunnel_write_outer(o, t, tos, len, label);
 
-	in->ttl--;
-	ipv4_csum_full(in);
+	/* Incrementally, as the kernel's ip_decrease_ttl: for the validated
+	 * header this gives the bytes a fresh sum would (both results are the
+	 * same one's complement value, and neither form yields 0xffff). */
+	ipv4_decrement_ttl(in);
 	if (in->protocol == IPPROTO_TCP) {
 		struct tcphdr *tcp = (void *)(in + 1);
 
