@@ -123,6 +123,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *dnpt;
+	struct in6_addr dst;
 	__u32 reason, fwd;
 
 	if (!ip6)
@@ -162,7 +163,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	 * other ports pay for no lookup. */
 	dnpt = NULL;
 	if (xdpr_port_role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
-		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, feat, &reason);
+		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, feat, &dst, &reason);
 		/* The router's own address is the kernel's: no need to ask
 		 * the fib what it would say. */
 		if (reason == XDPR_CNT_PASS_NPT_EXCLUDED)
@@ -175,7 +176,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	if (reason)
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
-	reason = npt_forward(ip6, c->end, dnpt,
+	reason = npt_forward(ip6, c->end, dnpt, &dst,
 			     xdpr_port_role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);
 	if (reason)
 		return count(ctx, reason, XDP_DROP);

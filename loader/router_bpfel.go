@@ -264,6 +264,7 @@ const (
 	routerMapXdprNptIn           = "xdpr_npt_in"
 	routerMapXdprNptOut          = "xdpr_npt_out"
 	routerMapXdprTcCounters      = "xdpr_tc_counters"
+	routerMapXdprTunIndex        = "xdpr_tun_index"
 	routerMapXdprTunNexthops     = "xdpr_tun_nexthops"
 	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
 	routerMapXdprTunnels         = "xdpr_tunnels"
@@ -349,6 +350,7 @@ type routerMapSpecs struct {
 	XdprNptIn       *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
 	XdprNptOut      *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
+	XdprTunIndex    *ebpf.MapSpec `ebpf:"xdpr_tun_index"`
 	XdprTunNexthops *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
 	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
 	XdprTunnels     *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
@@ -402,6 +404,7 @@ type routerMaps struct {
 	XdprNptIn       *ebpf.Map `ebpf:"xdpr_npt_in"`
 	XdprNptOut      *ebpf.Map `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
+	XdprTunIndex    *ebpf.Map `ebpf:"xdpr_tun_index"`
 	XdprTunNexthops *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
 	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
 	XdprTunnels     *ebpf.Map `ebpf:"xdpr_tunnels"`
@@ -420,6 +423,7 @@ func (m *routerMaps) Close() error {
 		m.XdprNptIn,
 		m.XdprNptOut,
 		m.XdprTcCounters,
+		m.XdprTunIndex,
 		m.XdprTunNexthops,
 		m.XdprTunnelEps,
 		m.XdprTunnels,

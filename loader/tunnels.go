@@ -81,6 +81,9 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 	if err := d.maps.XdprTunnels.Put(uint32(t.Ifindex), v); err != nil {
 		return fmt.Errorf("tunnel %q: write xdpr_tunnels: %w", t.Name, err)
 	}
+	if err := d.putTunIndex(uint32(t.Ifindex), v); err != nil {
+		return fmt.Errorf("tunnel %q: %w", t.Name, err)
+	}
 	// The cached outer next hop may belong to the old endpoints.
 	if err := d.forgetNexthop(slot); err != nil {
 		return fmt.Errorf("tunnel %q: %w", t.Name, err)
@@ -96,6 +99,19 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 				return fmt.Errorf("tunnel %q: %w", t.Name, err)
 			}
 		}
+	}
+	return nil
+}
+
+// putTunIndex writes xdpr_tun_index[ifindex], the fast path's copy of a
+// tunnel (the zero value empties it). Netdevs with larger ifindexes are
+// found in xdpr_tunnels alone.
+func (d *Dataplane) putTunIndex(ifindex uint32, v routerXdprTunnel) error {
+	if ifindex >= d.maps.XdprTunIndex.MaxEntries() {
+		return nil
+	}
+	if err := d.maps.XdprTunIndex.Put(ifindex, v); err != nil {
+		return fmt.Errorf("write xdpr_tun_index[%d]: %w", ifindex, err)
 	}
 	return nil
 }
@@ -139,6 +155,11 @@ func (d *Dataplane) DeleteTunnel(ifindex int) error {
 		return fmt.Errorf("read xdpr_tunnels: %w", err)
 	}
 	if err := d.deleteEp(routerXdprTunnelEp{Remote: v.Remote, Local: v.Local}, ifindex); err != nil {
+		return err
+	}
+	// Index entry first: the fast path must not find a tunnel the
+	// hash no longer has.
+	if err := d.putTunIndex(uint32(ifindex), routerXdprTunnel{}); err != nil {
 		return err
 	}
 	if err := d.maps.XdprTunnels.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

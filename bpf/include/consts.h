@@ -126,6 +126,9 @@ enum xdpr_ndp_mode {
 
 #define XDPR_MAX_IFACES 256
 #define XDPR_MAX_TUNNELS 64
+/* Tunnel netdevs with an ifindex below this are also found by array index
+ * (xdpr_tun_index). */
+#define XDPR_TUN_INDEX_MAX 1024
 #define XDPR_MAX_NPT_RULES 1024
 #define XDPR_MAX_NDP_PREFIXES 1024
 /* NS options walked and summed (8-octet units); longer NS go to the kernel. */

@@ -256,13 +256,25 @@ static __always_inline void npt_csum_apply_xdp(struct ipv6hdr *ip6, void *end,
 	*p = bpf_htons(v);
 }
 
+/* npt_needs_l4 says whether translating the packet can involve more than its
+ * own address: an ICMPv6 error's embedded packet (the ICMPv6 header may sit
+ * behind extension headers) or, in preserve-host mode, the L4 checksum.
+ * Almost every packet is TCP or UDP right behind the header under rfc6296,
+ * and for those the address is all there is to write. */
+static __always_inline int npt_needs_l4(const struct ipv6hdr *ip6, const struct xdpr_npt_rule *r)
+{
+	return r->mode != XDPR_NPT_RFC6296 ||
+	       (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP);
+}
+
 /* npt_forward translates a packet XDP is about to redirect out of egress:
- * DNPT with the rule the ingress lookup found, else (for what a LAN port
- * received) SNPT when egress is an NPT outside interface for the source.
- * *fwd gets the forward counter. */
+ * DNPT with the rule the ingress lookup found (dst is the destination it
+ * mapped to, already checked), else (for what a LAN port received) SNPT
+ * when egress is an NPT outside interface for the source. *fwd gets the
+ * forward counter. */
 static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
-					 const struct xdpr_npt_rule *dnpt, int from_lan,
-					 __u32 egress, __u32 feat, __u32 *fwd)
+					 const struct xdpr_npt_rule *dnpt, const struct in6_addr *dst,
+					 int from_lan, __u32 egress, __u32 feat, __u32 *fwd)
 {
 	const struct xdpr_npt_rule *r = dnpt;
 	struct npt_csum cs;
@@ -276,6 +288,23 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 		if (!r)
 			return 0;
 	}
+	if (!npt_needs_l4(ip6, r)) {
+		if (dnpt) {
+			ip6->daddr = *dst;
+			*fwd = XDPR_CNT_FWD_NPT_DNPT;
+			return 0;
+		}
+		struct in6_addr src = ip6->saddr;
+
+		if (npt_map(&src, r))
+			return XDPR_CNT_DROP_NPT_UNMAPPABLE;
+		/* As npt_translate: an inside host must not send as the router. */
+		if (npt_is_excluded(&src, r))
+			return XDPR_CNT_DROP_NPT_EXCLUDED;
+		ip6->saddr = src;
+		*fwd = XDPR_CNT_FWD_NPT_SNPT;
+		return 0;
+	}
 	reason = npt_translate(ip6, end, r, dnpt != NULL, &cs);
 	if (reason)
 		return reason;
@@ -285,30 +314,30 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 }
 
 /* npt_dnpt_rule returns the DNPT rule for a packet arriving on ingress and
- * puts the translated destination into the fib lookup, so the route is
- * chosen for the inside address before anything in the packet is written.
+ * puts the translated destination into *dst and the fib lookup, so the
+ * route is chosen for the inside address before anything in the packet is
+ * written (the lookup overwrites its copy with the gateway's address).
  * *reason is set when there is no translation although a rule matched:
  * the address is unmappable (drop) or the router's own (pass). */
 static __always_inline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct ipv6hdr *ip6,
 							    struct bpf_fib_lookup *p, __u32 feat,
-							    __u32 *reason)
+							    struct in6_addr *dst, __u32 *reason)
 {
 	struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, ingress, &ip6->daddr, feat);
-	struct in6_addr dst;
 
 	*reason = 0;
 	if (!r)
 		return NULL;
-	dst = ip6->daddr;
-	if (npt_is_excluded(&dst, r)) {
+	*dst = ip6->daddr;
+	if (npt_is_excluded(dst, r)) {
 		*reason = XDPR_CNT_PASS_NPT_EXCLUDED;
 		return NULL;
 	}
-	if (npt_map(&dst, r)) {
+	if (npt_map(dst, r)) {
 		*reason = XDPR_CNT_DROP_NPT_UNMAPPABLE;
 		return NULL;
 	}
-	__builtin_memcpy(p->ipv6_dst, &dst, sizeof(p->ipv6_dst));
+	__builtin_memcpy(p->ipv6_dst, dst, sizeof(p->ipv6_dst));
 	return r;
 }
 

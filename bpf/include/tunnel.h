@@ -50,7 +50,7 @@ static __always_inline struct xdpr_tunnel *tunnel_for_egress(struct xdp_md *ctx,
 	} else if (reason != XDPR_CNT_PASS_EGRESS_NOT_ATTACHED && reason != XDPR_CNT_PASS_NO_NEIGH) {
 		return NULL;
 	}
-	return bpf_map_lookup_elem(&xdpr_tunnels, &ifindex);
+	return tunnel_by_dev(ifindex);
 }
 
 /* How long an outer next hop is trusted before it is looked up again: a

@@ -81,6 +81,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tunnels SEC(".maps");
 
+/* xdpr_tunnels again, indexed by the netdev's ifindex for ifindexes below
+ * XDPR_TUN_INDEX_MAX: the verifier inlines an array lookup, where the hash
+ * lookup on every encapsulated packet cost a tenth of the encapsulation.
+ * An entry whose ifindex is 0 is empty. The loader writes an entry after
+ * the hash's and clears it before removing the hash's, so a packet never
+ * finds a tunnel here that xdpr_tunnels lacks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPR_TUN_INDEX_MAX);
+	__type(key, __u32); /* ifindex of the tunnel netdev */
+	__type(value, struct xdpr_tunnel);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tun_index SEC(".maps");
+
+/* tunnel_by_dev returns the tunnel whose netdev is ifindex, or NULL. */
+static __always_inline struct xdpr_tunnel *tunnel_by_dev(__u32 ifindex)
+{
+	if (ifindex < XDPR_TUN_INDEX_MAX) {
+		struct xdpr_tunnel *t = bpf_map_lookup_elem(&xdpr_tun_index, &ifindex);
+
+		return t && t->ifindex == ifindex ? t : NULL;
+	}
+	return bpf_map_lookup_elem(&xdpr_tunnels, &ifindex);
+}
+
 /* What decapsulation needs of a tunnel, stored under its endpoint key so
  * that the fast path does one hash lookup, not two (the second cost ~8% of
  * a decapsulation). The loader writes it with the tunnel. */

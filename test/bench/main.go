@@ -43,6 +43,8 @@ type config struct {
 	xdprouter  string
 	nsppRuns   int
 	parts      map[string]bool
+	maxSteal   float64
+	retries    int
 }
 
 // benchParts are the parts -parts can choose; the live forwarding part always
@@ -75,6 +77,8 @@ func main() {
 	flag.UintVar(&nsppRepeat, "nspp-repeat", 1_000_000, "repetitions per ns/packet test run")
 	flag.StringVar(&cfg.xdprouter, "xdprouter", "bin/xdprouter", "the xdprouter binary to attach with (`make build`)")
 	flag.IntVar(&cfg.nsppRuns, "nspp-runs", 11, "test runs per program and family for ns/packet (the median is reported)")
+	flag.Float64Var(&cfg.maxSteal, "max-steal", 0.02, "measure a live run again when the hypervisor stole more than this share of the generator CPU's time during it (/proc/stat steal)")
+	flag.IntVar(&cfg.retries, "retries", 4, "how many times a live run is measured again for steal; the last attempt counts")
 	parts := flag.String("parts", strings.Join(benchParts, ","), "parts to run besides live forwarding, from "+strings.Join(benchParts, ", ")+
 		" (ns/packet test runs, NDP proxy vs ndppd, NS flood); fewer parts for a quicker comparison of forwarding alone")
 	flag.Parse()
@@ -94,6 +98,9 @@ func main() {
 func run(cfg config) (err error) {
 	if cfg.runs < 1 || cfg.seconds <= 0 || cfg.batch < 1 || cfg.batch > 256 || cfg.nsppRepeat < 1 || cfg.nsppRuns < 1 {
 		return errors.New("-runs and -seconds must be positive, -batch in [1, 256], -nspp-repeat and -nspp-runs positive")
+	}
+	if cfg.maxSteal < 0 || cfg.maxSteal > 1 || cfg.retries < 0 {
+		return errors.New("-max-steal must be in [0, 1] and -retries not negative")
 	}
 	if cfg.xdprouter, err = filepath.Abs(cfg.xdprouter); err != nil {
 		return err

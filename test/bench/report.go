@@ -150,9 +150,10 @@ func (r *report) text() string {
 		r.Settings.FrameBytes, r.Settings.Runs, r.Settings.SecondsPerRun, r.Settings.Batch)
 	fmt.Fprintf(&b, "%s\n\n", chainNote)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tFAMILY\tMPPS (MEDIAN)\tRUNS (MPPS)\tDELIVERED\tCPU SHARE (MIN)")
+	fmt.Fprintln(tw, "SCENARIO\tFAMILY\tMPPS (MEDIAN)\tRUNS (MPPS)\tDELIVERED\tCPU SHARE (MIN)\tSTEAL (MAX)\tRETRIES")
 	for _, l := range r.Live {
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\t%.2f\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l), minShare(l))
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\t%.2f\t%.3f\t%d\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l),
+			minShare(l), maxSteal(l), retries(l))
 	}
 	tw.Flush()
 	fmt.Fprintln(&b)
@@ -216,9 +217,11 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "- kernel: XDP_PASS on the router's veths, kernel forwards; bare: the bare fib-lookup XDP "+
 		"forwarder (bpf/bench/xdp_bare_fwd.c); xdprouter: `xdprouter attach r0 r1`\n")
 	fmt.Fprintf(&b, "- %s\n\n", chainNote)
-	fmt.Fprintf(&b, "| scenario | family | Mpps (median) | runs (Mpps) | delivered | cpu share (min) |\n|---|---|---:|---|---:|---:|\n")
+	fmt.Fprintf(&b, "| scenario | family | Mpps (median) | runs (Mpps) | delivered | cpu share (min) | steal (max) | retries |\n"+
+		"|---|---|---:|---|---:|---:|---:|---:|\n")
 	for _, l := range r.Live {
-		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %s | %.2f |\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l), minShare(l))
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %s | %.2f | %.3f | %d |\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l),
+			minShare(l), maxSteal(l), retries(l))
 	}
 	fmt.Fprintf(&b, "\n| ratio | family | of medians | paired | target |\n|---|---|---:|---:|---|\n")
 	for _, x := range r.LiveRatios {
@@ -333,10 +336,29 @@ func machineInfo() machine {
 const chainNote = "The generator, both veth hops, the router and the sink all run on the generator's CPU " +
 	"(the veths' NAPI runs in its softirqs), so each Mpps figure includes a fixed per-frame cost outside the " +
 	"router and the ratios understate the router's own difference (see ns/packet for that). " +
-	"CPU share = generator thread CPU time / wall time; well below 1 means other load took the CPU."
+	"CPU share = generator thread CPU time / wall time; well below 1 means other load took the CPU. " +
+	"Steal = share of the generator CPU's time the hypervisor gave to other guests during a run (/proc/stat); " +
+	"a run with more than -max-steal is measured again, up to -retries times (retries = discarded attempts), " +
+	"so that a neighbour's burst does not decide a round's ratios."
 
 const pairedNote = "Of medians: median / median. Paired: median over rounds of the ratio within a round " +
 	"(measured seconds apart, so a slow phase of a shared host cancels out)."
+
+func maxSteal(l *liveResult) float64 {
+	m := 0.0
+	for _, r := range l.Runs {
+		m = max(m, r.Steal)
+	}
+	return m
+}
+
+func retries(l *liveResult) int {
+	n := 0
+	for _, r := range l.Runs {
+		n += r.Retries
+	}
+	return n
+}
 
 func minShare(l *liveResult) float64 {
 	m := 0.0
