@@ -118,7 +118,7 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 }
 
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c, __u32 feat)
+					struct cursor *c, __u64 feat)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
@@ -192,7 +192,7 @@ int xdpr_main(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ethhdr *eth;
-	__u32 feat = 0;
+	__u64 feat = 0;
 	__u16 proto;
 	int action;
 

@@ -18,7 +18,8 @@ const (
 	featureNPTTrie  = uint32(routerXdprFeatureBitXDPR_F_NPT_TRIE)
 )
 
-// syncFeatures sets xdpr_features from what the maps hold now. Every
+// syncFeatures sets xdpr_features from what the maps hold now and starts a
+// new generation of them. Every
 // function that adds or removes NPT rules or proxied prefixes calls it
 // after changing the maps: a bit set after the rules are in, and cleared
 // after they are gone, never hides a rule from a packet (a set bit over an
@@ -39,7 +40,13 @@ func (d *Dataplane) syncFeatures() error {
 	if full {
 		flags |= featureNDPProxy
 	}
-	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: flags}); err != nil {
+	// A new generation, whatever changed: the CPUs' cached NPT lookups
+	// (xdpr_npt_cache) of the old one are no longer used.
+	var cur routerXdprFeatureWord
+	if err := d.maps.XdprFeatures.Lookup(uint32(0), &cur); err != nil {
+		return errors.Join(nptErr, fmt.Errorf("xdpr_features: %w", err))
+	}
+	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: flags, Gen: cur.Gen + 1}); err != nil {
 		return errors.Join(nptErr, fmt.Errorf("xdpr_features: %w", err))
 	}
 	return nptErr

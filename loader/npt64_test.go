@@ -206,12 +206,13 @@ func TestNPT64LookupOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Changed behind the loader's back: a new generation, as the loader
+	// starts after every change, retires the CPUs' cached lookups.
+	bumpNPTGen(t, d, featureNPT|featureNPT64)
 	run(t, snpt, "lan0", "fwd_ipv6", nil)
 	run(t, dnpt, "wan0", "pass_local", nil)
 	// With the trie bit the trie answers.
-	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: featureNPT | featureNPT64 | featureNPTTrie}); err != nil {
-		t.Fatal(err)
-	}
+	bumpNPTGen(t, d, featureNPT|featureNPT64|featureNPTTrie)
 	run(t, snpt, "lan0", "fwd_npt_snpt", translated(snpt, false, "wan0"))
 	run(t, dnpt, "wan0", "fwd_npt_dnpt", translated(dnpt, true, "lan0"))
 	if err := d.syncFeatures(); err != nil {
@@ -221,4 +222,70 @@ func TestNPT64LookupOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	rl.wantFeatures(t, d, featureNPT|featureNPT64)
+}
+
+// bumpNPTGen writes xdpr_features with flags and the next generation.
+func bumpNPTGen(t *testing.T, d *Dataplane, flags uint32) {
+	t.Helper()
+	var cur routerXdprFeatureWord
+	if err := d.maps.XdprFeatures.Lookup(uint32(0), &cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: flags, Gen: cur.Gen + 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNPTCache: a CPU answers a repeated lookup from its xdpr_npt_cache
+// entry (a rule removed from the maps alone still translates) until the
+// generation changes, and the loader starts a new generation with every
+// change (a rule changed through SetNPT takes effect on the next packet).
+func TestNPTCache(t *testing.T) {
+	rl := newRouterLab(t)
+	d := &Dataplane{maps: *rl.maps}
+	r64 := nptTestRules[2]
+	rl.setNPT(t, []nptTestRule{r64})
+	snpt := udp6(t, r64.host(false, "::1234"), "2001:db8:100::1")
+	run := func(counter string) {
+		t.Helper()
+		err := rl.lab.Do(rl.ns, func() error {
+			_, _, delta, err := rl.runOnce(snpt, "lan0")
+			if err != nil {
+				return err
+			}
+			return rl.checkCounters(delta, rl.counterIndex(t, counter), len(snpt))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before routerXdprFeatureWord
+	if err := d.maps.XdprFeatures.Lookup(uint32(0), &before); err != nil {
+		t.Fatal(err)
+	}
+	run("fwd_npt_snpt")
+	var k routerXdprNpt64Key
+	var v routerXdprNptRule
+	if !d.maps.XdprNpt64In.Iterate().Next(&k, &v) {
+		t.Fatal("xdpr_npt64_in empty")
+	}
+	if err := d.maps.XdprNpt64In.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	run("fwd_npt_snpt") // the cached answer, same generation
+	bumpNPTGen(t, d, featureNPT|featureNPT64)
+	run("fwd_ipv6") // looked up again: gone
+	if err := d.syncFeatures(); err != nil {
+		t.Fatal(err)
+	}
+	run("fwd_npt_snpt") // the /64 copy rebuilt from the trie
+	rl.setNPT(t, nil)
+	run("fwd_ipv6") // SetNPT started a new generation
+	var after routerXdprFeatureWord
+	if err := d.maps.XdprFeatures.Lookup(uint32(0), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Gen <= before.Gen+1 {
+		t.Errorf("generation %d after two syncs and a SetNPT from %d", after.Gen, before.Gen)
+	}
 }

@@ -83,6 +83,7 @@ const (
 type routerXdprFeatureWord struct {
 	_     structs.HostLayout
 	Flags uint32
+	Gen   uint32
 }
 
 type routerXdprIface struct {
@@ -118,6 +119,15 @@ type routerXdprNpt64Key struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Prefix  [8]uint8
+}
+
+type routerXdprNptCacheEntry struct {
+	_     structs.HostLayout
+	Key   routerXdprNpt64Key
+	Gen   uint32
+	Found uint8
+	Pad   [3]uint8
+	Rule  routerXdprNptRule
 }
 
 type routerXdprNptMode uint32
@@ -261,6 +271,7 @@ const (
 	routerMapXdprNdpProxy        = "xdpr_ndp_proxy"
 	routerMapXdprNpt64In         = "xdpr_npt64_in"
 	routerMapXdprNpt64Out        = "xdpr_npt64_out"
+	routerMapXdprNptCache        = "xdpr_npt_cache"
 	routerMapXdprNptIn           = "xdpr_npt_in"
 	routerMapXdprNptOut          = "xdpr_npt_out"
 	routerMapXdprTcCounters      = "xdpr_tc_counters"
@@ -347,6 +358,7 @@ type routerMapSpecs struct {
 	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
+	XdprNptCache    *ebpf.MapSpec `ebpf:"xdpr_npt_cache"`
 	XdprNptIn       *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
 	XdprNptOut      *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
@@ -401,6 +413,7 @@ type routerMaps struct {
 	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.Map `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.Map `ebpf:"xdpr_npt64_out"`
+	XdprNptCache    *ebpf.Map `ebpf:"xdpr_npt_cache"`
 	XdprNptIn       *ebpf.Map `ebpf:"xdpr_npt_in"`
 	XdprNptOut      *ebpf.Map `ebpf:"xdpr_npt_out"`
 	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
@@ -420,6 +433,7 @@ func (m *routerMaps) Close() error {
 		m.XdprNdpProxy,
 		m.XdprNpt64In,
 		m.XdprNpt64Out,
+		m.XdprNptCache,
 		m.XdprNptIn,
 		m.XdprNptOut,
 		m.XdprTcCounters,

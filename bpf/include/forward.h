@@ -38,14 +38,15 @@ static __always_inline __u32 fib_pass_reason(long rc)
 	return XDPR_CNT_PASS_FIB_OTHER;
 }
 
-/* eth_set_from_fib writes the next hop's and the egress port's MACs into the
- * Ethernet header: three 16-bit stores each, where a copy into the packed
- * struct ethhdr would be six byte stores (the lookup's MAC fields are
- * 2-aligned, the frame start 4-aligned). */
-static __always_inline void eth_set_from_fib(struct ethhdr *eth, const struct bpf_fib_lookup *p)
+/* eth_set_macs writes the destination and source MACs into the Ethernet
+ * header as three 16-bit words each, where a copy into the packed struct
+ * ethhdr would be six byte stores (and as many loads). Both sources must be
+ * 2-aligned: the fib lookup's MAC fields and the tunnel next hop's are; the
+ * frame start is 4-aligned (XDP headroom). */
+static __always_inline void eth_set_macs(struct ethhdr *eth, const __u8 *dmac, const __u8 *smac)
 {
 	__u16 *e = (__u16 *)(void *)eth;
-	const __u16 *d = (const __u16 *)(const void *)p->dmac, *s = (const __u16 *)(const void *)p->smac;
+	const __u16 *d = (const __u16 *)(const void *)dmac, *s = (const __u16 *)(const void *)smac;
 
 	e[0] = d[0];
 	e[1] = d[1];
@@ -74,7 +75,7 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
 	if (bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
-	eth_set_from_fib(eth, p);
+	eth_set_macs(eth, p->dmac, p->smac);
 	return 0;
 }
 

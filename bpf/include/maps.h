@@ -99,13 +99,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_features SEC(".maps");
 
-static __always_inline __u32 features(void)
+/* features returns the feature bits, with the NPT generation in the upper
+ * 32 bits. */
+static __always_inline __u64 features(void)
 {
 	__u32 k = 0;
 	struct xdpr_feature_word *f = bpf_map_lookup_elem(&xdpr_features, &k);
 
-	return f ? f->flags : 0;
+	return f ? ((__u64)f->gen << 32) | f->flags : 0;
 }
+
+/* Indexes of xdpr_npt_cache. */
+#define XDPR_NPT_CACHE_SNPT 0
+#define XDPR_NPT_CACHE_DNPT 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32); /* XDPR_NPT_CACHE_SNPT or XDPR_NPT_CACHE_DNPT */
+	__type(value, struct xdpr_npt_cache_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_npt_cache SEC(".maps");
 
 /* Counters of the TC slow path (enum xdpr_tc_counter). */
 struct {
@@ -137,15 +151,15 @@ static __always_inline void *lpm6_lookup(void *m, __u32 ifindex, const void *add
 	return bpf_map_lookup_elem(m, &k);
 }
 
-/* npt_lookup finds the NPT rule for addr on ifindex, as lpm6_lookup on trie
- * would: in the /64 map first when it holds rules, then in the trie only
- * when that holds rules the /64 map lacks. */
-static __always_inline void *npt_lookup(void *m64, void *trie, __u32 ifindex,
-					const struct in6_addr *addr, __u32 feat)
+/* npt_lookup_maps finds the NPT rule for addr on ifindex, as lpm6_lookup on
+ * trie would: in the /64 map first when it holds rules, then in the trie
+ * only when that holds rules the /64 map lacks. */
+static __always_inline struct xdpr_npt_rule *npt_lookup_maps(void *m64, void *trie, __u32 ifindex,
+							     const struct in6_addr *addr, __u64 feat)
 {
 	if (feat & XDPR_F_NPT64) {
 		struct xdpr_npt64_key k = { .ifindex = ifindex };
-		void *r;
+		struct xdpr_npt_rule *r;
 
 		__builtin_memcpy(k.prefix, addr, 8);
 		r = bpf_map_lookup_elem(m64, &k);
@@ -155,6 +169,34 @@ static __always_inline void *npt_lookup(void *m64, void *trie, __u32 ifindex,
 	if (feat & XDPR_F_NPT_TRIE)
 		return lpm6_lookup(trie, ifindex, addr);
 	return NULL;
+}
+
+/* npt_lookup is npt_lookup_maps through this CPU's cache entry slot of
+ * xdpr_npt_cache: a repeat of the last key of the same map generation is
+ * answered from the copy, found or not. */
+static __always_inline struct xdpr_npt_rule *npt_lookup(void *m64, void *trie, __u32 slot, __u32 ifindex,
+							const struct in6_addr *addr, __u64 feat)
+{
+	struct xdpr_npt_cache_entry *c = bpf_map_lookup_elem(&xdpr_npt_cache, &slot);
+	const __u32 *k = (const __u32 *)(const void *)addr->s6_addr32;
+	__u32 gen = feat >> 32;
+	struct xdpr_npt_rule *r;
+
+	if (!c)
+		return npt_lookup_maps(m64, trie, ifindex, addr, feat);
+	if (c->gen == gen && c->key.ifindex == ifindex &&
+	    *(__u32 *)(void *)&c->key.prefix[0] == k[0] && *(__u32 *)(void *)&c->key.prefix[4] == k[1])
+		return c->found ? &c->rule : NULL;
+	r = npt_lookup_maps(m64, trie, ifindex, addr, feat);
+	c->gen = gen;
+	c->key.ifindex = ifindex;
+	*(__u32 *)(void *)&c->key.prefix[0] = k[0];
+	*(__u32 *)(void *)&c->key.prefix[4] = k[1];
+	c->found = r != NULL;
+	if (!r)
+		return NULL;
+	c->rule = *r;
+	return &c->rule;
 }
 
 /* count records one packet under reason c and returns action, so call sites

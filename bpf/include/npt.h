@@ -274,7 +274,7 @@ static __always_inline int npt_needs_l4(const struct ipv6hdr *ip6, const struct 
  * forward counter. */
 static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 					 const struct xdpr_npt_rule *dnpt, const struct in6_addr *dst,
-					 int from_lan, __u32 egress, __u32 feat, __u32 *fwd)
+					 int from_lan, __u32 egress, __u64 feat, __u32 *fwd)
 {
 	const struct xdpr_npt_rule *r = dnpt;
 	struct npt_csum cs;
@@ -284,7 +284,7 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 	if (!r) {
 		if (!from_lan)
 			return 0;
-		r = npt_lookup(&xdpr_npt64_in, &xdpr_npt_in, egress, &ip6->saddr, feat);
+		r = npt_lookup(&xdpr_npt64_in, &xdpr_npt_in, XDPR_NPT_CACHE_SNPT, egress, &ip6->saddr, feat);
 		if (!r)
 			return 0;
 	}
@@ -320,10 +320,10 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
  * *reason is set when there is no translation although a rule matched:
  * the address is unmappable (drop) or the router's own (pass). */
 static __always_inline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct ipv6hdr *ip6,
-							    struct bpf_fib_lookup *p, __u32 feat,
+							    struct bpf_fib_lookup *p, __u64 feat,
 							    struct in6_addr *dst, __u32 *reason)
 {
-	struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, ingress, &ip6->daddr, feat);
+	struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, XDPR_NPT_CACHE_DNPT, ingress, &ip6->daddr, feat);
 
 	*reason = 0;
 	if (!r)

@@ -63,6 +63,22 @@ struct xdpr_npt_rule {
 
 struct xdpr_feature_word {
 	__u32 flags; /* enum xdpr_feature_bit bits */
+	/* Bumped by the loader after every change of the NPT maps: a CPU's
+	 * cached lookup (xdpr_npt_cache) of another generation is not used. */
+	__u32 gen;
+};
+
+/* One CPU's last NPT rule lookup in one direction: its key (the interface
+ * and the address's upper 64 bits, all a rule of at most /64 can depend
+ * on), its answer, and the generation of the maps it was read from. A home
+ * router's traffic comes from one or two /64s, so nearly every packet is
+ * answered here instead of by a hash lookup. */
+struct xdpr_npt_cache_entry {
+	struct xdpr_npt64_key key;
+	__u32 gen;   /* xdpr_feature_word.gen at the lookup */
+	__u8 found;  /* rule holds the rule found; 0: there was none */
+	__u8 pad[3];
+	struct xdpr_npt_rule rule;
 };
 
 struct xdpr_ndp_entry {

@@ -144,10 +144,6 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
 	if (bpf_redirect_map(&xdpr_tx_ports, nh->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
-	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
-	__builtin_memcpy(dmac, nh->dmac, ETH_ALEN);
-	__builtin_memcpy(smac, nh->smac, ETH_ALEN);
-
 	/* Ethernet padding after a short packet must not travel inside the
 	 * tunnel: the kernel would have trimmed it. */
 	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + len);
@@ -164,8 +160,9 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	if ((void *)(in + 1) > data_end)
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 
-	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	/* nh is map memory: still valid after the head moved (packet
+	 * pointers are not), so the MACs need no copy on the stack. */
+	eth_set_macs(eth, nh->dmac, nh->smac);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	tunnel_write_outer(o, t, tos, len, label);
 
@@ -287,7 +284,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	if ((void *)(in + 1) > data_end)
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 
-	eth_set_from_fib(eth, &p);
+	eth_set_macs(eth, p.dmac, p.smac);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	in->tos = tos;
 	in->ttl--;

@@ -51,6 +51,25 @@ type config struct {
 // runs, the others each add a few minutes.
 var benchParts = []string{"nspp", "ndp", "flood"}
 
+// chooseScenarios keeps the named scenarios, in their usual order.
+func chooseScenarios(list string) ([]string, error) {
+	want := map[string]bool{}
+	for _, sc := range strings.Split(list, ",") {
+		sc = strings.TrimSpace(sc)
+		if !slices.Contains(scenarios, sc) {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (known: %s)", sc, strings.Join(scenarios, ", "))
+		}
+		want[sc] = true
+	}
+	var out []string
+	for _, sc := range scenarios {
+		if want[sc] {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
 func parseParts(s string) (map[string]bool, error) {
 	parts := map[string]bool{}
 	for _, p := range strings.Split(s, ",") {
@@ -78,7 +97,8 @@ func main() {
 	flag.StringVar(&cfg.xdprouter, "xdprouter", "bin/xdprouter", "the xdprouter binary to attach with (`make build`)")
 	flag.IntVar(&cfg.nsppRuns, "nspp-runs", 11, "test runs per program and family for ns/packet (the median is reported)")
 	flag.Float64Var(&cfg.maxSteal, "max-steal", 0.02, "measure a live run again when the hypervisor stole more than this share of the generator CPU's time during it (/proc/stat steal)")
-	flag.IntVar(&cfg.retries, "retries", 4, "how many times a live run is measured again for steal; the last attempt counts")
+	flag.IntVar(&cfg.retries, "retries", 3, "how many times a live run is measured again for steal; the last attempt counts")
+	only := flag.String("scenarios", "", "live scenarios to run, from "+strings.Join(scenarios, ", ")+" (default all; ratios need both of their scenarios)")
 	parts := flag.String("parts", strings.Join(benchParts, ","), "parts to run besides live forwarding, from "+strings.Join(benchParts, ", ")+
 		" (ns/packet test runs, NDP proxy vs ndppd, NS flood); fewer parts for a quicker comparison of forwarding alone")
 	flag.Parse()
@@ -86,6 +106,12 @@ func main() {
 	if cfg.parts, err = parseParts(*parts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
+	}
+	if *only != "" {
+		if scenarios, err = chooseScenarios(*only); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
 	}
 	cfg.batch, cfg.nsppRepeat = uint32(batch), uint32(nsppRepeat)
 
