@@ -220,6 +220,12 @@ func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err 
 				return err
 			}
 			b.repeat[k] = n
+		} else if _, _, err := b.measure(sc, f, b.repeat[k]/10); err != nil {
+			// An untimed tenth of a run first, as the calibration is in
+			// round 1: right after the scenario's programs are swapped in,
+			// caches are cold and the swap's deferred work (RCU frees of
+			// the old programs) is still running on the CPUs.
+			return fmt.Errorf("warm-up: %w", err)
 		}
 		run, problems, err := b.measureSettled(sc, f, b.repeat[k])
 		if err != nil {
@@ -287,7 +293,6 @@ func (b *liveBench) calibrate(sc string, f family) (uint32, error) {
 	return uint32(math.Max(probe, math.Min(n, math.MaxUint32/2))), nil
 }
 
-// measure sends n frames and counts what reaches the sink, forwarded.
 // measureSettled measures a run again, up to cfg.retries times, while the
 // hypervisor stole more than cfg.maxSteal of the generator CPU's time: such a
 // run measures the neighbours' load, not the path, and one of them in a
@@ -304,6 +309,7 @@ func (b *liveBench) measureSettled(sc string, f family, n uint32) (liveRun, []st
 	}
 }
 
+// measure sends n frames and counts what reaches the sink, forwarded.
 func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, error) {
 	t := b.t
 	run := liveRun{Sent: uint64(n)}

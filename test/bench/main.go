@@ -89,7 +89,7 @@ func main() {
 	var cfg config
 	var batch, nsppRepeat uint
 	flag.StringVar(&cfg.out, "out", "bench/results", "directory for <timestamp>.json/.md and latest.json/.md")
-	flag.IntVar(&cfg.runs, "runs", 5, "timed runs per scenario and family (the median is reported)")
+	flag.IntVar(&cfg.runs, "runs", 7, "timed runs per scenario and family (the median is reported)")
 	flag.Float64Var(&cfg.seconds, "seconds", 2, "approximate length of one timed run")
 	flag.UintVar(&batch, "batch", 64, "live-frames batch size (frames per flush)")
 	flag.IntVar(&cfg.genCPU, "gen-cpu", runtime.NumCPU()-1, "CPU the generator thread is pinned to (-1: not pinned)")
