@@ -137,7 +137,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if ((ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS) &&
 	    xdpr_port_role == XDPR_ROLE_WAN) {
-		int act = tunnel_decap(ctx, ip6);
+		int act = tunnel_decap(ctx, ip6, feat >> 32);
 
 		if (act >= 0)
 			return act;

@@ -40,16 +40,29 @@ func (d *Dataplane) syncFeatures() error {
 	if full {
 		flags |= featureNDPProxy
 	}
-	// A new generation, whatever changed: the CPUs' cached NPT lookups
-	// (xdpr_npt_cache) of the old one are no longer used.
+	return errors.Join(nptErr, d.nextGeneration(&flags))
+}
+
+// nextGeneration writes xdpr_features with flags (nil: the ones there) and
+// the next generation, so that no CPU uses a lookup it cached from the maps
+// before the change (xdpr_npt_cache, xdpr_decap_cache). Whatever changes
+// those maps calls it after the change.
+func (d *Dataplane) nextGeneration(flags *uint32) error {
+	if d.maps.XdprFeatures == nil {
+		return nil
+	}
 	var cur routerXdprFeatureWord
 	if err := d.maps.XdprFeatures.Lookup(uint32(0), &cur); err != nil {
-		return errors.Join(nptErr, fmt.Errorf("xdpr_features: %w", err))
+		return fmt.Errorf("xdpr_features: %w", err)
 	}
-	if err := d.maps.XdprFeatures.Put(uint32(0), routerXdprFeatureWord{Flags: flags, Gen: cur.Gen + 1}); err != nil {
-		return errors.Join(nptErr, fmt.Errorf("xdpr_features: %w", err))
+	if flags != nil {
+		cur.Flags = *flags
 	}
-	return nptErr
+	cur.Gen++
+	if err := d.maps.XdprFeatures.Put(uint32(0), cur); err != nil {
+		return fmt.Errorf("xdpr_features: %w", err)
+	}
+	return nil
 }
 
 // features reads xdpr_features back (status, tests).

@@ -239,53 +239,67 @@ func bumpNPTGen(t *testing.T, d *Dataplane, flags uint32) {
 // TestNPTCache: a CPU answers a repeated lookup from its xdpr_npt_cache
 // entry (a rule removed from the maps alone still translates) until the
 // generation changes, and the loader starts a new generation with every
-// change (a rule changed through SetNPT takes effect on the next packet).
+// change (rules removed through SyncNPT are gone for the next packet).
 func TestNPTCache(t *testing.T) {
 	rl := newRouterLab(t)
 	d := &Dataplane{maps: *rl.maps}
 	r64 := nptTestRules[2]
 	rl.setNPT(t, []nptTestRule{r64})
 	snpt := udp6(t, r64.host(false, "::1234"), "2001:db8:100::1")
-	run := func(counter string) {
-		t.Helper()
-		err := rl.lab.Do(rl.ns, func() error {
-			_, _, delta, err := rl.runOnce(snpt, "lan0")
-			if err != nil {
-				return err
-			}
-			return rl.checkCounters(delta, rl.counterIndex(t, counter), len(snpt))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	var before routerXdprFeatureWord
 	if err := d.maps.XdprFeatures.Lookup(uint32(0), &before); err != nil {
 		t.Fatal(err)
 	}
-	run("fwd_npt_snpt")
-	var k routerXdprNpt64Key
-	var v routerXdprNptRule
-	if !d.maps.XdprNpt64In.Iterate().Next(&k, &v) {
-		t.Fatal("xdpr_npt64_in empty")
-	}
-	if err := d.maps.XdprNpt64In.Delete(k); err != nil {
+	err := rl.lab.Do(rl.ns, func() error {
+		return onOneCPU(func() error {
+			run := func(step, counter string) error {
+				_, _, delta, err := rl.runOnce(snpt, "lan0")
+				if err != nil {
+					return err
+				}
+				if err := rl.checkCounters(delta, rl.counterIndex(t, counter), len(snpt)); err != nil {
+					return fmt.Errorf("%s: %w", step, err)
+				}
+				return nil
+			}
+			if err := run("configured", "fwd_npt_snpt"); err != nil {
+				return err
+			}
+			var k routerXdprNpt64Key
+			var v routerXdprNptRule
+			if !d.maps.XdprNpt64In.Iterate().Next(&k, &v) {
+				return fmt.Errorf("xdpr_npt64_in empty")
+			}
+			if err := d.maps.XdprNpt64In.Delete(k); err != nil {
+				return err
+			}
+			if err := run("removed behind the loader's back, same generation", "fwd_npt_snpt"); err != nil {
+				return err
+			}
+			bumpNPTGen(t, d, featureNPT|featureNPT64)
+			if err := run("next generation", "fwd_ipv6"); err != nil {
+				return err
+			}
+			if err := d.syncFeatures(); err != nil {
+				return err
+			}
+			if err := run("/64 copy rebuilt from the trie", "fwd_npt_snpt"); err != nil {
+				return err
+			}
+			if err := d.SyncNPT(nil); err != nil {
+				return err
+			}
+			return run("rules removed through SyncNPT", "fwd_ipv6")
+		})
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	run("fwd_npt_snpt") // the cached answer, same generation
-	bumpNPTGen(t, d, featureNPT|featureNPT64)
-	run("fwd_ipv6") // looked up again: gone
-	if err := d.syncFeatures(); err != nil {
-		t.Fatal(err)
-	}
-	run("fwd_npt_snpt") // the /64 copy rebuilt from the trie
-	rl.setNPT(t, nil)
-	run("fwd_ipv6") // SetNPT started a new generation
 	var after routerXdprFeatureWord
 	if err := d.maps.XdprFeatures.Lookup(uint32(0), &after); err != nil {
 		t.Fatal(err)
 	}
 	if after.Gen <= before.Gen+1 {
-		t.Errorf("generation %d after two syncs and a SetNPT from %d", after.Gen, before.Gen)
+		t.Errorf("generation %d after a sync and a SyncNPT from %d", after.Gen, before.Gen)
 	}
 }

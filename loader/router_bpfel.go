@@ -71,6 +71,15 @@ type routerXdprCounterVal struct {
 	Bytes   uint64
 }
 
+type routerXdprDecapCacheEntry struct {
+	_     structs.HostLayout
+	Key   routerXdprTunnelEp
+	Gen   uint32
+	Found uint8
+	Pad   [3]uint8
+	Val   routerXdprTunnelDecap
+}
+
 type routerXdprFeatureBit uint32
 
 const (
@@ -265,6 +274,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	routerMapXdprCounters        = "xdpr_counters"
+	routerMapXdprDecapCache      = "xdpr_decap_cache"
 	routerMapXdprFeatures        = "xdpr_features"
 	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
 	routerMapXdprIfaces          = "xdpr_ifaces"
@@ -352,6 +362,7 @@ type routerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
 	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprDecapCache  *ebpf.MapSpec `ebpf:"xdpr_decap_cache"`
 	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
@@ -407,6 +418,7 @@ func (o *routerObjects) Close() error {
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
 	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprDecapCache  *ebpf.Map `ebpf:"xdpr_decap_cache"`
 	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
@@ -427,6 +439,7 @@ type routerMaps struct {
 func (m *routerMaps) Close() error {
 	return _RouterClose(
 		m.XdprCounters,
+		m.XdprDecapCache,
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,

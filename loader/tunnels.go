@@ -100,6 +100,11 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 			}
 		}
 	}
+	// The CPUs' cached endpoint lookups may hold the old pair or the old
+	// MTU, or remember that the new pair was none of ours.
+	if err := d.nextGeneration(nil); err != nil {
+		return fmt.Errorf("tunnel %q: %w", t.Name, err)
+	}
 	return nil
 }
 
@@ -166,6 +171,9 @@ func (d *Dataplane) DeleteTunnel(ifindex int) error {
 		return fmt.Errorf("delete from xdpr_tunnels: %w", err)
 	}
 	if err := d.forgetNexthop(v.Slot); err != nil {
+		return err
+	}
+	if err := d.nextGeneration(nil); err != nil {
 		return err
 	}
 	return d.detachIngressIfNoTunnels()

@@ -63,8 +63,9 @@ struct xdpr_npt_rule {
 
 struct xdpr_feature_word {
 	__u32 flags; /* enum xdpr_feature_bit bits */
-	/* Bumped by the loader after every change of the NPT maps: a CPU's
-	 * cached lookup (xdpr_npt_cache) of another generation is not used. */
+	/* Bumped by the loader after every change of the NPT maps or of the
+	 * tunnels: a CPU's cached lookup (xdpr_npt_cache, xdpr_decap_cache)
+	 * of another generation is not used. */
 	__u32 gen;
 };
 

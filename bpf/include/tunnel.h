@@ -183,11 +183,10 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
  * It returns the counted verdict, or -1 to let the packet take the normal
  * IPv6 forward path (ipip6 in transit to someone else). The caller checked
  * that the outer payload lies within the frame. */
-static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
+static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = data_end - data;
-	struct xdpr_tunnel_ep ep;
 	struct bpf_fib_lookup p = {};
 	struct iphdr *iph;
 	struct xdpr_tunnel_decap *t;
@@ -202,9 +201,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6)
 	__u16 plen = bpf_ntohs(ip6->payload_len) - ext;
 	int outer = TUN_OUTER_LEN + ext;
 
-	ep.remote = ip6->saddr;
-	ep.local = ip6->daddr;
-	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	t = tunnel_ep_lookup(&ip6->saddr, &ip6->daddr, gen);
 	if (!t) {
 		struct xdpr_npt_rule *r;
 

@@ -123,6 +123,56 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tunnel_eps SEC(".maps");
 
+/* One CPU's last xdpr_tunnel_eps lookup: an AFTR's or a peer's packets all
+ * carry the same (remote, local), and 32 octets compared in place cost
+ * less than hashing them. Retired, like xdpr_npt_cache, by the generation
+ * in xdpr_features, which the loader bumps with every tunnel change. */
+struct xdpr_decap_cache_entry {
+	struct xdpr_tunnel_ep key;
+	__u32 gen;   /* xdpr_feature_word.gen at the lookup */
+	__u8 found;  /* val holds the entry found; 0: there was none */
+	__u8 pad[3];
+	struct xdpr_tunnel_decap val;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpr_decap_cache_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_decap_cache SEC(".maps");
+
+/* tunnel_ep_lookup returns the decapsulation entry for ipip6 from remote to
+ * local (both read from the packet), or NULL, through this CPU's cache. */
+static __always_inline struct xdpr_tunnel_decap *tunnel_ep_lookup(const struct in6_addr *remote,
+								 const struct in6_addr *local, __u32 gen)
+{
+	__u32 zero = 0;
+	struct xdpr_decap_cache_entry *c = bpf_map_lookup_elem(&xdpr_decap_cache, &zero);
+	struct xdpr_tunnel_decap *t;
+	struct xdpr_tunnel_ep ep;
+
+	if (c && c->gen == gen &&
+	    ((c->key.remote.s6_addr32[0] ^ remote->s6_addr32[0]) | (c->key.remote.s6_addr32[1] ^ remote->s6_addr32[1]) |
+	     (c->key.remote.s6_addr32[2] ^ remote->s6_addr32[2]) | (c->key.remote.s6_addr32[3] ^ remote->s6_addr32[3]) |
+	     (c->key.local.s6_addr32[0] ^ local->s6_addr32[0]) | (c->key.local.s6_addr32[1] ^ local->s6_addr32[1]) |
+	     (c->key.local.s6_addr32[2] ^ local->s6_addr32[2]) | (c->key.local.s6_addr32[3] ^ local->s6_addr32[3])) == 0)
+		return c->found ? &c->val : NULL;
+	ep.remote = *remote;
+	ep.local = *local;
+	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!c)
+		return t;
+	c->key = ep;
+	c->gen = gen;
+	c->found = t != NULL;
+	if (!t)
+		return NULL;
+	c->val = *t;
+	return &c->val;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
