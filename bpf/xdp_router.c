@@ -75,9 +75,9 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	p.tot_len = tot_len;
 	p.ipv4_src = iph->saddr;
 	p.ipv4_dst = iph->daddr;
-	p.ifindex = ctx->ingress_ifindex;
+	p.ifindex = xdpr_port_ifindex;
 
-	reason = fib_redirect(ctx, eth, &p);
+	reason = fib_redirect(ctx, eth, &p, xdpr_port_ifindex);
 	if (reason) {
 		/* A route into a tunnel netdev never ends in a plain redirect. */
 		int act = tunnel_encap(ctx, iph, &p, reason);
@@ -157,13 +157,13 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	p.tot_len = sizeof(*ip6) + plen;
 	__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
-	p.ifindex = ctx->ingress_ifindex;
+	p.ifindex = xdpr_port_ifindex;
 	/* NPT's outside interface is the WAN: DNPT only on WAN ports, SNPT
 	 * only for what LAN ports send; the role is a per-port constant, so
 	 * other ports pay for no lookup. */
 	dnpt = NULL;
 	if (xdpr_port_role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
-		dnpt = npt_dnpt_rule(ctx->ingress_ifindex, ip6, &p, feat, &dst, &reason);
+		dnpt = npt_dnpt_rule(xdpr_port_ifindex, ip6, &p, feat, &dst, &reason);
 		/* The router's own address is the kernel's: no need to ask
 		 * the fib what it would say. */
 		if (reason == XDPR_CNT_PASS_NPT_EXCLUDED)
@@ -172,7 +172,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 			return count(ctx, reason, XDP_DROP);
 	}
 
-	reason = fib_redirect(ctx, eth, &p);
+	reason = fib_redirect(ctx, eth, &p, xdpr_port_ifindex);
 	if (reason)
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
@@ -199,6 +199,9 @@ int xdpr_main(struct xdp_md *ctx)
 	eth = parse_eth(&c);
 	if (!eth)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
+	/* From here on the port's ifindex is xdpr_port_ifindex, one load,
+	 * where ctx->ingress_ifindex is three dependent ones (xdp_buff ->
+	 * rxq -> dev -> ifindex). */
 	if (ctx->ingress_ifindex != xdpr_port_ifindex)
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
 	/* struct ethhdr is packed: through it clang loads byte by byte. */
@@ -215,7 +218,7 @@ int xdpr_main(struct xdp_md *ctx)
 			__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
 					       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
 
-			action = ndp_proxy(ctx, mac);
+			action = ndp_proxy(ctx, xdpr_port_ifindex, mac);
 			if (action >= 0)
 				return action;
 		}

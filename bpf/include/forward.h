@@ -62,14 +62,14 @@ static __always_inline void eth_set_macs(struct ethhdr *eth, const __u8 *dmac, c
  * explaining why the packet goes to the kernel; in that case nothing in the
  * packet has been written yet. */
 static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth,
-					  struct bpf_fib_lookup *p)
+					  struct bpf_fib_lookup *p, __u32 ingress)
 {
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_pass_reason(rc);
 	/* Same port out as in: the kernel also sends an ICMP redirect. */
-	if (p->ifindex == ctx->ingress_ifindex)
+	if (p->ifindex == ingress)
 		return XDPR_CNT_PASS_HAIRPIN;
 	/* The low bits of flags are the verdict on a miss, so an egress port
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */

@@ -144,22 +144,23 @@ static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
 /* ndp_target_behind_lan asks the fib where the target lives (after NPT when
  * the target is an outside address): only a resolved neighbour behind a LAN
  * interface counts, for lines whose one /64 is shared by WAN and LAN. */
-static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, const struct in6_addr *target)
+static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, __u32 ifindex,
+						 const struct in6_addr *target)
 {
 	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *r;
 	struct xdpr_iface *out;
 	struct in6_addr t = *target;
 
-	r = lpm6_lookup(&xdpr_npt_out, ctx->ingress_ifindex, &t);
+	r = lpm6_lookup(&xdpr_npt_out, ifindex, &t);
 	if (r && npt_map(&t, r))
 		return 0;
 	p.family = AF_INET6;
-	p.ifindex = ctx->ingress_ifindex;
+	p.ifindex = ifindex;
 	__builtin_memcpy(p.ipv6_dst, &t, sizeof(p.ipv6_dst));
 	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return 0;
-	if (p.ifindex == ctx->ingress_ifindex)
+	if (p.ifindex == ifindex)
 		return 0;
 	out = bpf_map_lookup_elem(&xdpr_ifaces, &p.ifindex);
 	return out && out->role == XDPR_ROLE_LAN;
@@ -234,11 +235,12 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	return count(ctx, XDPR_CNT_TX_NDP_NA, XDP_TX);
 }
 
-/* ndp_proxy handles a frame arriving on the interface whose MAC is mac.
+/* ndp_proxy handles a frame arriving on the interface ifindex whose MAC is
+ * mac.
  * It returns -1 for anything that is not an NS for a proxied target (the
  * main path goes on), else the verdict, counted. It runs before the L2
  * multicast check: solicitations arrive to 33:33:ff:xx:xx:xx. */
-static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
+static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __u8 *mac)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -251,18 +253,18 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, const __u8 *mac)
 	if ((void *)(ns + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) ||
 	    ip6->nexthdr != IPPROTO_ICMPV6 || ns->type != NDP_NS)
 		return -1;
-	px = lpm6_lookup(&xdpr_ndp_proxy, ctx->ingress_ifindex, &ns->target);
+	px = lpm6_lookup(&xdpr_ndp_proxy, ifindex, &ns->target);
 	if (!px)
 		return -1;
 	/* The router's own outside address: the kernel owns it and answers
 	 * (with O set); a proxy NA for it would at best be overridden. */
-	r = lpm6_lookup(&xdpr_npt_out, ctx->ingress_ifindex, &ns->target);
+	r = lpm6_lookup(&xdpr_npt_out, ifindex, &ns->target);
 	if (r && npt_is_excluded(&ns->target, r))
 		return pass(ctx, XDPR_CNT_PASS_NDP_EXCLUDED);
 	kind = ndp_ns_check(eth, ip6, ns, end, mac);
 	if (!kind)
 		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
-	if (px->mode == XDPR_NDP_LAN_NEIGHBOR && !ndp_target_behind_lan(ctx, &ns->target))
+	if (px->mode == XDPR_NDP_LAN_NEIGHBOR && !ndp_target_behind_lan(ctx, ifindex, &ns->target))
 		return pass(ctx, XDPR_CNT_PASS_NDP_NO_NEIGH);
 	return ndp_reply(ctx, mac, kind == 2);
 }
