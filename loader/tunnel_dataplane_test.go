@@ -339,6 +339,22 @@ func TestTunnelDataplane(t *testing.T) {
 	}
 }
 
+// expectRun runs frame on ingress once (in the router namespace) and says
+// how the verdict, or the output when want is not nil, differs.
+func (rl *routerLab) expectRun(frame []byte, ingress string, verdict uint32, want []byte) error {
+	v, out, _, err := rl.runOnce(frame, ingress)
+	if err != nil {
+		return err
+	}
+	if v != verdict {
+		return fmt.Errorf("verdict %s, want %s", verdictName(v), verdictName(verdict))
+	}
+	if want != nil && !bytes.Equal(out, want) {
+		return fmt.Errorf("output differs: %s", diffBytes(out, want))
+	}
+	return nil
+}
+
 // TestTunnelLocalChange: the daemon moves a tunnel's local address when
 // the WAN prefix changes. The next packet is encapsulated from the new
 // address (the cached outer next hop is dropped), ipip6 to the new address
@@ -354,15 +370,8 @@ func TestTunnelLocalChange(t *testing.T) {
 	err := rl.lab.Do(rl.ns, func() error {
 		run := func(frame []byte, ingress string, wantVerdict uint32, want []byte) {
 			t.Helper()
-			v, out, _, err := rl.runOnce(frame, ingress)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v != wantVerdict {
-				t.Errorf("verdict %s, want %s", verdictName(v), verdictName(wantVerdict))
-			}
-			if want != nil && !bytes.Equal(out, want) {
-				t.Errorf("output differs: %s", diffBytes(out, want))
+			if err := rl.expectRun(frame, ingress, wantVerdict, want); err != nil {
+				t.Error(err)
 			}
 		}
 		run(in, "lan0", xdpRedirect, modelEncap(in, m))

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -22,15 +21,8 @@ func TestDecapCache(t *testing.T) {
 	err := rl.lab.Do(rl.ns, func() error {
 		return onOneCPU(func() error {
 			run := func(step string, wantVerdict uint32, want []byte) error {
-				v, out, _, err := rl.runOnce(frame, "wan0")
-				if err != nil {
-					return err
-				}
-				if v != wantVerdict {
-					return fmt.Errorf("%s: verdict %s, want %s", step, verdictName(v), verdictName(wantVerdict))
-				}
-				if want != nil && !bytes.Equal(out, want) {
-					return fmt.Errorf("%s: output differs: %s", step, diffBytes(out, want))
+				if err := rl.expectRun(frame, "wan0", wantVerdict, want); err != nil {
+					return fmt.Errorf("%s: %w", step, err)
 				}
 				return nil
 			}

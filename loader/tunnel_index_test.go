@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,15 +40,8 @@ func TestTunnelIndex(t *testing.T) {
 		}
 		run := func(frame []byte, wantVerdict uint32, want []byte) {
 			t.Helper()
-			v, out, _, err := rl.runOnce(frame, "lan0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v != wantVerdict {
-				t.Errorf("verdict %s, want %s", verdictName(v), verdictName(wantVerdict))
-			}
-			if want != nil && !bytes.Equal(out, want) {
-				t.Errorf("output differs: %s", diffBytes(out, want))
+			if err := rl.expectRun(frame, "lan0", wantVerdict, want); err != nil {
+				t.Error(err)
 			}
 		}
 		// Same remote and next hop as t0: the model's encapsulation is t0's.
