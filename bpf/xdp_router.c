@@ -49,10 +49,10 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 
 	if (!iph)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
-	if (iph->version != 4 || iph->ihl < 5)
-		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
-	if (iph->ihl != 5)
-		return pass(ctx, XDPR_CNT_PASS_IPV4_OPTIONS);
+	/* Version 4, no options: one octet to compare. */
+	if (*(__u8 *)iph != 0x45)
+		return pass(ctx, iph->version != 4 || iph->ihl < 5 ? XDPR_CNT_PASS_MALFORMED
+								 : XDPR_CNT_PASS_IPV4_OPTIONS);
 
 	__u16 tot_len = bpf_ntohs(iph->tot_len);
 	if (tot_len < sizeof(*iph))
@@ -223,15 +223,16 @@ int xdpr_main(struct xdp_md *ctx)
 				return action;
 		}
 	}
-	if (eth->h_dest[0] & 1)
-		return pass(ctx, XDPR_CNT_PASS_L2_MULTICAST);
-	/* The kernel drops frames for other hosts (seen in promiscuous mode);
-	 * forwarding them would make XDP disagree with it. Two loads and two
-	 * compares, not six of each: the frame starts 4-aligned (XDP
-	 * headroom) and xdpr_port_mac is declared so. */
+	/* Only frames to the port's own MAC are forwarded: the kernel drops
+	 * frames for other hosts (seen in promiscuous mode), so forwarding them
+	 * would make XDP disagree with it, and multicast and broadcast are
+	 * the kernel's. The port's MAC is unicast, so one comparison settles
+	 * both; which of the two a mismatch is only decides the counter. Two
+	 * loads and two compares, not six of each: the frame starts 4-aligned
+	 * (XDP headroom) and xdpr_port_mac is declared so. */
 	if (((__u32 *)(void *)eth)[0] != *(const volatile __u32 *)&xdpr_port_mac[0] ||
 	    ((__u16 *)(void *)eth)[2] != *(const volatile __u16 *)&xdpr_port_mac[4])
-		return pass(ctx, XDPR_CNT_PASS_OTHERHOST);
+		return pass(ctx, eth->h_dest[0] & 1 ? XDPR_CNT_PASS_L2_MULTICAST : XDPR_CNT_PASS_OTHERHOST);
 
 	switch (proto) {
 	case bpf_htons(ETH_P_IP):
