@@ -118,18 +118,22 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 }
 
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c, __u64 feat)
+					struct cursor *c)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *dnpt;
 	struct in6_addr dst;
 	__u32 reason, fwd;
+	__u64 feat;
 
 	if (!ip6)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ip6->version != 6)
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
+	/* NPT and decapsulation happen on WAN and LAN ports only; the role is
+	 * a per-port constant, so a port without one has no lookup here. */
+	feat = xdpr_port_role != XDPR_ROLE_NONE ? features() : 0;
 
 	__u16 plen = bpf_ntohs(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
@@ -192,7 +196,6 @@ int xdpr_main(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ethhdr *eth;
-	__u64 feat = 0;
 	__u16 proto;
 	int action;
 
@@ -206,13 +209,14 @@ int xdpr_main(struct xdp_md *ctx)
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
 	/* struct ethhdr is packed: through it clang loads byte by byte. */
 	proto = ((__u16 *)(void *)eth)[6];
-	/* The features only matter to IPv6 (NDP proxy, NPT): IPv4 skips the
-	 * lookup, which is a call as far as clang knows (inlined by the
-	 * verifier), so r1-r5 would be spilled around it. */
-	if (proto == bpf_htons(ETH_P_IPV6)) {
-		feat = features();
-		/* Before the L2 checks: solicitations go to multicast MACs. */
-		if (feat & XDPR_F_NDP_PROXY) {
+	/* Before the L2 checks: solicitations go to multicast MACs. Only
+	 * ICMPv6 right behind the header can be one (ndp_proxy asks for no
+	 * more), so other traffic skips the features lookup, which is a call
+	 * as far as clang knows (inlined by the verifier): r1-r5 would be
+	 * spilled around it. */
+	if (proto == bpf_htons(ETH_P_IPV6) && (void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) <= c.end &&
+	    ((struct ipv6hdr *)(void *)(eth + 1))->nexthdr == IPPROTO_ICMPV6) {
+		if (features() & XDPR_F_NDP_PROXY) {
 			/* Volatile reads, one by one: through a plain pointer
 			 * clang would fold the zero initialiser. */
 			__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
@@ -238,7 +242,7 @@ int xdpr_main(struct xdp_md *ctx)
 	case bpf_htons(ETH_P_IP):
 		return forward_ipv4(ctx, eth, &c);
 	case bpf_htons(ETH_P_IPV6):
-		return forward_ipv6(ctx, eth, &c, feat);
+		return forward_ipv6(ctx, eth, &c);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return pass(ctx, XDPR_CNT_PASS_VLAN);
