@@ -87,10 +87,12 @@ struct {
 } xdpr_ndp_proxy SEC(".maps");
 
 /* One entry: which optional features have anything configured (enum
- * xdpr_feature_bit). An array lookup the verifier inlines, read once per
- * packet, spares a router without NPT rules or proxied prefixes the LPM
- * lookups (a trie lookup that misses still costs a helper call, ~20 ns).
- * Global, not per port, because the SNPT lookup depends on the egress. */
+ * xdpr_feature_bit), and the generation of the cached lookups. An array
+ * lookup the verifier inlines, read for ICMPv6 (the NDP proxy) and on ports
+ * with a role (NPT, decapsulation), spares a router without NPT rules or
+ * proxied prefixes the LPM lookups (a trie lookup that misses still costs a
+ * helper call, ~20 ns). Global, not per port, because the SNPT lookup
+ * depends on the egress. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -83,7 +83,8 @@ struct {
 
 /* xdpr_tunnels again, indexed by the netdev's ifindex for ifindexes below
  * XDPR_TUN_INDEX_MAX: the verifier inlines an array lookup, where the hash
- * lookup on every encapsulated packet cost a tenth of the encapsulation.
+ * lookup on every encapsulated packet cost some 35 of the encapsulation's
+ * 255 ns.
  * An entry whose ifindex is 0 is empty. The loader writes an entry after
  * the hash's and clears it before removing the hash's, so a packet never
  * finds a tunnel here that xdpr_tunnels lacks. */

@@ -1,7 +1,6 @@
 package lanra
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
+	"github.com/xdprouter/xdprouter/control/tasktest"
 )
 
 var (
@@ -97,17 +97,16 @@ func (f *fakeConn) take() []sentRA {
 
 // rig runs a Sender whose interfaces all get fake sockets.
 type rig struct {
-	t      *testing.T
-	s      *Sender
-	mu     sync.Mutex
-	conns  map[string]*fakeConn
-	cancel context.CancelFunc
-	done   chan error
-	start  time.Time
+	t     *testing.T
+	s     *Sender
+	mu    sync.Mutex
+	conns map[string]*fakeConn
+	stop  func() // cancels Run and waits for it
+	start time.Time
 }
 
 func runRig(t *testing.T, s *Sender) *rig {
-	r := &rig{t: t, s: s, conns: map[string]*fakeConn{}, done: make(chan error, 1), start: time.Now()}
+	r := &rig{t: t, s: s, conns: map[string]*fakeConn{}, start: time.Now()}
 	s.Log = quiet
 	s.Listen = func(ifname string) (Conn, error) {
 		c := newFakeConn()
@@ -116,23 +115,9 @@ func runRig(t *testing.T, s *Sender) *rig {
 		r.mu.Unlock()
 		return c, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- s.Run(ctx) }()
-	t.Cleanup(r.stop)
+	r.stop = tasktest.Start(t, s.Run)
 	synctest.Wait()
 	return r
-}
-
-func (r *rig) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	if err := <-r.done; err != nil {
-		r.t.Errorf("Run: %v", err)
-	}
 }
 
 func (r *rig) sleepUntil(d time.Duration) {

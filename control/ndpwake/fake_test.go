@@ -1,7 +1,6 @@
 package ndpwake
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/xdprouter/xdprouter/control/tasktest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -90,8 +91,7 @@ type rig struct {
 	failOpen map[string]bool
 	failLAN  map[string]bool
 	probes   []probe
-	cancel   context.CancelFunc
-	done     chan error
+	stop     func() // cancels Run and waits for it
 }
 
 func runRig(t *testing.T, w *Waker, cfg Config) *rig { return runRigWith(t, w, cfg, nil) }
@@ -99,7 +99,7 @@ func runRig(t *testing.T, w *Waker, cfg Config) *rig { return runRigWith(t, w, c
 // runRigWith is runRig with setup applied to the rig before Run starts.
 func runRigWith(t *testing.T, w *Waker, cfg Config, setup func(*rig)) *rig {
 	r := &rig{t: t, w: w, conns: map[string]*fakeConn{}, opens: map[string]int{}, failOpen: map[string]bool{},
-		failLAN: map[string]bool{}, done: make(chan error, 1)}
+		failLAN: map[string]bool{}}
 	w.Log = quiet
 	w.Listen = func(ifname string) (Conn, error) {
 		r.mu.Lock()
@@ -125,23 +125,9 @@ func runRigWith(t *testing.T, w *Waker, cfg Config, setup func(*rig)) *rig {
 		setup(r)
 	}
 	w.Set(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- w.Run(ctx) }()
-	t.Cleanup(r.stop)
+	r.stop = tasktest.Start(t, w.Run)
 	synctest.Wait()
 	return r
-}
-
-func (r *rig) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	if err := <-r.done; err != nil {
-		r.t.Errorf("Run: %v", err)
-	}
 }
 
 func (r *rig) conn(ifname string) *fakeConn {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdprouter/xdprouter/test/netlab"
+	"github.com/xdprouter/xdprouter/test/labkit"
 )
 
 // TestWakesUnknownHost runs the real socket and resolver in namespaces:
@@ -20,15 +20,7 @@ func TestWakesUnknownHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces")
 	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	lab := labkit.NewLab(t)
 	ispNS, err := lab.AddNS("isp", false)
 	if err != nil {
 		t.Fatal(err)

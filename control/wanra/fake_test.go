@@ -1,7 +1,6 @@
 package wanra
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mdlayher/ndp"
 	"github.com/xdprouter/xdprouter/control/learned"
+	"github.com/xdprouter/xdprouter/control/tasktest"
 )
 
 // fakeConn stands for the ICMPv6 socket: tests inject received packets
@@ -102,15 +102,7 @@ func runRig(t *testing.T) *rig {
 		Publish:   func(ra learned.RA) { r.pubs <- ra },
 		Listen:    func(string) (Conn, error) { return r.conn, nil },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.tr.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	tasktest.Start(t, r.tr.Run)
 	synctest.Wait()
 	return r
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdprouter/xdprouter/test/labkit"
 	"github.com/xdprouter/xdprouter/test/netlab"
 )
 
@@ -115,15 +116,7 @@ func TestPacketSenderOnVeth(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces")
 	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	lab := labkit.NewLab(t)
 	a, err := lab.AddNS("psa", false)
 	if err != nil {
 		t.Fatal(err)

@@ -28,11 +28,7 @@ func newIPoELab(t *testing.T, ctx context.Context) *ipoeLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	labkit.CloseAtEnd(t, topo)
 	root, err := labkit.FindModuleRoot(".")
 	if err != nil {
 		t.Fatal(err)

@@ -97,11 +97,7 @@ func newLab(t *testing.T) (*labkit.Topology, labkit.CLI, context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	labkit.CloseAtEnd(t, topo)
 	t.Logf("lab:\n%s", topo.Diagram())
 	return topo, labkit.NewCLI(topo, xdprouterBin, t), ctx
 }

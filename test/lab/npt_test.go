@@ -492,11 +492,7 @@ func newNPTLab(t *testing.T) *labkit.NPTTopology {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	labkit.CloseAtEnd(t, topo)
 	return topo
 }
 

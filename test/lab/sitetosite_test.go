@@ -25,15 +25,8 @@ func TestTunnelSiteToSite(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	lab := labkit.NewLab(t)
+	var err error
 	ns := map[string]string{}
 	for _, n := range []struct {
 		name string

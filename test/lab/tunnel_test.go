@@ -29,11 +29,7 @@ func newTunnelTopology(t *testing.T, timeout time.Duration) (*labkit.TunnelTopol
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
+	labkit.CloseAtEnd(t, topo)
 	root, err := labkit.FindModuleRoot(".")
 	if err != nil {
 		t.Fatal(err)

@@ -17,15 +17,7 @@ type End struct {
 // ends however it ends, and returns the lab and the two namespaces' names.
 func PairLab(t testing.TB, a, b End) (*netlab.Lab, string, string) {
 	t.Helper()
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	lab := NewLab(t)
 	nsA, err := lab.AddNS(a.NS, a.Forwarding)
 	if err != nil {
 		t.Fatal(err)
