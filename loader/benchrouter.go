@@ -16,7 +16,7 @@ type BenchRouter struct {
 	progs map[int]*ebpf.Program
 }
 
-// NewBenchRouter creates the data plane's maps; AddInterface loads a
+// NewBenchRouter creates the data plane's maps; AddPort loads a
 // program instance per interface, as Attach does.
 func NewBenchRouter() (*BenchRouter, error) {
 	maps, err := loadUnpinnedMaps()
@@ -24,26 +24,6 @@ func NewBenchRouter() (*BenchRouter, error) {
 		return nil, fmt.Errorf("load xdpr_main for benchmarking: %w", err)
 	}
 	return &BenchRouter{maps: maps, progs: map[int]*ebpf.Program{}}, nil
-}
-
-// AddInterface records ifindex as an attached interface with Ethernet address
-// mac, as Attach would, so that frames arriving on it are forwarded and
-// frames routed out of it are redirected. The devmap resolves ifindex in the
-// calling thread's network namespace.
-func (b *BenchRouter) AddInterface(ifindex int, name string, mac net.HardwareAddr) error {
-	ifc := &net.Interface{Index: ifindex, Name: name, HardwareAddr: mac}
-	prog, err := loadPortProgram(ifc, RoleLAN, b.maps)
-	if err != nil {
-		return err
-	}
-	b.progs[ifindex] = prog
-	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, RoleLAN, routerXdprXdpModeXDPR_MODE_NATIVE)); err != nil {
-		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
-	}
-	if err := b.maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
-		return fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
-	}
-	return nil
 }
 
 // FD is the file descriptor of the program for frames arriving on ifindex,
@@ -70,7 +50,11 @@ func (b *BenchRouter) Close() error {
 	return errors.Join(append(errs, b.maps.Close())...)
 }
 
-// AddPort is AddInterface with a role: a WAN port decapsulates ipip6.
+// AddPort records ifindex as an attached interface with Ethernet address mac
+// and role, as Attach would, so that frames arriving on it are forwarded and
+// frames routed out of it are redirected (a WAN port also decapsulates
+// ipip6). The devmap resolves ifindex in the calling thread's network
+// namespace.
 func (b *BenchRouter) AddPort(ifindex int, name string, mac net.HardwareAddr, role Role) error {
 	ifc := &net.Interface{Index: ifindex, Name: name, HardwareAddr: mac}
 	prog, err := loadPortProgram(ifc, role, b.maps)

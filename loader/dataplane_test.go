@@ -795,6 +795,9 @@ func dataplaneCases(t *testing.T) []dpCase {
 		{"ipv6 six extension headers forwarded", "lan0", udp6(t, "2001:db8:1::2", "2001:db8:100::9",
 			ext(dstOpts(4), dstOpts(4), dstOpts(4), dstOpts(4), dstOpts(4), dstOpts(4))), redirect, "fwd_ipv6", "wan0"},
 		{"ipv6 no next header forwarded", "lan0", udp6(t, "2001:db8:1::2", "2001:db8:100::9", noL4()), redirect, "fwd_ipv6", "wan0"},
+		{"ipv6 unique-local source forwarded", "lan0", udp6(t, "fd00:1::2", "2001:db8:100::9"), redirect, "fwd_ipv6", "wan0"},
+		// First octet 0xfe but not link-local: the kernel forwards it.
+		{"ipv6 site-local source forwarded", "lan0", udp6(t, "fec0::2", "2001:db8:100::9"), redirect, "fwd_ipv6", "wan0"},
 		{"ipv6 hop limit 2 forwarded", "lan0", udp6(t, "2001:db8:1::2", "2001:db8:100::9", ttl(2)), redirect, "fwd_ipv6", "wan0"},
 		{"ipv6 at egress mtu forwarded", "lan0", udp6(t, "2001:db8:1::2", "2001:db8:4::2", totalLen(1280)), redirect, "fwd_ipv6", "small0"},
 

@@ -37,6 +37,13 @@ static __always_inline __u32 ipv4_addr_reason(__be32 saddr, __be32 daddr)
 	return 0;
 }
 
+/* ipv6_octet_plain reports whether an address with first octet o cannot be
+ * any of the classes ipv6_addr_reason looks for: o is 0x01-0xfd. */
+static __always_inline int ipv6_octet_plain(__u8 o)
+{
+	return (__u8)(o - 1) < 0xfd;
+}
+
 static __always_inline int ipv6_is_loopback_or_any(const struct in6_addr *a)
 {
 	return (a->s6_addr32[0] | a->s6_addr32[1] | a->s6_addr32[2] |
@@ -46,9 +53,11 @@ static __always_inline int ipv6_is_loopback_or_any(const struct in6_addr *a)
 static __always_inline __u32 ipv6_addr_reason(const struct in6_addr *s,
 					      const struct in6_addr *d)
 {
-	/* Global unicast (2000::/3) is none of the cases below: one test per
-	 * address settles what nearly all forwarded traffic is. */
-	if ((s->s6_addr[0] & 0xe0) == 0x20 && (d->s6_addr[0] & 0xe0) == 0x20)
+	/* Every case below has a first octet of 0x00 (loopback, unspecified),
+	 * 0xfe (link-local) or 0xff (multicast). Global unicast and ULA have
+	 * none of these, so one test per address settles what nearly all
+	 * forwarded traffic is. */
+	if (ipv6_octet_plain(s->s6_addr[0]) && ipv6_octet_plain(d->s6_addr[0]))
 		return 0;
 	if (d->s6_addr[0] == 0xff)
 		return XDPR_CNT_PASS_IP_MULTICAST;

@@ -50,10 +50,12 @@ func runNsPerPacket(ctx context.Context, t *topo, fams []family, cfg config, pas
 		return nil, err
 	}
 	defer router.Close()
-	// Devmap entries resolve the ifindex in the caller's namespace.
+	// Devmap entries resolve the ifindex in the caller's namespace. No
+	// role, as `xdprouter attach r0 r1` in the live runs: both figures are
+	// of the same program.
 	err = t.lab.Do(t.rtrNS, func() error {
 		for _, ifc := range []iface{t.r0, t.r1} {
-			if err := router.AddInterface(ifc.index, ifc.name, ifc.mac); err != nil {
+			if err := router.AddPort(ifc.index, ifc.name, ifc.mac, loader.RoleNone); err != nil {
 				return err
 			}
 		}
