@@ -85,7 +85,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		return act >= 0 ? act : pass(ctx, reason);
 	}
 	ipv4_decrement_ttl(iph);
-	return count(ctx, XDPR_CNT_FWD_IPV4, XDP_REDIRECT);
+	return count_len(XDPR_CNT_FWD_IPV4, c->end - (void *)eth, XDP_REDIRECT);
 }
 
 /* ipv6_walk_ext follows the extension header chain only to find what the
@@ -117,8 +117,10 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 	return ipv6_is_ext_header(nh) ? XDPR_CNT_PASS_IPV6_EXT_LIMIT : 0;
 }
 
+/* forward_ipv6 is compiled once per role (role is a constant at each call
+ * site), so each copy holds only what its role does; see xdpr_main. */
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c)
+					struct cursor *c, __u32 role)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
@@ -131,16 +133,16 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (ip6->version != 6)
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
-	/* NPT and decapsulation happen on WAN and LAN ports only; the role is
-	 * a per-port constant, so a port without one has no lookup here. */
-	feat = xdpr_port_role != XDPR_ROLE_NONE ? features() : 0;
+	/* NPT and decapsulation happen on WAN and LAN ports only: a port
+	 * without a role has no lookup here. */
+	feat = role != XDPR_ROLE_NONE ? features() : 0;
 
 	__u16 plen = bpf_ntohs(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (payload_end > c->end)
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if ((ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS) &&
-	    xdpr_port_role == XDPR_ROLE_WAN) {
+	    role == XDPR_ROLE_WAN) {
 		int act = tunnel_decap(ctx, ip6, feat >> 32);
 
 		if (act >= 0)
@@ -163,10 +165,9 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
 	p.ifindex = xdpr_port_ifindex;
 	/* NPT's outside interface is the WAN: DNPT only on WAN ports, SNPT
-	 * only for what LAN ports send; the role is a per-port constant, so
-	 * other ports pay for no lookup. */
+	 * only for what LAN ports send; other ports pay for no lookup. */
 	dnpt = NULL;
-	if (xdpr_port_role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
+	if (role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
 		dnpt = npt_dnpt_rule(xdpr_port_ifindex, ip6, &p, feat, &dst, &reason);
 		/* The router's own address is the kernel's: no need to ask
 		 * the fib what it would say. */
@@ -181,11 +182,11 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt, &dst,
-			     xdpr_port_role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);
+			     role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);
 	if (reason)
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
-	return count(ctx, fwd, XDP_REDIRECT);
+	return count_len(fwd, c->end - (void *)eth, XDP_REDIRECT);
 }
 
 SEC("xdp")
@@ -242,7 +243,18 @@ int xdpr_main(struct xdp_md *ctx)
 	case bpf_htons(ETH_P_IP):
 		return forward_ipv4(ctx, eth, &c);
 	case bpf_htons(ETH_P_IPV6):
-		return forward_ipv6(ctx, eth, &c);
+		/* One copy of the IPv6 path per role, each specialised by the
+		 * compiler. The role is a per-port constant: the verifier
+		 * follows only the copy for this port's role and drops the
+		 * others at load time, so no test of the role is left in the
+		 * per-packet path but this one. */
+		switch (xdpr_port_role) {
+		case XDPR_ROLE_WAN:
+			return forward_ipv6(ctx, eth, &c, XDPR_ROLE_WAN);
+		case XDPR_ROLE_LAN:
+			return forward_ipv6(ctx, eth, &c, XDPR_ROLE_LAN);
+		}
+		return forward_ipv6(ctx, eth, &c, XDPR_ROLE_NONE);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return pass(ctx, XDPR_CNT_PASS_VLAN);

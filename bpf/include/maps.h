@@ -201,17 +201,25 @@ static __always_inline struct xdpr_npt_rule *npt_lookup(void *m64, void *trie, _
 	return &c->rule;
 }
 
-/* count records one packet under reason c and returns action, so call sites
- * read as `return count(ctx, REASON, XDP_PASS);`. */
-static __always_inline int count(struct xdp_md *ctx, __u32 c, int action)
+/* count_len records one packet of len bytes under reason c and returns
+ * action. The forward paths give the length from the pointers they hold,
+ * so the context need not be kept across the fib lookup for it. */
+static __always_inline int count_len(__u32 c, __u64 len, int action)
 {
 	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &c);
 
 	if (v) {
 		v->packets++;
-		v->bytes += ctx->data_end - ctx->data;
+		v->bytes += len;
 	}
 	return action;
+}
+
+/* count records one packet under reason c and returns action, so call sites
+ * read as `return count(ctx, REASON, XDP_PASS);`. */
+static __always_inline int count(struct xdp_md *ctx, __u32 c, int action)
+{
+	return count_len(c, ctx->data_end - ctx->data, action);
 }
 
 /* pass hands the packet to the kernel under reason. One out-of-line copy
