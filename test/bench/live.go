@@ -168,17 +168,28 @@ func (b *liveBench) Close() {
 	}
 }
 
-// run measures every scenario and family cfg.runs times. Rounds interleave
-// the scenarios (kernel, bare, xdprouter, kernel, ...) so that a slow phase
-// of a shared VM spreads over all of them instead of skewing one ratio.
+// run measures every scenario and family cfg.runs times, in rounds.
+//
+// The host's speed changes within seconds (another guest on the sibling
+// hyperthread, say: the same run measures 2.9 or 4.5 Mpps), so a ratio is
+// only as good as the pairing of its two runs. A round therefore runs the
+// scenarios grouped by the family they are compared in (schedule), so that
+// the two runs of a ratio are a program swap apart rather than half a round,
+// and odd rounds run the schedule backwards, so that neither side of a
+// ratio always goes first.
 func (b *liveBench) run(ctx context.Context) error {
+	steps := b.schedule()
 	for round := 0; round < b.cfg.runs; round++ {
-		for _, sc := range scenarios {
+		for i := range steps {
+			st := steps[i]
+			if round%2 == 1 {
+				st = steps[len(steps)-1-i]
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := b.runScenario(ctx, sc, round); err != nil {
-				return fmt.Errorf("scenario %s, round %d: %w", sc, round+1, err)
+			if err := b.runOne(st.sc, st.f, round); err != nil {
+				return fmt.Errorf("scenario %s %s, round %d: %w", st.sc, st.f.name, round+1, err)
 			}
 		}
 	}
@@ -192,7 +203,42 @@ func (b *liveBench) run(ctx context.Context) error {
 	return nil
 }
 
-func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err error) {
+type step struct {
+	sc string
+	f  family
+}
+
+// schedule is one round's order: for IPv4 and then IPv6, every scenario
+// that runs the family or the tunnel family compared with it (encap with
+// IPv4 forwarding, decap with IPv6), in the order of scenarios.
+func (b *liveBench) schedule() []step {
+	var steps []step
+	for _, base := range []string{"ipv4", "ipv6"} {
+		for _, sc := range scenarios {
+			for _, f := range b.fams {
+				if applies(sc, f) && comparedAs(f) == base {
+					steps = append(steps, step{sc, f})
+				}
+			}
+		}
+	}
+	return steps
+}
+
+// comparedAs is the plain family a family's ratios compare it with.
+func comparedAs(f family) string {
+	switch f.only {
+	case scEncap:
+		return "ipv4"
+	case scDecap:
+		return "ipv6"
+	}
+	return f.name
+}
+
+// runOne puts sc's programs on the router, measures f once and takes them
+// off again.
+func (b *liveBench) runOne(sc string, f family, round int) (err error) {
 	undo, err := b.setup(sc)
 	if err != nil {
 		return err
@@ -202,44 +248,33 @@ func (b *liveBench) runScenario(ctx context.Context, sc string, round int) (err 
 			err = uerr
 		}
 	}()
-	for _, f := range b.fams {
-		if !applies(sc, f) {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !applies(sc, f) {
-			continue
-		}
-		k := key(sc, f.name)
-		if round == 0 {
-			// Warm-up, and the rate that sizes the timed runs.
-			n, err := b.calibrate(sc, f)
-			if err != nil {
-				return err
-			}
-			b.repeat[k] = n
-		} else if _, _, err := b.measure(sc, f, b.repeat[k]/10); err != nil {
-			// An untimed tenth of a run first, as the calibration is in
-			// round 1: right after the scenario's programs are swapped in,
-			// caches are cold and the swap's deferred work (RCU frees of
-			// the old programs) is still running on the CPUs.
-			return fmt.Errorf("warm-up: %w", err)
-		}
-		run, problems, err := b.measureSettled(sc, f, b.repeat[k])
+	k := key(sc, f.name)
+	if round == 0 {
+		// Warm-up, and the rate that sizes the timed runs.
+		n, err := b.calibrate(sc, f)
 		if err != nil {
 			return err
 		}
-		r := b.results[k]
-		r.Runs = append(r.Runs, run)
-		for _, p := range problems {
-			r.Problems = append(r.Problems, fmt.Sprintf("run %d: %s", round+1, p))
-		}
-		b.logf("  %-9s %s run %d: %7.3f Mpps (%d of %d frames in %.2f s, cpu share %.2f, steal %.3f, retries %d)%s",
-			sc, f.name, round+1, run.Mpps, run.Forwarded, run.Sent, run.Seconds, run.CPUShare, run.Steal, run.Retries,
-			problemSuffix(problems))
+		b.repeat[k] = n
+	} else if _, _, err := b.measure(sc, f, b.repeat[k]/10); err != nil {
+		// An untimed tenth of a run first, as the calibration is in
+		// round 1: right after the scenario's programs are swapped in,
+		// caches are cold and the swap's deferred work (RCU frees of
+		// the old programs) is still running on the CPUs.
+		return fmt.Errorf("warm-up: %w", err)
 	}
+	run, problems, err := b.measureSettled(sc, f, b.repeat[k])
+	if err != nil {
+		return err
+	}
+	r := b.results[k]
+	r.Runs = append(r.Runs, run)
+	for _, p := range problems {
+		r.Problems = append(r.Problems, fmt.Sprintf("run %d: %s", round+1, p))
+	}
+	b.logf("  %-9s %s run %d: %7.3f Mpps (%d of %d frames in %.2f s, cpu share %.2f, steal %.3f, retries %d)%s",
+		sc, f.name, round+1, run.Mpps, run.Forwarded, run.Sent, run.Seconds, run.CPUShare, run.Steal, run.Retries,
+		problemSuffix(problems))
 	return nil
 }
 
