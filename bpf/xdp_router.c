@@ -47,26 +47,26 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	struct bpf_fib_lookup p = {};
 	__u32 reason;
 
-	if (!iph)
+	if (unlikely(!iph))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	/* Version 4, no options: one octet to compare. */
-	if (*(__u8 *)iph != 0x45)
+	if (unlikely(*(__u8 *)iph != 0x45))
 		return pass(ctx, iph->version != 4 || iph->ihl < 5 ? XDPR_CNT_PASS_MALFORMED
 								 : XDPR_CNT_PASS_IPV4_OPTIONS);
 
 	__u16 tot_len = bpf_ntohs(iph->tot_len);
-	if (tot_len < sizeof(*iph))
+	if (unlikely(tot_len < sizeof(*iph)))
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
-	if ((void *)iph + tot_len > c->end)
+	if (unlikely((void *)iph + tot_len > c->end))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
-	if (!ipv4_header_ok(iph))
+	if (unlikely(!ipv4_header_ok(iph)))
 		return pass(ctx, XDPR_CNT_PASS_BAD_CHECKSUM);
-	if (iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
+	if (unlikely(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
 		return pass(ctx, XDPR_CNT_PASS_FRAGMENT);
 	reason = ipv4_addr_reason(iph->saddr, iph->daddr);
-	if (reason)
+	if (unlikely(reason))
 		return pass(ctx, reason);
-	if (iph->ttl <= 1)
+	if (unlikely(iph->ttl <= 1))
 		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
 
 	p.family = AF_INET;
@@ -78,7 +78,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	p.ifindex = xdpr_port_ifindex;
 
 	reason = fib_redirect(ctx, eth, &p, xdpr_port_ifindex);
-	if (reason) {
+	if (unlikely(reason)) {
 		/* A route into a tunnel netdev never ends in a plain redirect. */
 		int act = tunnel_encap(ctx, iph, &p, reason);
 
@@ -98,7 +98,7 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 	for (int i = 0; i < XDPR_MAX_EXT_HEADERS; i++) {
 		struct ipv6_opt_hdr_min *h;
 
-		if (!ipv6_is_ext_header(nh))
+		if (likely(!ipv6_is_ext_header(nh)))
 			return 0;
 		if (nh == IPPROTO_HOPOPTS)
 			return XDPR_CNT_PASS_IPV6_HOP_BY_HOP;
@@ -129,9 +129,9 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	__u32 reason, fwd;
 	__u64 feat;
 
-	if (!ip6)
+	if (unlikely(!ip6))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
-	if (ip6->version != 6)
+	if (unlikely(ip6->version != 6))
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
 	/* NPT and decapsulation happen on WAN and LAN ports only: a port
 	 * without a role has no lookup here. */
@@ -139,22 +139,22 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 
 	__u16 plen = bpf_ntohs(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
-	if (payload_end > c->end)
+	if (unlikely(payload_end > c->end))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
-	if ((ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS) &&
-	    role == XDPR_ROLE_WAN) {
+	if (role == XDPR_ROLE_WAN &&
+	    (ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS)) {
 		int act = tunnel_decap(ctx, ip6, feat >> 32);
 
 		if (act >= 0)
 			return act;
 	}
 	reason = ipv6_addr_reason(&ip6->saddr, &ip6->daddr);
-	if (reason)
+	if (unlikely(reason))
 		return pass(ctx, reason);
 	reason = ipv6_walk_ext(c, ip6->nexthdr, payload_end);
-	if (reason)
+	if (unlikely(reason))
 		return pass(ctx, reason);
-	if (ip6->hop_limit <= 1)
+	if (unlikely(ip6->hop_limit <= 1))
 		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
 
 	p.family = AF_INET6;
@@ -178,12 +178,12 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	}
 
 	reason = fib_redirect(ctx, eth, &p, xdpr_port_ifindex);
-	if (reason)
+	if (unlikely(reason))
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt, &dst,
 			     role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);
-	if (reason)
+	if (unlikely(reason))
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
 	return count_len(fwd, c->end - (void *)eth, XDP_REDIRECT);
@@ -201,12 +201,12 @@ int xdpr_main(struct xdp_md *ctx)
 	int action;
 
 	eth = parse_eth(&c);
-	if (!eth)
+	if (unlikely(!eth))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	/* From here on the port's ifindex is xdpr_port_ifindex, one load,
 	 * where ctx->ingress_ifindex is three dependent ones (xdp_buff ->
 	 * rxq -> dev -> ifindex). */
-	if (ctx->ingress_ifindex != xdpr_port_ifindex)
+	if (unlikely(ctx->ingress_ifindex != xdpr_port_ifindex))
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
 	/* struct ethhdr is packed: through it clang loads byte by byte. */
 	proto = ((__u16 *)(void *)eth)[6];
@@ -215,8 +215,8 @@ int xdpr_main(struct xdp_md *ctx)
 	 * more), so other traffic skips the features lookup, which is a call
 	 * as far as clang knows (inlined by the verifier): r1-r5 would be
 	 * spilled around it. */
-	if (proto == bpf_htons(ETH_P_IPV6) && (void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) <= c.end &&
-	    ((struct ipv6hdr *)(void *)(eth + 1))->nexthdr == IPPROTO_ICMPV6) {
+	if (unlikely(proto == bpf_htons(ETH_P_IPV6) && (void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) <= c.end &&
+		     ((struct ipv6hdr *)(void *)(eth + 1))->nexthdr == IPPROTO_ICMPV6)) {
 		if (features() & XDPR_F_NDP_PROXY) {
 			/* Volatile reads, one by one: through a plain pointer
 			 * clang would fold the zero initialiser. */
@@ -235,8 +235,8 @@ int xdpr_main(struct xdp_md *ctx)
 	 * both; which of the two a mismatch is only decides the counter. Two
 	 * loads and two compares, not six of each: the frame starts 4-aligned
 	 * (XDP headroom) and xdpr_port_mac is declared so. */
-	if (((__u32 *)(void *)eth)[0] != *(const volatile __u32 *)&xdpr_port_mac[0] ||
-	    ((__u16 *)(void *)eth)[2] != *(const volatile __u16 *)&xdpr_port_mac[4])
+	if (unlikely(((__u32 *)(void *)eth)[0] != *(const volatile __u32 *)&xdpr_port_mac[0] ||
+		     ((__u16 *)(void *)eth)[2] != *(const volatile __u16 *)&xdpr_port_mac[4]))
 		return pass(ctx, eth->h_dest[0] & 1 ? XDPR_CNT_PASS_L2_MULTICAST : XDPR_CNT_PASS_OTHERHOST);
 
 	switch (proto) {

@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include "consts.h"
 #include "maps.h"
+#include "compiler.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -66,14 +67,14 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 {
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+	if (unlikely(rc != BPF_FIB_LKUP_RET_SUCCESS))
 		return fib_pass_reason(rc);
 	/* Same port out as in: the kernel also sends an ICMP redirect. */
-	if (p->ifindex == ingress)
+	if (unlikely(p->ifindex == ingress))
 		return XDPR_CNT_PASS_HAIRPIN;
 	/* The low bits of flags are the verdict on a miss, so an egress port
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
-	if (bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT)
+	if (unlikely(bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT))
 		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
 	eth_set_macs(eth, p->dmac, p->smac);
 	return 0;

@@ -7,6 +7,7 @@
 #include <linux/in6.h>
 #include <bpf/bpf_endian.h>
 #include "consts.h"
+#include "compiler.h"
 
 /* Not exported by the UAPI headers. */
 #define IPV4_MF 0x2000
@@ -24,7 +25,7 @@ static __always_inline int ipv4_octet_plain(__u8 o)
 static __always_inline __u32 ipv4_addr_reason(__be32 saddr, __be32 daddr)
 {
 	/* Network order: the first octet is the lowest-addressed byte. */
-	if (ipv4_octet_plain(((__u8 *)&saddr)[0]) && ipv4_octet_plain(((__u8 *)&daddr)[0]))
+	if (likely(ipv4_octet_plain(((__u8 *)&saddr)[0]) && ipv4_octet_plain(((__u8 *)&daddr)[0])))
 		return 0;
 
 	__u32 s = bpf_ntohl(saddr), d = bpf_ntohl(daddr);
@@ -57,7 +58,7 @@ static __always_inline __u32 ipv6_addr_reason(const struct in6_addr *s,
 	 * 0xfe (link-local) or 0xff (multicast). Global unicast and ULA have
 	 * none of these, so one test per address settles what nearly all
 	 * forwarded traffic is. */
-	if (ipv6_octet_plain(s->s6_addr[0]) && ipv6_octet_plain(d->s6_addr[0]))
+	if (likely(ipv6_octet_plain(s->s6_addr[0]) && ipv6_octet_plain(d->s6_addr[0])))
 		return 0;
 	if (d->s6_addr[0] == 0xff)
 		return XDPR_CNT_PASS_IP_MULTICAST;

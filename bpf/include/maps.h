@@ -7,6 +7,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "structs.h"
+#include "compiler.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -137,7 +138,7 @@ static __always_inline int tc_count(__u32 c, __u64 len, int action)
 {
 	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_tc_counters, &c);
 
-	if (v) {
+	if (likely(v)) {
 		v->packets++;
 		v->bytes += len;
 	}
@@ -208,7 +209,7 @@ static __always_inline int count_len(__u32 c, __u64 len, int action)
 {
 	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &c);
 
-	if (v) {
+	if (likely(v)) {
 		v->packets++;
 		v->bytes += len;
 	}

@@ -8,6 +8,7 @@
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include "compiler.h"
 
 struct cursor {
 	void *pos;
@@ -18,7 +19,7 @@ static __always_inline void *cursor_pull(struct cursor *c, __u32 len)
 {
 	void *start = c->pos;
 
-	if (start + len > c->end)
+	if (unlikely(start + len > c->end))
 		return NULL;
 	c->pos = start + len;
 	return start;
