@@ -126,6 +126,12 @@ func (d *Dataplane) takeLock() error {
 	return nil
 }
 
+// XDPLinkPin is where Attach pins the XDP link of ifindex in the state
+// directory dir (the benchmark opens it to swap programs for a while).
+func XDPLinkPin(dir string, ifindex int) string {
+	return (&Dataplane{dir: dir}).linkPin(ifindex)
+}
+
 func (d *Dataplane) linkPin(ifindex int) string {
 	return d.pinPath("xdp", ifindex)
 }

@@ -49,7 +49,7 @@ type config struct {
 
 // benchParts are the parts -parts can choose; the live forwarding part always
 // runs, the others each add a few minutes.
-var benchParts = []string{"nspp", "ndp", "flood"}
+var benchParts = []string{"swap", "nspp", "ndp", "flood"}
 
 // chooseScenarios keeps the named scenarios, in their usual order.
 func chooseScenarios(list string) ([]string, error) {
@@ -89,8 +89,8 @@ func main() {
 	var cfg config
 	var batch, nsppRepeat uint
 	flag.StringVar(&cfg.out, "out", "bench/results", "directory for <timestamp>.json/.md and latest.json/.md")
-	flag.IntVar(&cfg.runs, "runs", 7, "timed runs per scenario and family (the median is reported)")
-	flag.Float64Var(&cfg.seconds, "seconds", 2, "approximate length of one timed run")
+	flag.IntVar(&cfg.runs, "runs", 11, "rounds: timed runs per scenario and family (the median is reported)")
+	flag.Float64Var(&cfg.seconds, "seconds", 1, "approximate length of one timed run")
 	flag.UintVar(&batch, "batch", 64, "live-frames batch size (frames per flush)")
 	flag.IntVar(&cfg.genCPU, "gen-cpu", runtime.NumCPU()-1, "CPU the generator thread is pinned to (-1: not pinned)")
 	flag.UintVar(&nsppRepeat, "nspp-repeat", 1_000_000, "repetitions per ns/packet test run")
@@ -100,7 +100,7 @@ func main() {
 	flag.IntVar(&cfg.retries, "retries", 3, "how many times a live run is measured again for steal; the last attempt counts")
 	only := flag.String("scenarios", "", "live scenarios to run, from "+strings.Join(scenarios, ", ")+" (default all; ratios need both of their scenarios)")
 	parts := flag.String("parts", strings.Join(benchParts, ","), "parts to run besides live forwarding, from "+strings.Join(benchParts, ", ")+
-		" (ns/packet test runs, NDP proxy vs ndppd, NS flood); fewer parts for a quicker comparison of forwarding alone")
+		" (xdprouter and the bare forwarder swapped on one attach, ns/packet test runs, NDP proxy vs ndppd, NS flood); fewer parts for a quicker comparison of forwarding alone")
 	flag.Parse()
 	var err error
 	if cfg.parts, err = parseParts(*parts); err != nil {
@@ -168,6 +168,13 @@ func run(cfg config) (err error) {
 	if err := lb.run(ctx); err != nil {
 		return fmt.Errorf("live forwarding: %w", err)
 	}
+	var swap []*swapResult
+	if cfg.parts["swap"] {
+		logf("swap: xdprouter and the bare forwarder swapped every %v on one attach, %d runs of %d s per family", swapSlice, cfg.runs, swapSeconds)
+		if swap, err = runSwap(ctx, lb); err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+	}
 	var nspp []*nsppResult
 	if cfg.parts["nspp"] {
 		logf("ns/packet: %d test runs × %d repetitions per program and family", cfg.nsppRuns, cfg.nsppRepeat)
@@ -193,6 +200,7 @@ func run(cfg config) (err error) {
 
 	rep := newReport(cfg, started, time.Since(started), lb, nspp)
 	rep.NDP, rep.NDPRatios, rep.Flood = ndp, ndpRatios, flood
+	rep.addSwap(swap)
 	text := rep.text()
 	fmt.Print(text)
 	files, err := rep.write(cfg.out)
