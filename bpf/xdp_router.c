@@ -193,6 +193,39 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	return count_len(fwd, c->end - (void *)eth, XDP_REDIRECT);
 }
 
+/* for_this_port says whether a frame is addressed to the port's own MAC.
+ * Only those are forwarded: the kernel drops frames for other hosts (seen in
+ * promiscuous mode), so forwarding them would make XDP disagree with it, and
+ * multicast and broadcast are the kernel's. The port's MAC is unicast, so
+ * one comparison settles both; which of the two a mismatch is only decides
+ * the counter (l2_reason). Two loads and two compares, not six of each: the
+ * frame starts 4-aligned (XDP headroom) and xdpr_port_mac is declared so. */
+static __always_inline int for_this_port(struct ethhdr *eth)
+{
+	return ((__u32 *)(void *)eth)[0] == *(const volatile __u32 *)&xdpr_port_mac[0] &&
+	       ((__u16 *)(void *)eth)[2] == *(const volatile __u16 *)&xdpr_port_mac[4];
+}
+
+static __always_inline __u32 l2_reason(struct ethhdr *eth)
+{
+	return eth->h_dest[0] & 1 ? XDPR_CNT_PASS_L2_MULTICAST : XDPR_CNT_PASS_OTHERHOST;
+}
+
+/* ndp_proxy_if_enabled answers a Neighbor Solicitation for a proxied
+ * address when the NDP proxy has entries; it returns the action, or -1 for
+ * a packet it leaves alone. */
+static __always_inline int ndp_proxy_if_enabled(struct xdp_md *ctx)
+{
+	if (!(features() & XDPR_F_NDP_PROXY))
+		return -1;
+	/* Volatile reads, one by one: through a plain pointer clang would
+	 * fold the zero initialiser. */
+	__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
+			       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
+
+	return ndp_proxy(ctx, xdpr_port_ifindex, mac);
+}
+
 SEC("xdp")
 int xdpr_main(struct xdp_md *ctx)
 {
@@ -214,44 +247,25 @@ int xdpr_main(struct xdp_md *ctx)
 		return pass(ctx, XDPR_CNT_PASS_IFACE_UNKNOWN);
 	/* struct ethhdr is packed: through it clang loads byte by byte. */
 	proto = ((__u16 *)(void *)eth)[6];
-	/* Before the L2 checks: solicitations go to multicast MACs. Only
-	 * ICMPv6 right behind the header can be one (ndp_proxy asks for no
-	 * more), so other traffic skips the features lookup, which is a call
-	 * as far as clang knows (inlined by the verifier): r1-r5 would be
-	 * spilled around it. */
-	if (unlikely(proto == bpf_htons(ETH_P_IPV6) && (void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) <= c.end &&
-		     ((struct ipv6hdr *)(void *)(eth + 1))->nexthdr == IPPROTO_ICMPV6)) {
-		if (features() & XDPR_F_NDP_PROXY) {
-			/* Volatile reads, one by one: through a plain pointer
-			 * clang would fold the zero initialiser. */
-			__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
-					       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
-
-			action = ndp_proxy(ctx, xdpr_port_ifindex, mac);
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		/* Before the L2 check: solicitations go to multicast MACs.
+		 * Only ICMPv6 right behind the header can be one (ndp_proxy
+		 * asks for no more), so other traffic skips the features
+		 * lookup, which is a call as far as clang knows (inlined by
+		 * the verifier): r1-r5 would be spilled around it. */
+		if (unlikely((void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) <= c.end &&
+			     ((struct ipv6hdr *)(void *)(eth + 1))->nexthdr == IPPROTO_ICMPV6)) {
+			action = ndp_proxy_if_enabled(ctx);
 			if (action >= 0)
 				return action;
 		}
-	}
-	/* Only frames to the port's own MAC are forwarded: the kernel drops
-	 * frames for other hosts (seen in promiscuous mode), so forwarding them
-	 * would make XDP disagree with it, and multicast and broadcast are
-	 * the kernel's. The port's MAC is unicast, so one comparison settles
-	 * both; which of the two a mismatch is only decides the counter. Two
-	 * loads and two compares, not six of each: the frame starts 4-aligned
-	 * (XDP headroom) and xdpr_port_mac is declared so. */
-	if (unlikely(((__u32 *)(void *)eth)[0] != *(const volatile __u32 *)&xdpr_port_mac[0] ||
-		     ((__u16 *)(void *)eth)[2] != *(const volatile __u16 *)&xdpr_port_mac[4]))
-		return pass(ctx, eth->h_dest[0] & 1 ? XDPR_CNT_PASS_L2_MULTICAST : XDPR_CNT_PASS_OTHERHOST);
-
-	switch (proto) {
-	case bpf_htons(ETH_P_IP):
-		return forward_ipv4(ctx, eth, &c);
-	case bpf_htons(ETH_P_IPV6):
-		/* One copy of the IPv6 path per role, each specialised by the
-		 * compiler. The role is a per-port constant: the verifier
-		 * follows only the copy for this port's role and drops the
-		 * others at load time, so no test of the role is left in the
-		 * per-packet path but this one. */
+		if (unlikely(!for_this_port(eth)))
+			return pass(ctx, l2_reason(eth));
+		/* One copy of the IPv6 path per role, each specialised by
+		 * the compiler. The role is a per-port constant: the
+		 * verifier follows only the copy for this port's role and
+		 * drops the others at load time, so no test of the role is
+		 * left in the per-packet path but this one. */
 		switch (xdpr_port_role) {
 		case XDPR_ROLE_WAN:
 			return forward_ipv6(ctx, eth, &c, XDPR_ROLE_WAN);
@@ -259,6 +273,12 @@ int xdpr_main(struct xdp_md *ctx)
 			return forward_ipv6(ctx, eth, &c, XDPR_ROLE_LAN);
 		}
 		return forward_ipv6(ctx, eth, &c, XDPR_ROLE_NONE);
+	}
+	if (unlikely(!for_this_port(eth)))
+		return pass(ctx, l2_reason(eth));
+	switch (proto) {
+	case bpf_htons(ETH_P_IP):
+		return forward_ipv4(ctx, eth, &c);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return pass(ctx, XDPR_CNT_PASS_VLAN);
