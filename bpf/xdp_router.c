@@ -77,7 +77,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	p.ipv4_dst = iph->daddr;
 	p.ifindex = xdpr_port_ifindex;
 
-	reason = fib_redirect(ctx, eth, &p, xdpr_port_ifindex);
+	reason = fib_redirect(ctx, eth, &p);
 	if (unlikely(reason)) {
 		/* A route into a tunnel netdev never ends in a plain redirect. */
 		int act = tunnel_encap(ctx, iph, &p, reason);
@@ -181,7 +181,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 			return count(ctx, reason, XDP_DROP);
 	}
 
-	reason = fib_redirect(ctx, eth, &p, xdpr_port_ifindex);
+	reason = fib_redirect(ctx, eth, &p);
 	if (unlikely(reason))
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */

@@ -63,8 +63,10 @@ static __always_inline void eth_set_macs(struct ethhdr *eth, const __u8 *dmac, c
  * explaining why the packet goes to the kernel; in that case nothing in the
  * packet has been written yet. */
 static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth,
-					  struct bpf_fib_lookup *p, __u32 ingress)
+					  struct bpf_fib_lookup *p)
 {
+	/* The lookup overwrites p->ifindex with the egress port. */
+	__u32 ingress = p->ifindex;
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 
 	if (unlikely(rc != BPF_FIB_LKUP_RET_SUCCESS))

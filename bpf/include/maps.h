@@ -133,16 +133,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tc_counters SEC(".maps");
 
-/* tc_count records one slow-path packet of len octets under c. */
-static __always_inline int tc_count(__u32 c, __u64 len, int action)
+/* counter_add records one packet of len octets under c in the per-CPU
+ * counter map m (xdpr_counters or xdpr_tc_counters) and returns action. */
+static __always_inline int counter_add(void *m, __u32 c, __u64 len, int action)
 {
-	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_tc_counters, &c);
+	struct xdpr_counter_val *v = bpf_map_lookup_elem(m, &c);
 
 	if (likely(v)) {
 		v->packets++;
 		v->bytes += len;
 	}
 	return action;
+}
+
+/* tc_count records one slow-path packet of len octets under c. */
+static __always_inline int tc_count(__u32 c, __u64 len, int action)
+{
+	return counter_add(&xdpr_tc_counters, c, len, action);
 }
 
 /* lpm6_lookup finds the entry of map m covering addr on ifindex. */
@@ -207,13 +214,7 @@ static __always_inline struct xdpr_npt_rule *npt_lookup(void *m64, void *trie, _
  * so the context need not be kept across the fib lookup for it. */
 static __always_inline int count_len(__u32 c, __u64 len, int action)
 {
-	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &c);
-
-	if (likely(v)) {
-		v->packets++;
-		v->bytes += len;
-	}
-	return action;
+	return counter_add(&xdpr_counters, c, len, action);
 }
 
 /* count records one packet under reason c and returns action, so call sites

@@ -200,7 +200,7 @@ func run(cfg config) (err error) {
 
 	rep := newReport(cfg, started, time.Since(started), lb, nspp)
 	rep.NDP, rep.NDPRatios, rep.Flood = ndp, ndpRatios, flood
-	rep.addSwap(swap)
+	rep.Swap = swap
 	text := rep.text()
 	fmt.Print(text)
 	files, err := rep.write(cfg.out)

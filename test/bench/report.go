@@ -564,8 +564,6 @@ func swapNote() string {
 		"comparison.", swapSeconds, swapSlice, swapTarget)
 }
 
-func (r *report) addSwap(s []*swapResult) { r.Swap = s }
-
 func swapMedian(x *swapResult, xdprouter bool) float64 {
 	var v []float64
 	for _, r := range x.Rounds {

@@ -58,15 +58,13 @@ func (s slice) mpps() float64 { return div(float64(s.frames)/1e6, s.secs) }
 
 // runSwap measures every plain family cfg.runs times.
 func runSwap(ctx context.Context, b *liveBench) ([]*swapResult, error) {
+	fams := b.plainFamilies()
 	var results []*swapResult
-	for _, f := range b.fams {
-		if f.only != "" {
-			continue
-		}
+	for _, f := range fams {
 		results = append(results, &swapResult{Family: f.name})
 	}
 	for round := 0; round < b.cfg.runs; round++ {
-		for i, f := range b.plainFamilies() {
+		for i, f := range fams {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
