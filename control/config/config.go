@@ -22,6 +22,7 @@ type Config struct {
 	Tunnels  []Tunnel
 	NPT      []NPT
 	NDPProxy []NDPProxy
+	Firewall Firewall
 }
 
 // WAN is the upstream interface.

@@ -11,6 +11,7 @@ type rawConfig struct {
 	Tunnels  []rawTunnel   `yaml:"tunnels"`
 	NPT      []rawNPT      `yaml:"npt"`
 	NDPProxy []rawNDPProxy `yaml:"ndp-proxy"`
+	Firewall *rawFirewall  `yaml:"firewall"`
 }
 
 type rawWAN struct {

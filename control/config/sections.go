@@ -6,5 +6,7 @@ func (r *rawConfig) validateSections(c *Config) []error {
 	errs := r.validateTunnels(c)
 	errs = append(errs, r.validateNPT(c)...)
 	errs = append(errs, r.validateNDPProxy(c)...)
+	// Last: pinholes and port forwards refer to the LANs, tunnels and npt.
+	errs = append(errs, r.validateFirewall(c)...)
 	return errs
 }
