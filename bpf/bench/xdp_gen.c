@@ -1,53 +1,17 @@
 //go:build ignore
 
-/* Packet generator for BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES.
+/* Packet generator for BPF_PROG_TEST_RUN, live (BPF_F_TEST_XDP_LIVE_FRAMES,
+ * where the kernel permits it) and not (ns/packet of another program).
  *
  * Live frames are recycled from a page pool without being reset, and the
  * forwarder downstream rewrites them in place (MACs, TTL, checksum). So every
  * run writes the whole frame back from the template before sending it;
  * otherwise the router would see TTL 63, 62, ... and stop forwarding after
- * 64 rounds.
- *
- * The template is read-only data set from Go before load, so the verifier
- * knows frame_len and prunes the copy loop to exactly the words needed. */
+ * 64 rounds. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#define GEN_MAX_FRAME 256
-
-const volatile __u32 frame_len = 0;
-const volatile __u64 frame[GEN_MAX_FRAME / 8] = {};
-
-/* restore copies the template over the packet; frame_len is a multiple of 8
- * (Go pads the template) and equals the length of the run's data_in. */
-static __always_inline int restore(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-	long cur = end - data;
-	__u64 *w;
-
-	/* A repeated (non-live) test run keeps the buffer as the program left
-	 * it; a tunnel encapsulation grew it at the head and a decapsulation
-	 * shrank it. Move the head back so the frame starts where it did. */
-	if (cur != (long)frame_len) {
-		if (bpf_xdp_adjust_head(ctx, (int)(cur - (long)frame_len)))
-			return -1;
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-	}
-	w = data;
-
-#pragma unroll
-	for (int i = 0; i < GEN_MAX_FRAME / 8; i++) {
-		if (i * 8 >= frame_len)
-			break;
-		if ((void *)(w + i + 1) > end)
-			return -1;
-		w[i] = frame[i];
-	}
-	return 0;
-}
+#include "restore.h"
 
 /* xdp_gen sends the template out of the interface the run is bound to
  * (ctx ingress_ifindex): in live mode the kernel turns XDP_TX into a

@@ -1,5 +1,5 @@
-// Package benchprog loads the benchmark's own XDP programs (generator, sink,
-// XDP_PASS baseline, bare forwarder) and runs BPF_PROG_TEST_RUN. Its API
+// Package benchprog loads the benchmark's own XDP programs (generator, sink
+// and circulator, XDP_PASS baseline, wire, bare forwarder) and runs BPF_PROG_TEST_RUN. Its API
 // speaks ifindexes, frames and counts, so test/bench does not import
 // cilium/ebpf (only loader/ does).
 //
@@ -65,6 +65,26 @@ func attach(p *ebpf.Program, ifindex int) (*Link, error) {
 	return &Link{l: l}, nil
 }
 
+// setTemplate sets restore.h's template in spec before load.
+func setTemplate(spec *ebpf.CollectionSpec, frame []byte) error {
+	if len(frame) < 16 || len(frame) > MaxFrame || len(frame)%8 != 0 {
+		return fmt.Errorf("frame of %d bytes: want a multiple of 8 in [16, %d]", len(frame), MaxFrame)
+	}
+	var words [MaxFrame / 8]uint64
+	for i := range len(frame) / 8 {
+		for b := range 8 {
+			words[i] |= uint64(frame[i*8+b]) << (8 * b) // bpfel: little endian
+		}
+	}
+	if err := spec.Variables["frame"].Set(words); err != nil {
+		return fmt.Errorf("set template: %w", err)
+	}
+	if err := spec.Variables["frame_len"].Set(uint32(len(frame))); err != nil {
+		return fmt.Errorf("set template length: %w", err)
+	}
+	return nil
+}
+
 // Generator sends one frame template with live frames, and doubles as the
 // harness for ns/packet measurements of other programs.
 type Generator struct {
@@ -76,24 +96,12 @@ type Generator struct {
 // length must be a multiple of 8 (the copy is word-wise), at least 16 and at
 // most MaxFrame.
 func NewGenerator(frame []byte) (*Generator, error) {
-	if len(frame) < 16 || len(frame) > MaxFrame || len(frame)%8 != 0 {
-		return nil, fmt.Errorf("generator frame of %d bytes: want a multiple of 8 in [16, %d]", len(frame), MaxFrame)
-	}
 	spec, err := loadGen()
 	if err != nil {
 		return nil, err
 	}
-	var words [MaxFrame / 8]uint64
-	for i := range len(frame) / 8 {
-		for b := range 8 {
-			words[i] |= uint64(frame[i*8+b]) << (8 * b) // bpfel: little endian
-		}
-	}
-	if err := spec.Variables["frame"].Set(words); err != nil {
-		return nil, fmt.Errorf("set generator template: %w", err)
-	}
-	if err := spec.Variables["frame_len"].Set(uint32(len(frame))); err != nil {
-		return nil, fmt.Errorf("set generator frame length: %w", err)
+	if err := setTemplate(spec, frame); err != nil {
+		return nil, fmt.Errorf("generator: %w", err)
 	}
 	g := &Generator{frame: append([]byte(nil), frame...)}
 	if err := spec.LoadAndAssign(&g.objs, nil); err != nil {
@@ -162,7 +170,8 @@ func (g *Generator) Measure(targetFD, ifindex int, repeat uint32) (TestResult, e
 }
 
 // Sink counts and drops every frame arriving on the interfaces it is
-// attached to.
+// attached to; with a template and a relay port it is also the circulating
+// generator (bpf/bench/xdp_sink.c).
 type Sink struct {
 	objs  sinkObjects
 	links []*Link
@@ -172,17 +181,30 @@ type Sink struct {
 type SinkCounts struct {
 	Packets uint64
 	HopOK   uint64 // frames whose TTL / hop limit was the expected one
+	Relayed uint64 // of those, sent on again as the template
+}
+
+// Sub is c - o, counter by counter.
+func (c SinkCounts) Sub(o SinkCounts) SinkCounts {
+	return SinkCounts{Packets: c.Packets - o.Packets, HopOK: c.HopOK - o.HopOK, Relayed: c.Relayed - o.Relayed}
 }
 
 // NewSink loads a sink that counts frames with TTL/hop limit expectHops as
-// well-formed forwarded frames.
-func NewSink(expectHops uint8) (*Sink, error) {
+// well-formed forwarded frames. With a template (nil: none) it relays each
+// such frame as a fresh copy of the template once Relay names a port; the
+// template's length must be a multiple of 8 in [16, MaxFrame].
+func NewSink(expectHops uint8, template []byte) (*Sink, error) {
 	spec, err := loadSink()
 	if err != nil {
 		return nil, err
 	}
 	if err := spec.Variables["expect_hops"].Set(expectHops); err != nil {
 		return nil, fmt.Errorf("set sink expect_hops: %w", err)
+	}
+	if template != nil {
+		if err := setTemplate(spec, template); err != nil {
+			return nil, fmt.Errorf("sink: %w", err)
+		}
 	}
 	s := &Sink{}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
@@ -202,6 +224,25 @@ func (s *Sink) Attach(ifindex int) error {
 	return nil
 }
 
+// Relay makes the sink send the frames it counts as forwarded on as its
+// template, out of ifindex, resolved in the calling thread's namespace (the
+// devmap keeps the device, so the sink may run in another one).
+func (s *Sink) Relay(ifindex int) error {
+	if err := s.objs.SinkRelay.Put(uint32(0), uint32(ifindex)); err != nil {
+		return fmt.Errorf("sink relay to ifindex %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// StopRelay makes the sink drop everything again; frames still circulating
+// are dropped where they next arrive.
+func (s *Sink) StopRelay() error {
+	if err := s.objs.SinkRelay.Delete(uint32(0)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("stop sink relay: %w", err)
+	}
+	return nil
+}
+
 // Counts reads the counters.
 func (s *Sink) Counts() (SinkCounts, error) {
 	var perCPU []sinkSinkCount
@@ -212,6 +253,7 @@ func (s *Sink) Counts() (SinkCounts, error) {
 	for _, v := range perCPU {
 		c.Packets += v.Packets
 		c.HopOK += v.HopOk
+		c.Relayed += v.Relayed
 	}
 	return c, nil
 }
@@ -278,3 +320,41 @@ func (b *BareForwarder) FD() int { return b.objs.XdpBareFwd.FD() }
 
 // Close unloads it.
 func (b *BareForwarder) Close() error { return b.objs.Close() }
+
+// Wire is the harness's ceiling (bpf/bench/xdp_wire.c): it decrements the
+// TTL and redirects every frame to one port.
+type Wire struct{ objs wireObjects }
+
+// NewWire loads it with no output port.
+func NewWire() (*Wire, error) {
+	w := &Wire{}
+	if err := loadWireObjects(&w.objs, nil); err != nil {
+		return nil, fmt.Errorf("load xdp_wire: %w", err)
+	}
+	return w, nil
+}
+
+// SetOut sends every frame to ifindex, resolved in the calling thread's
+// namespace.
+func (w *Wire) SetOut(ifindex int) error {
+	if err := w.objs.WireOut.Put(uint32(0), uint32(ifindex)); err != nil {
+		return fmt.Errorf("wire out to ifindex %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// Attach attaches it to ifindex in the calling thread's namespace.
+func (w *Wire) Attach(ifindex int) (*Link, error) { return attach(w.objs.XdpWire, ifindex) }
+
+// Close unloads it.
+func (w *Wire) Close() error { return w.objs.Close() }
+
+// Detach detaches the sink from every interface, keeping it loaded.
+func (s *Sink) Detach() error {
+	var errs []error
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	s.links = nil
+	return errors.Join(errs...)
+}

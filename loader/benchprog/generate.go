@@ -9,3 +9,4 @@ package benchprog
 //go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel -type sink_count sink ../../bpf/bench/xdp_sink.c
 //go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel pass ../../bpf/bench/xdp_pass.c
 //go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel bareFwd ../../bpf/bench/xdp_bare_fwd.c
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel wire ../../bpf/bench/xdp_wire.c

@@ -17,6 +17,7 @@ type sinkSinkCount struct {
 	_       structs.HostLayout
 	Packets uint64
 	HopOk   uint64
+	Relayed uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -24,8 +25,11 @@ type sinkSinkCount struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	sinkMapSinkCounts = "sink_counts"
+	sinkMapSinkRelay  = "sink_relay"
 	sinkProgXdpSink   = "xdp_sink"
 	sinkVarExpectHops = "expect_hops"
+	sinkVarFrame      = "frame"
+	sinkVarFrameLen   = "frame_len"
 )
 
 // loadSink returns the embedded CollectionSpec for sink.
@@ -78,6 +82,7 @@ type sinkProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sinkMapSpecs struct {
 	SinkCounts *ebpf.MapSpec `ebpf:"sink_counts"`
+	SinkRelay  *ebpf.MapSpec `ebpf:"sink_relay"`
 }
 
 // sinkVariableSpecs contains global variables before they are loaded into the kernel.
@@ -85,6 +90,8 @@ type sinkMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sinkVariableSpecs struct {
 	ExpectHops *ebpf.VariableSpec `ebpf:"expect_hops"`
+	Frame      *ebpf.VariableSpec `ebpf:"frame"`
+	FrameLen   *ebpf.VariableSpec `ebpf:"frame_len"`
 }
 
 // sinkObjects contains all objects after they have been loaded into the kernel.
@@ -108,11 +115,13 @@ func (o *sinkObjects) Close() error {
 // It can be passed to loadSinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sinkMaps struct {
 	SinkCounts *ebpf.Map `ebpf:"sink_counts"`
+	SinkRelay  *ebpf.Map `ebpf:"sink_relay"`
 }
 
 func (m *sinkMaps) Close() error {
 	return _SinkClose(
 		m.SinkCounts,
+		m.SinkRelay,
 	)
 }
 
@@ -121,6 +130,8 @@ func (m *sinkMaps) Close() error {
 // It can be passed to loadSinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sinkVariables struct {
 	ExpectHops *ebpf.Variable `ebpf:"expect_hops"`
+	Frame      *ebpf.Variable `ebpf:"frame"`
+	FrameLen   *ebpf.Variable `ebpf:"frame_len"`
 }
 
 // sinkPrograms contains all programs after they have been loaded into the kernel.

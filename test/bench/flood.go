@@ -102,12 +102,12 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 
 	// One queue: the reply rate as the rest of the benchmark's topology
 	// has it.
-	err = lb.floodPhase(1, func(replies *benchprog.Sink) error {
+	err = lb.floodPhase(1, nsFrame, func(replies *benchprog.Sink) error {
 		for round := 0; round < cfg.runs; round++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := res.OneQueue.measure(t, gens, cpus, lb.repeat[key(scXdprouter, v6.name)], cfg.batch, replies, lb.bpffs, round); err != nil {
+			if err := res.OneQueue.measure(lb, gens, flooder, cpus, lb.repeat[key(scXdprouter, v6.name)], replies, round); err != nil {
 				return err
 			}
 		}
@@ -117,7 +117,7 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 		return nil, fmt.Errorf("one queue: %w", err)
 	}
 
-	err = lb.floodPhase(portQueues, func(replies *benchprog.Sink) error {
+	err = lb.floodPhase(portQueues, nsFrame, func(replies *benchprog.Sink) error {
 		n, err := lb.calibrate(scXdprouter, v6)
 		if err != nil {
 			return err
@@ -129,7 +129,7 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 			if err := res.floodRound(lb, v6, n, flooder, replies, round); err != nil {
 				return err
 			}
-			if err := res.TwoQueues.measure(t, gens, cpus, n, cfg.batch, replies, lb.bpffs, round); err != nil {
+			if err := res.TwoQueues.measure(lb, gens, flooder, cpus, n, replies, round); err != nil {
 				return err
 			}
 		}
@@ -160,7 +160,7 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 // floodPhase sets gen's port to queues queues, puts the reply sink on g0
 // and xdprouter with the NDP proxy on the router, runs fn, and takes it all
 // down again (back to one queue).
-func (lb *liveBench) floodPhase(queues int, fn func(replies *benchprog.Sink) error) (err error) {
+func (lb *liveBench) floodPhase(queues int, nsFrame []byte, fn func(replies *benchprog.Sink) error) (err error) {
 	t, cfg := lb.t, lb.cfg
 	if queues != 1 {
 		if err := t.setQueues(queues); err != nil {
@@ -171,7 +171,7 @@ func (lb *liveBench) floodPhase(queues int, fn func(replies *benchprog.Sink) err
 	// The sink counts replies, and is also what makes the veth deliver
 	// XDP_TX frames to gen at all (a veth kicks its peer only when the
 	// peer runs XDP).
-	replies, err := benchprog.NewSink(255)
+	replies, err := benchprog.NewSink(255, nsFrame)
 	if err != nil {
 		return err
 	}
@@ -277,12 +277,12 @@ func (res *floodResult) floodRound(lb *liveBench, v6 family, n uint32, flooder *
 
 // measure runs one generator (the peak) and then two at once, n frames
 // each, and records the reply rates.
-func (r *replyRate) measure(t *topo, gens []*benchprog.Generator, cpus []int, n, batch uint32, replies *benchprog.Sink, bpffs string, round int) error {
-	peak, err := sendNS(t, gens[:1], cpus[:1], n, batch, replies, bpffs)
+func (r *replyRate) measure(lb *liveBench, gens []*benchprog.Generator, injector *packetSender, cpus []int, n uint32, replies *benchprog.Sink, round int) error {
+	peak, err := sendNS(lb, gens[:1], injector, cpus[:1], n, replies)
 	if err != nil {
 		return err
 	}
-	double, err := sendNS(t, gens, cpus, n, batch, replies, bpffs)
+	double, err := sendNS(lb, gens, injector, cpus, n, replies)
 	if err != nil {
 		return err
 	}
@@ -314,9 +314,17 @@ type nsRun struct {
 	drops   uint64  // NS that found r0's ring full
 }
 
-// sendNS runs one generator per CPU at once, n frames each.
-func sendNS(t *topo, gens []*benchprog.Generator, cpus []int, n, batch uint32, replies *benchprog.Sink, bpffs string) (nsRun, error) {
+// sendNS runs one generator per CPU at once, n frames each (with live
+// frames), or one NS loop per CPU for cfg.seconds (circulating: replies
+// relays every NA that reaches gen as a new NS, injected by injector).
+func sendNS(lb *liveBench, gens []*benchprog.Generator, injector *packetSender, cpus []int, n uint32, replies *benchprog.Sink) (nsRun, error) {
+	t, bpffs := lb.t, lb.bpffs
 	var out nsRun
+	if lb.circ != nil {
+		if err := startLoop(t, replies, injector, cpus...); err != nil {
+			return out, err
+		}
+	}
 	r0, err := replies.Counts()
 	if err != nil {
 		return out, err
@@ -329,27 +337,37 @@ func sendNS(t *topo, gens []*benchprog.Generator, cpus []int, n, batch uint32, r
 	if err != nil {
 		return out, err
 	}
-	var wg sync.WaitGroup
-	walls := make([]time.Duration, len(gens))
-	errs := make([]error, len(gens))
-	for i := range gens {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs[i] = t.lab.Do(t.genNS, func() error {
-				return onCPU(cpus[i], func() error {
-					var err error
-					walls[i], err = gens[i].Send(t.g0.index, n, batch)
-					return err
+	var longest time.Duration
+	if lb.circ != nil {
+		start := time.Now()
+		time.Sleep(time.Duration(lb.cfg.seconds * float64(time.Second)))
+		longest = time.Since(start)
+	} else {
+		var wg sync.WaitGroup
+		walls := make([]time.Duration, len(gens))
+		errs := make([]error, len(gens))
+		for i := range gens {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				errs[i] = t.lab.Do(t.genNS, func() error {
+					return onCPU(cpus[i], func() error {
+						var err error
+						walls[i], err = gens[i].Send(t.g0.index, n, lb.cfg.batch)
+						return err
+					})
 				})
-			})
-		}(i)
+			}(i)
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return out, err
+		}
+		time.Sleep(20 * time.Millisecond)
+		for _, w := range walls {
+			longest = max(longest, w)
+		}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return out, err
-	}
-	time.Sleep(20 * time.Millisecond)
 	r1, err := replies.Counts()
 	if err != nil {
 		return out, err
@@ -362,12 +380,16 @@ func sendNS(t *topo, gens []*benchprog.Generator, cpus []int, n, batch uint32, r
 	if err != nil {
 		return out, err
 	}
-	var longest time.Duration
-	for _, w := range walls {
-		longest = max(longest, w)
+	if lb.circ != nil {
+		if err := stopLoop(replies); err != nil {
+			return out, err
+		}
 	}
 	s := longest.Seconds()
 	out.offered = float64(n) * float64(len(gens)) / s
+	if lb.circ != nil {
+		out.offered = float64(r1.Relayed-r0.Relayed) / s
+	}
 	out.naps = float64(r1.HopOK-r0.HopOK) / s
 	out.txps = float64(c1["tx_ndp_na"]-c0["tx_ndp_na"]) / s
 	out.drops = p1.sub(p0).XmitErrors

@@ -31,7 +31,7 @@ const (
 	scNPT       = "xdprouter-npt"
 )
 
-var scenarios = []string{scKernel, scBare, scXdprouter, scEncap, scDecap, scKernelNPT, scNPT}
+var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, scEncap, scKernelNAT44, scDecap, scKernelNPT, scNPT}
 
 // xdprouterCounter is the counter that must count every frame forwarded in
 // an xdprouter scenario ("" for the others).
@@ -52,6 +52,13 @@ type liveRun struct {
 	Other     uint64  `json:"other"`     // anything else the sink saw
 	Seconds   float64 `json:"seconds"`
 	Mpps      float64 `json:"mpps"`
+	// Generator is "circulating" for circulating frames (Sent is then what
+	// the sink relayed in the window); empty for live frames.
+	Generator string `json:"generator,omitempty"`
+	// InSituNs is the XDP program on r0's mean run time under this
+	// scenario's traffic, from BPF run-time statistics taken in a window
+	// of its own right after the timed one.
+	InSituNs float64 `json:"in_situ_ns"`
 	// XDPForwarded and KernelPassed are xdprouter's own counters (fwd_* of
 	// the family, and every pass_* counter) for the xdprouter scenario.
 	XDPForwarded uint64            `json:"xdp_forwarded,omitempty"`
@@ -75,6 +82,8 @@ type liveResult struct {
 	Family     string    `json:"family"`
 	Runs       []liveRun `json:"runs"`
 	MedianMpps float64   `json:"median_mpps"`
+	// MedianInSituNs is the median of the runs' InSituNs.
+	MedianInSituNs float64 `json:"median_in_situ_ns"`
 	Problems   []string  `json:"problems,omitempty"`
 }
 
@@ -82,9 +91,11 @@ type liveBench struct {
 	t       *topo
 	fams    []family
 	cfg     config
-	sink    *benchprog.Sink
+	sinks   *sinkPort
+	circ    *circulator // nil when live frames generate
 	pass    *benchprog.Pass
 	bare    *benchprog.BareForwarder
+	wire    *benchprog.Wire
 	gens    map[string]*benchprog.Generator
 	bpffs   string // xdprouter's --bpffs for the xdprouter scenario
 	repeat  map[string]uint32
@@ -96,18 +107,18 @@ func newLiveBench(t *topo, fams []family, cfg config, logf func(string, ...any))
 	b := &liveBench{t: t, fams: fams, cfg: cfg, logf: logf,
 		gens: map[string]*benchprog.Generator{}, repeat: map[string]uint32{}, results: map[string]*liveResult{}}
 	var err error
-	if b.sink, err = benchprog.NewSink(startTTL - 1); err != nil {
+	if b.sinks, err = newSinkPort(t, fams); err != nil {
 		return nil, err
-	}
-	if err := t.lab.Do(t.sinkNS, func() error { return b.sink.Attach(t.s0.index) }); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("attach sink to s0: %w", err)
 	}
 	if b.pass, err = benchprog.NewPass(); err != nil {
 		b.Close()
 		return nil, err
 	}
 	if b.bare, err = benchprog.NewBareForwarder(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.wire, err = benchprog.NewWire(); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -131,6 +142,10 @@ func newLiveBench(t *topo, fams []family, cfg config, logf func(string, ...any))
 			return nil, fmt.Errorf("%s generator: %w", f.name, err)
 		}
 		b.gens[f.name] = g
+	}
+	if b.circ, err = chooseGenerator(t, b.sinks, fams, cfg, b.gens[fams[0].name]); err != nil {
+		b.Close()
+		return nil, err
 	}
 	mnt, err := t.lab.BPFFS("xdprouter")
 	if err != nil {
@@ -160,11 +175,17 @@ func (b *liveBench) Close() {
 	if b.bare != nil {
 		b.bare.Close()
 	}
+	if b.wire != nil {
+		b.wire.Close()
+	}
 	if b.pass != nil {
 		b.pass.Close()
 	}
-	if b.sink != nil {
-		b.sink.Close()
+	if b.circ != nil {
+		b.circ.close()
+	}
+	if b.sinks != nil {
+		b.sinks.close()
 	}
 }
 
@@ -194,11 +215,13 @@ func (b *liveBench) run(ctx context.Context) error {
 		}
 	}
 	for _, r := range b.results {
-		var mpps []float64
+		var mpps, ns []float64
 		for _, run := range r.Runs {
 			mpps = append(mpps, run.Mpps)
+			ns = append(ns, run.InSituNs)
 		}
 		r.MedianMpps = median(mpps)
+		r.MedianInSituNs = median(ns)
 	}
 	return nil
 }
@@ -239,7 +262,7 @@ func comparedAs(f family) string {
 // runOne puts sc's programs on the router, measures f once and takes them
 // off again.
 func (b *liveBench) runOne(sc string, f family, round int) (err error) {
-	undo, err := b.setup(sc)
+	undo, err := b.setup(sc, f)
 	if err != nil {
 		return err
 	}
@@ -267,6 +290,11 @@ func (b *liveBench) runOne(sc string, f family, round int) (err error) {
 	if err != nil {
 		return err
 	}
+	if st, err := b.inSitu(sc, f); err != nil {
+		return fmt.Errorf("in-situ ns/packet: %w", err)
+	} else {
+		run.InSituNs = math.Round(st.NsPerRun()*10) / 10
+	}
 	r := b.results[k]
 	r.Runs = append(r.Runs, run)
 	for _, p := range problems {
@@ -287,9 +315,15 @@ func problemSuffix(p []string) string {
 
 // setup puts the scenario's programs on the router's interfaces and returns
 // what takes them off again.
-func (b *liveBench) setup(sc string) (func() error, error) {
+func (b *liveBench) setup(sc string, f family) (func() error, error) {
 	t := b.t
 	switch sc {
+	case scCeiling:
+		return b.setupCeiling()
+	case scKernelCT:
+		return b.setupKernelCT(f)
+	case scKernelNAT44:
+		return b.setupTunnel(sc)
 	case scKernel:
 		return t.attachRouterPorts(b.pass.Attach)
 	case scBare:
@@ -319,6 +353,9 @@ func (b *liveBench) setup(sc string) (func() error, error) {
 // cfg.seconds at the rate seen.
 func (b *liveBench) calibrate(sc string, f family) (uint32, error) {
 	const probe = 500_000
+	if b.circ != nil {
+		return circFullRun, nil // circulation is timed, not counted
+	}
 	run, _, err := b.measure(sc, f, probe)
 	if err != nil {
 		return 0, fmt.Errorf("calibrate: %w", err)
@@ -362,50 +399,69 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 			return run, nil, err
 		}
 	}
-	s0, err := b.sink.Counts()
-	if err != nil {
-		return run, nil, err
-	}
 	var wall, cpu time.Duration
 	var ticks0, ticks1 cpuTicks
-	err = t.lab.Do(t.genNS, func() error {
-		return onCPU(b.cfg.genCPU, func() error {
-			c0, err := threadCPUTime()
-			if err != nil {
+	var s0, s1 benchprog.SinkCounts
+	if b.circ != nil {
+		// n in circFullRun parts of a run of cfg.seconds.
+		secs := b.cfg.seconds * float64(n) / circFullRun
+		wall, s0, s1, ticks0, ticks1, err = b.circulate(f, secs)
+		if err != nil {
+			return run, nil, err
+		}
+		run.Sent = s1.Relayed - s0.Relayed
+		cpu = time.Duration(float64(wall) * busyShare(ticks0, ticks1))
+	} else {
+		if _, err = b.sinks.use(f); err != nil {
+			return run, nil, err
+		}
+		if s0, err = b.sinks.counts(f); err != nil {
+			return run, nil, err
+		}
+		err = t.lab.Do(t.genNS, func() error {
+			return onCPU(b.cfg.genCPU, func() error {
+				c0, err := threadCPUTime()
+				if err != nil {
+					return err
+				}
+				if ticks0, err = readCPUTicks(b.cfg.genCPU); err != nil {
+					return err
+				}
+				if wall, err = b.gens[f.name].Send(t.g0.index, n, b.cfg.batch); err != nil {
+					return err
+				}
+				if ticks1, err = readCPUTicks(b.cfg.genCPU); err != nil {
+					return err
+				}
+				c1, err := threadCPUTime()
+				cpu = c1 - c0
 				return err
-			}
-			if ticks0, err = readCPUTicks(b.cfg.genCPU); err != nil {
-				return err
-			}
-			if wall, err = b.gens[f.name].Send(t.g0.index, n, b.cfg.batch); err != nil {
-				return err
-			}
-			if ticks1, err = readCPUTicks(b.cfg.genCPU); err != nil {
-				return err
-			}
-			c1, err := threadCPUTime()
-			cpu = c1 - c0
-			return err
+			})
 		})
-	})
-	if err != nil {
-		return run, nil, err
-	}
-	// Frames still in a veth ring when the run returns land within
-	// microseconds; they were sent within the timed run.
-	time.Sleep(20 * time.Millisecond)
-	s1, err := b.sink.Counts()
-	if err != nil {
-		return run, nil, err
+		if err != nil {
+			return run, nil, err
+		}
+		// Frames still in a veth ring when the run returns land within
+		// microseconds; they were sent within the timed run.
+		time.Sleep(20 * time.Millisecond)
+		if s1, err = b.sinks.counts(f); err != nil {
+			return run, nil, err
+		}
 	}
 	run.Seconds = wall.Seconds()
 	run.Forwarded = s1.HopOK - s0.HopOK
 	run.Other = (s1.Packets - s0.Packets) - run.Forwarded
 	run.Mpps = float64(run.Forwarded) / run.Seconds / 1e6
+	if b.circ != nil {
+		run.Generator = "circulating"
+	}
 	run.CPUShare = math.Round(1000*cpu.Seconds()/run.Seconds) / 1000
 	run.Steal = math.Round(1000*stealShare(ticks0, ticks1)) / 1000
 
 	var problems []string
+	if b.circ != nil && run.Forwarded > 0 && s1.Relayed-s0.Relayed < run.Forwarded*99/100 {
+		problems = append(problems, fmt.Sprintf("the sink relayed only %d of %d forwarded frames", s1.Relayed-s0.Relayed, run.Forwarded))
+	}
 	if run.Forwarded == 0 {
 		problems = append(problems, "nothing forwarded reached the sink")
 	}

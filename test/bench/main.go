@@ -45,6 +45,7 @@ type config struct {
 	parts      map[string]bool
 	maxSteal   float64
 	retries    int
+	generator  string
 }
 
 // benchParts are the parts -parts can choose; the live forwarding part always
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&cfg.nsppRuns, "nspp-runs", 11, "test runs per program and family for ns/packet (the median is reported)")
 	flag.Float64Var(&cfg.maxSteal, "max-steal", 0.02, "measure a live run again when the hypervisor stole more than this share of the generator CPU's time during it (/proc/stat steal)")
 	flag.IntVar(&cfg.retries, "retries", 3, "how many times a live run is measured again for steal; the last attempt counts")
+	flag.StringVar(&cfg.generator, "generator", "auto", "auto (XDP live frames where the kernel permits them, circulating frames otherwise), live or circulating")
 	only := flag.String("scenarios", "", "live scenarios to run, from "+strings.Join(scenarios, ", ")+" (default all; ratios need both of their scenarios)")
 	parts := flag.String("parts", strings.Join(benchParts, ","), "parts to run besides live forwarding, from "+strings.Join(benchParts, ", ")+
 		" (xdprouter and the bare forwarder swapped on one attach, ns/packet test runs, NDP proxy vs ndppd, NS flood); fewer parts for a quicker comparison of forwarding alone")
@@ -124,6 +126,9 @@ func main() {
 func run(cfg config) (err error) {
 	if cfg.runs < 1 || cfg.seconds <= 0 || cfg.batch < 1 || cfg.batch > 256 || cfg.nsppRepeat < 1 || cfg.nsppRuns < 1 {
 		return errors.New("-runs and -seconds must be positive, -batch in [1, 256], -nspp-repeat and -nspp-runs positive")
+	}
+	if cfg.generator != "auto" && cfg.generator != "live" && cfg.generator != "circulating" {
+		return fmt.Errorf("-generator: %q is not auto, live or circulating", cfg.generator)
 	}
 	if cfg.maxSteal < 0 || cfg.maxSteal > 1 || cfg.retries < 0 {
 		return errors.New("-max-steal must be in [0, 1] and -retries not negative")
@@ -186,7 +191,7 @@ func run(cfg config) (err error) {
 	var ndpRatios []ratio
 	if cfg.parts["ndp"] {
 		logf("NDP proxy: %d runs × ~%.1f s of Neighbor Solicitations, xdprouter and ndppd", cfg.runs, cfg.seconds)
-		if ndp, ndpRatios, err = runNDP(ctx, t, cfg, lb.pass, lb.bpffs); err != nil {
+		if ndp, ndpRatios, err = runNDP(ctx, t, cfg, lb.pass, lb.bpffs, lb.circ != nil); err != nil {
 			return fmt.Errorf("ndp proxy: %w", err)
 		}
 	}

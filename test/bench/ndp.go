@@ -78,14 +78,26 @@ type ndpBench struct {
 	bpffs string
 	gen   *benchprog.Generator
 	sink  *benchprog.Sink
+	// injector starts the NS loop when frames circulate (nil: live frames).
+	injector *packetSender
 }
 
-func runNDP(ctx context.Context, t *topo, cfg config, pass *benchprog.Pass, bpffs string) (res []*ndpResult, ratios []ratio, err error) {
+func runNDP(ctx context.Context, t *topo, cfg config, pass *benchprog.Pass, bpffs string, circulate bool) (res []*ndpResult, ratios []ratio, err error) {
 	frame, err := t.nsFrame()
 	if err != nil {
 		return nil, nil, fmt.Errorf("build NS: %w", err)
 	}
 	b := &ndpBench{t: t, cfg: cfg, pass: pass, bpffs: bpffs}
+	if circulate {
+		// Every NA that reaches gen goes out again as a new NS.
+		if err := t.lab.Do(t.genNS, func() error {
+			b.injector, err = newPacketSender(t.g0.index, frame, 32)
+			return err
+		}); err != nil {
+			return nil, nil, err
+		}
+		defer b.injector.Close()
+	}
 	if b.gen, err = benchprog.NewGenerator(frame); err != nil {
 		return nil, nil, err
 	}
@@ -93,7 +105,7 @@ func runNDP(ctx context.Context, t *topo, cfg config, pass *benchprog.Pass, bpff
 	// The sink on gen's port counts replies, and is also what makes the
 	// veth deliver XDP_TX frames to gen at all (a veth kicks its peer
 	// only when the peer runs XDP).
-	if b.sink, err = benchprog.NewSink(255); err != nil {
+	if b.sink, err = benchprog.NewSink(255, frame); err != nil {
 		return nil, nil, err
 	}
 	defer b.sink.Close()
@@ -147,6 +159,9 @@ func (b *ndpBench) scenario(sc string, r *ndpResult, round int) (run ndpRun, err
 		return run, err
 	}
 	defer func() { err = errors.Join(err, undo()) }()
+	if b.injector != nil {
+		return b.circulate()
+	}
 	if round == 0 {
 		probe, err := b.measure(200_000)
 		if err != nil {
@@ -223,6 +238,32 @@ func (b *ndpBench) measure(n uint32) (ndpRun, error) {
 	}
 	run.Replies = s1.HopOK - s0.HopOK
 	run.Seconds = (wall + ndpGrace).Seconds()
+	run.NAps = float64(run.Replies) / run.Seconds
+	return run, nil
+}
+
+// circulate measures one run with NS circulating: replies counted at gen for
+// cfg.seconds, plus the grace period for replies still on their way (ndppd
+// answers from user space, seconds later under load).
+func (b *ndpBench) circulate() (ndpRun, error) {
+	var run ndpRun
+	if err := startLoop(b.t, b.sink, b.injector, b.cfg.genCPU); err != nil {
+		return run, err
+	}
+	s0, err := b.sink.Counts()
+	if err != nil {
+		return run, errors.Join(err, stopLoop(b.sink))
+	}
+	start := time.Now()
+	time.Sleep(time.Duration(b.cfg.seconds * float64(time.Second)))
+	s1, err := b.sink.Counts()
+	wall := time.Since(start)
+	if err = errors.Join(err, stopLoop(b.sink)); err != nil {
+		return run, err
+	}
+	run.Sent = s1.Relayed - s0.Relayed
+	run.Replies = s1.HopOK - s0.HopOK
+	run.Seconds = wall.Seconds()
 	run.NAps = float64(run.Replies) / run.Seconds
 	return run, nil
 }

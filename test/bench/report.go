@@ -45,6 +45,8 @@ type settings struct {
 	GenCPU        int     `json:"gen_cpu"`
 	NsppRepeat    uint32  `json:"nspp_repeat"`
 	NsppRuns      int     `json:"nspp_runs"`
+	// Generator is "circulating frames" or "live frames".
+	Generator string `json:"generator"`
 }
 
 type report struct {
@@ -68,7 +70,8 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 		DurationSec: math.Round(took.Seconds()*10) / 10,
 		Machine:     machineInfo(),
 		Settings: settings{Runs: cfg.runs, SecondsPerRun: cfg.seconds, FrameBytes: frameLen,
-			Batch: cfg.batch, GenCPU: cfg.genCPU, NsppRepeat: cfg.nsppRepeat, NsppRuns: cfg.nsppRuns},
+			Batch: cfg.batch, GenCPU: cfg.genCPU, NsppRepeat: cfg.nsppRepeat, NsppRuns: cfg.nsppRuns,
+			Generator: generatorName(lb)},
 		Nspp: nspp,
 	}
 	for _, sc := range scenarios {
@@ -81,6 +84,9 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
 		"xdprouter-npt/xdprouter ipv6": 0.95, "xdprouter-npt/kernel-npt ipv6": 3.0}
 	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel},
+		{scKernelCT, scKernel}, {scBare, scKernelCT},
+		{scKernel, scCeiling}, {scBare, scCeiling}, {scXdprouter, scCeiling},
+		{scEncap, scKernelNAT44},
 		{scNPT, scXdprouter}, {scNPT, scKernelNPT}} {
 		for _, f := range lb.fams {
 			name := pair[0] + "/" + pair[1]
@@ -149,13 +155,13 @@ func (r *report) text() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\nxdprouter benchmark, %s — kernel %s, %d CPUs (%s)\n", r.Date.Format(time.RFC3339),
 		r.Machine.Kernel, r.Machine.NProc, r.Machine.CPU)
-	fmt.Fprintf(&b, "live frames: %d-byte UDP, gen -> router -> sink over veth, %d runs of ~%g s, batch %d\n\n",
-		r.Settings.FrameBytes, r.Settings.Runs, r.Settings.SecondsPerRun, r.Settings.Batch)
+	fmt.Fprintf(&b, "generator: %s; %d-byte UDP, gen -> router -> sink over veth, %d runs of ~%g s\n%s\n\n",
+		r.Settings.Generator, r.Settings.FrameBytes, r.Settings.Runs, r.Settings.SecondsPerRun, r.generatorNote())
 	fmt.Fprintf(&b, "%s\n\n", chainNote)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tFAMILY\tMPPS (MEDIAN)\tRUNS (MPPS)\tDELIVERED\tCPU SHARE (MIN)\tSTEAL (MAX)\tRETRIES")
+	fmt.Fprintln(tw, "SCENARIO\tFAMILY\tMPPS (MEDIAN)\tRUNS (MPPS)\tIN-SITU NS (MEDIAN)\tDELIVERED\tCPU SHARE (MIN)\tSTEAL (MAX)\tRETRIES")
 	for _, l := range r.Live {
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\t%.2f\t%.3f\t%d\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l),
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%.1f\t%s\t%.2f\t%.3f\t%d\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), l.MedianInSituNs, delivered(l),
 			minShare(l), maxSteal(l), retries(l))
 	}
 	tw.Flush()
@@ -223,17 +229,16 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "# xdprouter benchmark %s\n\n", r.Date.Format(time.RFC3339))
 	fmt.Fprintf(&b, "- machine: kernel %s, %d CPUs, %s\n", r.Machine.Kernel, r.Machine.NProc, r.Machine.CPU)
 	fmt.Fprintf(&b, "- %s, commit %s, run took %.0f s\n", r.Machine.GoVersion, orDash(r.Machine.Commit), r.DurationSec)
-	fmt.Fprintf(&b, "- live frames: %d-byte UDP frames from an XDP generator (BPF_F_TEST_XDP_LIVE_FRAMES, batch %d) "+
-		"in namespace gen, through the router namespace, counted by an XDP sink; %d runs of ~%g s per scenario, "+
-		"interleaved; throughput = frames counted forwarded at the sink / wall time\n",
-		r.Settings.FrameBytes, r.Settings.Batch, r.Settings.Runs, r.Settings.SecondsPerRun)
+	fmt.Fprintf(&b, "- generator: %s; %d-byte UDP frames in namespace gen, through the router namespace, counted by an XDP sink; "+
+		"%d runs of ~%g s per scenario, interleaved; throughput = frames counted forwarded at the sink / wall time. %s\n",
+		r.Settings.Generator, r.Settings.FrameBytes, r.Settings.Runs, r.Settings.SecondsPerRun, r.generatorNote())
 	fmt.Fprintf(&b, "- kernel: XDP_PASS on the router's veths, kernel forwards; bare: the bare fib-lookup XDP "+
 		"forwarder (bpf/bench/xdp_bare_fwd.c); xdprouter: `xdprouter attach r0 r1`\n")
 	fmt.Fprintf(&b, "- %s\n\n", chainNote)
-	fmt.Fprintf(&b, "| scenario | family | Mpps (median) | runs (Mpps) | delivered | cpu share (min) | steal (max) | retries |\n"+
-		"|---|---|---:|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| scenario | family | Mpps (median) | runs (Mpps) | in-situ ns (median) | delivered | cpu share (min) | steal (max) | retries |\n"+
+		"|---|---|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, l := range r.Live {
-		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %s | %.2f | %.3f | %d |\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), delivered(l),
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %.1f | %s | %.2f | %.3f | %d |\n", l.Scenario, l.Family, l.MedianMpps, runsMpps(l), l.MedianInSituNs, delivered(l),
 			minShare(l), maxSteal(l), retries(l))
 	}
 	fmt.Fprintf(&b, "\n| ratio | family | of medians | paired | target |\n|---|---|---:|---:|---|\n")
@@ -582,4 +587,35 @@ func swapRatios(x *swapResult) string {
 		v = append(v, r.Ratio)
 	}
 	return joinF(v, "%.3f")
+}
+
+func generatorName(lb *liveBench) string {
+	if lb.circ != nil {
+		return "circulating frames"
+	}
+	return "live frames"
+}
+
+// generatorNote says how frames were made and what the harness can carry.
+func (r *report) generatorNote() string {
+	ceiling := ""
+	for _, l := range r.Live {
+		if l.Scenario == scCeiling {
+			ceiling += fmt.Sprintf(" %s %.2f Mpps (%.0f ns/frame);", l.Family, l.MedianMpps, div(1000, l.MedianMpps))
+		}
+	}
+	if ceiling != "" {
+		ceiling = " Harness ceiling (the 'ceiling' scenario: r0 only decrements the TTL and redirects to r1):" +
+			strings.TrimSuffix(ceiling, ";") + "; a router figure is its own only well below it."
+	}
+	if r.Settings.Generator == "circulating frames" {
+		return fmt.Sprintf("Circulating frames: %d frames injected once per run (AF_PACKET on gen's port) go round gen -> router -> sink -> gen: "+
+			"the sink's XDP program rewrites each forwarded frame into a fresh template and redirects it through a devmap entry "+
+			"holding gen's port, so the router sees exactly the live-frames input. The loop runs in softirq on the CPU the frames "+
+			"were injected from: single-core rates. In-situ ns = run_time_ns/run_cnt of the XDP program on r0 from BPF_ENABLE_STATS, "+
+			"in a separate %.2f s window (the statistics cost ~30 ns per run).%s", circFrames, inSituSeconds, ceiling)
+	}
+	return fmt.Sprintf("Live frames: BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES from an XDP generator in gen (batch %d). "+
+		"In-situ ns = run_time_ns/run_cnt of the XDP program on r0 from BPF_ENABLE_STATS, in a separate %.2f s window.%s",
+		r.Settings.Batch, inSituSeconds, ceiling)
 }

@@ -10,7 +10,7 @@ import (
 
 // cpuTicks are one CPU's cumulative times from /proc/stat, in clock ticks.
 type cpuTicks struct {
-	total, steal uint64
+	total, steal, idle uint64
 }
 
 // readCPUTicks reads the line of cpu (-1: the all-CPU line) from /proc/stat.
@@ -41,7 +41,10 @@ func readCPUTicks(cpu int) (cpuTicks, error) {
 				return cpuTicks{}, fmt.Errorf("/proc/stat %s field %d: %w", want, i+1, err)
 			}
 			t.total += v
-			if i == 7 {
+			switch i {
+			case 3, 4: // idle, iowait
+				t.idle += v
+			case 7:
 				t.steal = v
 			}
 		}
@@ -61,4 +64,14 @@ func stealShare(a, b cpuTicks) float64 {
 		return 0
 	}
 	return float64(b.steal-a.steal) / float64(b.total-a.total)
+}
+
+// busyShare is the share of the CPU's time between a and b it was busy
+// (neither idle nor stolen): for circulating frames, whose loop runs in that
+// CPU's softirq, near 1 means the loop kept the CPU busy all through.
+func busyShare(a, b cpuTicks) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return 1 - float64((b.idle-a.idle)+(b.steal-a.steal))/float64(b.total-a.total)
 }

@@ -106,7 +106,7 @@ func (b *liveBench) plainFamilies() []family {
 // swapping, and detaches.
 func (b *liveBench) swapRound(f family) (r swapRound, err error) {
 	t := b.t
-	detach, err := b.setup(scXdprouter)
+	detach, err := b.setup(scXdprouter, f)
 	if err != nil {
 		return r, err
 	}
@@ -163,21 +163,31 @@ func (b *liveBench) swapRound(f family) (r swapRound, err error) {
 	if err != nil {
 		return r, err
 	}
-	runLen := uint32(min(float64(n)*swapSeconds/b.cfg.seconds, float64(1<<31)))
 	done := make(chan error, 1)
-	go func() {
-		done <- t.lab.Do(t.genNS, func() error {
-			return onCPU(b.cfg.genCPU, func() error {
-				_, err := b.gens[f.name].Send(t.g0.index, runLen, b.cfg.batch)
-				return err
+	if b.circ != nil {
+		if err := b.circ.start(f); err != nil {
+			return r, err
+		}
+		go func() {
+			time.Sleep(swapSeconds * time.Second)
+			done <- b.circ.stop()
+		}()
+	} else {
+		runLen := uint32(min(float64(n)*swapSeconds/b.cfg.seconds, float64(1<<31)))
+		go func() {
+			done <- t.lab.Do(t.genNS, func() error {
+				return onCPU(b.cfg.genCPU, func() error {
+					_, err := b.gens[f.name].Send(t.g0.index, runLen, b.cfg.batch)
+					return err
+				})
 			})
-		})
-	}()
+		}()
+	}
 	var tally [2]slice // xdprouter, bare
 	ran := false
 	err = onCPU(controlCPU(b.cfg.genCPU), func() error {
 		ran = true
-		return b.swapSlices(done, use, &tally, &r.Slices)
+		return b.swapSlices(f, done, use, &tally, &r.Slices)
 	})
 	if !ran {
 		<-done // the generator must finish before the links go
@@ -202,8 +212,8 @@ func (b *liveBench) swapRound(f family) (r swapRound, err error) {
 // swapSlices credits the frames of each slice to the program that ran it
 // until the generator run ends (waiting for it); the slice it ends in, and
 // the first one, are not counted: traffic was not flowing all through them.
-func (b *liveBench) swapSlices(done <-chan error, use func(bare bool) error, tally *[2]slice, counted *int) error {
-	c0, err := b.sink.Counts()
+func (b *liveBench) swapSlices(f family, done <-chan error, use func(bare bool) error, tally *[2]slice, counted *int) error {
+	c0, err := b.sinks.counts(f)
 	if err != nil {
 		<-done
 		return err
@@ -220,7 +230,7 @@ func (b *liveBench) swapSlices(done <-chan error, use func(bare bool) error, tal
 			return err
 		case <-time.After(swapSlice):
 		}
-		c1, err := b.sink.Counts()
+		c1, err := b.sinks.counts(f)
 		if err != nil {
 			<-done
 			return err

@@ -165,10 +165,11 @@ type family struct {
 // applies says whether scenario sc runs family f.
 func applies(sc string, f family) bool {
 	if f.only != "" {
-		return sc == f.only
+		// kernel-nat44 takes the encap family's frames into its tunnel.
+		return sc == f.only || (f.only == scEncap && sc == scKernelNAT44)
 	}
 	switch sc {
-	case scEncap, scDecap:
+	case scEncap, scDecap, scKernelNAT44:
 		return false
 	case scKernelNPT, scNPT:
 		return f.name == "ipv6" // NPTv6 translates IPv6 only

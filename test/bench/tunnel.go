@@ -28,6 +28,9 @@ import (
 const benchTunnel = "benchtun"
 
 func tunnelConfig(sc string) string {
+	if sc == scKernelNAT44 {
+		return nat44Config()
+	}
 	if sc == scEncap {
 		return fmt.Sprintf(`wan: {interface: r1}
 lan: [{interface: r0}]
