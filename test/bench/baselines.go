@@ -137,4 +137,3 @@ func nat44Config() string {
 	return strings.Replace(tunnelConfig(scEncap), "routes:",
 		fmt.Sprintf("ipv4-address: %s, nat44: true, routes:", nat44Addr), 1)
 }
-

@@ -83,8 +83,8 @@ type liveResult struct {
 	Runs       []liveRun `json:"runs"`
 	MedianMpps float64   `json:"median_mpps"`
 	// MedianInSituNs is the median of the runs' InSituNs.
-	MedianInSituNs float64 `json:"median_in_situ_ns"`
-	Problems   []string  `json:"problems,omitempty"`
+	MedianInSituNs float64  `json:"median_in_situ_ns"`
+	Problems       []string `json:"problems,omitempty"`
 }
 
 type liveBench struct {
