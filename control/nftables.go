@@ -1,6 +1,8 @@
 package control
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -14,43 +16,95 @@ type NATRule struct {
 	Addr   netip.Addr
 }
 
-// NFTables keeps xdprouter's NAT44 rules in an nftables table of its own
-// ("ip xdprouter"), so that other rulesets are never touched. Each Set
-// replaces the whole table in one atomic nft transaction.
+// NFTables keeps xdprouter's nftables state in tables of its own ("ip
+// xdprouter" for NAT44, "inet xdprouter" for the firewall), so that other
+// rulesets are never touched. Each Set replaces both tables in one atomic
+// nft transaction: when nft fails, the previous state stays whole.
 type NFTables struct{}
 
-const nftTable = "xdprouter"
-
-// natScript is the nft input for rules: declaring the table first makes
-// the delete succeed whether or not it existed.
-func natScript(rules []NATRule) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "table ip %s\ndelete table ip %s\n", nftTable, nftTable)
-	if len(rules) == 0 {
-		return b.String()
-	}
-	fmt.Fprintf(&b, "table ip %s {\n\tchain postrouting {\n", nftTable)
-	b.WriteString("\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
-	for _, r := range rules {
-		fmt.Fprintf(&b, "\t\toifname %q snat to %s\n", r.Ifname, r.Addr)
-	}
-	b.WriteString("\t}\n}\n")
-	return b.String()
-}
-
-// Set makes rules the NAT44 rules; none removes the table.
-func (NFTables) Set(rules []NATRule) error {
+// Set makes rs xdprouter's nftables state; nil removes both tables.
+// Counters keep their values across the replace.
+func (NFTables) Set(rs *Ruleset) error {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
-		if len(rules) == 0 {
+		if rs == nil || (len(rs.NAT) == 0 && len(rs.Forwards) == 0 && rs.Firewall == nil) {
 			return nil // no nftables, so no table of ours either
 		}
-		return fmt.Errorf("nat44 needs nftables (the nft command, Debian package nftables): %w", err)
+		return fmt.Errorf("nat44, port forwards and the firewall need nftables (the nft command, Debian package nftables; "+
+			"or firewall.mode: off without nat44): %w", err)
+	}
+	prev, err := readCounters(nft)
+	if err != nil {
+		return err
 	}
 	cmd := exec.Command(nft, "-f", "-")
-	cmd.Stdin = strings.NewReader(natScript(rules))
+	cmd.Stdin = strings.NewReader(rs.script(prev))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft -f - (table ip %s): %w: %s", nftTable, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("nft -f - (tables ip/inet %s): %w: %s", nftTable, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// nftJSON is the part of `nft -j list ...` output xdprouter reads.
+type nftJSON struct {
+	Nftables []struct {
+		Counter *nftCounter `json:"counter"`
+		Rule    *nftRule    `json:"rule"`
+		Table   *struct {
+			Family string `json:"family"`
+			Name   string `json:"name"`
+		} `json:"table"`
+	} `json:"nftables"`
+}
+
+type nftCounter struct {
+	Family  string `json:"family"`
+	Table   string `json:"table"`
+	Name    string `json:"name"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+type nftRule struct {
+	Family  string            `json:"family"`
+	Table   string            `json:"table"`
+	Chain   string            `json:"chain"`
+	Comment string            `json:"comment"`
+	Expr    []json.RawMessage `json:"expr"`
+}
+
+// listJSON runs `nft -j list ARGS` and decodes it; a missing table is an
+// empty answer, not an error.
+func listJSON(nft string, args ...string) (nftJSON, error) {
+	var out nftJSON
+	cmd := exec.Command(nft, append([]string{"-j", "list"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	data, err := cmd.Output()
+	if err != nil {
+		if strings.Contains(stderr.String(), "No such file or directory") {
+			return out, nil
+		}
+		return out, fmt.Errorf("nft -j list %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("nft -j list %s: %w", strings.Join(args, " "), err)
+	}
+	return out, nil
+}
+
+// readCounters returns the values of xdprouter's named counters by
+// "family/name".
+func readCounters(nft string) (map[string]CounterValue, error) {
+	out := map[string]CounterValue{}
+	js, err := listJSON(nft, "counters")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range js.Nftables {
+		if c := o.Counter; c != nil && c.Table == nftTable {
+			out[c.Family+"/"+c.Name] = CounterValue{c.Packets, c.Bytes}
+		}
+	}
+	return out, nil
 }

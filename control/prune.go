@@ -13,7 +13,7 @@ import (
 // Prune removes what prev put on the system and next does not want: the
 // data plane from interfaces next no longer names, LAN IPv4 addresses next
 // no longer gives. A nil next removes everything prev had (tunnels and
-// NAT44 rules included), which is how
+// NAT44 and firewall tables included), which is how
 // `run --detach-on-exit` leaves. It goes on after an error, so one stuck
 // interface does not keep the others attached, and reports them all.
 func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
@@ -40,10 +40,10 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 		if err := removeStaleTunnels(&config.Config{}, deps, func(s Step) { steps = append(steps, s) }); err != nil {
 			errs = append(errs, err)
 		}
-		if deps.NAT != nil {
-			if err := deps.NAT.Set(nil); err != nil {
-				errs = append(errs, fmt.Errorf("remove nat44 rules: %w", err))
-			}
+	}
+	if next == nil && deps.NAT != nil {
+		if err := deps.NAT.Set(nil); err != nil {
+			errs = append(errs, fmt.Errorf("remove the nftables tables (nat44, firewall): %w", err))
 		}
 	}
 	// Addresses first: they live on interfaces that may be detached next.

@@ -12,13 +12,15 @@ import (
 // resolveLearned returns cfg with what the plan resolves filled in:
 // tunnels' `local: auto` (the WAN address) and DNS-name remotes, NPT
 // `outside: auto` (the WAN /64), and a lan-neighbor NDP proxy's `auto`
-// (the WAN /64 the LAN shares). What still waits for an input is left out
+// (the WAN /64 the LAN shares), and the LAN prefixes the firewall's
+// source checks and pinholes follow. What still waits for an input is left out
 // and listed, so that the rest of the config goes ahead: a tunnel waiting
 // for its remote's name to resolve must not hold back a new LAN prefix.
 // cfg itself is not changed.
 func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remote) (*config.Config, []string) {
 	out := *cfg
 	var pending []string
+	out.Firewall.LearnedLAN = learnedLAN6(p)
 	out.Tunnels = nil
 	for i, t := range cfg.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)

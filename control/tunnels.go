@@ -33,9 +33,11 @@ type TunnelDevs interface {
 	Remove(name string) error
 }
 
-// NAT44 owns xdprouter's NAT44 rules; tests pass a fake.
+// NAT44 owns xdprouter's nftables tables: NAT44, port forwards and the
+// firewall (NFTables); tests pass a fake.
 type NAT44 interface {
-	Set(rules []NATRule) error
+	// Set replaces them all at once; nil removes them.
+	Set(rs *Ruleset) error
 }
 
 // checkTunnelsForApply refuses, before anything is touched, what only the
@@ -61,17 +63,17 @@ func checkTunnelsForApply(cfg *config.Config) error {
 }
 
 // applyTunnels makes the tunnels exactly those of cfg: netdev, routes,
-// map entries and slow-path programs for each, NAT44 rules for those that
-// ask, and tunnels no longer configured removed. Undo steps for what it
-// creates are appended to undo.
+// map entries and slow-path programs for each, and tunnels no longer
+// configured removed; then xdprouter's nftables state (NAT44 for those
+// that ask, port forwards, the firewall) in one transaction. Undo steps
+// for what it creates are appended to undo.
 func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() error) error {
 	if deps.Tunnels == nil || deps.TunDevs == nil {
 		if len(cfg.Tunnels) > 0 {
 			return errors.New("tunnels: this build of apply cannot program tunnels")
 		}
-		return nil
+		return applyRuleset(cfg, deps, add)
 	}
-	var rules []NATRule
 	for i, t := range cfg.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)
 		dev, created, err := deps.TunDevs.Ensure(t.Name, t.MTU, t.IPv4Address)
@@ -104,9 +106,6 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 		for _, r := range t.Routes {
 			add(Step{What: fmt.Sprintf("route %s into %s", r, t.Name), Result: "set"})
 		}
-		if t.NAT44 {
-			rules = append(rules, NATRule{Ifname: t.Name, Addr: t.IPv4Address})
-		}
 	}
 	// Every tunnel's routes are in place: now drop those no longer wanted.
 	for i, t := range cfg.Tunnels {
@@ -114,17 +113,8 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 			return fmt.Errorf("tunnels[%d].routes: %w", i, err)
 		}
 	}
-	if deps.NAT == nil {
-		if len(rules) > 0 {
-			return errors.New("tunnels: nat44 requested but this build of apply cannot program NAT")
-		}
-	} else {
-		if err := deps.NAT.Set(rules); err != nil {
-			return fmt.Errorf("tunnels: nat44: %w", err)
-		}
-		for _, r := range rules {
-			add(Step{What: fmt.Sprintf("nat44: %s masqueraded to %s", r.Ifname, r.Addr), Result: "set"})
-		}
+	if err := applyRuleset(cfg, deps, add); err != nil {
+		return err
 	}
 	return removeStaleTunnels(cfg, deps, add)
 }

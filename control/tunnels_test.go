@@ -19,6 +19,7 @@ type fakeTunnels struct {
 	routes  map[string][]netip.Prefix
 	tc      map[string]string // tunnel -> wan
 	nat     []NATRule
+	rs      *Ruleset
 	failDev string
 	next    int
 }
@@ -69,7 +70,13 @@ func (f *fakeTunnels) Remove(name string) error {
 	delete(f.routes, name)
 	return nil
 }
-func (f *fakeTunnels) Set(rules []NATRule) error { f.nat = rules; return nil }
+func (f *fakeTunnels) Set(rs *Ruleset) error {
+	f.rs, f.nat = rs, nil
+	if rs != nil {
+		f.nat = rs.NAT
+	}
+	return nil
+}
 
 func (f *fakeTunnels) deps(dp *fakeDP, addrs *fakeAddrs) Deps {
 	return Deps{DP: dp, Addrs: addrs, Tunnels: f, TunDevs: f, NAT: f}
@@ -165,20 +172,26 @@ func TestApplyTunnelsRollBack(t *testing.T) {
 }
 
 func TestNATScript(t *testing.T) {
-	got := natScript([]NATRule{{Ifname: "fixed", Addr: netip.MustParseAddr("203.0.113.7")}})
+	got := (&Ruleset{NAT: []NATRule{{Ifname: "fixed", Addr: netip.MustParseAddr("203.0.113.7")}}}).script(nil)
 	want := `table ip xdprouter
 delete table ip xdprouter
+table inet xdprouter
+delete table inet xdprouter
 table ip xdprouter {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname "fixed" snat to 203.0.113.7
+		oifname "fixed" snat to 203.0.113.7 comment "nat44 masquerade to 203.0.113.7"
 	}
 }
 `
 	if got != want {
 		t.Errorf("nft script:\n%s\nwant:\n%s", got, want)
 	}
-	if got := natScript(nil); got != "table ip xdprouter\ndelete table ip xdprouter\n" {
-		t.Errorf("empty script: %q", got)
+	empty := "table ip xdprouter\ndelete table ip xdprouter\ntable inet xdprouter\ndelete table inet xdprouter\n"
+	if got := (*Ruleset)(nil).script(nil); got != empty {
+		t.Errorf("nil ruleset script: %q", got)
+	}
+	if got := (&Ruleset{}).script(nil); got != empty {
+		t.Errorf("empty ruleset script: %q", got)
 	}
 }

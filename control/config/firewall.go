@@ -15,6 +15,10 @@ type Firewall struct {
 	Mode    string // "default" or "off"
 	Allow   []Pinhole
 	Forward []PortForward
+	// LearnedLAN is not read from the file: each reconcile pass sets it
+	// to the IPv6 prefixes each LAN has then (delegated or shared /64s,
+	// current and deprecated), by interface, as NPT.Exclude is set.
+	LearnedLAN map[string][]netip.Prefix
 }
 
 // On says whether xdprouter installs its filter rules.

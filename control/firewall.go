@@ -1,0 +1,183 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/xdprouter/xdprouter/control/config"
+)
+
+// Ruleset is everything xdprouter keeps in nftables, replaced as a whole
+// in one transaction: the NAT table (masquerade, port forwards) and the
+// default firewall.
+type Ruleset struct {
+	NAT      []NATRule
+	Forwards []config.PortForward
+	// Firewall is nil when firewall.mode is off: no filter table.
+	Firewall *FirewallRules
+}
+
+// FirewallRules is the default firewall with the config and the learned
+// prefixes resolved into what the rules match.
+type FirewallRules struct {
+	// WAN are the interfaces on the outside: the wan and every tunnel
+	// netdev (IPv4 from a tunnel is as untrusted as IPv6 from the wan).
+	WAN  []string
+	LANs []LANSources
+	// Remotes are the tunnels' far ends, the only sources of ipip6 the
+	// router accepts for itself.
+	Remotes  []netip.Addr
+	Pinholes []ResolvedPinhole
+}
+
+// LANSources is what a LAN may send as source address (BCP 38).
+type LANSources struct {
+	Interface string
+	// IPv6 are its prefixes (always with fe80::/10); nil when the config
+	// gives xdprouter no way to know them (no dhcpv6-pd, no npt), and
+	// then IPv6 sources on this LAN are not checked against prefixes.
+	IPv6 []netip.Prefix
+	// IPv4 is its subnet; invalid when lan[].ipv4 is not set (unchecked).
+	IPv4 netip.Prefix
+}
+
+// ResolvedPinhole is a pinhole with its destination resolved against the
+// LAN prefixes in force.
+type ResolvedPinhole struct {
+	Index int // in firewall.allow
+	config.Pinhole
+	Dst []netip.Prefix
+}
+
+// linkLocal6 is where hosts send from before they have an address and
+// to the router itself; it is never forwarded beyond the link (the kernel
+// answers "beyond scope"), but it is a LAN's own source.
+var linkLocal6 = netip.MustParsePrefix("fe80::/10")
+
+// desiredRuleset is the nftables state for a resolved cfg, and what in
+// the firewall section waits for a prefix (pinholes outside every LAN
+// prefix in force are left out).
+func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
+	rs := &Ruleset{Forwards: slices.Clone(cfg.Firewall.Forward)}
+	for _, t := range cfg.Tunnels {
+		if t.NAT44 {
+			rs.NAT = append(rs.NAT, NATRule{Ifname: t.Name, Addr: t.IPv4Address})
+		}
+	}
+	if !cfg.Firewall.On() {
+		return rs, nil
+	}
+	fw := &FirewallRules{}
+	if cfg.WAN != nil {
+		fw.WAN = append(fw.WAN, cfg.WAN.Interface)
+	}
+	for _, t := range cfg.Tunnels {
+		fw.WAN = append(fw.WAN, t.Name)
+		if t.Remote.IsValid() && !slices.Contains(fw.Remotes, t.Remote) {
+			fw.Remotes = append(fw.Remotes, t.Remote)
+		}
+	}
+	known := cfg.DynamicLANPrefixes() || len(cfg.StaticLANPrefixes()) > 0
+	for _, l := range cfg.LAN {
+		ls := LANSources{Interface: l.Interface}
+		if l.IPv4.IsValid() {
+			ls.IPv4 = l.IPv4.Masked()
+		}
+		if known {
+			ls.IPv6 = []netip.Prefix{linkLocal6}
+			ls.IPv6 = appendNew(ls.IPv6, cfg.Firewall.LearnedLAN[l.Interface]...)
+			// An npt inside prefix is on the inside, but the config does
+			// not say behind which LAN: every LAN may use it.
+			ls.IPv6 = appendNew(ls.IPv6, cfg.StaticLANPrefixes()...)
+		}
+		fw.LANs = append(fw.LANs, ls)
+	}
+	var pending []string
+	for i, p := range cfg.Firewall.Allow {
+		rp, why := resolvePinhole(i, p, fw.LANs, known)
+		if why != "" {
+			pending = append(pending, fmt.Sprintf("firewall.allow[%d].to: %s; not installed", i, why))
+			continue
+		}
+		fw.Pinholes = append(fw.Pinholes, rp)
+	}
+	rs.Firewall = fw
+	return rs, pending
+}
+
+// resolvePinhole turns a pinhole's destination into prefixes: an
+// interface identifier becomes that host in every LAN /64 in force; an
+// IPv6 address must lie in a LAN prefix in force when xdprouter knows
+// them, so a pinhole never opens what is not behind a LAN.
+func resolvePinhole(i int, p config.Pinhole, lans []LANSources, known bool) (ResolvedPinhole, string) {
+	rp := ResolvedPinhole{Index: i, Pinhole: p}
+	var lan6 []netip.Prefix
+	for _, l := range lans {
+		for _, q := range l.IPv6 {
+			if q != linkLocal6 {
+				lan6 = appendNew(lan6, q)
+			}
+		}
+	}
+	switch {
+	case p.ToIID.IsValid():
+		for _, q := range lan6 {
+			if q.Bits() == 64 {
+				rp.Dst = appendNew(rp.Dst, netip.PrefixFrom(withIID(q, p.ToIID), 128))
+			}
+		}
+		if len(rp.Dst) == 0 {
+			return rp, fmt.Sprintf("the interface identifier %s waits for a LAN /64", p.ToIID)
+		}
+	case p.IPv4() || !known:
+		rp.Dst = []netip.Prefix{p.To}
+	default:
+		for _, q := range lan6 {
+			if p.To.Bits() >= q.Bits() && q.Contains(p.To.Addr()) {
+				rp.Dst = []netip.Prefix{p.To}
+				return rp, ""
+			}
+		}
+		return rp, fmt.Sprintf("%s is in no LAN prefix in force (%s)", p.To, prefixList(lan6))
+	}
+	return rp, ""
+}
+
+// learnedLAN6 is each LAN's IPv6 prefixes under the plan: the current
+// /64 and those still advertised deprecated.
+func learnedLAN6(p Plan) map[string][]netip.Prefix {
+	out := map[string][]netip.Prefix{}
+	for _, l := range p.LANs {
+		if l.Prefix.Prefix.IsValid() {
+			out[l.Interface] = append(out[l.Interface], l.Prefix.Prefix.Masked())
+		}
+		for _, r := range l.Retired {
+			out[l.Interface] = append(out[l.Interface], r.Prefix.Masked())
+		}
+	}
+	return out
+}
+
+func appendNew(ps []netip.Prefix, add ...netip.Prefix) []netip.Prefix {
+	for _, p := range add {
+		if !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func prefixList(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "none yet"
+	}
+	s := ""
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += p.String()
+	}
+	return s
+}
