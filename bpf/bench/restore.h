@@ -9,12 +9,12 @@
 #define GEN_MAX_FRAME 256
 
 /* Read-only data set from Go before load, so the verifier knows frame_len
- * and prunes the copy loop to exactly the words needed. */
+ * and prunes the copy loops to exactly the words and bytes needed. */
 const volatile __u32 frame_len = 0;
 const volatile __u64 frame[GEN_MAX_FRAME / 8] = {};
 
-/* restore copies the template over the packet; frame_len is a multiple of 8
- * (Go pads the template). A packet of another length (a tunnel's
+/* restore copies the template over the packet: whole words, then the last
+ * frame_len % 8 bytes one by one. A packet of another length (a tunnel's
  * encapsulation grew it at the head, a decapsulation shrank it) first has
  * its head moved so the frame starts where the template's would. */
 static __always_inline int restore(struct xdp_md *ctx)
@@ -35,11 +35,26 @@ static __always_inline int restore(struct xdp_md *ctx)
 
 #pragma unroll
 	for (int i = 0; i < GEN_MAX_FRAME / 8; i++) {
-		if (i * 8 >= frame_len)
+		if (i * 8 + 8 > frame_len)
 			break;
 		if ((void *)(w + i + 1) > end)
 			return -1;
 		w[i] = frame[i];
+	}
+	/* The tail: a frame whose length the router keeps exact (an NS the
+	 * NDP proxy answers in place) must be restored to that length, or
+	 * every round would move its head and use up the headroom. */
+	__u8 *b = data;
+	const volatile __u8 *t = (const volatile __u8 *)frame;
+	__u32 base = frame_len & ~7U;
+
+#pragma unroll
+	for (int j = 0; j < 7; j++) {
+		if (base + j >= frame_len)
+			break;
+		if ((void *)(b + base + j + 1) > end)
+			return -1;
+		b[base + j] = t[base + j];
 	}
 	return 0;
 }

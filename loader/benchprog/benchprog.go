@@ -67,14 +67,12 @@ func attach(p *ebpf.Program, ifindex int) (*Link, error) {
 
 // setTemplate sets restore.h's template in spec before load.
 func setTemplate(spec *ebpf.CollectionSpec, frame []byte) error {
-	if len(frame) < 16 || len(frame) > MaxFrame || len(frame)%8 != 0 {
-		return fmt.Errorf("frame of %d bytes: want a multiple of 8 in [16, %d]", len(frame), MaxFrame)
+	if len(frame) < 16 || len(frame) > MaxFrame {
+		return fmt.Errorf("frame of %d bytes: want [16, %d]", len(frame), MaxFrame)
 	}
 	var words [MaxFrame / 8]uint64
-	for i := range len(frame) / 8 {
-		for b := range 8 {
-			words[i] |= uint64(frame[i*8+b]) << (8 * b) // bpfel: little endian
-		}
+	for i, c := range frame {
+		words[i/8] |= uint64(c) << (8 * (i % 8)) // bpfel: little endian
 	}
 	if err := spec.Variables["frame"].Set(words); err != nil {
 		return fmt.Errorf("set template: %w", err)
@@ -92,9 +90,8 @@ type Generator struct {
 	frame []byte
 }
 
-// NewGenerator loads the generator with frame as its template. The frame's
-// length must be a multiple of 8 (the copy is word-wise), at least 16 and at
-// most MaxFrame.
+// NewGenerator loads the generator with frame as its template, of 16 to
+// MaxFrame bytes.
 func NewGenerator(frame []byte) (*Generator, error) {
 	spec, err := loadGen()
 	if err != nil {
@@ -192,7 +189,7 @@ func (c SinkCounts) Sub(o SinkCounts) SinkCounts {
 // NewSink loads a sink that counts frames with TTL/hop limit expectHops as
 // well-formed forwarded frames. With a template (nil: none) it relays each
 // such frame as a fresh copy of the template once Relay names a port; the
-// template's length must be a multiple of 8 in [16, MaxFrame].
+// template is 16 to MaxFrame bytes.
 func NewSink(expectHops uint8, template []byte) (*Sink, error) {
 	spec, err := loadSink()
 	if err != nil {
