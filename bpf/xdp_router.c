@@ -22,6 +22,7 @@
 #include "include/npt.h"
 #include "include/ndp.h"
 #include "include/tc_npt.h"
+#include "include/conntrack.h"
 
 /* Per-attachment identity. The loader loads one program instance per
  * interface and sets these before loading, so the per-packet path needs no
@@ -39,9 +40,13 @@ const enum xdpr_counter xdpr_counter_names __attribute__((unused));
 const enum xdpr_tc_counter xdpr_tc_counter_names __attribute__((unused));
 const enum xdpr_npt_mode xdpr_npt_mode_names __attribute__((unused));
 const enum xdpr_feature_bit xdpr_feature_names __attribute__((unused));
+const enum xdpr_event xdpr_event_names __attribute__((unused));
+const enum xdpr_ct_gate xdpr_ct_gate_names __attribute__((unused));
 
+/* forward_ipv4 is compiled once with the conntrack gate and once without
+ * (gate is a constant at each call site); see xdpr_main. */
 static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c)
+					struct cursor *c, int gate)
 {
 	struct iphdr *iph = parse_ipv4(c);
 	struct bpf_fib_lookup p = {};
@@ -68,6 +73,13 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, reason);
 	if (unlikely(iph->ttl <= 1))
 		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
+	/* Before anything is written, and before the route: the same tuple
+	 * serves the plain forward and the encapsulation into a tunnel. */
+	if (gate) {
+		reason = ct_gate_ipv4(ctx, iph, (void *)iph + tot_len, c->end);
+		if (unlikely(reason))
+			return pass(ctx, reason);
+	}
 
 	p.family = AF_INET;
 	p.tos = iph->tos;
@@ -117,10 +129,10 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 	return ipv6_is_ext_header(nh) ? XDPR_CNT_PASS_IPV6_EXT_LIMIT : 0;
 }
 
-/* forward_ipv6 is compiled once per role (role is a constant at each call
- * site), so each copy holds only what its role does; see xdpr_main. */
+/* forward_ipv6 is compiled once per role and gate (both constants at each
+ * call site), so each copy holds only what its role does; see xdpr_main. */
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c, __u32 role)
+					struct cursor *c, __u32 role, int gate)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
 	struct bpf_fib_lookup p = {};
@@ -143,7 +155,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (role == XDPR_ROLE_WAN &&
 	    (ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS)) {
-		int act = tunnel_decap(ctx, ip6, feat >> 32);
+		int act = tunnel_decap(ctx, ip6, feat >> 32, gate);
 
 		if (act >= 0)
 			return act;
@@ -179,6 +191,12 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 			return pass(ctx, reason);
 		if (reason)
 			return count(ctx, reason, XDP_DROP);
+	}
+	/* The tuple conntrack holds: after DNPT, before SNPT (conntrack.h). */
+	if (gate) {
+		reason = ct_gate_ipv6(ctx, ip6, dnpt ? &dst : &ip6->daddr, payload_end, c->end);
+		if (unlikely(reason))
+			return pass(ctx, reason);
 	}
 
 	reason = fib_redirect(ctx, eth, &p);
@@ -226,6 +244,19 @@ static __always_inline int ndp_proxy_if_enabled(struct xdp_md *ctx)
 	return ndp_proxy(ctx, xdpr_port_ifindex, mac);
 }
 
+/* forward_ipv6_port runs the copy of the IPv6 path for the port's role. */
+static __always_inline int forward_ipv6_port(struct xdp_md *ctx, struct ethhdr *eth,
+					     struct cursor *c, int gate)
+{
+	switch (xdpr_port_role) {
+	case XDPR_ROLE_WAN:
+		return forward_ipv6(ctx, eth, c, XDPR_ROLE_WAN, gate);
+	case XDPR_ROLE_LAN:
+		return forward_ipv6(ctx, eth, c, XDPR_ROLE_LAN, gate);
+	}
+	return forward_ipv6(ctx, eth, c, XDPR_ROLE_NONE, gate);
+}
+
 SEC("xdp")
 int xdpr_main(struct xdp_md *ctx)
 {
@@ -261,24 +292,22 @@ int xdpr_main(struct xdp_md *ctx)
 		}
 		if (unlikely(!for_this_port(eth)))
 			return pass(ctx, l2_reason(eth));
-		/* One copy of the IPv6 path per role, each specialised by
-		 * the compiler. The role is a per-port constant: the
-		 * verifier follows only the copy for this port's role and
-		 * drops the others at load time, so no test of the role is
-		 * left in the per-packet path but this one. */
-		switch (xdpr_port_role) {
-		case XDPR_ROLE_WAN:
-			return forward_ipv6(ctx, eth, &c, XDPR_ROLE_WAN);
-		case XDPR_ROLE_LAN:
-			return forward_ipv6(ctx, eth, &c, XDPR_ROLE_LAN);
-		}
-		return forward_ipv6(ctx, eth, &c, XDPR_ROLE_NONE);
+		/* One copy of the IPv6 path per role and gate, each
+		 * specialised by the compiler. Role and gate are per-port
+		 * constants: the verifier follows only the copy for this
+		 * port and drops the others at load time, so no test of
+		 * either is left in the per-packet path but these. */
+		if (xdpr_port_ct_gate)
+			return forward_ipv6_port(ctx, eth, &c, 1);
+		return forward_ipv6_port(ctx, eth, &c, 0);
 	}
 	if (unlikely(!for_this_port(eth)))
 		return pass(ctx, l2_reason(eth));
 	switch (proto) {
 	case bpf_htons(ETH_P_IP):
-		return forward_ipv4(ctx, eth, &c);
+		if (xdpr_port_ct_gate)
+			return forward_ipv4(ctx, eth, &c, 1);
+		return forward_ipv4(ctx, eth, &c, 0);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return pass(ctx, XDPR_CNT_PASS_VLAN);

@@ -13,7 +13,7 @@ import (
 
 // Dataplane is what Apply needs from the loader; tests pass a fake.
 type Dataplane interface {
-	Attach(ifname string, role loader.Role, mode loader.Mode) (loader.AttachResult, error)
+	Attach(ifname string, role loader.Role, mode loader.Mode, gate loader.CTGate) (loader.AttachResult, error)
 	Detach(ifname string) error
 }
 
@@ -94,7 +94,9 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 		if err != nil {
 			return fmt.Errorf("%s.xdp-mode: %w", path, err)
 		}
-		res, err := dp.Attach(ifname, role, m)
+		// Always gated: a configured router's fast path obeys its
+		// firewall (DESIGN.md principle 7).
+		res, err := dp.Attach(ifname, role, m, loader.CTGateOn)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

@@ -18,7 +18,7 @@ type fakeDP struct {
 	log      []string
 }
 
-func (f *fakeDP) Attach(ifname string, role loader.Role, mode loader.Mode) (loader.AttachResult, error) {
+func (f *fakeDP) Attach(ifname string, role loader.Role, mode loader.Mode, gate loader.CTGate) (loader.AttachResult, error) {
 	if ifname == f.failOn {
 		return loader.AttachResult{}, errors.New("boom")
 	}

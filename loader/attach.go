@@ -25,6 +25,13 @@ type AttachResult struct {
 	ProgramID uint32
 	Action    string // "attached", "replaced program", "updated role", "unchanged", "reattached"
 	Warning   string // something the user should know about this attachment
+	// CTGate is the conntrack gate the program runs with (on or off),
+	// CTGateReason why (auto's choice, or the caller's).
+	CTGate       CTGate
+	CTGateReason string
+	// BeLiberal is set when this attach turned nf_conntrack_tcp_be_liberal
+	// on (see ensureBeLiberal); the last detach turns it off again.
+	BeLiberal bool
 }
 
 // vethChecksumWarning: a local stack sending through a veth leaves the L4
@@ -48,11 +55,20 @@ func CheckInterface(ifname string) (*net.Interface, error) {
 
 // Attach loads the XDP program, attaches it to ifname through a pinned
 // bpf_link and records the interface in the maps. It is idempotent: the same
-// call again changes nothing; a different role only updates the map; a new
-// program object replaces the old one atomically (no packet sees neither);
-// a different mode re-attaches.
-func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResult, err error) {
+// call again changes nothing; a different role or conntrack gate replaces
+// the program atomically (no packet sees neither), as does a new program
+// object; a different mode re-attaches.
+//
+// gate chooses the conntrack gate (CTGateAuto is resolved by ResolveCTGate
+// in the calling thread's network namespace). With the gate on, Attach also
+// turns nf_conntrack_tcp_be_liberal on in that namespace if it is off.
+func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (res AttachResult, err error) {
 	res = AttachResult{Interface: ifname, Role: role}
+	gate, res.CTGateReason, err = ResolveCTGate(gate)
+	if err != nil {
+		return res, err
+	}
+	res.CTGate = gate
 	// A failed first attach must leave no maps or directory behind.
 	defer func() {
 		if err != nil {
@@ -65,13 +81,17 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	}
 	res.Ifindex = ifc.Index
 
-	settings := fmt.Sprintf("xdp %s %s %s", role, mode, ifc.HardwareAddr)
-	if prev, ok := d.iface(ifc.Index); ok && prev.Role == routerXdprRole(role) && prev.Mac == ifaceEntry(ifc, role, 0).Mac &&
-		stillVerified(settings, d.linkPin(ifc.Index)) {
-		return d.unchanged(res, ifc, prev)
+	settings := fmt.Sprintf("xdp %s %s %s ct-gate %s", role, mode, ifc.HardwareAddr, gate)
+	if prev, ok := d.iface(ifc.Index); ok && prev.Role == routerXdprRole(role) && prev.Mac == ifaceEntry(ifc, role, 0, gate).Mac &&
+		prev.CtGate == gate.value() && stillVerified(settings, d.linkPin(ifc.Index)) {
+		res, err = d.unchanged(res, ifc, prev)
+		if err == nil {
+			d.keepLiberal(&res, prev)
+		}
+		return res, err
 	}
 
-	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role)
+	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role, gate)
 	if err != nil {
 		return res, err
 	}
@@ -88,7 +108,8 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	defer prog.Close()
 
 	prev, hadEntry := d.iface(ifc.Index)
-	entry := ifaceEntry(ifc, role, prev.XdpMode)
+	entry := ifaceEntry(ifc, role, prev.XdpMode, gate)
+	entry.CtLiberal = prev.CtLiberal
 	// The entry goes in before the link so the first packet already finds it.
 	if err := d.putIface(entry); err != nil {
 		return res, err
@@ -101,9 +122,9 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 		_ = d.deleteIface(ifc.Index)
 	}
 
-	// Program tags ignore the constants, so a new role or MAC is a change
-	// of program even when the code is the same.
-	identity := hadEntry && prev.Role == entry.Role && prev.Mac == entry.Mac
+	// Program tags ignore the constants, so a new role, MAC or gate is a
+	// change of program even when the code is the same.
+	identity := hadEntry && prev.Role == entry.Role && prev.Mac == entry.Mac && prev.CtGate == entry.CtGate
 	l, action, err := d.attachLink(ifc, prog, mode, prev, identity)
 	if err != nil {
 		undo()
@@ -136,7 +157,56 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode) (res AttachResul
 	res.ProgramID = uint32(info.Program)
 	res.Action = action
 	remember(d.linkPin(ifc.Index), settings)
+	d.keepLiberal(&res, entry)
 	return res, nil
+}
+
+// keepLiberal turns nf_conntrack_tcp_be_liberal on for a gated attachment
+// (see ensureBeLiberal) and records in its xdpr_ifaces entry that it did, so
+// that the last detach restores it. A failure is a warning: forwarding
+// works, only a TCP close after a long XDP-carried transfer may be judged
+// INVALID by conntrack.
+func (d *Dataplane) keepLiberal(res *AttachResult, entry routerXdprIface) {
+	if !res.CTGate.on() {
+		return
+	}
+	changed, err := ensureBeLiberal()
+	if err != nil {
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + err.Error()
+		return
+	}
+	if !changed {
+		return
+	}
+	res.BeLiberal = true
+	entry.CtLiberal = 1
+	if err := d.putIface(entry); err != nil {
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + err.Error()
+	}
+}
+
+// releaseLiberal runs before ifindex's entry goes: if that attachment turned
+// nf_conntrack_tcp_be_liberal on, another attached interface takes the duty
+// of restoring it, or, when none is left, it is turned off again.
+func (d *Dataplane) releaseLiberal(ifindex int) error {
+	v, ok := d.iface(ifindex)
+	if !ok || v.CtLiberal == 0 {
+		return nil
+	}
+	ifaces, err := d.ifaces()
+	if err != nil {
+		return err
+	}
+	for _, o := range ifaces {
+		if int(o.Ifindex) != ifindex {
+			if o.CtLiberal != 0 {
+				return nil
+			}
+			o.CtLiberal = 1
+			return d.putIface(o)
+		}
+	}
+	return restoreBeLiberal()
 }
 
 // unchanged is the result for a link this process already attached or
@@ -300,8 +370,15 @@ func (d *Dataplane) DetachAll() error {
 	if err != nil {
 		return err
 	}
+	liberal := false
 	for _, ifc := range ifaces {
+		liberal = liberal || ifc.CtLiberal != 0
 		_ = d.deleteIface(int(ifc.Ifindex))
+	}
+	if liberal {
+		if err := restoreBeLiberal(); err != nil {
+			return err
+		}
 	}
 	return d.removeMapPinsIfUnused()
 }
@@ -324,6 +401,9 @@ func (d *Dataplane) detachIndex(ifindex int) error {
 	// NPT rules and proxied prefixes of a detached interface would only
 	// linger in status.
 	if err := d.deleteByIfindex(ifindex); err != nil {
+		return err
+	}
+	if err := d.releaseLiberal(ifindex); err != nil {
 		return err
 	}
 	return d.deleteIface(ifindex)

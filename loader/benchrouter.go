@@ -54,10 +54,23 @@ func (b *BenchRouter) Close() error {
 // and role, as Attach would, so that frames arriving on it are forwarded and
 // frames routed out of it are redirected (a WAN port also decapsulates
 // ipip6). The devmap resolves ifindex in the calling thread's network
-// namespace.
+// namespace. The port forwards without the conntrack gate (AddPortGate).
 func (b *BenchRouter) AddPort(ifindex int, name string, mac net.HardwareAddr, role Role) error {
+	return b.AddPortGate(ifindex, name, mac, role, CTGateOff)
+}
+
+// AddPortGate is AddPort with the conntrack gate on or off (auto is
+// resolved in the calling thread's network namespace, as Attach does).
+// Gated, the program looks flows up in the conntrack table of the network
+// namespace of the device a frame arrives on (for BPF_PROG_TEST_RUN: the
+// ingress ifindex given to the run, in the caller's namespace).
+func (b *BenchRouter) AddPortGate(ifindex int, name string, mac net.HardwareAddr, role Role, gate CTGate) error {
+	gate, _, err := ResolveCTGate(gate)
+	if err != nil {
+		return err
+	}
 	ifc := &net.Interface{Index: ifindex, Name: name, HardwareAddr: mac}
-	prog, err := loadPortProgram(ifc, role, b.maps)
+	prog, err := loadPortProgram(ifc, role, gate, b.maps)
 	if err != nil {
 		return err
 	}
@@ -65,7 +78,7 @@ func (b *BenchRouter) AddPort(ifindex int, name string, mac net.HardwareAddr, ro
 		old.Close()
 	}
 	b.progs[ifindex] = prog
-	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE)); err != nil {
+	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE, gate)); err != nil {
 		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
 	}
 	if err := b.maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {

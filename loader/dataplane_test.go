@@ -180,7 +180,7 @@ func newRouterLab(t testing.TB) *routerLab {
 				role = RoleWAN
 			}
 			rl.progs[li.name] = loadTestProgram(t, ifc, role, rl.maps)
-			v := ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE)
+			v := ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE, CTGateOff)
 			if err := rl.maps.XdprIfaces.Put(uint32(ifc.Index), v); err != nil {
 				return fmt.Errorf("xdpr_ifaces[%s]: %w", li.name, err)
 			}

@@ -69,7 +69,13 @@ func loadTestMaps(tb testing.TB) *routerMaps {
 
 func loadTestProgram(tb testing.TB, ifc *net.Interface, role Role, maps *routerMaps) *ebpf.Program {
 	tb.Helper()
-	prog, err := loadPortProgram(ifc, role, maps)
+	return loadTestProgramGate(tb, ifc, role, CTGateOff, maps)
+}
+
+// loadTestProgramGate is loadTestProgram with the conntrack gate on or off.
+func loadTestProgramGate(tb testing.TB, ifc *net.Interface, role Role, gate CTGate, maps *routerMaps) *ebpf.Program {
+	tb.Helper()
+	prog, err := loadPortProgram(ifc, role, gate, maps)
 	if err != nil {
 		skipOrFail(tb, err)
 	}

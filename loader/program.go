@@ -9,10 +9,12 @@ import (
 )
 
 // portSpec returns the router objects specialised for one interface: the
-// program reads its ifindex, MAC and role from constants instead of a map
-// (see xdpr_port_* in bpf/xdp_router.c), so every attached interface runs
-// its own program instance over the shared maps.
-func portSpec(ifindex int, mac net.HardwareAddr, role Role) (*ebpf.CollectionSpec, error) {
+// program reads its ifindex, MAC, role and conntrack gate from constants
+// instead of a map (see xdpr_port_* in bpf/xdp_router.c), so every attached
+// interface runs its own program instance over the shared maps. A gated
+// port also gets the conntrack timeouts of the calling thread's network
+// namespace (xdpr_ct_* in bpf/include/conntrack.h).
+func portSpec(ifindex int, mac net.HardwareAddr, role Role, gate CTGate) (*ebpf.CollectionSpec, error) {
 	spec, err := loadRouter()
 	if err != nil {
 		return nil, err
@@ -22,11 +24,20 @@ func portSpec(ifindex int, mac net.HardwareAddr, role Role) (*ebpf.CollectionSpe
 	}
 	var m [6]byte
 	copy(m[:], mac)
-	for name, v := range map[string]any{
+	vars := map[string]any{
 		"xdpr_port_ifindex": uint32(ifindex),
 		"xdpr_port_role":    uint32(role),
 		"xdpr_port_mac":     m,
-	} {
+		"xdpr_port_ct_gate": uint32(gate.value()),
+	}
+	if gate.on() {
+		t := readCTTimeouts()
+		vars["xdpr_ct_tcp_timeout_ms"] = t.tcpMS
+		vars["xdpr_ct_udp_timeout_ms"] = t.udpMS
+		vars["xdpr_ct_tcp_refresh_jiffies"] = t.tcpRefreshJ
+		vars["xdpr_ct_udp_refresh_jiffies"] = t.udpRefreshJ
+	}
+	for name, v := range vars {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return nil, fmt.Errorf("BPF object lacks variable %s", name)
@@ -39,8 +50,8 @@ func portSpec(ifindex int, mac net.HardwareAddr, role Role) (*ebpf.CollectionSpe
 }
 
 // ifaceEntry is the xdpr_ifaces record of an attachment.
-func ifaceEntry(ifc *net.Interface, role Role, mode routerXdprXdpMode) routerXdprIface {
-	v := routerXdprIface{Ifindex: uint32(ifc.Index), Role: routerXdprRole(role), XdpMode: mode}
+func ifaceEntry(ifc *net.Interface, role Role, mode routerXdprXdpMode, gate CTGate) routerXdprIface {
+	v := routerXdprIface{Ifindex: uint32(ifc.Index), Role: routerXdprRole(role), XdpMode: mode, CtGate: gate.value()}
 	copy(v.Mac[:], ifc.HardwareAddr)
 	for i := 0; i < len(ifc.Name) && i < len(v.Name)-1; i++ {
 		v.Name[i] = int8(ifc.Name[i])
@@ -66,8 +77,8 @@ func loadUnpinnedMaps() (*routerMaps, error) {
 }
 
 // loadPortProgram loads the program for one interface over existing maps.
-func loadPortProgram(ifc *net.Interface, role Role, maps *routerMaps) (*ebpf.Program, error) {
-	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role)
+func loadPortProgram(ifc *net.Interface, role Role, gate CTGate, maps *routerMaps) (*ebpf.Program, error) {
+	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role, gate)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,15 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 43
 	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 44
 	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 45
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 46
+	routerXdprCounterXDPR_CNT_PASS_CT_NEW               routerXdprCounter = 46
+	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED         routerXdprCounter = 47
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS         routerXdprCounter = 48
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE         routerXdprCounter = 49
+	routerXdprCounterXDPR_CNT_PASS_CT_PROTO             routerXdprCounter = 50
+	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 51
+	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 52
+	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 53
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 54
 )
 
 type routerXdprCounterVal struct {
@@ -70,6 +78,13 @@ type routerXdprCounterVal struct {
 	Packets uint64
 	Bytes   uint64
 }
+
+type routerXdprCtGate uint32
+
+const (
+	routerXdprCtGateXDPR_CT_GATE_OFF routerXdprCtGate = 0
+	routerXdprCtGateXDPR_CT_GATE_ON  routerXdprCtGate = 1
+)
 
 type routerXdprDecapCacheEntry struct {
 	_     structs.HostLayout
@@ -79,6 +94,13 @@ type routerXdprDecapCacheEntry struct {
 	Pad   [3]uint8
 	Val   routerXdprTunnelDecap
 }
+
+type routerXdprEvent uint32
+
+const (
+	routerXdprEventXDPR_EV_CT_REFRESH routerXdprEvent = 0
+	routerXdprEventXDPR_EV__MAX       routerXdprEvent = 1
+)
 
 type routerXdprFeatureBit uint32
 
@@ -96,13 +118,14 @@ type routerXdprFeatureWord struct {
 }
 
 type routerXdprIface struct {
-	_       structs.HostLayout
-	Ifindex uint32
-	Role    routerXdprRole
-	XdpMode routerXdprXdpMode
-	Mac     [6]uint8
-	Pad     [2]uint8
-	Name    [16]int8
+	_         structs.HostLayout
+	Ifindex   uint32
+	Role      routerXdprRole
+	XdpMode   routerXdprXdpMode
+	Mac       [6]uint8
+	CtGate    uint8
+	CtLiberal uint8
+	Name      [16]int8
 }
 
 type routerXdprLpm6Key struct {
@@ -273,39 +296,46 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	routerMapXdprCounters        = "xdpr_counters"
-	routerMapXdprDecapCache      = "xdpr_decap_cache"
-	routerMapXdprFeatures        = "xdpr_features"
-	routerMapXdprIcmpBucket      = "xdpr_icmp_bucket"
-	routerMapXdprIfaces          = "xdpr_ifaces"
-	routerMapXdprNdpProxy        = "xdpr_ndp_proxy"
-	routerMapXdprNpt64In         = "xdpr_npt64_in"
-	routerMapXdprNpt64Out        = "xdpr_npt64_out"
-	routerMapXdprNptCache        = "xdpr_npt_cache"
-	routerMapXdprNptIn           = "xdpr_npt_in"
-	routerMapXdprNptOut          = "xdpr_npt_out"
-	routerMapXdprTcCounters      = "xdpr_tc_counters"
-	routerMapXdprTunIndex        = "xdpr_tun_index"
-	routerMapXdprTunNexthops     = "xdpr_tun_nexthops"
-	routerMapXdprTunnelEps       = "xdpr_tunnel_eps"
-	routerMapXdprTunnels         = "xdpr_tunnels"
-	routerMapXdprTxPorts         = "xdpr_tx_ports"
-	routerProgXdprMain           = "xdpr_main"
-	routerProgXdprTcDnpt         = "xdpr_tc_dnpt"
-	routerProgXdprTcSnpt         = "xdpr_tc_snpt"
-	routerProgXdprTunEgress      = "xdpr_tun_egress"
-	routerProgXdprTunIngress     = "xdpr_tun_ingress"
-	routerVarIcmpBurst           = "icmp_burst"
-	routerVarIcmpRatePerSec      = "icmp_rate_per_sec"
-	routerVarTunNexthopTtlNs     = "tun_nexthop_ttl_ns"
-	routerVarXdprCounterNames    = "xdpr_counter_names"
-	routerVarXdprFeatureNames    = "xdpr_feature_names"
-	routerVarXdprNptModeNames    = "xdpr_npt_mode_names"
-	routerVarXdprPortIfindex     = "xdpr_port_ifindex"
-	routerVarXdprPortMac         = "xdpr_port_mac"
-	routerVarXdprPortRole        = "xdpr_port_role"
-	routerVarXdprTcCounterNames  = "xdpr_tc_counter_names"
-	routerVarXdprTunnelFlagNames = "xdpr_tunnel_flag_names"
+	routerMapXdprCounters            = "xdpr_counters"
+	routerMapXdprDecapCache          = "xdpr_decap_cache"
+	routerMapXdprFeatures            = "xdpr_features"
+	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
+	routerMapXdprIfaces              = "xdpr_ifaces"
+	routerMapXdprNdpProxy            = "xdpr_ndp_proxy"
+	routerMapXdprNpt64In             = "xdpr_npt64_in"
+	routerMapXdprNpt64Out            = "xdpr_npt64_out"
+	routerMapXdprNptCache            = "xdpr_npt_cache"
+	routerMapXdprNptIn               = "xdpr_npt_in"
+	routerMapXdprNptOut              = "xdpr_npt_out"
+	routerMapXdprTcCounters          = "xdpr_tc_counters"
+	routerMapXdprTunIndex            = "xdpr_tun_index"
+	routerMapXdprTunNexthops         = "xdpr_tun_nexthops"
+	routerMapXdprTunnelEps           = "xdpr_tunnel_eps"
+	routerMapXdprTunnels             = "xdpr_tunnels"
+	routerMapXdprTxPorts             = "xdpr_tx_ports"
+	routerProgXdprMain               = "xdpr_main"
+	routerProgXdprTcDnpt             = "xdpr_tc_dnpt"
+	routerProgXdprTcSnpt             = "xdpr_tc_snpt"
+	routerProgXdprTunEgress          = "xdpr_tun_egress"
+	routerProgXdprTunIngress         = "xdpr_tun_ingress"
+	routerVarIcmpBurst               = "icmp_burst"
+	routerVarIcmpRatePerSec          = "icmp_rate_per_sec"
+	routerVarTunNexthopTtlNs         = "tun_nexthop_ttl_ns"
+	routerVarXdprCounterNames        = "xdpr_counter_names"
+	routerVarXdprCtGateNames         = "xdpr_ct_gate_names"
+	routerVarXdprCtTcpRefreshJiffies = "xdpr_ct_tcp_refresh_jiffies"
+	routerVarXdprCtTcpTimeoutMs      = "xdpr_ct_tcp_timeout_ms"
+	routerVarXdprCtUdpRefreshJiffies = "xdpr_ct_udp_refresh_jiffies"
+	routerVarXdprCtUdpTimeoutMs      = "xdpr_ct_udp_timeout_ms"
+	routerVarXdprEventNames          = "xdpr_event_names"
+	routerVarXdprFeatureNames        = "xdpr_feature_names"
+	routerVarXdprNptModeNames        = "xdpr_npt_mode_names"
+	routerVarXdprPortCtGate          = "xdpr_port_ct_gate"
+	routerVarXdprPortIfindex         = "xdpr_port_ifindex"
+	routerVarXdprPortMac             = "xdpr_port_mac"
+	routerVarXdprPortRole            = "xdpr_port_role"
+	routerVarXdprTcCounterNames      = "xdpr_tc_counter_names"
+	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -384,17 +414,24 @@ type routerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerVariableSpecs struct {
-	IcmpBurst           *ebpf.VariableSpec `ebpf:"icmp_burst"`
-	IcmpRatePerSec      *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
-	TunNexthopTtlNs     *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
-	XdprCounterNames    *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
-	XdprFeatureNames    *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
-	XdprNptModeNames    *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
-	XdprPortIfindex     *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
-	XdprPortMac         *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
-	XdprPortRole        *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
-	XdprTcCounterNames  *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
-	XdprTunnelFlagNames *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
+	IcmpBurst               *ebpf.VariableSpec `ebpf:"icmp_burst"`
+	IcmpRatePerSec          *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
+	TunNexthopTtlNs         *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
+	XdprCounterNames        *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprCtGateNames         *ebpf.VariableSpec `ebpf:"xdpr_ct_gate_names"`
+	XdprCtTcpRefreshJiffies *ebpf.VariableSpec `ebpf:"xdpr_ct_tcp_refresh_jiffies"`
+	XdprCtTcpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_tcp_timeout_ms"`
+	XdprCtUdpRefreshJiffies *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_refresh_jiffies"`
+	XdprCtUdpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_timeout_ms"`
+	XdprEventNames          *ebpf.VariableSpec `ebpf:"xdpr_event_names"`
+	XdprFeatureNames        *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
+	XdprNptModeNames        *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
+	XdprPortCtGate          *ebpf.VariableSpec `ebpf:"xdpr_port_ct_gate"`
+	XdprPortIfindex         *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac             *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
+	XdprPortRole            *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
+	XdprTcCounterNames      *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
+	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -462,17 +499,24 @@ func (m *routerMaps) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerVariables struct {
-	IcmpBurst           *ebpf.Variable `ebpf:"icmp_burst"`
-	IcmpRatePerSec      *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
-	TunNexthopTtlNs     *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
-	XdprCounterNames    *ebpf.Variable `ebpf:"xdpr_counter_names"`
-	XdprFeatureNames    *ebpf.Variable `ebpf:"xdpr_feature_names"`
-	XdprNptModeNames    *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
-	XdprPortIfindex     *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
-	XdprPortMac         *ebpf.Variable `ebpf:"xdpr_port_mac"`
-	XdprPortRole        *ebpf.Variable `ebpf:"xdpr_port_role"`
-	XdprTcCounterNames  *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
-	XdprTunnelFlagNames *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
+	IcmpBurst               *ebpf.Variable `ebpf:"icmp_burst"`
+	IcmpRatePerSec          *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
+	TunNexthopTtlNs         *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
+	XdprCounterNames        *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprCtGateNames         *ebpf.Variable `ebpf:"xdpr_ct_gate_names"`
+	XdprCtTcpRefreshJiffies *ebpf.Variable `ebpf:"xdpr_ct_tcp_refresh_jiffies"`
+	XdprCtTcpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_tcp_timeout_ms"`
+	XdprCtUdpRefreshJiffies *ebpf.Variable `ebpf:"xdpr_ct_udp_refresh_jiffies"`
+	XdprCtUdpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_udp_timeout_ms"`
+	XdprEventNames          *ebpf.Variable `ebpf:"xdpr_event_names"`
+	XdprFeatureNames        *ebpf.Variable `ebpf:"xdpr_feature_names"`
+	XdprNptModeNames        *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
+	XdprPortCtGate          *ebpf.Variable `ebpf:"xdpr_port_ct_gate"`
+	XdprPortIfindex         *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
+	XdprPortMac             *ebpf.Variable `ebpf:"xdpr_port_mac"`
+	XdprPortRole            *ebpf.Variable `ebpf:"xdpr_port_role"`
+	XdprTcCounterNames      *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
+	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.

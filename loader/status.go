@@ -16,11 +16,13 @@ import (
 
 // InterfaceStatus describes one attached interface.
 type InterfaceStatus struct {
-	Name        string `json:"name"`
-	Ifindex     int    `json:"ifindex"`
-	Present     bool   `json:"present"` // false when the interface is gone but still recorded
-	Role        string `json:"role"`
-	Mode        string `json:"xdp_mode"`
+	Name    string `json:"name"`
+	Ifindex int    `json:"ifindex"`
+	Present bool   `json:"present"` // false when the interface is gone but still recorded
+	Role    string `json:"role"`
+	Mode    string `json:"xdp_mode"`
+	// CTGate is the conntrack gate the program was loaded with: on or off.
+	CTGate      string `json:"ct_gate"`
 	MAC         string `json:"mac"`
 	LinkID      uint32 `json:"link_id"`
 	ProgramID   uint32 `json:"program_id"`
@@ -54,6 +56,10 @@ type Status struct {
 	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
 	// data plane skips the lookups of the others.
 	Features []string `json:"features"`
+	// TCPBeLiberal is net.netfilter.nf_conntrack_tcp_be_liberal in the
+	// caller's network namespace ("" without conntrack); gated attachments
+	// turn it on.
+	TCPBeLiberal string `json:"nf_conntrack_tcp_be_liberal,omitempty"`
 }
 
 // TunnelStatus is one programmed tunnel and its slow-path netdev.
@@ -66,7 +72,8 @@ type TunnelStatus struct {
 
 // Status reads the attached interfaces, their links and the pinned maps.
 func (d *Dataplane) Status() (Status, error) {
-	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Tunnels: []TunnelStatus{}, Maps: []MapStatus{}}
+	st := Status{BPFFS: d.dir, Interfaces: []InterfaceStatus{}, Tunnels: []TunnelStatus{}, Maps: []MapStatus{},
+		TCPBeLiberal: BeLiberal()}
 	ifaces, err := d.ifaces()
 	if err != nil {
 		return st, err
@@ -77,6 +84,7 @@ func (d *Dataplane) Status() (Status, error) {
 			Ifindex: int(v.Ifindex),
 			Role:    Role(v.Role).String(),
 			Mode:    modeName(v.XdpMode),
+			CTGate:  string(ctGateOf(v.CtGate)),
 			MAC:     net.HardwareAddr(v.Mac[:]).String(),
 			LinkPin: d.linkPin(int(v.Ifindex)),
 		}
@@ -203,14 +211,27 @@ func enumNames(enum, trim, prefix string, n int) ([]string, error) {
 	return names, nil
 }
 
+// EventNames are the XDP program's event counters (enum xdpr_event, kept
+// in xdpr_counters behind the packet counters): "XDPR_EV_CT_REFRESH"
+// becomes "ct_refresh". Only their packets field counts (events).
+func EventNames() ([]string, error) {
+	return enumNames("xdpr_event", "XDPR_EV_", "", int(routerXdprEventXDPR_EV__MAX))
+}
+
 // Counters reads every counter, summed over CPUs: the XDP counters in enum
-// order (each packet XDP saw is in exactly one), then the tunnel slow
-// path's tc_* counters.
+// order (each packet XDP saw is in exactly one), then the XDP events
+// (ct_refresh: packets counts the events), then the tunnel slow path's
+// tc_* counters.
 func (d *Dataplane) Counters() ([]Counter, error) {
 	names, err := CounterNames()
 	if err != nil {
 		return nil, err
 	}
+	events, err := EventNames()
+	if err != nil {
+		return nil, err
+	}
+	names = append(names, events...)
 	tcNames, err := TCCounterNames()
 	if err != nil {
 		return nil, err

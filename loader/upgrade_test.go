@@ -40,7 +40,7 @@ func TestAttachReplacesChangedProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	first, err := d.Attach(name, RoleLAN, ModeAuto)
+	first, err := d.Attach(name, RoleLAN, ModeAuto, CTGateOff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestAttachReplacesChangedProgram(t *testing.T) {
 		t.Fatalf("the stand-in for the old version has the current tag %s", currentTag)
 	}
 
-	up, err := d.Attach(name, RoleLAN, ModeAuto)
+	up, err := d.Attach(name, RoleLAN, ModeAuto, CTGateOff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestAttachReplacesChangedProgram(t *testing.T) {
 	if tag := progTag(t, up.ProgramID); tag != currentTag {
 		t.Errorf("running tag %s, want the current %s", tag, currentTag)
 	}
-	again, err := d.Attach(name, RoleLAN, ModeAuto)
+	again, err := d.Attach(name, RoleLAN, ModeAuto, CTGateOff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestAttachReplacesChangedProgram(t *testing.T) {
 // more at its start: other code, another tag, same maps.
 func olderProgram(t *testing.T, ifc *net.Interface, maps *routerMaps) *ebpf.Program {
 	t.Helper()
-	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, RoleLAN)
+	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, RoleLAN, CTGateOff)
 	if err != nil {
 		t.Fatal(err)
 	}

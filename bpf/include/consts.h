@@ -56,7 +56,29 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_NPT_EXCLUDED,   /* to the router's own outside address: not DNPT, the kernel's */
 	XDPR_CNT_DROP_NPT_EXCLUDED,   /* inside source whose SNPT is the router's own address */
 	XDPR_CNT_PASS_NDP_EXCLUDED,   /* NS for the router's own outside address: the kernel answers */
+	/* The conntrack gate (conntrack.h), on attachments that have it on */
+	XDPR_CNT_PASS_CT_NEW,         /* no conntrack entry (or the lookup failed): netfilter decides */
+	XDPR_CNT_PASS_CT_UNREPLIED,   /* entry without a reply seen yet (not established) */
+	XDPR_CNT_PASS_CT_TCP_FLAGS,   /* TCP SYN, FIN or RST: conntrack must see every state change */
+	XDPR_CNT_PASS_CT_TCP_STATE,   /* TCP entry not ESTABLISHED (handshake or closing) */
+	XDPR_CNT_PASS_CT_PROTO,       /* neither TCP nor UDP right behind the IP header (ICMP, ...) */
+	XDPR_CNT_PASS_CT_NAT,         /* entry carries NAT, which this path does not apply */
+	XDPR_CNT_PASS_CT_HELPER,      /* entry has a helper or sequence adjustment */
+	XDPR_CNT_PASS_CT_DYING,       /* entry being removed */
 	XDPR_CNT__MAX,
+};
+
+/* Events, not packets: counted in xdpr_counters at XDPR_CNT__MAX + event,
+ * beside the one counter every packet has. */
+enum xdpr_event {
+	XDPR_EV_CT_REFRESH = 0,       /* conntrack timeout of an XDP-forwarded flow refreshed */
+	XDPR_EV__MAX,
+};
+
+/* Whether an attachment's forward path is gated by conntrack (conntrack.h). */
+enum xdpr_ct_gate {
+	XDPR_CT_GATE_OFF = 0,
+	XDPR_CT_GATE_ON = 1,
 };
 
 /* What an attached interface faces. Recorded at attach time. */

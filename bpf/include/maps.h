@@ -9,10 +9,12 @@
 #include "structs.h"
 #include "compiler.h"
 
+/* One counter per enum xdpr_counter (each packet in exactly one), then one
+ * per enum xdpr_event. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDPR_CNT__MAX);
-	__type(key, __u32); /* enum xdpr_counter */
+	__uint(max_entries, XDPR_CNT__MAX + XDPR_EV__MAX);
+	__type(key, __u32); /* enum xdpr_counter, XDPR_CNT__MAX + enum xdpr_event */
 	__type(value, struct xdpr_counter_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_counters SEC(".maps");

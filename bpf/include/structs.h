@@ -16,7 +16,10 @@ struct xdpr_iface {
 	enum xdpr_role role;
 	enum xdpr_xdp_mode xdp_mode;
 	__u8 mac[6];     /* frames to other unicast MACs go to the kernel */
-	__u8 pad[2];
+	__u8 ct_gate;    /* enum xdpr_ct_gate the program was loaded with */
+	/* 1: this attachment turned nf_conntrack_tcp_be_liberal on, and the
+	 * last detach turns it off again. */
+	__u8 ct_liberal;
 	char name[16];   /* name at attach time, for humans reading bpftool */
 };
 

@@ -22,6 +22,7 @@
 #include "mss.h"
 #include "icmp.h"
 #include "npt.h"
+#include "conntrack.h"
 
 #define IPV4_DF 0x4000
 #define TUN_OUTER_LEN ((int)sizeof(struct ipv6hdr))
@@ -183,7 +184,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
  * It returns the counted verdict, or -1 to let the packet take the normal
  * IPv6 forward path (ipip6 in transit to someone else). The caller checked
  * that the outer payload lies within the frame. */
-static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen)
+static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen, int gate)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = data_end - data;
@@ -250,6 +251,12 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 	int tos = ecn_decap(ipv6_tclass(ip6), iph->tos);
 	if (tos < 0)
 		return tun_count(XDPR_CNT_DROP_TUN_ECN, rx_len, XDP_DROP);
+	/* Conntrack sees the inner packet only (conntrack.h). */
+	if (gate) {
+		reason = ct_gate_ipv4(ctx, iph, (void *)iph + len, data_end);
+		if (reason)
+			return tun_count(reason, rx_len, XDP_PASS);
+	}
 
 	/* As if it arrived on the tunnel netdev, like the slow path's. */
 	p.family = AF_INET;

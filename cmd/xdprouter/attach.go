@@ -11,7 +11,7 @@ import (
 )
 
 func newAttachCmd(g *globalFlags) *cobra.Command {
-	var role, mode string
+	var role, mode, ctGate string
 	cmd := &cobra.Command{
 		Use:   "attach IFACE [IFACE...]",
 		Short: "Attach the XDP data plane to interfaces",
@@ -21,10 +21,26 @@ interface and its role in the xdpr_ifaces map. No daemon is needed: once
 two or more interfaces are attached, IPv4 and IPv6 routed between them are
 forwarded in XDP; what XDP does not finish goes to the kernel unmodified.
 
-Attaching again is safe: the same arguments change nothing, a new role is
-recorded, a newer program replaces the old one atomically.`,
+The conntrack gate (--ct-gate) keeps the fast path inside the router's
+firewall: gated, XDP forwards a TCP or UDP packet only when the kernel's
+conntrack holds an established entry for its flow (not NATed, for TCP
+without SYN/FIN/RST), and hands everything else (new flows, ICMP, state
+changes) to the kernel unmodified, where netfilter decides. Whatever the
+ruleset accepted, later packets of the flow take the fast path.
+  on    gate (and turn net.netfilter.nf_conntrack_tcp_be_liberal on in this
+        network namespace, restored by the last detach: conntrack's TCP
+        window does not advance while XDP carries the data)
+  off   forward every routable packet in XDP, bypassing netfilter
+  auto  (default) on, unless this network namespace has no nftables chain
+        on the prerouting/forward/postrouting/ingress/egress hooks and no
+        iptables-legacy rule, so there is nothing to bypass; one line says
+        which it chose and why
+
+Attaching again is safe: the same arguments change nothing, a new role or
+gate, or a newer program, replaces the program atomically.`,
 		Example: `  xdprouter attach eth0 --role wan
   xdprouter attach eth1 eth2 --role lan
+  xdprouter attach eth0 eth1 --ct-gate off
   ip netns exec r xdprouter --bpffs /run/xdprouter/r attach veth0`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,6 +52,10 @@ recorded, a newer program replaces the old one atomically.`,
 			if err != nil {
 				return fmt.Errorf("--mode: %w", err)
 			}
+			gate, err := loader.ParseCTGate(ctGate)
+			if err != nil {
+				return fmt.Errorf("--ct-gate: %w", err)
+			}
 			if err := loader.Preflight(); err != nil {
 				return err
 			}
@@ -45,17 +65,28 @@ recorded, a newer program replaces the old one atomically.`,
 					return err
 				}
 			}
+			// Auto is decided once, for every interface named.
+			if gate == loader.CTGateAuto {
+				var why string
+				if gate, why, err = loader.ResolveCTGate(gate); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "conntrack gate auto: %s (%s)\n", gate, why)
+			}
 			d, err := openForWrite(g)
 			if err != nil {
 				return err
 			}
 			for _, ifname := range args {
 				var res loader.AttachResult
-				if res, err = d.Attach(ifname, r, m); err != nil {
+				if res, err = d.Attach(ifname, r, m, gate); err != nil {
 					break
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (role %s, xdp %s, link %d, prog %d)\n",
-					res.Interface, res.Action, res.Role, res.Mode, res.LinkID, res.ProgramID)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (role %s, xdp %s, ct-gate %s, link %d, prog %d)\n",
+					res.Interface, res.Action, res.Role, res.Mode, res.CTGate, res.LinkID, res.ProgramID)
+				if res.BeLiberal {
+					fmt.Fprintf(cmd.OutOrStdout(), "net.netfilter.nf_conntrack_tcp_be_liberal set to 1 (the last detach sets it back to 0)\n")
+				}
 				if res.Warning != "" && res.Action != "unchanged" {
 					fmt.Fprintf(cmd.ErrOrStderr(), "xdprouter: warning: %s: %s\n", res.Interface, res.Warning)
 				}
@@ -65,6 +96,8 @@ recorded, a newer program replaces the old one atomically.`,
 	}
 	cmd.Flags().StringVar(&role, "role", "none", "what the interface faces: wan, lan or none")
 	cmd.Flags().StringVar(&mode, "mode", "auto", "XDP attach mode: auto (native if supported), native or generic")
+	cmd.Flags().StringVar(&ctGate, "ct-gate", "auto", "conntrack gate: on (forward in XDP only flows conntrack has established), "+
+		"off (forward everything routable, bypassing netfilter) or auto (on unless no netfilter ruleset could filter forwarded traffic)")
 	return cmd
 }
 

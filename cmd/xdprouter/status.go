@@ -138,7 +138,7 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 func printStatus(w io.Writer, st loader.Status) {
 	fmt.Fprintf(w, "bpffs: %s\n\n", st.BPFFS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INTERFACE\tIFINDEX\tROLE\tXDP\tMAC\tLINK\tPROG\tPROG NAME\tTAG")
+	fmt.Fprintln(tw, "INTERFACE\tIFINDEX\tROLE\tXDP\tCT GATE\tMAC\tLINK\tPROG\tPROG NAME\tTAG")
 	for _, i := range st.Interfaces {
 		name := i.Name
 		if !i.Present {
@@ -147,10 +147,13 @@ func printStatus(w io.Writer, st loader.Status) {
 		if i.Stale {
 			name += " (MAC changed: attach again)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
-			name, i.Ifindex, i.Role, i.Mode, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			name, i.Ifindex, i.Role, i.Mode, i.CTGate, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
 	}
 	tw.Flush()
+	if st.TCPBeLiberal != "" {
+		fmt.Fprintf(w, "net.netfilter.nf_conntrack_tcp_be_liberal = %s\n", st.TCPBeLiberal)
+	}
 	if len(st.Tunnels) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

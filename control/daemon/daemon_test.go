@@ -30,7 +30,7 @@ type fakeSystem struct {
 	addrs    map[string]bool
 }
 
-func (f *fakeSystem) Attach(ifname string, role loader.Role, mode loader.Mode) (loader.AttachResult, error) {
+func (f *fakeSystem) Attach(ifname string, role loader.Role, mode loader.Mode, gate loader.CTGate) (loader.AttachResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	action := "attached"

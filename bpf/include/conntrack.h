@@ -1,0 +1,220 @@
+/* The conntrack gate (DESIGN.md principle 7): with it on, XDP forwards a
+ * packet only when the kernel's conntrack holds an entry for its flow that
+ * the kernel's own flowtable would offload: confirmed, a reply seen, not
+ * dying, no NAT to apply, no helper watching, and for TCP the ESTABLISHED
+ * state and a segment without SYN, FIN or RST. Everything else goes to the
+ * kernel unmodified, where netfilter decides and conntrack sees every state
+ * change; the later packets of a flow it accepted come back to XDP. The
+ * ruleset (nftables or iptables, xdprouter's or the user's) is honoured
+ * without being read here.
+ *
+ * The tuple looked up is the one the kernel's conntrack sees for the packet
+ * at PREROUTING:
+ *  - plain IPv4 and IPv6: the packet's own addresses and ports;
+ *  - ipip6 decapsulated in XDP: the inner IPv4 packet (the slow path
+ *    decapsulates in TC ingress, before netfilter, and delivers the inner
+ *    packet on the tunnel netdev); the outer IPv6 header never reaches
+ *    conntrack;
+ *  - IPv4 encapsulated in XDP: the IPv4 packet as routed into the tunnel
+ *    netdev (the slow path encapsulates in TC egress of that netdev, after
+ *    POSTROUTING);
+ *  - NPTv6: the INSIDE addresses. The slow path translates in TC, outside
+ *    netfilter: DNPT at the WAN's TC ingress (before PREROUTING) and SNPT at
+ *    its TC egress (after POSTROUTING). So conntrack's entry of a flow
+ *    through NPT holds the inside host's address in both directions, and
+ *    `conntrack -L` shows the inside prefix. The gate looks up what arrives
+ *    on a LAN with its (untranslated) source, and what arrives on the WAN
+ *    with its destination after DNPT.
+ *
+ * A refresh keeps conntrack's timeout alive while XDP carries a flow: when
+ * less than the refresh threshold is left, the timeout is set to the
+ * established one (the loader reads the sysctls at attach time).
+ *
+ * The kfuncs are weak: a kernel without them (nf_conntrack not loaded)
+ * still loads the program with the gate off, where the verifier removes the
+ * calls as dead code. */
+#ifndef XDPR_CONNTRACK_H
+#define XDPR_CONNTRACK_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "maps.h"
+#include "compiler.h"
+
+/* Per attachment, set by the loader before loading (enum xdpr_ct_gate).
+ * Off, the verifier drops the gated copies of the forward paths, so the
+ * ungated path runs exactly the instructions it ran without a gate. */
+const volatile __u32 xdpr_port_ct_gate = XDPR_CT_GATE_OFF;
+/* Timeouts written by a refresh (milliseconds, bpf_ct_change_timeout's
+ * unit) and the remaining time below which a refresh happens (jiffies,
+ * nf_conn.timeout's unit). The loader sets them from
+ * nf_conntrack_tcp_timeout_established / nf_conntrack_udp_timeout_stream
+ * and the kernel's HZ; these defaults are the kernel's, at HZ 250. */
+const volatile __u32 xdpr_ct_tcp_timeout_ms = 432000U * 1000U;
+const volatile __u32 xdpr_ct_udp_timeout_ms = 120U * 1000U;
+const volatile __u32 xdpr_ct_tcp_refresh_jiffies = 216000U * 250U;
+const volatile __u32 xdpr_ct_udp_refresh_jiffies = 60U * 250U;
+
+/* struct bpf_ct_opts as the kernel takes it (NF_BPF_CT_OPTS_SZ, 12). */
+struct xdpr_ct_opts {
+	__s32 netns_id;
+	__s32 error;
+	__u8 l4proto;
+	__u8 reserved[3];
+};
+
+/* The fields of the kernel's struct nf_conn the gate reads, relocated by
+ * CO-RE against the running kernel's BTF (the ___xdpr suffix is dropped
+ * when matching), so no vmlinux.h is needed. The kfuncs are declared with
+ * it: their types are checked against the kernel's, which a forward
+ * declaration would not match. */
+struct ip_ct_tcp___xdpr {
+	__u8 state;
+} __attribute__((preserve_access_index));
+
+union nf_conntrack_proto___xdpr {
+	struct ip_ct_tcp___xdpr tcp;
+} __attribute__((preserve_access_index));
+
+struct nf_conn___xdpr {
+	unsigned long status;
+	__u32 timeout;
+	union nf_conntrack_proto___xdpr proto;
+} __attribute__((preserve_access_index));
+
+extern struct nf_conn___xdpr *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, struct bpf_sock_tuple *bpf_tuple,
+						__u32 tuple__sz, struct xdpr_ct_opts *opts,
+						__u32 opts__sz) __ksym __weak;
+extern void bpf_ct_release(struct nf_conn___xdpr *ct) __ksym __weak;
+extern int bpf_ct_change_timeout(struct nf_conn___xdpr *nfct, __u32 timeout) __ksym __weak;
+
+#define XDPR_TCP_FIN 0x01
+#define XDPR_TCP_SYN 0x02
+#define XDPR_TCP_RST 0x04
+
+/* ct_event counts an event (not a packet) in the slots of xdpr_counters
+ * behind the packet counters. */
+static __always_inline void ct_event(__u32 ev)
+{
+	__u32 k = XDPR_CNT__MAX + ev;
+	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &k);
+
+	if (v)
+		v->packets++;
+}
+
+/* ct_l4 checks the transport header at l4 (up to the packet's end pend and
+ * the frame's end): TCP or UDP with its ports, and for TCP no SYN, FIN or
+ * RST. It returns 0 and copies the ports to *ports, or the pass reason. */
+static __always_inline __u32 ct_l4(__u8 proto, void *l4, void *pend, void *end, __be32 *ports)
+{
+	__u8 *h = l4;
+
+	if (proto == IPPROTO_TCP) {
+		/* The whole fixed header: what conntrack would call
+		 * INVALID is the kernel's to judge. */
+		if (unlikely(h + 20 > (__u8 *)end || h + 20 > (__u8 *)pend))
+			return XDPR_CNT_PASS_TRUNCATED;
+		if (unlikely(h[13] & (XDPR_TCP_FIN | XDPR_TCP_SYN | XDPR_TCP_RST)))
+			return XDPR_CNT_PASS_CT_TCP_FLAGS;
+	} else if (likely(proto == IPPROTO_UDP)) {
+		if (unlikely(h + 8 > (__u8 *)end || h + 8 > (__u8 *)pend))
+			return XDPR_CNT_PASS_TRUNCATED;
+	} else {
+		/* ICMP and everything else: bpf_xdp_ct_lookup looks up
+		 * TCP and UDP only, and ICMP errors are RELATED to flows
+		 * only the kernel can match. */
+		return XDPR_CNT_PASS_CT_PROTO;
+	}
+	*ports = *(__be32 *)(void *)h;
+	return 0;
+}
+
+/* ct_verdict looks the tuple up and says whether the flow may be forwarded
+ * in XDP: 0, or the reason to pass. The reference is always released. */
+static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 tlen,
+					__u8 proto)
+{
+	struct xdpr_ct_opts opts = { .netns_id = -1, .l4proto = proto };
+	struct nf_conn___xdpr *ct;
+	unsigned long status;
+	__u32 reason = 0;
+
+	ct = bpf_xdp_ct_lookup(ctx, t, tlen, &opts, sizeof(opts));
+	/* No entry (-ENOENT) or any error: conntrack has not accepted the
+	 * flow, as far as the gate can tell. The hash holds confirmed
+	 * entries only, so what is found has passed the whole ruleset once. */
+	if (!ct)
+		return XDPR_CNT_PASS_CT_NEW;
+	status = ct->status;
+	if (unlikely(status & IPS_DYING))
+		reason = XDPR_CNT_PASS_CT_DYING;
+	else if (unlikely((status & (IPS_CONFIRMED | IPS_SEEN_REPLY)) != (IPS_CONFIRMED | IPS_SEEN_REPLY)))
+		reason = XDPR_CNT_PASS_CT_UNREPLIED;
+	else if (unlikely(status & (IPS_SRC_NAT | IPS_DST_NAT)))
+		/* NAT44 in XDP is a later step: a NATed flow is never
+		 * forwarded without its translation. */
+		reason = XDPR_CNT_PASS_CT_NAT;
+	else if (unlikely(status & (IPS_HELPER | IPS_SEQ_ADJUST)))
+		/* A helper must see the payload (FTP, SIP...). */
+		reason = XDPR_CNT_PASS_CT_HELPER;
+	else if (proto == IPPROTO_TCP && unlikely(ct->proto.tcp.state != TCP_CONNTRACK_ESTABLISHED))
+		/* Handshake not finished in conntrack's view, or closing:
+		 * the kernel sees every packet until ESTABLISHED, and all
+		 * of them after a FIN. */
+		reason = XDPR_CNT_PASS_CT_TCP_STATE;
+	if (likely(!reason)) {
+		__u32 refresh = proto == IPPROTO_TCP ? xdpr_ct_tcp_refresh_jiffies : xdpr_ct_udp_refresh_jiffies;
+		__s32 left = (__s32)(ct->timeout - (__u32)bpf_jiffies64());
+
+		if (unlikely(left < (__s32)refresh)) {
+			bpf_ct_change_timeout(ct, proto == IPPROTO_TCP ? xdpr_ct_tcp_timeout_ms
+								: xdpr_ct_udp_timeout_ms);
+			ct_event(XDPR_EV_CT_REFRESH);
+		}
+	}
+	bpf_ct_release(ct);
+	return reason;
+}
+
+/* ct_gate_ipv4 is the gate for an option-less, unfragmented IPv4 packet
+ * wholly in the frame (pend: where its tot_len ends). */
+static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end)
+{
+	struct bpf_sock_tuple t;
+	__be32 ports;
+	__u32 reason = ct_l4(iph->protocol, iph + 1, pend, end, &ports);
+
+	if (unlikely(reason))
+		return reason;
+	t.ipv4.saddr = iph->saddr;
+	t.ipv4.daddr = iph->daddr;
+	*(__be32 *)(void *)&t.ipv4.sport = ports;
+	return ct_verdict(ctx, &t, sizeof(t.ipv4), iph->protocol);
+}
+
+/* ct_gate_ipv6 is the gate for an IPv6 packet whose transport header
+ * follows the fixed header (anything else is ct_l4's PASS_CT_PROTO), with
+ * daddr as conntrack sees it (after DNPT). */
+static __always_inline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6,
+					  const struct in6_addr *daddr, void *pend, void *end)
+{
+	struct bpf_sock_tuple t;
+	__be32 ports;
+	__u32 reason = ct_l4(ip6->nexthdr, ip6 + 1, pend, end, &ports);
+
+	if (unlikely(reason))
+		return reason;
+	__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(t.ipv6.daddr, daddr, 16);
+	*(__be32 *)(void *)&t.ipv6.sport = ports;
+	return ct_verdict(ctx, &t, sizeof(t.ipv6), ip6->nexthdr);
+}
+
+#endif
