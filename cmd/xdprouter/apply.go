@@ -25,7 +25,9 @@ and run would accept the file.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d interfaces)\n", path, len(cfg.Interfaces()))
+			fw := cfg.Firewall
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d interfaces; firewall %s, %d pinholes, %d port forwards)\n",
+				path, len(cfg.Interfaces()), fw.Mode, len(fw.Allow), len(fw.Forward))
 			return nil
 		},
 	}
@@ -43,10 +45,11 @@ func newApplyCmd(g *globalFlags) *cobra.Command {
 and lan interfaces it names (with their roles and xdp-mode), installs
 the LAN IPv4 addresses, programs the tunnels (a netdev per tunnel with the
 tunnel's routes and its ipv4-address, the data-plane maps, the TC slow
-path, NAT44 rules in nftables table "ip xdprouter"; tunnels no longer in
-the file are removed), npt (XDP fast path plus TC slow path on the outside
-interface) and ndp-proxy (prefixes: [auto] proxies every npt outside
-prefix of that interface). If any step fails, what this apply added is
+path; tunnels no longer in the file are removed), NAT44 and port forwards
+in nftables table "ip xdprouter" and the firewall in "inet xdprouter"
+(both replaced in one transaction), npt (XDP fast path plus TC slow path
+on the outside interface) and ndp-proxy (prefixes: [auto] proxies every
+npt outside prefix of that interface). If any step fails, what this apply added is
 removed again. Running it twice changes nothing the second time.`,
 		Example: `  xdprouter apply --config /etc/xdprouter/config.yaml`,
 		Args:    cobra.NoArgs,

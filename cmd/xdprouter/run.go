@@ -86,6 +86,7 @@ While it runs, status and stats ask it over --socket (root only), and
 				Signals:       sigs,
 				System:        openSystem(g),
 				Notify:        daemon.Systemd{Log: log},
+				Firewall:      control.ReadFirewall,
 				Log:           log,
 				Learning:      daemon.LearningOptions{StateDir: stateDir, ReleaseOnExit: release},
 			})

@@ -36,11 +36,17 @@ error. Without a daemon for this --bpffs it reads the pinned maps.`,
 			if err != nil {
 				return err
 			}
+			if st.Firewall == nil {
+				// No daemon, or one that does not read it: the
+				// kernel's tables are as near from here.
+				st.Firewall = control.ReadFirewall()
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
 			printDaemon(cmd.OutOrStdout(), st.Daemon)
 			printStatus(cmd.OutOrStdout(), st.Status)
+			printFirewall(cmd.OutOrStdout(), st.Firewall)
 			return nil
 		},
 	}

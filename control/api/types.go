@@ -18,7 +18,10 @@ const DefaultSocket = "/run/xdprouter/xdprouter.sock"
 // state, as without one, plus the daemon's own.
 type Status struct {
 	loader.Status
-	Daemon *Daemon `json:"daemon,omitempty"`
+	// Firewall is xdprouter's nftables state as the kernel holds it
+	// (mode, rules, counters); nil where nft is not installed.
+	Firewall *control.FirewallStatus `json:"firewall,omitempty"`
+	Daemon   *Daemon                 `json:"daemon,omitempty"`
 }
 
 // Daemon describes the running daemon and its reconciler.

@@ -34,6 +34,8 @@ type backend struct {
 
 	// tasks returns the control-plane tasks' counters, by task name.
 	tasks func() map[string]any
+	// firewall reads the nftables state; nil leaves it out.
+	firewall func() *control.FirewallStatus
 
 	mu          sync.Mutex
 	reloadError string
@@ -84,7 +86,11 @@ func (b *backend) Status() (api.Status, error) {
 	b.mu.Lock()
 	reloadErr := b.reloadError
 	b.mu.Unlock()
-	return api.Status{Status: st, Daemon: &api.Daemon{
+	var fw *control.FirewallStatus
+	if b.firewall != nil {
+		fw = b.firewall()
+	}
+	return api.Status{Status: st, Firewall: fw, Daemon: &api.Daemon{
 		LastReloadError: reloadErr,
 		PID:             os.Getpid(),
 		ConfigFile:      b.configFile,

@@ -40,8 +40,11 @@ type Options struct {
 	// Pinned opens the pinned state read-only for the status API and the
 	// metrics; nil means the loader's, in BPFFS.
 	Pinned func() (Pinned, error)
-	Notify Notifier
-	Log    *slog.Logger
+	// Firewall reads xdprouter's nftables state for the status API
+	// (control.ReadFirewall); nil leaves it out.
+	Firewall func() *control.FirewallStatus
+	Notify   Notifier
+	Log      *slog.Logger
 	// Learning configures the tasks that learn prefixes, routers and
 	// DNS servers from the network.
 	Learning LearningOptions
@@ -85,7 +88,7 @@ func Run(ctx context.Context, o Options) error {
 	if pinned == nil {
 		pinned = func() (Pinned, error) { return loader.OpenPinned(o.BPFFS) }
 	}
-	b := &backend{bpffs: o.BPFFS, pinned: pinned, configFile: o.ConfigFile, started: time.Now(), rec: rec, tasks: learn.stats}
+	b := &backend{bpffs: o.BPFFS, pinned: pinned, configFile: o.ConfigFile, started: time.Now(), rec: rec, tasks: learn.stats, firewall: o.Firewall}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rec.Run(gctx) })
