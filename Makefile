@@ -15,7 +15,7 @@ PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
 
 BIN := bin/xdprouter
 
-.PHONY: all build generate test test-unit bench demo deps-demo deps-run deps-test deps-gen clean
+.PHONY: all build generate test test-unit bench bench-quick demo deps-demo deps-run deps-test deps-gen clean
 
 all: build
 
@@ -55,6 +55,12 @@ test: deps-test build
 
 bench: deps-test build
 	$(GO) run ./test/bench -out bench/results
+
+# While developing: the forward, encap/decap and NPT ratios only, 3 rounds,
+# no other parts; results under bench/quick (not committed). Under 3 minutes.
+bench-quick: deps-test build
+	$(GO) run ./test/bench -out bench/quick -runs 3 -parts "" \
+		-scenarios ceiling,kernel,kernel-ct,bare,xdprouter,encap,decap,kernel-npt,xdprouter-npt
 
 demo: deps-demo build
 	$(GO) run ./test/demo

@@ -2,8 +2,11 @@
 // against a bare XDP fib-lookup forwarder, on a gen — router — sink line of
 // network namespaces joined by veths (`make bench`).
 //
-// An XDP program in gen sends 64-byte UDP frames with BPF_PROG_TEST_RUN in
-// live-frames mode; an XDP sink in sink counts those that arrive forwarded.
+// 64-byte UDP frames go from gen through the router to sink, where an XDP
+// sink counts those that arrive forwarded. They come from BPF_PROG_TEST_RUN
+// in live-frames mode where the kernel permits it, and otherwise circulate:
+// the sink sends each forwarded frame back to gen's port as a fresh copy of
+// the template (circulate.go).
 // Every scenario runs in the same process on the same topology, interleaved,
 // and the result is the ratios: absolute rates on small shared VMs are noise.
 // A second part times the XDP programs alone with (non-live) test runs.
@@ -13,7 +16,7 @@
 // (nothing arrived, frames arrived unmodified, xdprouter passed frames to the
 // kernel).
 //
-//	go run ./test/bench -out bench/results [-runs 5] [-seconds 2]
+//	go run ./test/bench -out bench/results [-runs 5] [-seconds 2] [-generator auto|live|circulating]
 package main
 
 import (

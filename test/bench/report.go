@@ -367,8 +367,9 @@ func machineInfo() machine {
 // chainNote says how to read the live figures.
 const chainNote = "The generator, both veth hops, the router and the sink all run on the generator's CPU " +
 	"(the veths' NAPI runs in its softirqs), so each Mpps figure includes a fixed per-frame cost outside the " +
-	"router and the ratios understate the router's own difference (see ns/packet for that). " +
-	"CPU share = generator thread CPU time / wall time; well below 1 means other load took the CPU. " +
+	"router and the ratios understate the router's own difference (see ns/packet and in-situ ns for that). " +
+	"CPU share = generator thread CPU time / wall time (live frames), or the generator CPU's busy share from /proc/stat " +
+	"(circulating frames, whose loop runs in that CPU's softirq); well below 1 means other load took the CPU or the loop starved. " +
 	"Steal = share of the generator CPU's time the hypervisor gave to other guests during a run (/proc/stat); " +
 	"a run with more than -max-steal is measured again, up to -retries times (retries = discarded attempts), " +
 	"so that a neighbour's burst does not decide a round's ratios."
@@ -477,9 +478,10 @@ func div(a, b float64) float64 {
 }
 
 // ndpNote says how the NDP proxy figures were taken.
-const ndpNote = "NDP proxy: the generator floods r0 with Neighbor Solicitations (86-byte frames, live frames) for " +
+const ndpNote = "NDP proxy: the generator floods r0 with Neighbor Solicitations (86-byte frames) for " +
 	"fd00:b9::5, a proxied prefix; NA/s = Neighbor Advertisements counted by an XDP sink on the generator's " +
-	"port / (run time + 100 ms for late replies). xdprouter: `xdprouter apply` with ndp-proxy on r0 (XDP_TX); " +
+	"port / time (live frames: run time + 100 ms for late replies; circulating frames: the sink turns every NA " +
+	"back into an NS, so 192 solicitations circulate through the proxy). xdprouter: `xdprouter apply` with ndp-proxy on r0 (XDP_TX); " +
 	"ndppd: XDP_PASS on the router's ports, ndppd (static rule) answers through the kernel."
 
 func ndpRuns(x *ndpResult) string {
@@ -530,7 +532,7 @@ func joinU(v []uint64) string {
 	return joinF(f, "%.0f")
 }
 
-const floodMethod = "Method: forwarding is measured exactly as without the flood (one live-frames run from the generator's CPU, frames " +
+const floodMethod = "Method: forwarding is measured exactly as without the flood (one run of the generator from its CPU, frames " +
 	"counted at the sink). The flood comes from an AF_PACKET socket in gen, pinned to the other CPU, paced to 100k/s in sendmmsg " +
 	"batches of at most 32 frames (~25 every ~0.25 ms; the sender sleeps with nanosleep between them), so nothing is attached or switched during the run (each live-frames " +
 	"test run switches the XDP dispatcher twice, with RCU waits). For this part g0 and r0 have two queues: a veth puts a " +
