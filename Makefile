@@ -10,7 +10,7 @@ export BPF_CLANG BPF_CFLAGS
 # Packages per purpose; installed only when one is missing.
 PKGS_RUN   := iproute2 util-linux procps ethtool iputils-ping bpftool nftables python3
 PKGS_ISP   := radvd kea-dhcp6-server
-PKGS_TEST  := $(PKGS_RUN) $(PKGS_ISP) tcpdump iptables tshark ndppd python3-scapy
+PKGS_TEST  := $(PKGS_RUN) $(PKGS_ISP) tcpdump iptables tshark ndppd python3-scapy conntrack
 PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
 
 BIN := bin/xdprouter

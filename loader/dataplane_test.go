@@ -540,6 +540,7 @@ type frameSpec struct {
 	ext      []gopacket.SerializableLayer // IPv6 extension headers, in order
 	l4       l4Kind
 	payload  int
+	swap     bool // source and destination ports exchanged (a reply)
 }
 
 type frameOpt func(*frameSpec)
@@ -656,6 +657,9 @@ func (f frameSpec) build(t testing.TB, opts []frameOpt) []byte {
 	switch f.l4 {
 	case l4UDP:
 		u := &layers.UDP{SrcPort: 40000, DstPort: 5353}
+		if f.swap {
+			u.SrcPort, u.DstPort = u.DstPort, u.SrcPort
+		}
 		if err := u.SetNetworkLayerForChecksum(netL); err != nil {
 			t.Fatal(err)
 		}
@@ -663,6 +667,9 @@ func (f frameSpec) build(t testing.TB, opts []frameOpt) []byte {
 	case l4TCP:
 		tc := &layers.TCP{SrcPort: 40001, DstPort: 443, Seq: 0x01020304, Ack: 0x0a0b0c0d,
 			ACK: true, PSH: true, Window: 65535}
+		if f.swap {
+			tc.SrcPort, tc.DstPort = tc.DstPort, tc.SrcPort
+		}
 		if err := tc.SetNetworkLayerForChecksum(netL); err != nil {
 			t.Fatal(err)
 		}
