@@ -181,3 +181,16 @@ func prefixList(ps []netip.Prefix) string {
 	}
 	return s
 }
+
+// RulesetFor is the nftables state a reconcile pass over in (under its
+// plan p) puts in force, and what of the firewall waits for a prefix.
+func RulesetFor(in Inputs, p Plan) (*Ruleset, []string) {
+	if in.Config == nil {
+		return nil, nil
+	}
+	cfg, _ := resolveLearned(in.Config, p, in.Learned.Remotes)
+	return desiredRuleset(cfg)
+}
+
+// Script is the nft input that puts rs in force (counters from zero).
+func (rs *Ruleset) Script() string { return rs.script(nil) }
