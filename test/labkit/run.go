@@ -192,6 +192,7 @@ type InterfaceStatus struct {
 	Present     bool   `json:"present"`
 	Role        string `json:"role"`
 	XDPMode     string `json:"xdp_mode"`
+	CTGate      string `json:"ct_gate"`
 	MAC         string `json:"mac"`
 	LinkID      uint32 `json:"link_id"`
 	ProgramID   uint32 `json:"program_id"`
