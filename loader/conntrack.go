@@ -169,7 +169,12 @@ const (
 
 // ctTimeouts are the gate's refresh constants (see xdpr_ct_* in
 // conntrack.h): the established timeouts conntrack would give the flow
-// itself, and half of each as the threshold below which XDP refreshes.
+// itself, and the time left below which XDP refreshes: half of each, at
+// most refreshLeft. Below the kernel's own shortest timeouts of a live
+// flow (TCP with unacknowledged data: 300 s; UDP before it is a stream:
+// 30 s), so that a flow the kernel itself keeps alive (traffic to the
+// router, which the gate sees before the route lookup) is not refreshed on
+// every packet; XDP-carried flows are refreshed once per timeout.
 type ctTimeouts struct {
 	tcpMS, udpMS               uint32
 	tcpRefreshJ, udpRefreshJ   uint32
@@ -190,10 +195,13 @@ func readCTTimeouts() ctTimeouts {
 	}
 	return ctTimeouts{
 		tcpMS: clamp(tcp * 1000), udpMS: clamp(udp * 1000),
-		tcpRefreshJ: clamp(tcp * hz / 2), udpRefreshJ: clamp(udp * hz / 2),
+		tcpRefreshJ: clamp(min(tcp/2, refreshLeft) * hz), udpRefreshJ: clamp(min(udp/2, refreshLeft) * hz),
 		tcpSeconds: tcp, udpSeconds: udp, hz: hz,
 	}
 }
+
+// refreshLeft is the most time left (seconds) at which the gate refreshes.
+const refreshLeft = 15
 
 func readSysctlUint(path string, def uint64) uint64 {
 	b, err := os.ReadFile(path)

@@ -272,10 +272,10 @@ func TestConntrackGate(t *testing.T) {
 	cl.conntrack(t, "-F")
 }
 
-// TestConntrackGateRefresh: a forwarded flow whose entry has less than half
-// of the established timeout left gets the established timeout again
-// (conntrack -L shows it), counted as ct_refresh; one with more left is not
-// touched.
+// TestConntrackGateRefresh: a forwarded flow whose entry has less than the
+// refresh threshold left (half the established timeout, at most 15 s) gets
+// the established timeout again (conntrack -L shows it), counted as
+// ct_refresh; one with more left is not touched.
 func TestConntrackGateRefresh(t *testing.T) {
 	cl := newCTLab(t)
 	const host, far = "10.0.1.2", "198.51.100.9"
@@ -292,8 +292,8 @@ func TestConntrackGateRefresh(t *testing.T) {
 		timeout   uint64
 		refreshed bool
 	}{
-		{"below half: refreshed", 10, true},
-		{"above half: untouched", stream - 5, false},
+		{"below the threshold: refreshed", 10, true},
+		{"above the threshold: untouched", stream - 5, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl.conntrack(t, "-F")

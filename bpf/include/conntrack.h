@@ -28,7 +28,8 @@
  *
  * A refresh keeps conntrack's timeout alive while XDP carries a flow: when
  * less than the refresh threshold is left, the timeout is set to the
- * established one (the loader reads the sysctls at attach time).
+ * established one (the loader reads the sysctls at attach time), so a flow
+ * costs one refresh per timeout, not one per packet.
  *
  * The kfuncs are weak: a kernel without them (nf_conntrack not loaded)
  * still loads the program with the gate off, where the verifier removes the
@@ -55,11 +56,12 @@ const volatile __u32 xdpr_port_ct_gate = XDPR_CT_GATE_OFF;
  * unit) and the remaining time below which a refresh happens (jiffies,
  * nf_conn.timeout's unit). The loader sets them from
  * nf_conntrack_tcp_timeout_established / nf_conntrack_udp_timeout_stream
- * and the kernel's HZ; these defaults are the kernel's, at HZ 250. */
+ * and the kernel's HZ (the threshold: half the timeout, at most 15 s; see
+ * readCTTimeouts); these defaults are the kernel's, at HZ 250. */
 const volatile __u32 xdpr_ct_tcp_timeout_ms = 432000U * 1000U;
 const volatile __u32 xdpr_ct_udp_timeout_ms = 120U * 1000U;
-const volatile __u32 xdpr_ct_tcp_refresh_jiffies = 216000U * 250U;
-const volatile __u32 xdpr_ct_udp_refresh_jiffies = 60U * 250U;
+const volatile __u32 xdpr_ct_tcp_refresh_jiffies = 15U * 250U;
+const volatile __u32 xdpr_ct_udp_refresh_jiffies = 15U * 250U;
 
 /* struct bpf_ct_opts as the kernel takes it (NF_BPF_CT_OPTS_SZ, 12). */
 struct xdpr_ct_opts {
