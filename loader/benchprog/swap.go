@@ -44,6 +44,15 @@ func (s *Swappable) UseBare(b *BareForwarder) error {
 	return nil
 }
 
+// UsePass runs XDP_PASS on the link: the kernel handles everything, while
+// whatever else xdprouter set up (TC programs, tunnel netdevs) stays.
+func (s *Swappable) UsePass(p *Pass) error {
+	if err := s.l.Update(p.objs.XdpPass); err != nil {
+		return fmt.Errorf("swap in xdp_pass: %w", err)
+	}
+	return nil
+}
+
 // UseOwn puts the link's own program back.
 func (s *Swappable) UseOwn() error {
 	if err := s.l.Update(s.own); err != nil {

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/xdprouter/xdprouter/loader"
+	"github.com/xdprouter/xdprouter/loader/benchprog"
 )
 
 // Baselines besides plain kernel forwarding:
@@ -23,15 +26,27 @@ import (
 //     established/related), in nftables: the baseline a user with a
 //     firewall actually has, and what the conntrack-gated fast path is
 //     measured against.
-//   - kernel-nat44: a fixed-IPv4 tunnel with nat44 as `xdprouter apply`
-//     sets it up today: every LAN packet is passed to the kernel
-//     (pass_tun_nat44), which masquerades it (conntrack + SNAT in
-//     xdprouter's nftables table), routes it into the tunnel netdev, where
-//     xdprouter's TC program encapsulates it.
+//   - kernel-nat44: a fixed-IPv4 tunnel with nat44 set up by `xdprouter
+//     apply`, with XDP_PASS swapped in on the router's ports (the same
+//     pinned links): every LAN packet goes to the kernel, which
+//     masquerades it (conntrack + SNAT in xdprouter's nftables table) and
+//     routes it into the tunnel netdev, where xdprouter's TC program
+//     encapsulates it: the slow path of every fixed-IPv4 packet before
+//     NAT44 was carried in XDP.
+//
+// And the fast path under the same firewall:
+//
+//   - xdprouter-nat44: the same tunnel as `xdprouter apply` leaves it: the
+//     established, masqueraded flow NATed and encapsulated in XDP.
+//   - xdprouter-ct: kernel-ct's ruleset with `xdprouter attach --ct-gate on
+//     r0 r1`: XDP forwards the flow only because conntrack holds it as
+//     established, looked up per packet (bpf_xdp_ct_lookup).
 const (
 	scCeiling     = "ceiling"
 	scKernelCT    = "kernel-ct"
 	scKernelNAT44 = "kernel-nat44"
+	scXdprouterCT = "xdprouter-ct"
+	scNAT44       = "xdprouter-nat44"
 )
 
 // ctRuleset is the stateful forward policy of kernel-ct.
@@ -54,26 +69,53 @@ func (b *liveBench) setupCeiling() (func() error, error) {
 }
 
 // setupKernelCT loads the ruleset, puts XDP_PASS on the router's ports (as
-// the kernel scenario) and primes the flow: one frame of the reply
-// direction, sink -> gen, so that conntrack holds the benchmark flow as
-// established (seen in both directions) like any flow a LAN host opened.
+// the kernel scenario) and primes the flow, so that conntrack holds it as
+// established like any flow a LAN host opened.
 func (b *liveBench) setupKernelCT(f family) (func() error, error) {
+	return b.withRuleset(f, func() (func() error, error) { return b.t.attachRouterPorts(b.pass.Attach) })
+}
+
+// setupXdprouterCT is kernel-ct with xdprouter attached, gated.
+func (b *liveBench) setupXdprouterCT(f family) (func() error, error) {
+	return b.withRuleset(f, func() (func() error, error) { return b.attachCLI("on") })
+}
+
+// withRuleset loads ctRuleset, runs attach and primes f's flow.
+func (b *liveBench) withRuleset(f family, attach func() (func() error, error)) (func() error, error) {
 	t := b.t
-	undoPass, err := t.attachRouterPorts(b.pass.Attach)
-	if err != nil {
+	if err := b.nft(ctRuleset); err != nil {
 		return nil, err
 	}
-	undo := func() error {
+	dropTable := func() error {
 		_, err := t.lab.Exec(t.rtrNS, "nft", "delete", "table", "inet", "benchfw")
-		return errors.Join(err, undoPass())
+		return err
 	}
-	if err := b.nft(ctRuleset); err != nil {
-		return nil, errors.Join(err, undo())
+	undoAttach, err := attach()
+	if err != nil {
+		return nil, errors.Join(err, dropTable())
 	}
-	if err := b.primeReply(f); err != nil {
+	undo := func() error { return errors.Join(undoAttach(), dropTable()) }
+	if err := b.prime(f, f.reply); err != nil {
 		return nil, errors.Join(err, undo())
 	}
 	return undo, nil
+}
+
+// attachCLI runs `xdprouter attach --ct-gate GATE r0 r1` in the router
+// namespace and returns what detaches it again.
+func (b *liveBench) attachCLI(gate string) (func() error, error) {
+	t := b.t
+	detach := func() error {
+		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all"); err != nil {
+			return fmt.Errorf("xdprouter detach: %w", err)
+		}
+		return nil
+	}
+	if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "attach", "--ct-gate", gate, "r0", "r1"); err != nil {
+		_ = detach() // r0 may be attached already
+		return nil, fmt.Errorf("xdprouter attach: %w", err)
+	}
+	return detach, nil
 }
 
 func (b *liveBench) nft(script string) error {
@@ -87,33 +129,59 @@ func (b *liveBench) nft(script string) error {
 	return nil
 }
 
-// primeReply sends a few frames of f's reply direction from sink to gen,
-// after one frame of the forward direction has created the entry.
-func (b *liveBench) primeReply(f family) error {
+// prime makes conntrack hold f's flow as established: one frame of the
+// benchmark direction (from gen), three of the reply direction (from sink),
+// one more from gen. Whichever side the firewall lets open the flow, it
+// ends up established: if gen's first frame is dropped as unsolicited
+// (the decap scenario's gen is on the WAN side), sink's frames open it.
+func (b *liveBench) prime(f family, reply []byte) error {
 	t := b.t
-	var ip gopacket.NetworkLayer
-	switch f.name {
-	case "ipv4":
-		ip = &layers.IPv4{Version: 4, IHL: 5, TTL: startTTL, Protocol: layers.IPProtocolUDP,
-			SrcIP: sinkV4.AsSlice(), DstIP: genV4.AsSlice()}
-	case "ipv6":
-		ip = &layers.IPv6{Version: 6, HopLimit: startTTL, NextHeader: layers.IPProtocolUDP,
-			SrcIP: sinkV6.AsSlice(), DstIP: genV6.AsSlice()}
-	default:
+	if reply == nil {
 		return fmt.Errorf("no reply frame for family %s", f.name)
 	}
-	et := layers.EthernetTypeIPv4
-	if f.name == "ipv6" {
-		et = layers.EthernetTypeIPv6
+	for _, step := range []struct {
+		ns      string
+		ifindex int
+		frame   []byte
+		n       int
+	}{{t.genNS, t.g0.index, f.frame, 1}, {t.sinkNS, t.s0.index, reply, 3}, {t.genNS, t.g0.index, f.frame, 1}} {
+		if err := sendFrames(t, step.ns, step.ifindex, step.frame, step.n); err != nil {
+			return fmt.Errorf("prime %s: %w", f.name, err)
+		}
+		time.Sleep(10 * time.Millisecond) // through the kernel's slow path
 	}
-	reply, err := udpFrame(t.s0.mac, t.r1.mac, ip, et)
-	if err != nil {
-		return err
+	return nil
+}
+
+// replyFrames builds each family's reply-direction frame, sink -> r1: the
+// benchmark frame's addresses and ports swapped (for the encap family, the
+// tunnel's remote sending the inner reply in ipip6 to the tunnel's local
+// address; for the decap family, plain IPv4 from sink, as the LAN host
+// answers).
+func (t *topo) replyFrames(fams []family) error {
+	v4 := func(src, dst netip.Addr) gopacket.NetworkLayer {
+		return &layers.IPv4{Version: 4, IHL: 5, TTL: startTTL, Protocol: layers.IPProtocolUDP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
 	}
-	if err := sendFrames(t, t.genNS, t.g0.index, f.frame, 1); err != nil {
-		return err
+	var err error
+	for i := range fams {
+		f := &fams[i]
+		switch f.name {
+		case "ipv4", "ipip6-to-ipv4":
+			f.reply, err = udpFrame(t.s0.mac, t.r1.mac, v4(sinkV4, genV4), layers.EthernetTypeIPv4)
+		case "ipv6":
+			f.reply, err = udpFrame(t.s0.mac, t.r1.mac, &layers.IPv6{Version: 6, HopLimit: startTTL,
+				NextHeader: layers.IPProtocolUDP, SrcIP: sinkV6.AsSlice(), DstIP: genV6.AsSlice()}, layers.EthernetTypeIPv6)
+		case "ipv4-in-ipip6":
+			var inner []byte
+			if inner, err = udpFrame(t.s0.mac, t.r1.mac, v4(tunDstV4, genV4), layers.EthernetTypeIPv4); err == nil {
+				f.reply = ipip6(inner, sinkV6, r1V6)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s reply frame: %w", f.name, err)
+		}
 	}
-	return sendFrames(t, t.sinkNS, t.s0.index, reply, 3)
+	return nil
 }
 
 // sendFrames sends n copies of frame out of ifindex in namespace ns.
@@ -130,6 +198,42 @@ func sendFrames(t *topo, ns string, ifindex int, frame []byte, n int) error {
 
 // nat44Addr is kernel-nat44's fixed IPv4 address.
 var nat44Addr = netip.MustParseAddr("192.0.2.77")
+
+// useKernelXDP swaps XDP_PASS into xdprouter's links on r0 and r1 and
+// returns what puts xdprouter's programs back.
+func (b *liveBench) useKernelXDP() (func() error, error) {
+	t := b.t
+	var links []*benchprog.Swappable
+	restore := func() error {
+		var errs []error
+		for _, l := range links {
+			errs = append(errs, l.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for _, ifc := range []iface{t.r0, t.r1} {
+		l, err := benchprog.OpenSwappable(loader.XDPLinkPin(b.bpffs, ifc.index))
+		if err != nil {
+			return nil, errors.Join(err, restore())
+		}
+		links = append(links, l)
+		if err := l.UsePass(b.pass); err != nil {
+			return nil, errors.Join(err, restore())
+		}
+	}
+	return restore, nil
+}
+
+// nat44Reply is the reply of the masqueraded flow: from the tunnel's
+// remote, ipip6 carrying tunDstV4 -> nat44Addr (the masquerade keeps port 9).
+func (t *topo) nat44Reply() ([]byte, error) {
+	inner, err := udpFrame(t.s0.mac, t.r1.mac, &layers.IPv4{Version: 4, IHL: 5, TTL: startTTL, Protocol: layers.IPProtocolUDP,
+		SrcIP: tunDstV4.AsSlice(), DstIP: nat44Addr.AsSlice()}, layers.EthernetTypeIPv4)
+	if err != nil {
+		return nil, err
+	}
+	return ipip6(inner, sinkV6, r1V6), nil
+}
 
 // nat44Config is the encap scenario's tunnel with a fixed IPv4 address and
 // nat44: LAN IPv4 leaves masqueraded behind nat44Addr.

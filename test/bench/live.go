@@ -31,13 +31,13 @@ const (
 	scNPT       = "xdprouter-npt"
 )
 
-var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, scEncap, scKernelNAT44, scDecap, scKernelNPT, scNPT}
+var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, scXdprouterCT, scEncap, scKernelNAT44, scNAT44, scDecap, scKernelNPT, scNPT}
 
 // xdprouterCounter is the counter that must count every frame forwarded in
 // an xdprouter scenario ("" for the others).
 func xdprouterCounter(sc string, f family) string {
 	switch sc {
-	case scXdprouter, scEncap, scDecap:
+	case scXdprouter, scXdprouterCT, scEncap, scDecap, scNAT44:
 		return f.fwdCounter
 	case scNPT:
 		return "fwd_npt_snpt"
@@ -322,29 +322,23 @@ func (b *liveBench) setup(sc string, f family) (func() error, error) {
 		return b.setupCeiling()
 	case scKernelCT:
 		return b.setupKernelCT(f)
-	case scKernelNAT44:
-		return b.setupTunnel(sc)
+	case scKernelNAT44, scNAT44:
+		return b.setupTunnel(sc, f)
 	case scKernel:
 		return t.attachRouterPorts(b.pass.Attach)
 	case scBare:
 		return t.attachRouterPorts(b.bare.Attach)
 	case scXdprouter:
-		// The real CLI, as a user would run it on the router.
-		detach := func() error {
-			if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all"); err != nil {
-				return fmt.Errorf("xdprouter detach: %w", err)
-			}
-			return nil
-		}
-		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "attach", "r0", "r1"); err != nil {
-			_ = detach() // r0 may be attached already
-			return nil, fmt.Errorf("xdprouter attach: %w", err)
-		}
-		return detach, nil
+		// The real CLI, as a user would run it on the router; ungated by
+		// name: the yardstick of the forward path itself (no ruleset in
+		// the namespace, so nothing is bypassed).
+		return b.attachCLI("off")
+	case scXdprouterCT:
+		return b.setupXdprouterCT(f)
 	case scEncap, scDecap:
-		return b.setupTunnel(sc)
+		return b.setupTunnel(sc, f)
 	case scKernelNPT, scNPT:
-		return b.setupNPT(sc)
+		return b.setupNPT(sc, f)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/gopacket/gopacket/layers"
 )
 
 // The NPT scenarios translate the IPv6 frames' source (gen's prefix, the
@@ -18,7 +21,7 @@ const (
 	nptOutside = "fd00:b9::/64"
 )
 
-func (b *liveBench) setupNPT(sc string) (func() error, error) {
+func (b *liveBench) setupNPT(sc string, f family) (func() error, error) {
 	t := b.t
 	if sc == scKernelNPT {
 		// As the kernel scenario (XDP_PASS keeps the veths in XDP mode),
@@ -52,7 +55,55 @@ func (b *liveBench) setupNPT(sc string) (func() error, error) {
 	if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "apply", "--config", cfg); err != nil {
 		return nil, errors.Join(fmt.Errorf("xdprouter apply: %w", err), detach())
 	}
+	// apply attaches gated: prime the flow, the reply addressed to gen's
+	// outside address, as sink sees it.
+	reply, err := udpFrame(t.s0.mac, t.r1.mac, &layers.IPv6{Version: 6, HopLimit: startTTL, NextHeader: layers.IPProtocolUDP,
+		SrcIP: sinkV6.AsSlice(), DstIP: npt66(genV6, netip.MustParsePrefix(nptInside), netip.MustParsePrefix(nptOutside)).AsSlice()},
+		layers.EthernetTypeIPv6)
+	if err == nil {
+		err = b.prime(f, reply)
+	}
+	if err != nil {
+		return nil, errors.Join(err, detach())
+	}
 	return detach, nil
+}
+
+// npt66 maps a from inside to outside as RFC 6296 (checksum-neutral) does
+// for a prefix of 49 to 64 bits: the prefix replaced, and the first word of
+// the interface identifier that is not 0xffff adjusted by sum(inside) -
+// sum(outside) in one's complement. (For the bench's /64 and gen's ::2.)
+func npt66(a netip.Addr, inside, outside netip.Prefix) netip.Addr {
+	sum := func(b [16]byte) uint32 {
+		var s uint32
+		for i := 0; i < 16; i += 2 {
+			s += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		return s
+	}
+	fold := func(s uint32) uint16 {
+		for s>>16 != 0 {
+			s = s&0xffff + s>>16
+		}
+		return uint16(s)
+	}
+	in, out := inside.Masked().Addr().As16(), outside.Masked().Addr().As16()
+	adj := fold(sum(in) + 8*0xffff - sum(out))
+	b := a.As16()
+	copy(b[:8], out[:8])
+	for i := 8; i < 16; i += 2 {
+		w := uint16(b[i])<<8 | uint16(b[i+1])
+		if w == 0xffff {
+			continue
+		}
+		w = fold(uint32(w) + uint32(adj))
+		if w == 0xffff {
+			w = 0
+		}
+		b[i], b[i+1] = byte(w>>8), byte(w)
+		break
+	}
+	return netip.AddrFrom16(b)
 }
 
 // snptRulePackets reads how many packets the kernel scenario's SNPT rule

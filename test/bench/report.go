@@ -82,9 +82,12 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 		}
 	}
 	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
+		"xdprouter-ct/kernel-ct ipv4": 2.0, "xdprouter-ct/kernel-ct ipv6": 2.0,
+		"xdprouter-nat44/kernel-nat44 ipv4-in-ipip6": 2.0,
 		"xdprouter-npt/xdprouter ipv6": 0.95, "xdprouter-npt/kernel-npt ipv6": 3.0}
 	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel},
-		{scKernelCT, scKernel}, {scBare, scKernelCT},
+		{scKernelCT, scKernel}, {scBare, scKernelCT}, {scXdprouterCT, scKernelCT}, {scXdprouterCT, scXdprouter},
+		{scNAT44, scKernelNAT44},
 		{scKernel, scCeiling}, {scBare, scCeiling}, {scXdprouter, scCeiling},
 		{scEncap, scKernelNAT44},
 		{scNPT, scXdprouter}, {scNPT, scKernelNPT}} {
@@ -173,6 +176,9 @@ func (r *report) text() string {
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "%s\n", pairedNote)
+	if g := r.gateCost(); g != "" {
+		fmt.Fprintf(&b, "\n%s\n", g)
+	}
 	if len(r.Swap) > 0 {
 		fmt.Fprintf(&b, "\n%s\n\n", swapNote())
 		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -246,6 +252,9 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %.3f | %.3f | %s |\n", x.Name, x.Family, x.Value, x.Paired, target(x))
 	}
 	fmt.Fprintf(&b, "\n%s\n", pairedNote)
+	if g := r.gateCost(); g != "" {
+		fmt.Fprintf(&b, "\n%s\n", g)
+	}
 	if len(r.Swap) > 0 {
 		fmt.Fprintf(&b, "\n## xdprouter and the bare forwarder on one attach\n\n%s\n\n", swapNote())
 		fmt.Fprintf(&b, "| ratio | family | xdprouter Mpps (median) | bare Mpps (median) | ratio (median) | per round | target |\n"+
@@ -620,4 +629,32 @@ func (r *report) generatorNote() string {
 	return fmt.Sprintf("Live frames: BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES from an XDP generator in gen (batch %d). "+
 		"In-situ ns = run_time_ns/run_cnt of the XDP program on r0 from BPF_ENABLE_STATS, in a separate %.2f s window.%s",
 		r.Settings.Batch, inSituSeconds, ceiling)
+}
+
+// gateCost says what the conntrack gate adds per packet: the in-situ ns of
+// xdprouter's program gated (xdprouter-ct) less ungated (xdprouter), and
+// the same from the throughputs (1/Mpps), which include the harness.
+func (r *report) gateCost() string {
+	var parts []string
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		var gated, plain *liveResult
+		for _, l := range r.Live {
+			if l.Family == fam && l.Scenario == scXdprouterCT {
+				gated = l
+			}
+			if l.Family == fam && l.Scenario == scXdprouter {
+				plain = l
+			}
+		}
+		if gated == nil || plain == nil || gated.MedianMpps == 0 || plain.MedianMpps == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %+.1f ns in situ (%.1f vs %.1f), %+.1f ns per frame from the throughputs",
+			fam, gated.MedianInSituNs-plain.MedianInSituNs, gated.MedianInSituNs, plain.MedianInSituNs,
+			1000/gated.MedianMpps-1000/plain.MedianMpps))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Conntrack gate cost per packet (xdprouter-ct - xdprouter, medians): " + strings.Join(parts, "; ")
 }

@@ -160,16 +160,19 @@ type family struct {
 	// only names the one scenario that runs this family (the tunnel
 	// families); empty: every plain forwarding scenario.
 	only string
+	// reply is a frame of the flow's other direction, from sink to r1,
+	// which primes conntrack for the gated scenarios.
+	reply []byte
 }
 
 // applies says whether scenario sc runs family f.
 func applies(sc string, f family) bool {
 	if f.only != "" {
 		// kernel-nat44 takes the encap family's frames into its tunnel.
-		return sc == f.only || (f.only == scEncap && sc == scKernelNAT44)
+		return sc == f.only || (f.only == scEncap && (sc == scKernelNAT44 || sc == scNAT44))
 	}
 	switch sc {
-	case scEncap, scDecap, scKernelNAT44:
+	case scEncap, scDecap, scKernelNAT44, scNAT44:
 		return false
 	case scKernelNPT, scNPT:
 		return f.name == "ipv6" // NPTv6 translates IPv6 only
@@ -210,17 +213,23 @@ func (t *topo) families() ([]family, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build decap frame: %w", err)
 	}
-	dec := append([]byte(nil), inner[:12]...)
-	dec = append(dec, 0x86, 0xdd, 0x60, 0, 0, 0, byte((len(inner)-14)>>8), byte(len(inner)-14), 4, startTTL)
-	dec = append(dec, genV6.AsSlice()...)
-	dec = append(dec, r0V6.AsSlice()...)
-	dec = append(dec, inner[14:]...)
-	return []family{
+	fams := []family{
 		{name: "ipv4", frame: v4, fwdCounter: "fwd_ipv4"},
 		{name: "ipv6", frame: v6, fwdCounter: "fwd_ipv6"},
 		{name: "ipv4-in-ipip6", frame: enc, fwdCounter: "tun_encap", only: scEncap},
-		{name: "ipip6-to-ipv4", frame: dec, fwdCounter: "tun_decap", only: scDecap},
-	}, nil
+		{name: "ipip6-to-ipv4", frame: ipip6(inner, genV6, r0V6), fwdCounter: "tun_decap", only: scDecap},
+	}
+	return fams, t.replyFrames(fams)
+}
+
+// ipip6 wraps an Ethernet/IPv4 frame's IPv4 packet in IPv6 from src to dst
+// (next header 4, hop limit startTTL), keeping its Ethernet addresses.
+func ipip6(inner []byte, src, dst netip.Addr) []byte {
+	out := append([]byte(nil), inner[:12]...)
+	out = append(out, 0x86, 0xdd, 0x60, 0, 0, 0, byte((len(inner)-14)>>8), byte(len(inner)-14), 4, startTTL)
+	out = append(out, src.AsSlice()...)
+	out = append(out, dst.AsSlice()...)
+	return append(out, inner[14:]...)
 }
 
 // udpFrame serializes Ethernet / ip / UDP (discard port) padded with payload

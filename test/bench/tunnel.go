@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -28,7 +29,7 @@ import (
 const benchTunnel = "benchtun"
 
 func tunnelConfig(sc string) string {
-	if sc == scKernelNAT44 {
+	if sc == scKernelNAT44 || sc == scNAT44 {
 		return nat44Config()
 	}
 	if sc == scEncap {
@@ -45,9 +46,11 @@ tunnels:
 `, benchTunnel, genV6, r0V6)
 }
 
-// setupTunnel applies the scenario's config; the undo is detach --all,
+// setupTunnel applies the scenario's config and primes f's flow (apply
+// attaches with the conntrack gate and xdprouter's default firewall, so the
+// fast path carries established flows only); the undo is detach --all,
 // which also removes the tunnel netdev.
-func (b *liveBench) setupTunnel(sc string) (func() error, error) {
+func (b *liveBench) setupTunnel(sc string, f family) (func() error, error) {
 	t := b.t
 	path := filepath.Join(t.lab.RunDir(), sc+".yaml")
 	if err := os.WriteFile(path, []byte(tunnelConfig(sc)), 0o600); err != nil {
@@ -62,6 +65,23 @@ func (b *liveBench) setupTunnel(sc string) (func() error, error) {
 	if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "apply", "--config", path); err != nil {
 		_ = detach()
 		return nil, fmt.Errorf("xdprouter apply (%s): %w", sc, err)
+	}
+	reply := f.reply
+	if sc == scKernelNAT44 || sc == scNAT44 {
+		var err error
+		if reply, err = t.nat44Reply(); err != nil {
+			return nil, errors.Join(err, detach())
+		}
+	}
+	if err := b.prime(f, reply); err != nil {
+		return nil, errors.Join(err, detach())
+	}
+	if sc == scKernelNAT44 {
+		restore, err := b.useKernelXDP()
+		if err != nil {
+			return nil, errors.Join(err, detach())
+		}
+		return func() error { return errors.Join(restore(), detach()) }, nil
 	}
 	return detach, nil
 }
