@@ -84,7 +84,7 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 	targets := map[string]float64{"xdprouter/kernel ipv4": 2.0, "xdprouter/kernel ipv6": 1.5,
 		"xdprouter-ct/kernel-ct ipv4": 2.0, "xdprouter-ct/kernel-ct ipv6": 2.0,
 		"xdprouter-nat44/kernel-nat44 ipv4-in-ipip6": 2.0,
-		"xdprouter-npt/xdprouter ipv6": 0.95, "xdprouter-npt/kernel-npt ipv6": 3.0}
+		"xdprouter-npt/xdprouter ipv6":               0.95, "xdprouter-npt/kernel-npt ipv6": 3.0}
 	for _, pair := range [][2]string{{scXdprouter, scKernel}, {scXdprouter, scBare}, {scBare, scKernel},
 		{scKernelCT, scKernel}, {scBare, scKernelCT}, {scXdprouterCT, scKernelCT}, {scXdprouterCT, scXdprouter},
 		{scNAT44, scKernelNAT44},
