@@ -3,15 +3,14 @@ package loader
 import (
 	"bufio"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,80 +82,95 @@ func ResolveCTGate(g CTGate) (CTGate, string, error) {
 		}
 		return CTGateOn, fmt.Sprintf("nftables chain %s%s filters forwarded traffic", chains[0], more), nil
 	}
-	if n, tool := iptablesLegacyRules(); n > 0 {
-		return CTGateOn, fmt.Sprintf("%s lists %d rules", tool, n), nil
+	if t := iptablesLegacyTables(); len(t) > 0 {
+		return CTGateOn, fmt.Sprintf("%s is loaded", strings.Join(t, ", ")), nil
 	}
-	return CTGateOff, "no nftables chain hooks prerouting/forward/postrouting and no iptables-legacy rule", nil
+	return CTGateOff, "no nftables chain hooks prerouting/forward/postrouting/ingress/egress and no iptables-legacy table is loaded: nothing to bypass", nil
 }
 
-// nftForwardChains lists the base chains ("family table chain (hook)") on
-// the hooks a forwarded packet passes. Without the nft command there is no
-// nftables ruleset this tool can see; iptables-nft rules are nftables
-// chains and are found here too.
+// nftForwardChains lists the nftables base chains ("family table chain
+// (hook)") on the hooks a forwarded packet passes, read over netlink in the
+// calling thread's namespace, so no nft binary is needed to see them (and
+// iptables-nft rules, which are nftables chains, are found too). The netdev
+// hooks count: XDP forwarding bypasses them as well.
 func nftForwardChains() ([]string, error) {
-	nft, err := exec.LookPath("nft")
+	c, err := nftables.New()
 	if err != nil {
-		return nil, nil
+		return nil, fmt.Errorf("nftables netlink: %w", err)
 	}
-	out, err := exec.Command(nft, "-j", "list", "chains").Output()
+	defer c.CloseLasting()
+	all, err := c.ListChains()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("nft -j list chains: %v: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return nil, err
-	}
-	var doc struct {
-		Nftables []struct {
-			Chain *struct {
-				Family string `json:"family"`
-				Table  string `json:"table"`
-				Name   string `json:"name"`
-				Hook   string `json:"hook"`
-			} `json:"chain"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		return nil, fmt.Errorf("nft -j list chains: %w", err)
+		return nil, fmt.Errorf("list nftables chains: %w", err)
 	}
 	var chains []string
-	for _, o := range doc.Nftables {
-		c := o.Chain
-		if c == nil {
-			continue
+	for _, ch := range all {
+		if ch.Hooknum == nil || ch.Table == nil {
+			continue // a regular chain: reached only from a base chain
 		}
-		switch c.Hook {
-		// The netdev hooks too: XDP forwarding bypasses them as well.
-		case "prerouting", "forward", "postrouting", "ingress", "egress":
-			chains = append(chains, fmt.Sprintf("%s %s %s (%s)", c.Family, c.Table, c.Name, c.Hook))
+		if hook := forwardHookName(ch.Table.Family, *ch.Hooknum); hook != "" {
+			chains = append(chains, fmt.Sprintf("%s %s %s (%s)", familyName(ch.Table.Family), ch.Table.Name, ch.Name, hook))
 		}
 	}
 	return chains, nil
 }
 
-// iptablesLegacyRules counts the rules the legacy (x_tables) iptables and
-// ip6tables hold, with the tool that found them.
-func iptablesLegacyRules() (int, string) {
-	for _, tool := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
-		path, err := exec.LookPath(tool)
-		if err != nil {
-			continue
+// forwardHookName names a hook a forwarded packet passes, or "".
+func forwardHookName(f nftables.TableFamily, h nftables.ChainHook) string {
+	switch f {
+	case nftables.TableFamilyINet, nftables.TableFamilyIPv4, nftables.TableFamilyIPv6:
+		switch h {
+		case *nftables.ChainHookPrerouting:
+			return "prerouting"
+		case *nftables.ChainHookForward:
+			return "forward"
+		case *nftables.ChainHookPostrouting:
+			return "postrouting"
 		}
-		out, err := exec.Command(path).Output()
-		if err != nil {
-			continue
-		}
-		n := 0
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, "-A ") {
-				n++
-			}
-		}
-		if n > 0 {
-			return n, tool
+	case nftables.TableFamilyNetdev:
+		switch h {
+		case *nftables.ChainHookIngress:
+			return "ingress"
+		case *nftables.ChainHookEgress:
+			return "egress"
 		}
 	}
-	return 0, ""
+	return ""
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyNetdev:
+		return "netdev"
+	}
+	return fmt.Sprintf("family %d", f)
+}
+
+// iptablesLegacyTables lists the legacy (x_tables) iptables and ip6tables
+// tables loaded in the calling thread's namespace. Any of them counts, even
+// empty: a built-in chain's policy (iptables-legacy -P FORWARD DROP) filters
+// with no rule at all, and a nat table's DNAT would be bypassed too.
+func iptablesLegacyTables() []string {
+	var tables []string
+	for _, f := range []struct{ file, tool string }{
+		{"/proc/thread-self/net/ip_tables_names", "iptables-legacy"},
+		{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy"},
+	} {
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			continue // x_tables not in this kernel: nothing to bypass
+		}
+		for _, t := range strings.Fields(string(b)) {
+			tables = append(tables, f.tool+" table "+t)
+		}
+	}
+	return tables
 }
 
 // The sysctls of the calling thread's network namespace that the gate
