@@ -2,6 +2,8 @@ package control
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -23,26 +25,90 @@ type NATRule struct {
 type NFTables struct{}
 
 // Set makes rs xdprouter's nftables state; nil removes both tables.
-// Counters keep their values across the replace.
-func (NFTables) Set(rs *Ruleset) error {
+func (n NFTables) Set(rs *Ruleset) error {
+	_, err := n.Apply(rs)
+	return err
+}
+
+// Apply makes rs xdprouter's nftables state and says whether it changed
+// anything. Each table carries the digest of the ruleset it was made
+// from in its comment: an unchanged ruleset is left alone (a reconcile
+// pass runs at every RA), a changed one replaced with the counters'
+// values carried over.
+func (NFTables) Apply(rs *Ruleset) (bool, error) {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
-		if rs == nil || (len(rs.NAT) == 0 && len(rs.Forwards) == 0 && rs.Firewall == nil) {
-			return nil // no nftables, so no table of ours either
+		if rs.empty() {
+			return false, nil // no nftables, so no table of ours either
 		}
-		return fmt.Errorf("nat44, port forwards and the firewall need nftables (the nft command, Debian package nftables; "+
+		return false, fmt.Errorf("nat44, port forwards and the firewall need nftables (the nft command, Debian package nftables; "+
 			"or firewall.mode: off without nat44): %w", err)
+	}
+	want := rs.digest()
+	comments, err := tableDigests(nft)
+	if err != nil {
+		return false, err
+	}
+	if (len(comments) == 0 && rs.empty()) || (len(comments) > 0 && allEqual(comments, want)) {
+		return false, nil
 	}
 	prev, err := readCounters(nft)
 	if err != nil {
-		return err
+		return false, err
 	}
 	cmd := exec.Command(nft, "-f", "-")
 	cmd.Stdin = strings.NewReader(rs.script(prev))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft -f - (tables ip/inet %s): %w: %s", nftTable, err, strings.TrimSpace(string(out)))
+		return false, fmt.Errorf("nft -f - (tables ip/inet %s): %w: %s", nftTable, err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	return true, nil
+}
+
+func (rs *Ruleset) empty() bool {
+	return rs == nil || (len(rs.NAT) == 0 && len(rs.Forwards) == 0 && rs.Firewall == nil)
+}
+
+// digest identifies the ruleset (counters aside), for the tables'
+// comments.
+func (rs *Ruleset) digest() string {
+	sum := sha256.Sum256([]byte(rs.rules(nil, "")))
+	return "xdprouter ruleset " + hex.EncodeToString(sum[:8])
+}
+
+// tableDigests reads the comment of each of xdprouter's tables present.
+// From the text listing: nft 1.0.6's JSON leaves table comments out.
+func tableDigests(nft string) ([]string, error) {
+	var out []string
+	for _, fam := range []string{"ip", "inet"} {
+		cmd := exec.Command(nft, "-t", "list", "table", fam, nftTable)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		text, err := cmd.Output()
+		if err != nil {
+			if strings.Contains(stderr.String(), "No such file or directory") {
+				continue
+			}
+			return nil, fmt.Errorf("nft list table %s %s: %w: %s", fam, nftTable, err, strings.TrimSpace(stderr.String()))
+		}
+		comment := ""
+		for _, line := range strings.Split(string(text), "\n") {
+			if c, ok := strings.CutPrefix(strings.TrimSpace(line), "comment "); ok && strings.HasPrefix(c, `"xdprouter ruleset`) {
+				comment = strings.Trim(c, `"`)
+				break
+			}
+		}
+		out = append(out, comment)
+	}
+	return out, nil
+}
+
+func allEqual(ss []string, v string) bool {
+	for _, s := range ss {
+		if s != v {
+			return false
+		}
+	}
+	return true
 }
 
 // nftJSON is the part of `nft -j list ...` output xdprouter reads.

@@ -51,16 +51,32 @@ func (rs *Ruleset) script(prev map[string]CounterValue) string {
 	for _, fam := range []string{"ip", "inet"} {
 		fmt.Fprintf(&b, "table %s %s\ndelete table %s %s\n", fam, nftTable, fam, nftTable)
 	}
-	if rs == nil {
+	if rs.empty() {
 		return b.String()
 	}
+	b.WriteString(rs.rules(prev, rs.digest()))
+	return b.String()
+}
+
+// rules is the tables' definitions; comment (the digest) goes on each.
+func (rs *Ruleset) rules(prev map[string]CounterValue, comment string) string {
+	var b strings.Builder
+	if rs.empty() {
+		return ""
+	}
 	if len(rs.NAT) > 0 || len(rs.Forwards) > 0 {
-		rs.natTable(&b, prev)
+		rs.natTable(&b, prev, comment)
 	}
 	if rs.Firewall != nil {
-		rs.Firewall.table(&b, prev)
+		rs.Firewall.table(&b, prev, comment)
 	}
 	return b.String()
+}
+
+func tableComment(b *strings.Builder, comment string) {
+	if comment != "" {
+		fmt.Fprintf(b, "\tcomment %s\n", quote(comment))
+	}
 }
 
 func counterDecl(b *strings.Builder, fam, name string, prev map[string]CounterValue) {
@@ -68,8 +84,9 @@ func counterDecl(b *strings.Builder, fam, name string, prev map[string]CounterVa
 	fmt.Fprintf(b, "\tcounter %s { packets %d bytes %d }\n", name, v.Packets, v.Bytes)
 }
 
-func (rs *Ruleset) natTable(b *strings.Builder, prev map[string]CounterValue) {
+func (rs *Ruleset) natTable(b *strings.Builder, prev map[string]CounterValue, comment string) {
 	fmt.Fprintf(b, "table ip %s {\n", nftTable)
+	tableComment(b, comment)
 	for _, f := range rs.Forwards {
 		counterDecl(b, "ip", forwardCounter(rs.Forwards, f), prev)
 	}
@@ -107,8 +124,9 @@ func forwardCounter(all []config.PortForward, f config.PortForward) string {
 // xdprouter's interfaces; what enters elsewhere is left to other tables
 // (a verdict here cannot accept for them anyway: every table's chains
 // must accept a packet).
-func (fw *FirewallRules) table(b *strings.Builder, prev map[string]CounterValue) {
+func (fw *FirewallRules) table(b *strings.Builder, prev map[string]CounterValue, comment string) {
 	fmt.Fprintf(b, "table inet %s {\n", nftTable)
+	tableComment(b, comment)
 	for _, c := range dropCounters {
 		counterDecl(b, "inet", c, prev)
 	}

@@ -42,7 +42,7 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 		}
 	}
 	if next == nil && deps.NAT != nil {
-		if err := deps.NAT.Set(nil); err != nil {
+		if _, err := deps.NAT.Apply(nil); err != nil {
 			errs = append(errs, fmt.Errorf("remove the nftables tables (nat44, firewall): %w", err))
 		}
 	}

@@ -36,8 +36,9 @@ type TunnelDevs interface {
 // NAT44 owns xdprouter's nftables tables: NAT44, port forwards and the
 // firewall (NFTables); tests pass a fake.
 type NAT44 interface {
-	// Set replaces them all at once; nil removes them.
-	Set(rs *Ruleset) error
+	// Apply replaces them all at once (nil removes them) and says
+	// whether anything changed.
+	Apply(rs *Ruleset) (bool, error)
 }
 
 // checkTunnelsForApply refuses, before anything is touched, what only the

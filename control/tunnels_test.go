@@ -70,12 +70,12 @@ func (f *fakeTunnels) Remove(name string) error {
 	delete(f.routes, name)
 	return nil
 }
-func (f *fakeTunnels) Set(rs *Ruleset) error {
+func (f *fakeTunnels) Apply(rs *Ruleset) (bool, error) {
 	f.rs, f.nat = rs, nil
 	if rs != nil {
 		f.nat = rs.NAT
 	}
-	return nil
+	return true, nil
 }
 
 func (f *fakeTunnels) deps(dp *fakeDP, addrs *fakeAddrs) Deps {
@@ -172,12 +172,14 @@ func TestApplyTunnelsRollBack(t *testing.T) {
 }
 
 func TestNATScript(t *testing.T) {
-	got := (&Ruleset{NAT: []NATRule{{Ifname: "fixed", Addr: netip.MustParseAddr("203.0.113.7")}}}).script(nil)
+	rs := &Ruleset{NAT: []NATRule{{Ifname: "fixed", Addr: netip.MustParseAddr("203.0.113.7")}}}
+	got := rs.script(nil)
 	want := `table ip xdprouter
 delete table ip xdprouter
 table inet xdprouter
 delete table inet xdprouter
 table ip xdprouter {
+	comment "` + rs.digest() + `"
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "fixed" snat to 203.0.113.7 comment "nat44 masquerade to 203.0.113.7"

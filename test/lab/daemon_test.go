@@ -96,6 +96,7 @@ lan:
   - interface: to-b
     sla-id: 1
     ipv4: 198.51.100.1/24
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `
 
 // TestDaemonHitlessRestart kills the daemon with SIGKILL under a steady
@@ -329,7 +330,7 @@ func TestDaemonReload(t *testing.T) {
 func TestDaemonDetachOnExit(t *testing.T) {
 	topo, cli, ctx := newLab(t)
 	extra := "10.99.0.1/24" // an address only the config gives
-	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-b}\nlan:\n  - {interface: to-a, sla-id: 2, ipv4: "+extra+"}\n")
+	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-b}\nlan:\n  - {interface: to-a, sla-id: 2, ipv4: "+extra+"}\nfirewall: {mode: \"off\"}\n")
 	links := func() string {
 		return mustRun(t, ctx, cli.Runner, netlab.InNS(topo.Router, "ip", "-o", "link", "show")...).Stdout
 	}

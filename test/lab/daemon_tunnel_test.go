@@ -384,6 +384,7 @@ lan:
 tunnels:
   - {name: %s, remote: %s, local: %s, routes: %s}
   - {name: %s, remote: %s, local: %s, routes: %s}
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `, labkit.TunWANIf, labkit.TunLANIf, labkit.TunRouterLAN4,
 			labkit.TunnelName, labkit.AFTR6, labkit.TunRouterWAN6.Addr(), first,
 			second, labkit.AFTR6, labkit.TunRouterOther6.Addr(), other)

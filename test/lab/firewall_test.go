@@ -48,9 +48,10 @@ firewall:
 `
 
 type fwLab struct {
-	lab                  *netlab.Lab
-	up, router, lan      string
-	rulesetScript, state string
+	lab             *netlab.Lab
+	up, router, lan string
+	rulesetScript   string
+	rs              *control.Ruleset
 }
 
 func newFirewallLab(t *testing.T) *fwLab {
@@ -114,7 +115,7 @@ func newFirewallLab(t *testing.T) *fwLab {
 	if len(pending) > 0 {
 		t.Fatalf("pending: %v", pending)
 	}
-	f.rulesetScript = rs.Script()
+	f.rulesetScript, f.rs = rs.Script(), rs
 	return f
 }
 
@@ -274,6 +275,33 @@ func TestFirewallDefaults(t *testing.T) {
 	}
 	st := f.counters(t)
 	t.Logf("counters after the flows: %v", st)
+
+	// A reconcile pass with the same ruleset leaves the tables alone, and
+	// a changed one (a new pinhole) replaces them keeping the counts.
+	apply := func(rs *control.Ruleset) bool {
+		var changed bool
+		if err := f.lab.Do(f.router, func() (err error) {
+			changed, err = control.NFTables{}.Apply(rs)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	}
+	if apply(f.rs) {
+		t.Error("the same ruleset again: Apply says it changed something")
+	}
+	more := *f.rs
+	fw := *more.Firewall
+	fw.Pinholes = append(fw.Pinholes, control.ResolvedPinhole{Index: 1, Pinhole: config.Pinhole{Proto: "any"},
+		Dst: []netip.Prefix{netip.PrefixFrom(fwLANHost6, 128)}})
+	more.Firewall = &fw
+	if !apply(&more) {
+		t.Error("a new pinhole: Apply says nothing changed")
+	}
+	if got := f.counters(t); got[control.CtrDropLANSpoofed] != st[control.CtrDropLANSpoofed] || got["allow_0"] != st["allow_0"] {
+		t.Errorf("counters after the replace %v, want those before %v", got, st)
+	}
 }
 
 func isTimeout(err error) bool {

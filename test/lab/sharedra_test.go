@@ -57,6 +57,7 @@ ndp-proxy:
   - interface: wan0
     mode: lan-neighbor
     prefixes: [auto]       # the WAN /64, shared with the LAN
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)

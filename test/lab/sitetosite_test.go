@@ -58,11 +58,13 @@ lan: [{interface: lan0, ipv4: 10.10.0.1/24}]
 tunnels:
   - {name: to-b, remote: "2001:db8:a::2", local: "2001:db8:a::1", routes: [10.20.0.0/16], mtu: 1452}
   - {name: aftr, remote: "2001:db8:ff::1", local: "2001:db8:a::1", routes: [0.0.0.0/0]}
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `,
 		"rb": `wan: {interface: wan0}
 lan: [{interface: lan0, ipv4: 10.20.0.1/24}]
 tunnels:
   - {name: to-a, remote: "2001:db8:a::1", local: "2001:db8:a::2", routes: [10.10.0.0/16], mtu: 1452}
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `,
 	}
 	cli := map[string]labkit.CLI{}

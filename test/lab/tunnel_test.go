@@ -62,6 +62,7 @@ func tunnelConfig(extra string) string {
 	return fmt.Sprintf(`wan: {interface: %s}
 lan:
   - {interface: %s, ipv4: %s}
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 tunnels:
   - name: %s
     mode: ipip6

@@ -75,7 +75,7 @@ func TestDaemonUnitCapabilities(t *testing.T) {
 	// The WAN RA tracker and the LAN RA sender open ICMPv6 sockets
 	// (CAP_NET_RAW), the DHCPv6-PD client binds port 546
 	// (CAP_NET_BIND_SERVICE): with the unit's set none may be refused.
-	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-a, dhcpv6-pd: {}}\nlan:\n  - {interface: to-b, sla-id: 1, ipv4: 10.99.0.1/24}\n")
+	cfg := writeConfig(t, topo, "config.yaml", "wan: {interface: to-a, dhcpv6-pd: {}}\nlan:\n  - {interface: to-b, sla-id: 1, ipv4: 10.99.0.1/24}\nfirewall: {mode: \"off\"}\n")
 	state := filepath.Join(topo.Lab.RunDir(), "state")
 	d := startDaemon(t, ctx, capped, cfg, "--state-dir", state)
 	time.Sleep(1500 * time.Millisecond)

@@ -131,6 +131,7 @@ npt:
 ndp-proxy:
   - interface: %s
     prefixes: [auto]
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `, CPEWANIf, CPELANIf, CPEWANIf, NPTInside, NPTOutside, mode, CPEWANIf)
 }
 
@@ -157,6 +158,7 @@ ndp-proxy:
   - interface: %s
     prefixes: [%s]
     mode: lan-neighbor
+firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 `, CPEWANIf, CPELANIf, CPEWANIf, NPTOutside)
 }
 
