@@ -50,6 +50,8 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 {
 	struct iphdr *iph = parse_ipv4(c);
 	struct bpf_fib_lookup p = {};
+	struct xdpr_ct_nat nat = {};
+	struct xdpr_ct_nat *np = NULL;
 	__u32 reason;
 
 	if (unlikely(!iph))
@@ -76,9 +78,17 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	/* Before anything is written, and before the route: the same tuple
 	 * serves the plain forward and the encapsulation into a tunnel. */
 	if (gate) {
-		reason = ct_gate_ipv4(ctx, iph, (void *)iph + tot_len, c->end);
+		reason = ct_gate_ipv4(ctx, iph, (void *)iph + tot_len, c->end, &nat);
 		if (unlikely(reason))
 			return pass(ctx, reason);
+		/* NAT44 in XDP (nat44.h): on this path only a source
+		 * translation into a nat44 tunnel; a destination one arrives
+		 * by a tunnel (tunnel_decap). */
+		if (unlikely(nat.kind)) {
+			if (nat.kind != XDPR_CT_NAT_SRC)
+				return pass(ctx, XDPR_CNT_PASS_CT_NAT);
+			np = &nat;
+		}
 	}
 
 	p.family = AF_INET;
@@ -89,12 +99,17 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	p.ipv4_dst = iph->daddr;
 	p.ifindex = xdpr_port_ifindex;
 
-	reason = fib_redirect(ctx, eth, &p);
+	/* A translated packet may only leave by a tunnel: its route is
+	 * looked up without arming a redirect or writing a MAC. */
+	reason = np ? fib_route(ctx, &p) : fib_redirect(ctx, eth, &p);
 	if (unlikely(reason)) {
 		/* A route into a tunnel netdev never ends in a plain redirect. */
-		int act = tunnel_encap(ctx, iph, &p, reason);
+		int act = tunnel_encap(ctx, iph, &p, reason, np);
 
-		return act >= 0 ? act : pass(ctx, reason);
+		if (act >= 0)
+			return act;
+		/* NAT out of a port that is no tunnel's: the kernel's. */
+		return pass(ctx, np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED ? XDPR_CNT_PASS_CT_NAT : reason);
 	}
 	ipv4_decrement_ttl(iph);
 	return count_len(XDPR_CNT_FWD_IPV4, c->end - (void *)eth, XDP_REDIRECT);

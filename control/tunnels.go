@@ -90,7 +90,7 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 		add(Step{What: fmt.Sprintf("tunnel netdev %s (ifindex %d, mtu %d)", t.Name, dev.Ifindex, t.MTU), Result: map[bool]string{true: "created", false: "present"}[created]})
 		err = deps.Tunnels.PutTunnel(loader.Tunnel{
 			Name: t.Name, Ifindex: dev.Ifindex, MAC: dev.MAC, Local: t.Local, Remote: t.Remote,
-			MTU: t.MTU, HopLimit: t.HopLimit, NAT44: t.NAT44,
+			MTU: t.MTU, HopLimit: t.HopLimit, NAT44: t.NAT44, IPv4Address: t.IPv4Address,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)

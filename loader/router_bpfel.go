@@ -70,7 +70,9 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 51
 	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 52
 	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 53
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 54
+	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 54
+	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 55
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 56
 )
 
 type routerXdprCounterVal struct {
@@ -243,21 +245,23 @@ type routerXdprTunnel struct {
 			U6Addr8 [16]uint8
 		}
 	}
-	Ifindex  uint32
-	Mtu      uint16
-	HopLimit uint8
-	Flags    uint8
-	DevMac   [6]uint8
-	Pad      [2]uint8
-	Slot     uint32
-	Name     [16]int8
+	Ifindex   uint32
+	Mtu       uint16
+	HopLimit  uint8
+	Flags     uint8
+	DevMac    [6]uint8
+	Pad       [2]uint8
+	Slot      uint32
+	Name      [16]int8
+	Nat44Addr uint32
 }
 
 type routerXdprTunnelDecap struct {
-	_       structs.HostLayout
-	Ifindex uint32
-	Mtu     uint16
-	Pad     [2]uint8
+	_         structs.HostLayout
+	Ifindex   uint32
+	Mtu       uint16
+	Pad       [2]uint8
+	Nat44Addr uint32
 }
 
 type routerXdprTunnelEp struct {

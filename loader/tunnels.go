@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,11 @@ type Tunnel struct {
 	MTU      int              `json:"mtu"`
 	HopLimit int              `json:"hop_limit"`
 	NAT44    bool             `json:"nat44"`
+	// IPv4Address is the tunnel's fixed IPv4 (ipv4-address), the address
+	// NAT44 masquerades to: with NAT44, XDP applies conntrack's
+	// translations to it (and only to it) for flows through this tunnel.
+	// Invalid (zero) for DS-Lite.
+	IPv4Address netip.Addr `json:"ipv4_address,omitzero"`
 }
 
 func (t Tunnel) validate() error {
@@ -40,6 +46,8 @@ func (t Tunnel) validate() error {
 		return fmt.Errorf("tunnel %q: mtu %d out of range", t.Name, t.MTU)
 	case t.HopLimit < 1 || t.HopLimit > 255:
 		return fmt.Errorf("tunnel %q: hop limit %d out of range", t.Name, t.HopLimit)
+	case t.IPv4Address.IsValid() && (!t.IPv4Address.Is4() || t.IPv4Address.IsUnspecified()):
+		return fmt.Errorf("tunnel %q: ipv4 address %v is not a unicast IPv4 address", t.Name, t.IPv4Address)
 	}
 	return nil
 }
@@ -73,6 +81,7 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 	v.Remote.In6U.U6Addr8 = t.Remote.As16()
 	if t.NAT44 {
 		v.Flags |= uint8(routerXdprTunnelFlagXDPR_TUN_F_NAT44)
+		v.Nat44Addr = nat44Addr(t.IPv4Address)
 	}
 	copy(v.DevMac[:], t.MAC)
 	for i := 0; i < len(t.Name) && i < len(v.Name)-1; i++ {
@@ -89,7 +98,7 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 		return fmt.Errorf("tunnel %q: %w", t.Name, err)
 	}
 	key := tunnelEp(t.Remote, t.Local)
-	if err := d.maps.XdprTunnelEps.Put(key, routerXdprTunnelDecap{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU)}); err != nil {
+	if err := d.maps.XdprTunnelEps.Put(key, routerXdprTunnelDecap{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU), Nat44Addr: v.Nat44Addr}); err != nil {
 		return fmt.Errorf("tunnel %q: write xdpr_tunnel_eps: %w", t.Name, err)
 	}
 	if hadPrev {
@@ -240,16 +249,33 @@ func (d *Dataplane) freeSlot() (uint32, error) {
 	return 0, fmt.Errorf("all %d tunnel slots are in use", d.maps.XdprTunNexthops.MaxEntries())
 }
 
+// nat44Addr is a's bytes as the data plane's __be32 holds them (0 when a
+// is not an IPv4 address: nothing is translated in XDP then).
+func nat44Addr(a netip.Addr) uint32 {
+	if !a.Is4() {
+		return 0
+	}
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
 func tunnelFromMap(v routerXdprTunnel) Tunnel {
+	var ip4 netip.Addr
+	if v.Nat44Addr != 0 {
+		var b [4]byte
+		binary.NativeEndian.PutUint32(b[:], v.Nat44Addr)
+		ip4 = netip.AddrFrom4(b)
+	}
 	return Tunnel{
-		Name:     cString(v.Name[:]),
-		Ifindex:  int(v.Ifindex),
-		MAC:      net.HardwareAddr(append([]byte(nil), v.DevMac[:]...)),
-		Local:    netip.AddrFrom16(v.Local.In6U.U6Addr8),
-		Remote:   netip.AddrFrom16(v.Remote.In6U.U6Addr8),
-		MTU:      int(v.Mtu),
-		HopLimit: int(v.HopLimit),
-		NAT44:    v.Flags&uint8(routerXdprTunnelFlagXDPR_TUN_F_NAT44) != 0,
+		IPv4Address: ip4,
+		Name:        cString(v.Name[:]),
+		Ifindex:     int(v.Ifindex),
+		MAC:         net.HardwareAddr(append([]byte(nil), v.DevMac[:]...)),
+		Local:       netip.AddrFrom16(v.Local.In6U.U6Addr8),
+		Remote:      netip.AddrFrom16(v.Remote.In6U.U6Addr8),
+		MTU:         int(v.Mtu),
+		HopLimit:    int(v.HopLimit),
+		NAT44:       v.Flags&uint8(routerXdprTunnelFlagXDPR_TUN_F_NAT44) != 0,
 	}
 }
 

@@ -84,10 +84,45 @@ union nf_conntrack_proto___xdpr {
 	struct ip_ct_tcp___xdpr tcp;
 } __attribute__((preserve_access_index));
 
+/* enum ip_conntrack_dir is the kernel's, not UAPI. */
+#define XDPR_CT_DIR_ORIGINAL 0
+#define XDPR_CT_DIR_REPLY 1
+
+/* The tuple of one direction (struct nf_conntrack_tuple): the IPv4
+ * address and the port of each end. NAT44 in XDP reads the translation
+ * conntrack chose from them, as the kernel's flowtable does. */
+union nf_inet_addr___xdpr {
+	__be32 ip;
+} __attribute__((preserve_access_index));
+
+union nf_conntrack_man_proto___xdpr {
+	__be16 all;
+} __attribute__((preserve_access_index));
+
+struct nf_conntrack_man___xdpr {
+	union nf_inet_addr___xdpr u3;
+	union nf_conntrack_man_proto___xdpr u;
+} __attribute__((preserve_access_index));
+
+struct nf_conntrack_tuple___xdpr {
+	struct nf_conntrack_man___xdpr src;
+	struct {
+		union nf_inet_addr___xdpr u3;
+		union {
+			__be16 all;
+		} u;
+	} dst;
+} __attribute__((preserve_access_index));
+
+struct nf_conntrack_tuple_hash___xdpr {
+	struct nf_conntrack_tuple___xdpr tuple;
+} __attribute__((preserve_access_index));
+
 struct nf_conn___xdpr {
 	unsigned long status;
 	__u32 timeout;
 	union nf_conntrack_proto___xdpr proto;
+	struct nf_conntrack_tuple_hash___xdpr tuplehash[2];
 } __attribute__((preserve_access_index));
 
 extern struct nf_conn___xdpr *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, struct bpf_sock_tuple *bpf_tuple,
@@ -138,10 +173,83 @@ static __always_inline __u32 ct_l4(__u8 proto, void *l4, void *pend, void *end, 
 	return 0;
 }
 
+/* What NAT44 in XDP must do to a packet of a NATed flow: which side of it
+ * conntrack translates, and the packet's addresses and ports after the
+ * translation. */
+enum xdpr_ct_nat_kind {
+	XDPR_CT_NAT_NONE = 0,
+	/* The source becomes the NAT address: the original direction of a
+	 * SNAT entry (LAN -> tunnel), the reply direction of a DNAT entry (a
+	 * port forward's answer from the LAN host). Leaves by a tunnel. */
+	XDPR_CT_NAT_SRC,
+	/* The destination becomes the LAN host's: the reply direction of a
+	 * SNAT entry, the original direction of a DNAT entry. Arrives by a
+	 * tunnel. */
+	XDPR_CT_NAT_DST,
+};
+
+struct xdpr_ct_nat {
+	__be32 saddr, daddr; /* after the translation */
+	__be32 ports;        /* source and destination port after it, as in the header */
+	__u32 kind;          /* enum xdpr_ct_nat_kind */
+};
+
+/* ct_nat_read reads the translation of a NATed entry for the packet whose
+ * tuple t was looked up, as the kernel's flowtable applies it
+ * (nf_flow_snat_ip, nf_flow_dnat_ip and their port twins): a packet
+ * leaves translated into the inverse of the other direction's tuple, so
+ * its source becomes that tuple's destination and its destination that
+ * tuple's source. It returns 0, or XDPR_CNT_PASS_CT_NAT for what this path
+ * does not carry: both SNAT and DNAT on one entry, or a tuple that is
+ * neither direction's (cannot happen for a found entry). */
+static __always_inline __u32 ct_nat_read(struct nf_conn___xdpr *ct, unsigned long status,
+					 const struct bpf_sock_tuple *t, struct xdpr_ct_nat *nat)
+{
+	__be32 os = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.src.u3.ip;
+	__be32 od = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.dst.u3.ip;
+	__be16 osp = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.src.u.all;
+	__be16 odp = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.dst.u.all;
+	__be32 rs = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.src.u3.ip;
+	__be32 rd = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.dst.u3.ip;
+	__be16 rsp = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.src.u.all;
+	__be16 rdp = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.dst.u.all;
+	unsigned long which = status & (IPS_SRC_NAT | IPS_DST_NAT);
+	__be16 sp = t->ipv4.sport, dp = t->ipv4.dport;
+	int orig;
+
+	if (which == (IPS_SRC_NAT | IPS_DST_NAT))
+		return XDPR_CNT_PASS_CT_NAT;
+	if (os == t->ipv4.saddr && od == t->ipv4.daddr && osp == sp && odp == dp) {
+		orig = 1;
+		nat->saddr = rd;
+		nat->daddr = rs;
+		sp = rdp;
+		dp = rsp;
+	} else if (rs == t->ipv4.saddr && rd == t->ipv4.daddr && rsp == sp && rdp == dp) {
+		orig = 0;
+		nat->saddr = od;
+		nat->daddr = os;
+		sp = odp;
+		dp = osp;
+	} else {
+		return XDPR_CNT_PASS_CT_NAT;
+	}
+	nat->kind = orig == (which == IPS_SRC_NAT) ? XDPR_CT_NAT_SRC : XDPR_CT_NAT_DST;
+	/* One side only: the other is the packet's own. */
+	if (nat->kind == XDPR_CT_NAT_SRC ? nat->daddr != t->ipv4.daddr || dp != t->ipv4.dport
+					 : nat->saddr != t->ipv4.saddr || sp != t->ipv4.sport)
+		return XDPR_CNT_PASS_CT_NAT;
+	nat->ports = ((__u32)dp << 16) | sp;
+	return 0;
+}
+
 /* ct_verdict looks the tuple up and says whether the flow may be forwarded
- * in XDP: 0, or the reason to pass. The reference is always released. */
+ * in XDP: 0, or the reason to pass. The reference is always released. With
+ * nat (IPv4 only), an entry carrying SNAT or DNAT is accepted too, and
+ * nat says how to translate; its kind stays NONE for an entry without NAT.
+ * Without nat, NAT is a reason to pass. */
 static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 tlen,
-					__u8 proto)
+					__u8 proto, struct xdpr_ct_nat *nat)
 {
 	struct xdpr_ct_opts opts = { .netns_id = -1, .l4proto = proto };
 	struct nf_conn___xdpr *ct;
@@ -159,10 +267,6 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 		reason = XDPR_CNT_PASS_CT_DYING;
 	else if (unlikely((status & (IPS_CONFIRMED | IPS_SEEN_REPLY)) != (IPS_CONFIRMED | IPS_SEEN_REPLY)))
 		reason = XDPR_CNT_PASS_CT_UNREPLIED;
-	else if (unlikely(status & (IPS_SRC_NAT | IPS_DST_NAT)))
-		/* NAT44 in XDP is a later step: a NATed flow is never
-		 * forwarded without its translation. */
-		reason = XDPR_CNT_PASS_CT_NAT;
 	else if (unlikely(status & (IPS_HELPER | IPS_SEQ_ADJUST)))
 		/* A helper must see the payload (FTP, SIP...). */
 		reason = XDPR_CNT_PASS_CT_HELPER;
@@ -171,6 +275,10 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 		 * the kernel sees every packet until ESTABLISHED, and all
 		 * of them after a FIN. */
 		reason = XDPR_CNT_PASS_CT_TCP_STATE;
+	else if (unlikely(status & (IPS_SRC_NAT | IPS_DST_NAT)))
+		/* A NATed flow is never forwarded without its translation:
+		 * read it, or pass. */
+		reason = nat ? ct_nat_read(ct, status, t, nat) : XDPR_CNT_PASS_CT_NAT;
 	if (likely(!reason)) {
 		__u32 refresh = proto == IPPROTO_TCP ? xdpr_ct_tcp_refresh_jiffies : xdpr_ct_udp_refresh_jiffies;
 		__s32 left = (__s32)(ct->timeout - (__u32)bpf_jiffies64());
@@ -186,8 +294,10 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 }
 
 /* ct_gate_ipv4 is the gate for an option-less, unfragmented IPv4 packet
- * wholly in the frame (pend: where its tot_len ends). */
-static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end)
+ * wholly in the frame (pend: where its tot_len ends). nat receives the
+ * translation of a NATed flow (ct_verdict). */
+static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end,
+					  struct xdpr_ct_nat *nat)
 {
 	struct bpf_sock_tuple t;
 	__be32 ports;
@@ -198,7 +308,7 @@ static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph,
 	t.ipv4.saddr = iph->saddr;
 	t.ipv4.daddr = iph->daddr;
 	*(__be32 *)(void *)&t.ipv4.sport = ports;
-	return ct_verdict(ctx, &t, sizeof(t.ipv4), iph->protocol);
+	return ct_verdict(ctx, &t, sizeof(t.ipv4), iph->protocol, nat);
 }
 
 /* ct_gate_ipv6 is the gate for an IPv6 packet whose transport header
@@ -216,7 +326,7 @@ static __always_inline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip
 	__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(t.ipv6.daddr, daddr, 16);
 	*(__be32 *)(void *)&t.ipv6.sport = ports;
-	return ct_verdict(ctx, &t, sizeof(t.ipv6), ip6->nexthdr);
+	return ct_verdict(ctx, &t, sizeof(t.ipv6), ip6->nexthdr, NULL);
 }
 
 #endif

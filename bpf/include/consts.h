@@ -65,6 +65,10 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_CT_NAT,         /* entry carries NAT, which this path does not apply */
 	XDPR_CNT_PASS_CT_HELPER,      /* entry has a helper or sequence adjustment */
 	XDPR_CNT_PASS_CT_DYING,       /* entry being removed */
+	/* NAT44 in XDP (nat44.h): the translation conntrack chose, applied to
+	 * a flow it carries through a nat44 tunnel */
+	XDPR_CNT_FWD_NAT44_SNAT,      /* source rewritten to the tunnel's ipv4-address (SNAT, or un-DNAT of a port forward's reply), encapsulated */
+	XDPR_CNT_FWD_NAT44_DNAT,      /* decapsulated, destination rewritten to the LAN host (un-SNAT of a reply, or a port forward's DNAT) */
 	XDPR_CNT__MAX,
 };
 
@@ -116,7 +120,7 @@ enum xdpr_tc_counter {
 
 /* Tunnel flags (struct xdpr_tunnel.flags). */
 enum xdpr_tunnel_flag {
-	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded: the slow path carries it */
+	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded to nat44_addr: the kernel makes the binding, XDP applies it (nat44.h) */
 };
 
 /* How an NPT rule rewrites the address (npt.h). */

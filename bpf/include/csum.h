@@ -44,4 +44,24 @@ static __always_inline void ipv4_decrement_ttl(struct iphdr *iph)
 	iph->ttl--;
 }
 
+/* csum_diff32 is the one's complement difference from one 32-bit field to
+ * another (RFC 1624 eqn. 3: ~m + m'), unfolded: at most 4 * 0xffff, so a
+ * few of them add up in 32 bits. Both in network order, read as the
+ * checksum reads them; the sum does not depend on the byte order as long
+ * as every word is read the same way (RFC 1071 2.B). */
+static __always_inline __u32 csum_diff32(__u32 from, __u32 to)
+{
+	__u32 nf = ~from;
+
+	return (nf & 0xffff) + (nf >> 16) + (to & 0xffff) + (to >> 16);
+}
+
+/* csum_apply adds an unfolded difference to a checksum field (RFC 1624
+ * eqn. 3, HC' = ~(~HC + ~m + m')): the same arithmetic as the kernel's
+ * csum_replace4 / inet_proto_csum_replace4, so the same bytes. */
+static __always_inline __u16 csum_apply(__u16 check, __u32 diff)
+{
+	return (__u16)~csum_fold((__u32)(__u16)~check + diff);
+}
+
 #endif

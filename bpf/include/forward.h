@@ -57,6 +57,21 @@ static __always_inline void eth_set_macs(struct ethhdr *eth, const __u8 *dmac, c
 	e[5] = s[2];
 }
 
+/* fib_route looks the route up and writes nothing, arms nothing: it
+ * returns the counter fib_redirect would for a route that is not a plain
+ * redirect, and for one that is, EGRESS_NOT_ATTACHED (or HAIRPIN), so that
+ * the caller's tunnel lookup (tunnel_for_egress) finds the egress in
+ * p->ifindex. For a packet that may leave by a tunnel only. */
+static __always_inline __u32 fib_route(struct xdp_md *ctx, struct bpf_fib_lookup *p)
+{
+	__u32 ingress = p->ifindex;
+	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_pass_reason(rc);
+	return p->ifindex == ingress ? XDPR_CNT_PASS_HAIRPIN : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+}
+
 /* fib_redirect looks the route up and, on success, arms a redirect to the
  * egress port and rewrites the Ethernet header. It returns 0 when the packet
  * is to be redirected (the caller still owes the L3 rewrite), or the counter

@@ -23,6 +23,7 @@
 #include "icmp.h"
 #include "npt.h"
 #include "conntrack.h"
+#include "nat44.h"
 
 #define IPV4_DF 0x4000
 #define TUN_OUTER_LEN ((int)sizeof(struct ipv6hdr))
@@ -88,10 +89,13 @@ static __always_inline __u32 tunnel_outer_route(struct xdp_md *ctx, struct xdpr_
 /* tunnel_encap is the hook in forward_ipv4 for a packet whose route lookup
  * did not end in a plain redirect (reason). The IPv4 header is option-less,
  * unfragmented, checksummed and wholly in the frame (checked by the
- * caller). It returns the counted verdict, or -1 when the route is no
- * tunnel's. */
+ * caller). nat, when not NULL, is the source translation conntrack chose
+ * for the packet's flow (XDPR_CT_NAT_SRC): applied only into a nat44
+ * tunnel whose fixed IPv4 it translates to. It returns the counted
+ * verdict, or -1 when the route is no tunnel's. */
 static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
-					struct bpf_fib_lookup *ip4, __u32 reason)
+					struct bpf_fib_lookup *ip4, __u32 reason,
+					const struct xdpr_ct_nat *nat)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = data_end - data;
@@ -102,8 +106,16 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 
 	if (!t)
 		return -1;
-	if (t->flags & XDPR_TUN_F_NAT44)
+	if (nat) {
+		/* A translation to another address (a plain IPv4 WAN's
+		 * masquerade, a tunnel without NAT44) is the kernel's. */
+		if (!(t->flags & XDPR_TUN_F_NAT44) || t->nat44_addr != nat->saddr)
+			return tun_count(XDPR_CNT_PASS_CT_NAT, rx_len, XDP_PASS);
+	} else if (t->flags & XDPR_TUN_F_NAT44) {
+		/* Without the conntrack gate (or without a NAT binding):
+		 * conntrack in the kernel must see it. */
 		return tun_count(XDPR_CNT_PASS_TUN_NAT44, rx_len, XDP_PASS);
+	}
 	if (len > t->mtu) {
 		if (iph->frag_off & bpf_htons(IPV4_DF)) {
 			int act = icmp_frag_needed(ctx, t->mtu, rx_len);
@@ -116,7 +128,12 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	}
 
 	/* The outer route, before anything is written. */
-	label = tunnel_flow_label(iph, ipv4_ports(iph, data_end, (void *)iph + len));
+	/* Of the packet as it leaves, translated: what the slow path, which
+	 * encapsulates after the kernel's SNAT, hashes. */
+	if (nat)
+		label = flow_label4(nat->saddr, nat->daddr, iph->protocol, bpf_ntohl(nat->ports));
+	else
+		label = tunnel_flow_label(iph, ipv4_ports(iph, data_end, (void *)iph + len));
 	tos = iph->tos;
 	__u32 slot = t->slot;
 	struct xdpr_tun_nexthop *nh = bpf_map_lookup_elem(&xdpr_tun_nexthops, &slot);
@@ -167,6 +184,11 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	tunnel_write_outer(o, t, tos, len, label);
 
+	/* The transport header was within the frame before the head moved
+	 * (the gate checked it), and the frame only grew in front: this
+	 * cannot fail, but the verifier wants the bounds again. */
+	if (nat && nat44_rewrite(in, data_end, nat))
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 	/* Incrementally, as the kernel's ip_decrease_ttl: for the validated
 	 * header this gives the bytes a fresh sum would (both results are the
 	 * same one's complement value, and neither form yields 0xffff). */
@@ -177,7 +199,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 		if ((void *)(tcp + 1) <= data_end)
 			xdp_mss_clamp(tcp, data_end, t->mtu - 40);
 	}
-	return tun_count(XDPR_CNT_TUN_ENCAP, rx_len, XDP_REDIRECT);
+	return tun_count(nat ? XDPR_CNT_FWD_NAT44_SNAT : XDPR_CNT_TUN_ENCAP, rx_len, XDP_REDIRECT);
 }
 
 /* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
@@ -252,10 +274,16 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 	if (tos < 0)
 		return tun_count(XDPR_CNT_DROP_TUN_ECN, rx_len, XDP_DROP);
 	/* Conntrack sees the inner packet only (conntrack.h). */
+	struct xdpr_ct_nat nat = {};
 	if (gate) {
-		reason = ct_gate_ipv4(ctx, iph, (void *)iph + len, data_end);
+		reason = ct_gate_ipv4(ctx, iph, (void *)iph + len, data_end, &nat);
 		if (reason)
 			return tun_count(reason, rx_len, XDP_PASS);
+		/* A translation back from this tunnel's fixed IPv4 (the reply
+		 * of a masqueraded flow, or a port forward to a LAN host) is
+		 * applied here; any other is the kernel's. */
+		if (nat.kind && (nat.kind != XDPR_CT_NAT_DST || !t->nat44_addr || t->nat44_addr != iph->daddr))
+			return tun_count(XDPR_CNT_PASS_CT_NAT, rx_len, XDP_PASS);
 	}
 
 	/* As if it arrived on the tunnel netdev, like the slow path's. */
@@ -264,7 +292,9 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 	p.l4_protocol = iph->protocol;
 	p.tot_len = len;
 	p.ipv4_src = iph->saddr;
-	p.ipv4_dst = iph->daddr;
+	/* Routed after the translation, as the kernel routes after
+	 * conntrack's PREROUTING NAT. */
+	p.ipv4_dst = nat.kind ? nat.daddr : iph->daddr;
 	p.ifindex = t->ifindex;
 	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -290,6 +320,9 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 
 	eth_set_macs(eth, p.dmac, p.smac);
 	eth->h_proto = bpf_htons(ETH_P_IP);
+	/* As in tunnel_encap: cannot fail, bounds again for the verifier. */
+	if (nat.kind && nat44_rewrite(in, data_end, &nat))
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 	in->tos = tos;
 	in->ttl--;
 	ipv4_csum_full(in);
@@ -299,7 +332,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 		if ((void *)(tcp + 1) <= data_end)
 			xdp_mss_clamp(tcp, data_end, mss);
 	}
-	return tun_count(XDPR_CNT_TUN_DECAP, rx_len, XDP_REDIRECT);
+	return tun_count(nat.kind ? XDPR_CNT_FWD_NAT44_DNAT : XDPR_CNT_TUN_DECAP, rx_len, XDP_REDIRECT);
 }
 
 #endif

@@ -29,17 +29,22 @@
 #define FLOW_K1 0x9e3779b97f4a7c15ULL
 #define FLOW_K2 0xbf58476d1ce4e5b9ULL
 
-static __always_inline __u32 tunnel_flow_label(const struct iphdr *iph, __u32 ports)
+static __always_inline __u32 flow_label4(__be32 saddr, __be32 daddr, __u8 proto, __u32 ports)
 {
-	__u64 x = ((__u64)bpf_ntohl(iph->saddr) << 32) | bpf_ntohl(iph->daddr);
+	__u64 x = ((__u64)bpf_ntohl(saddr) << 32) | bpf_ntohl(daddr);
 	__u32 l;
 
 	x *= FLOW_K1;
-	x ^= ((__u64)iph->protocol << 32) | ports;
+	x ^= ((__u64)proto << 32) | ports;
 	x ^= x >> 31;
 	x *= FLOW_K2;
 	l = x >> 44;
 	return l ? l : 1;
+}
+
+static __always_inline __u32 tunnel_flow_label(const struct iphdr *iph, __u32 ports)
+{
+	return flow_label4(iph->saddr, iph->daddr, iph->protocol, ports);
 }
 
 static __always_inline int proto_has_ports(__u8 proto)

@@ -26,6 +26,10 @@ struct xdpr_tunnel {
 	__u8 pad[2];
 	__u32 slot;             /* index into xdpr_tun_nexthops, < XDPR_MAX_TUNNELS */
 	char name[16];          /* for humans reading bpftool */
+	/* The fixed IPv4 (ipv4-address) LAN IPv4 is masqueraded to, with
+	 * XDPR_TUN_F_NAT44; else 0. Only a conntrack translation to this
+	 * address is applied in XDP on the way into this tunnel. */
+	__be32 nat44_addr;
 };
 
 /* Gives the flag enum a place in BTF, from where bpf2go emits it for Go. */
@@ -114,6 +118,7 @@ struct xdpr_tunnel_decap {
 	__u32 ifindex; /* the tunnel netdev */
 	__u16 mtu;     /* struct xdpr_tunnel.mtu: the MSS clamp */
 	__u8 pad[2];
+	__be32 nat44_addr; /* struct xdpr_tunnel.nat44_addr: translations back from it are applied */
 };
 
 struct {
