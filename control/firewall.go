@@ -16,6 +16,13 @@ type Ruleset struct {
 	Forwards []config.PortForward
 	// Firewall is nil when firewall.mode is off: no filter table.
 	Firewall *FirewallRules
+	// TrackOnly (firewall.mode off) keeps conntrack tracking forwarded
+	// flows with a table that filters nothing. The attached ports are
+	// always gated (the user's own ruleset, present or added later, is
+	// honoured), and a gate with no conntrack in the namespace would
+	// carry nothing: with no ct expression in any table, the kernel
+	// tracks no flow at all.
+	TrackOnly bool
 }
 
 // FirewallRules is the default firewall with the config and the learned
@@ -66,6 +73,7 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 		}
 	}
 	if !cfg.Firewall.On() {
+		rs.TrackOnly = cfg.WAN != nil || len(cfg.LAN) > 0
 		return rs, nil
 	}
 	fw := &FirewallRules{}

@@ -162,14 +162,17 @@ func nftCheck(t *testing.T, script string) {
 	}
 }
 
-// Mode off keeps the NAT table and installs no filter table; with no
+// Mode off keeps the NAT table and installs no filter rule, only the
+// accept-all chain whose ct expression keeps conntrack tracking; with no
 // LAN prefix source at all (no PD, no NPT) IPv6 sources are not checked.
 func TestFirewallModes(t *testing.T) {
 	off := parse(t, strings.Replace(fwConfig, "firewall:\n  allow:\n    - {to: \"::10\", proto: tcp, port: 22, from: \"2001:db8:ff::/48\", comment: ssh}\n    - {to: \"2001:db8:99::1\", proto: icmpv6}\n    - {to: 192.168.1.0/24, from: 10.20.0.0/16}\n",
 		"firewall:\n  mode: \"off\"\n", 1))
 	rs, _ := desiredRuleset(off)
 	s := rs.script(nil)
-	if rs.Firewall != nil || strings.Contains(s, "table inet xdprouter {") || !strings.Contains(s, "dnat to 192.168.1.10:80") {
+	if rs.Firewall != nil || !rs.TrackOnly || strings.Contains(s, " drop") || strings.Contains(s, "policy drop") ||
+		!strings.Contains(s, "table inet xdprouter {") || !strings.Contains(s, "ct state invalid counter name ct_invalid") ||
+		!strings.Contains(s, "dnat to 192.168.1.10:80") {
 		t.Errorf("mode off script:\n%s", s)
 	}
 	nftCheck(t, s)

@@ -65,7 +65,7 @@ func (NFTables) Apply(rs *Ruleset) (bool, error) {
 }
 
 func (rs *Ruleset) empty() bool {
-	return rs == nil || (len(rs.NAT) == 0 && len(rs.Forwards) == 0 && rs.Firewall == nil)
+	return rs == nil || (len(rs.NAT) == 0 && len(rs.Forwards) == 0 && rs.Firewall == nil && !rs.TrackOnly)
 }
 
 // digest identifies the ruleset (counters aside), for the tables'

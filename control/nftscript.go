@@ -69,8 +69,28 @@ func (rs *Ruleset) rules(prev map[string]CounterValue, comment string) string {
 	}
 	if rs.Firewall != nil {
 		rs.Firewall.table(&b, prev, comment)
+	} else if rs.TrackOnly {
+		trackTable(&b, prev, comment)
 	}
 	return b.String()
+}
+
+// CtrTrackInvalid counts what conntrack judged invalid under mode off
+// (not dropped: the user's ruleset decides).
+const CtrTrackInvalid = "ct_invalid"
+
+// trackTable is "inet xdprouter" under firewall mode off: one forward
+// chain that accepts everything and counts conntrack's invalid packets.
+// Its ct expression is what makes the kernel track forwarded flows in this
+// namespace, so that the conntrack gate finds the established ones.
+func trackTable(b *strings.Builder, prev map[string]CounterValue, comment string) {
+	fmt.Fprintf(b, "table inet %s {\n", nftTable)
+	tableComment(b, comment)
+	counterDecl(b, "inet", CtrTrackInvalid, prev)
+	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	fmt.Fprintf(b, "\t\tct state invalid counter name %s comment %s\n", CtrTrackInvalid,
+		quote("firewall mode off: nothing filtered here; conntrack tracks forwarded flows for the XDP fast path"))
+	b.WriteString("\t}\n}\n")
 }
 
 func tableComment(b *strings.Builder, comment string) {
