@@ -155,8 +155,9 @@ func runIPoE(ctx context.Context, root, bin string) (err error) {
 	if _, err := sh.Ping(ctx, topo.Host, labkit.Internet4.Addr(), 3); err != nil {
 		return err
 	}
-	say("LAN IPv4 is masqueraded to the fixed address (nftables, kernel conntrack: XDP hands",
-		"NAT44 traffic to the kernel, pass_tun_nat44) and carried in ipip6 to the AFTR.")
+	say("LAN IPv4 is masqueraded to the fixed address (nftables, kernel conntrack: the kernel",
+		"makes the binding on a flow's first packets, then XDP applies it, fwd_nat44_snat and",
+		"fwd_nat44_dnat; ICMP such as this ping stays the kernel's) and carried in ipip6 to the AFTR.")
 
 	heading("NPTv6 and the NDP proxy, outside: auto")
 	say("The host's ULA address "+ulaHost.Addr().String()+" leaves as the same host part in the",
