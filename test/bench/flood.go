@@ -102,7 +102,7 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 
 	// One queue: the reply rate as the rest of the benchmark's topology
 	// has it.
-	err = lb.floodPhase(1, nsFrame, func(replies *benchprog.Sink) error {
+	err = lb.floodPhase(1, v6, nsFrame, func(replies *benchprog.Sink) error {
 		for round := 0; round < cfg.runs; round++ {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -117,7 +117,7 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 		return nil, fmt.Errorf("one queue: %w", err)
 	}
 
-	err = lb.floodPhase(portQueues, nsFrame, func(replies *benchprog.Sink) error {
+	err = lb.floodPhase(portQueues, v6, nsFrame, func(replies *benchprog.Sink) error {
 		n, err := lb.calibrate(scXdprouter, v6)
 		if err != nil {
 			return err
@@ -160,7 +160,7 @@ func runFlood(ctx context.Context, lb *liveBench) (*floodResult, error) {
 // floodPhase sets gen's port to queues queues, puts the reply sink on g0
 // and xdprouter with the NDP proxy on the router, runs fn, and takes it all
 // down again (back to one queue).
-func (lb *liveBench) floodPhase(queues int, nsFrame []byte, fn func(replies *benchprog.Sink) error) (err error) {
+func (lb *liveBench) floodPhase(queues int, v6 family, nsFrame []byte, fn func(replies *benchprog.Sink) error) (err error) {
 	t, cfg := lb.t, lb.cfg
 	if queues != 1 {
 		if err := t.setQueues(queues); err != nil {
@@ -194,6 +194,10 @@ func (lb *liveBench) floodPhase(queues int, nsFrame []byte, fn func(replies *ben
 		return errors.Join(fmt.Errorf("xdprouter apply: %w", err), detach())
 	}
 	defer func() { err = errors.Join(err, detach()) }()
+	// apply attaches gated: the forwarded flow must be established.
+	if err := lb.prime(v6, v6.reply); err != nil {
+		return err
+	}
 	return fn(replies)
 }
 

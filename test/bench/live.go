@@ -37,8 +37,10 @@ var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, s
 // an xdprouter scenario ("" for the others).
 func xdprouterCounter(sc string, f family) string {
 	switch sc {
-	case scXdprouter, scXdprouterCT, scEncap, scDecap, scNAT44:
+	case scXdprouter, scXdprouterCT, scEncap, scDecap:
 		return f.fwdCounter
+	case scNAT44:
+		return "fwd_nat44_snat"
 	case scNPT:
 		return "fwd_npt_snpt"
 	}
