@@ -418,11 +418,16 @@ func (r *RecursiveDNSServer) marshal() ([]byte, error) {
 		return nil, errRDNSSNoServers
 	}
 
+	// Always have one length unit to start, and then each IPv6 address
+	// occupies two length units.
+	l, err := optionLength(rdnssServersOff + slen*net.IPv6len)
+	if err != nil {
+		return nil, err
+	}
+
 	raw := &RawOption{
-		Type: r.Code(),
-		// Always have one length unit to start, and then each IPv6 address
-		// occupies two length units.
-		Length: 1 + uint8((slen * 2)),
+		Type:   r.Code(),
+		Length: l,
 		// Allocate enough space for all data.
 		Value: make([]byte, rdnssServersOff+(slen*net.IPv6len)),
 	}
@@ -562,11 +567,16 @@ func (d *DNSSearchList) marshal() ([]byte, error) {
 		value = append(value, bytes.Repeat([]byte{0x00}, 8-r)...)
 	}
 
+	// Always have one length unit to start, and then calculate the length
+	// needed for value.
+	l, err := optionLength(len(value))
+	if err != nil {
+		return nil, err
+	}
+
 	raw := &RawOption{
-		Type: d.Code(),
-		// Always have one length unit to start, and then calculate the length
-		// needed for value.
-		Length: uint8((len(value) + 2) / 8),
+		Type:   d.Code(),
+		Length: l,
 		Value:  value,
 	}
 
@@ -733,12 +743,17 @@ func (cp *CaptivePortal) marshal() ([]byte, error) {
 		l += 8 - r
 	}
 
+	ol, err := optionLength(l)
+	if err != nil {
+		return nil, err
+	}
+
 	value := make([]byte, l)
 	copy(value, []byte(cp.URI))
 
 	raw := &RawOption{
 		Type:   cp.Code(),
-		Length: (uint8(l) + 2) / 8,
+		Length: ol,
 		Value:  value,
 	}
 
@@ -920,12 +935,17 @@ func (ra *RAFlagsExtension) marshal() ([]byte, error) {
 		return nil, errors.New("ndp: RA flags extension length is invalid")
 	}
 
+	ol, err := optionLength(l)
+	if err != nil {
+		return nil, err
+	}
+
 	value := make([]byte, l)
 	copy(value, ra.Flags)
 
 	raw := &RawOption{
 		Type:   ra.Code(),
-		Length: (uint8(l) + 2) / 8,
+		Length: ol,
 		Value:  value,
 	}
 
@@ -987,12 +1007,17 @@ func (n *Nonce) marshal() ([]byte, error) {
 		return nil, errors.New("ndp: nonce size is invalid")
 	}
 
+	ol, err := optionLength(l)
+	if err != nil {
+		return nil, err
+	}
+
 	value := make([]byte, l)
 	copy(value, n.b)
 
 	raw := &RawOption{
 		Type:   n.Code(),
-		Length: (uint8(l) + 2) / 8,
+		Length: ol,
 		Value:  value,
 	}
 
@@ -1025,13 +1050,14 @@ func (r *RawOption) Code() byte { return r.Type }
 
 func (r *RawOption) marshal() ([]byte, error) {
 	// Length specified in units of 8 bytes, and the caller must provide
-	// an accurate length.
-	l := int(r.Length * 8)
+	// an accurate length. Compute it in int: Length*8 overflows uint8 for
+	// options of 256 bytes or more.
+	l := int(r.Length) * 8
 	if 1+1+len(r.Value) != l {
 		return nil, io.ErrUnexpectedEOF
 	}
 
-	b := make([]byte, r.Length*8)
+	b := make([]byte, l)
 	b[0] = r.Type
 	b[1] = r.Length
 
@@ -1047,8 +1073,9 @@ func (r *RawOption) unmarshal(b []byte) error {
 
 	r.Type = b[0]
 	r.Length = b[1]
-	// Exclude type and length fields from value's length.
-	l := int(r.Length*8) - 2
+	// Exclude type and length fields from value's length. Compute it in
+	// int: Length*8 overflows uint8 for options of 256 bytes or more.
+	l := int(r.Length)*8 - 2
 
 	// Enforce a valid length value that matches the expected one.
 	if lb := len(b[2:]); l != lb {
@@ -1059,6 +1086,25 @@ func (r *RawOption) unmarshal(b []byte) error {
 	copy(r.Value, b[2:])
 
 	return nil
+}
+
+// maxOptionLength is the largest value of an option's Length field, in
+// units of 8 bytes: an option is at most 255*8 = 2040 bytes long.
+const maxOptionLength = math.MaxUint8
+
+// optionLength returns the Length field, in units of 8 bytes, of an option
+// whose value (everything after the type and length bytes) is n bytes
+// long; n+2 must be a multiple of 8. It returns an error if the option
+// would be longer than the Length field can express.
+func optionLength(n int) (uint8, error) {
+	l := n + 2
+	if l%8 != 0 {
+		return 0, fmt.Errorf("ndp: option length %d is not a multiple of 8 bytes", l)
+	}
+	if l/8 > maxOptionLength {
+		return 0, fmt.Errorf("ndp: option length %d exceeds the maximum of %d bytes", l, maxOptionLength*8)
+	}
+	return uint8(l / 8), nil
 }
 
 // marshalOptions marshals a slice of Options into a single byte slice.
