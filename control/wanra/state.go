@@ -19,7 +19,36 @@ const (
 	IgnorePrefixLength     = "prefix_length"             // 0 or over 128
 	IgnorePreferredOver    = "prefix_preferred_gt_valid" // RFC 4862 5.5.3 c)
 	IgnoreMTUTooSmall      = "mtu_below_1280"
+	IgnoreMalformedOption  = "option_malformed"  // its content did not parse; the rest of the RA is used
+	IgnoreRDNSSNotUnicast  = "rdnss_not_unicast" // multicast, loopback, unspecified or IPv4-mapped server
 )
+
+// Limits on what the tracker holds, so that RAs from other hosts on a
+// shared WAN link cannot grow it without bound (RFC 4861 6.3.4 and RFC
+// 8106 5.3.1 leave the sizes to the implementation; the kernel keeps at
+// most 16 addresses per interface, net.ipv6.conf.*.max_addresses). What
+// is held is refreshed and withdrawn as usual; a new entry that would go
+// beyond a limit is not learned, and counted in Stats.Dropped under the
+// table's name, so a flood cannot push out what the router already uses.
+const (
+	MaxRouters  = 16 // default routers (by source address)
+	MaxPrefixes = 16 // prefixes from Prefix Information options
+	MaxDNS      = 16 // RDNSS servers
+	MaxDNSSL    = 16 // DNSSL search domains
+)
+
+// Table names in Stats.Dropped.
+const (
+	TableRouters  = "routers"
+	TablePrefixes = "prefixes"
+	TableDNS      = "dns"
+	TableDNSSL    = "dnssl"
+)
+
+// minValidLifetime is RFC 4862 5.5.3 e)'s two hours (the kernel's
+// MIN_VALID_LIFETIME): an RA can shorten what remains of a prefix's
+// valid lifetime to no less than this.
+const minValidLifetime = 2 * time.Hour
 
 // minMTU is IPv6's minimum link MTU (RFC 8200).
 const minMTU = 1280
@@ -50,28 +79,49 @@ func newState() *state {
 	return &state{prefixes: map[netip.Prefix]learned.Prefix{}, routers: map[netip.Addr]learned.Router{}}
 }
 
-// apply takes in an accepted RA from src received at now and returns the
-// reasons of the options it ignored.
-func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement) []string {
-	var ignored []string
+// applied is what apply did not take in: the reasons of the options it
+// ignored, and the tables that were full (one entry per entry dropped).
+type applied struct {
+	ignored []string
+	dropped []string
+}
+
+// apply takes in an accepted RA from src received at now.
+func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement) applied {
+	var res applied
 	var mac net.HardwareAddr
 	for _, o := range ra.Options {
 		switch o := o.(type) {
 		case *ndp.PrefixInformation:
-			if r := s.applyPrefix(now, o); r != "" {
-				ignored = append(ignored, r)
+			r, full := s.applyPrefix(now, o)
+			if r != "" {
+				res.ignored = append(res.ignored, r)
+			}
+			if full {
+				res.dropped = append(res.dropped, TablePrefixes)
 			}
 		case *ndp.RecursiveDNSServer:
 			for _, a := range o.Servers {
-				s.dns = upsertServer(s.dns, learned.Server{Addr: a.WithZone(""), Until: learned.Deadline(now, o.Lifetime)})
+				a = a.WithZone("")
+				if a.IsMulticast() || a.IsLoopback() || a.IsUnspecified() || a.Is4In6() {
+					res.ignored = append(res.ignored, IgnoreRDNSSNotUnicast)
+					continue
+				}
+				var ok bool
+				if s.dns, ok = upsertServer(s.dns, learned.Server{Addr: a, Until: learned.Deadline(now, o.Lifetime)}, now); !ok {
+					res.dropped = append(res.dropped, TableDNS)
+				}
 			}
 		case *ndp.DNSSearchList:
 			for _, n := range o.DomainNames {
-				s.dnssl = upsertDomain(s.dnssl, domain{name: n, until: learned.Deadline(now, o.Lifetime)})
+				var ok bool
+				if s.dnssl, ok = upsertDomain(s.dnssl, domain{name: n, until: learned.Deadline(now, o.Lifetime)}, now); !ok {
+					res.dropped = append(res.dropped, TableDNSSL)
+				}
 			}
 		case *ndp.MTU:
 			if o.MTU < minMTU {
-				ignored = append(ignored, IgnoreMTUTooSmall)
+				res.ignored = append(res.ignored, IgnoreMTUTooSmall)
 				continue
 			}
 			s.mtu = int(o.MTU)
@@ -81,10 +131,14 @@ func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement
 			}
 		}
 	}
-	if ra.RouterLifetime == 0 {
+	_, known := s.routers[src]
+	switch {
+	case ra.RouterLifetime == 0:
 		// Not (or no longer) a default router: gone at once (6.3.4).
 		delete(s.routers, src)
-	} else {
+	case !known && len(s.routers) >= MaxRouters:
+		res.dropped = append(res.dropped, TableRouters)
+	default:
 		s.routers[src] = learned.Router{
 			Addr:       src,
 			Until:      now.Add(ra.RouterLifetime),
@@ -92,25 +146,57 @@ func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement
 			MAC:        mac,
 		}
 	}
-	return ignored
+	return res
 }
 
-func (s *state) applyPrefix(now time.Time, o *ndp.PrefixInformation) string {
+// applyPrefix takes in one Prefix Information option; it returns why it
+// was ignored, or full when it was new and the table had no room.
+//
+// A prefix the WAN address is made from (the A flag) gets the lifetimes
+// a SLAAC address of the kernel would have, RFC 4862 5.5.3 e): the
+// preferred lifetime is reset to the received one, but the valid lifetime
+// only shortened to no less than two hours (or what remains, if less),
+// as addrconf_prefix_rcv_add_addr does. One RA from any host on the link
+// with a valid lifetime of 0 would otherwise remove the WAN address at
+// once; with the rule, the prefix is deprecated and has two hours left,
+// and the ISP's next RA restores it. An option without the A flag does
+// not touch such a prefix (the kernel leaves the address alone then too).
+// A prefix held only on-link follows RFC 4861 6.3.4: a valid lifetime of
+// 0 removes it at once.
+func (s *state) applyPrefix(now time.Time, o *ndp.PrefixInformation) (ignore string, full bool) {
 	if o.PrefixLength == 0 || o.PrefixLength > 128 {
-		return IgnorePrefixLength
+		return IgnorePrefixLength, false
 	}
 	p := netip.PrefixFrom(o.Prefix.WithZone(""), int(o.PrefixLength)).Masked()
 	switch {
 	case p.Addr().IsLinkLocalUnicast():
-		return IgnorePrefixLinkLocal
+		return IgnorePrefixLinkLocal, false
 	case p.Addr().IsMulticast() || p.Addr().IsLoopback() || p.Addr().IsUnspecified():
-		return IgnorePrefixNotUnicast
+		return IgnorePrefixNotUnicast, false
 	case o.PreferredLifetime > o.ValidLifetime:
-		return IgnorePreferredOver
+		return IgnorePreferredOver, false
+	}
+	old, known := s.prefixes[p]
+	if known && old.Autonomous && old.Valid.After(now) {
+		if !o.AutonomousAddressConfiguration {
+			return "", false
+		}
+		valid := twoHourRule(o.ValidLifetime, learned.Remaining(old.Valid, now))
+		s.prefixes[p] = learned.Prefix{
+			Prefix:     p,
+			Valid:      learned.Deadline(now, valid),
+			Preferred:  learned.Deadline(now, min(o.PreferredLifetime, valid)),
+			OnLink:     o.OnLink,
+			Autonomous: true,
+		}
+		return "", false
 	}
 	if o.ValidLifetime == 0 {
 		delete(s.prefixes, p)
-		return ""
+		return "", false
+	}
+	if !known && len(s.prefixes) >= MaxPrefixes {
+		return "", true
 	}
 	s.prefixes[p] = learned.Prefix{
 		Prefix:     p,
@@ -119,7 +205,17 @@ func (s *state) applyPrefix(now time.Time, o *ndp.PrefixInformation) string {
 		OnLink:     o.OnLink,
 		Autonomous: o.AutonomousAddressConfiguration,
 	}
-	return ""
+	return "", false
+}
+
+// twoHourRule is the valid lifetime an autoconfigured address gets from a
+// received one when remaining is what it had left (RFC 4862 5.5.3 e):
+// the received lifetime if it is over two hours or over what remains;
+// otherwise what remains if that is two hours or less (the option is
+// ignored for the valid lifetime); otherwise two hours. That is the
+// kernel's max(received, min(remaining, 2h)).
+func twoHourRule(received, remaining time.Duration) time.Duration {
+	return max(received, min(remaining, minValidLifetime))
 }
 
 // preference maps RFC 4191's two-bit field to learned.Router's scale.
@@ -134,25 +230,36 @@ func preference(p ndp.Preference) int {
 }
 
 // upsertServer refreshes a known server in place (keeping the order the
-// servers were first heard in); lifetime 0 removes it (RFC 8106 5.1).
-func upsertServer(list []learned.Server, sv learned.Server) []learned.Server {
+// servers were first heard in); lifetime 0 removes it (RFC 8106 5.1,
+// when expire runs). A new server is added unless the list holds MaxDNS
+// already: then ok is false.
+func upsertServer(list []learned.Server, sv learned.Server, now time.Time) (_ []learned.Server, ok bool) {
 	i := slices.IndexFunc(list, func(e learned.Server) bool { return e.Addr == sv.Addr })
 	switch {
 	case i >= 0:
 		list[i] = sv
+	case !sv.Until.After(now): // withdrawing what is not held
+	case len(list) >= MaxDNS:
+		return list, false
 	default:
 		list = append(list, sv)
 	}
-	return list
+	return list, true
 }
 
-func upsertDomain(list []domain, d domain) []domain {
+// upsertDomain is upsertServer for search domains, limited to MaxDNSSL.
+func upsertDomain(list []domain, d domain, now time.Time) (_ []domain, ok bool) {
 	i := slices.IndexFunc(list, func(e domain) bool { return e.name == d.name })
-	if i >= 0 {
+	switch {
+	case i >= 0:
 		list[i] = d
-		return list
+	case !d.until.After(now):
+	case len(list) >= MaxDNSSL:
+		return list, false
+	default:
+		list = append(list, d)
 	}
-	return append(list, d)
+	return list, true
 }
 
 // expire drops what has passed its deadline at now and reports whether

@@ -23,9 +23,16 @@ type Stats struct {
 	SocketErrors uint64    `json:"socket_errors"`
 	LastRA       time.Time `json:"last_ra,omitzero"`
 	LastRASource string    `json:"last_ra_source,omitempty"`
-	// Routers and Prefixes are the live entries in the last snapshot.
-	Routers  int `json:"routers"`
-	Prefixes int `json:"prefixes"`
+	// Dropped counts entries not learned because their table was at its
+	// limit (Limits), by table (the Table* constants).
+	Dropped map[string]uint64 `json:"dropped_table_full,omitempty"`
+	// Routers, Prefixes, DNS and DNSSL are the live entries in the last
+	// snapshot; Limits are the most each table holds.
+	Routers  int            `json:"routers"`
+	Prefixes int            `json:"prefixes"`
+	DNS      int            `json:"dns_servers"`
+	DNSSL    int            `json:"dnssl_domains"`
+	Limits   map[string]int `json:"limits"`
 }
 
 // Stats returns a copy of the counters.
@@ -35,6 +42,8 @@ func (t *Tracker) Stats() Stats {
 	s := t.stats
 	s.Rejected = maps.Clone(s.Rejected)
 	s.IgnoredOptions = maps.Clone(s.IgnoredOptions)
+	s.Dropped = maps.Clone(s.Dropped)
+	s.Limits = maps.Clone(limits)
 	return s
 }
 

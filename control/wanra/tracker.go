@@ -121,6 +121,9 @@ type loop struct {
 	rsLeft     int
 	rsNext     time.Time
 	hadRouters bool
+	// full is the tables that dropped an entry since they last had room:
+	// one warning per episode, not one per RA of a flood.
+	full map[string]bool
 }
 
 // serve runs on one socket until ctx ends or the socket fails.
@@ -132,7 +135,9 @@ func (l *loop) serve(ctx context.Context, conn Conn) error {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		b := make([]byte, 1500)
+		// Room for any ICMPv6 message: an RA is as long as the link's
+		// MTU allows, and options as long as 2040 bytes.
+		b := make([]byte, 1<<16)
 		for {
 			n, hop, src, err := conn.ReadRaw(b)
 			if err != nil {
@@ -221,7 +226,15 @@ func (l *loop) expire() {
 // went away, starts soliciting again.
 func (l *loop) publish() {
 	ra := l.st.snapshot(l.t.Interface)
-	l.t.count(func(s *Stats) { s.Routers, s.Prefixes = len(ra.Routers), len(ra.Prefixes) })
+	l.t.count(func(s *Stats) {
+		s.Routers, s.Prefixes, s.DNS, s.DNSSL = len(ra.Routers), len(ra.Prefixes), len(ra.DNS), len(ra.DNSSL)
+	})
+	for table, n := range map[string]int{TableRouters: len(ra.Routers), TablePrefixes: len(ra.Prefixes),
+		TableDNS: len(ra.DNS), TableDNSSL: len(ra.DNSSL)} {
+		if l.full[table] && n < limits[table] {
+			delete(l.full, table)
+		}
+	}
 	if l.hadRouters && len(ra.Routers) == 0 {
 		l.t.Log.Info("wan ra: no default router left, soliciting", "interface", l.t.Interface)
 		l.rsLeft, l.rsNext = maxRtrSolicitations, time.Now()
@@ -234,7 +247,7 @@ func (l *loop) publish() {
 
 func (l *loop) receive(p packet) {
 	now := time.Now()
-	ra, reason := check(p.b, p.hop, p.src)
+	ra, malformed, reason := check(p.b, p.hop, p.src)
 	if reason != "" {
 		l.t.count(func(s *Stats) {
 			s.Received++
@@ -246,7 +259,11 @@ func (l *loop) receive(p packet) {
 		l.t.Log.Debug("wan ra: rejected", "interface", l.t.Interface, "source", p.src, "reason", reason)
 		return
 	}
-	ignored := l.st.apply(now, p.src, ra)
+	if len(malformed) > 0 {
+		l.t.Log.Debug("wan ra: options that do not parse ignored", "interface", l.t.Interface, "source", p.src, "count", len(malformed))
+	}
+	res := l.st.apply(now, p.src, ra)
+	ignored := append(malformed, res.ignored...)
 	l.st.expire(now) // lifetime-0 removals
 	l.rsLeft = 0
 	l.t.count(func(s *Stats) {
@@ -259,9 +276,28 @@ func (l *loop) receive(p packet) {
 			}
 			s.IgnoredOptions[r]++
 		}
+		for _, t := range res.dropped {
+			if s.Dropped == nil {
+				s.Dropped = map[string]uint64{}
+			}
+			s.Dropped[t]++
+		}
 	})
+	for _, t := range res.dropped {
+		if !l.full[t] {
+			if l.full == nil {
+				l.full = map[string]bool{}
+			}
+			l.full[t] = true
+			l.t.Log.Warn("wan ra: table full, new entries not learned until some expire", "interface", l.t.Interface,
+				"table", t, "limit", limits[t], "source", p.src)
+		}
+	}
 	l.publish()
 }
+
+// limits are the Max* constants by table name.
+var limits = map[string]int{TableRouters: MaxRouters, TablePrefixes: MaxPrefixes, TableDNS: MaxDNS, TableDNSSL: MaxDNSSL}
 
 func (l *loop) solicit(conn Conn) {
 	rs := &ndp.RouterSolicitation{}
