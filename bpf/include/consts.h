@@ -162,4 +162,16 @@ enum xdpr_ndp_mode {
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */
 #define XDPR_MAX_EXT_HEADERS 6
 
+/* TCX verdicts (linux/bpf.h from 6.6; Debian 12's headers predate them).
+ * A TC program of xdprouter's returns TCX_NEXT for every packet that is
+ * not its own, never TC_ACT_OK: under tcx that means "pass, and stop", so
+ * the programs attached after it (NPT's after the tunnel's on a shared WAN)
+ * would never see the packet. On a classic clsact filter TCX_NEXT is
+ * TC_ACT_UNSPEC, which goes on to the next filter as well. */
+#ifndef TCX_NEXT
+#define TCX_NEXT -1
+#define TCX_PASS 0
+#define TCX_DROP 2
+#endif
+
 #endif

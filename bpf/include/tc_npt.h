@@ -18,13 +18,6 @@
 #include "maps.h"
 #include "npt.h"
 
-/* TCX verdicts (linux/bpf.h from 6.6; Debian 12's headers predate them). */
-#ifndef TCX_NEXT
-#define TCX_NEXT -1
-#define TCX_PASS 0
-#define TCX_DROP 2
-#endif
-
 /* Enough for Ethernet, IPv6, a walked extension header chain and an
  * ICMPv6 error's embedded header; the rest of the packet is not read. */
 #define XDPR_TC_PULL_LEN 256

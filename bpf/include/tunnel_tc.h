@@ -126,24 +126,24 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 	int tos;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
-		return TC_ACT_OK;
+		return TCX_NEXT;
 	bpf_skb_pull_data(skb, TC_PULL_LEN);
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 	if ((void *)(ip6 + 1) > data_end)
-		return TC_ACT_OK;
+		return TCX_NEXT;
 	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
 	if (ext < 0)
-		return TC_ACT_OK;
+		return TCX_NEXT;
 	struct iphdr *iph = ext ? (void *)(ip6 + 1) + 8 : (void *)(ip6 + 1);
 	if ((void *)(iph + 1) > data_end)
-		return TC_ACT_OK;
+		return TCX_NEXT;
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
 	dv = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
 	if (!dv)
-		return TC_ACT_OK;
+		return TCX_NEXT;
 	__u64 rx_len = skb->len;
 	t = bpf_map_lookup_elem(&xdpr_tunnels, &dv->ifindex);
 	if (!t)
