@@ -175,8 +175,9 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 	}
 	l.ndpWake.Set(wakeConfig(in, p))
 	now := map[string]bool{}
+	own := ownAddrs(p)
 	for _, ad := range p.Adverts() {
-		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, DNS: ad.DNS, DNSSL: ad.DNSSL, MTU: ad.MTU,
+		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, DNS: ad.DNS, Own: own, DNSSL: ad.DNSSL, MTU: ad.MTU,
 			RouterLifetime: ad.RouterLifetime})
 		now[ad.Interface] = true
 	}
@@ -186,6 +187,26 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 		}
 	}
 	l.advertised = now
+}
+
+// ownAddrs are the router's own addresses under p (WAN, LANs, retired
+// LAN addresses): a WAN RA naming one as a DNS server is not passed on to
+// the LANs, the router runs no resolver there.
+func ownAddrs(p control.Plan) []netip.Addr {
+	var out []netip.Addr
+	add := func(a control.Addr6) {
+		if a.IsValid() {
+			out = append(out, a.Prefix.Addr())
+		}
+	}
+	add(p.WANAddr)
+	for _, l := range p.LANs {
+		add(l.Addr)
+		for _, r := range l.RetiredAddrs {
+			add(r)
+		}
+	}
+	return out
 }
 
 // stats are the tasks' counters for the status API, by task name.

@@ -3,6 +3,7 @@ package lanra
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -23,8 +24,15 @@ type Advert struct {
 	// the old prefix) until its Valid deadline, then no more.
 	Prefixes []learned.Prefix
 	// DNS servers (RDNSS option); each is advertised with the smaller of
-	// what remains of its lifetime and the sender's DNS lifetime.
-	DNS   []learned.Server
+	// what remains of its lifetime and the sender's DNS lifetime. Only
+	// global unicast addresses that are not in Own are advertised (see
+	// Advertisable): a link-local, loopback, multicast or IPv4-mapped
+	// address learned on the WAN means nothing, or something else, on the
+	// LAN.
+	DNS []learned.Server
+	// Own are the router's own addresses (WAN and LAN): it runs no
+	// resolver there, so a WAN RA naming one is not passed on.
+	Own   []netip.Addr
 	DNSSL []string
 	MTU   int // 0: no MTU option
 	// RouterLifetime 0 says "not a default router" (RFC 7084 wants that
@@ -79,7 +87,8 @@ func (ad Advert) message(now time.Time, mac net.HardwareAddr, dnsLifetime time.D
 	}
 	// One RDNSS option per distinct lifetime, servers in the given order.
 	var rdnss []*ndp.RecursiveDNSServer
-	for _, s := range ad.DNS {
+	dns, _ := ad.resolvers()
+	for _, s := range dns {
 		lt := min(learned.Remaining(s.Until, now), dnsLifetime)
 		if lt == 0 {
 			continue
@@ -115,10 +124,32 @@ func (ad Advert) shape(now time.Time) string {
 		}
 	}
 	var dns []string
-	for _, s := range ad.DNS {
+	ok, _ := ad.resolvers()
+	for _, s := range ok {
 		if s.Until.After(now) {
 			dns = append(dns, s.Addr.String())
 		}
 	}
 	return fmt.Sprint(prefixes, dns, ad.DNSSL, ad.MTU, ad.RouterLifetime)
+}
+
+// Advertisable says whether a learned DNS server may be advertised to a
+// LAN: a global unicast IPv6 address (ULAs included), not link-local,
+// loopback, multicast, unspecified or IPv4-mapped.
+func Advertisable(a netip.Addr) bool {
+	return a.Is6() && !a.Is4In6() && a.IsGlobalUnicast()
+}
+
+// resolvers splits ad.DNS into the servers advertised and the addresses
+// withheld (not Advertisable, or the router's own).
+func (ad Advert) resolvers() (ok []learned.Server, withheld []netip.Addr) {
+	for _, s := range ad.DNS {
+		a := s.Addr.WithZone("")
+		if Advertisable(a) && !slices.Contains(ad.Own, a) {
+			ok = append(ok, s)
+		} else {
+			withheld = append(withheld, a)
+		}
+	}
+	return ok, withheld
 }

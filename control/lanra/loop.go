@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -23,6 +24,9 @@ type iface struct {
 	// to a Router Solicitation.
 	next, solicited time.Time
 	last            time.Time // the last RA sent
+	// withheld are the DNS servers the last RA left out (logged when
+	// they change).
+	withheld []string
 }
 
 type loop struct {
@@ -205,6 +209,18 @@ func (l *loop) handle(ev event) {
 func (l *loop) send(ifc *iface, now time.Time) {
 	solicited := !ifc.solicited.IsZero() && !ifc.solicited.After(now) && ifc.solicited.Before(ifc.next)
 	ra, prefixes := ifc.ad.message(now, ifc.conn.MAC(), l.tm.dns)
+	var withheld []string
+	_, w := ifc.ad.resolvers()
+	for _, a := range w {
+		withheld = append(withheld, a.String())
+	}
+	if !slices.Equal(withheld, ifc.withheld) {
+		if len(withheld) > 0 {
+			l.s.Log.Warn("lan ra: learned DNS servers not advertised (not global unicast, or the router's own address)",
+				"interface", ifc.name, "servers", withheld)
+		}
+		ifc.withheld = withheld
+	}
 	if ifc.fast > 0 {
 		ifc.fast--
 	}
@@ -223,6 +239,7 @@ func (l *loop) send(ifc *iface, now time.Time) {
 			st.Unsolicited++
 		}
 		st.LastSent, st.RouterLifetime, st.Prefixes = now, int(ra.RouterLifetime/time.Second), prefixes
+		st.DNSWithheld = withheld
 	})
 }
 

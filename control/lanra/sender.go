@@ -92,6 +92,7 @@ func (s *Sender) Set(ifname string, ad Advert) {
 	ad.Prefixes = slices.Clone(ad.Prefixes)
 	ad.DNS = slices.Clone(ad.DNS)
 	ad.DNSSL = slices.Clone(ad.DNSSL)
+	ad.Own = slices.Clone(ad.Own)
 	s.mu.Lock()
 	s.init()
 	s.desired[ifname] = ad

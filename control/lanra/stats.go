@@ -26,4 +26,7 @@ type InterfaceStats struct {
 	// RouterLifetime (seconds) and Prefixes are as in the last RA sent.
 	RouterLifetime int          `json:"router_lifetime"`
 	Prefixes       []PrefixStat `json:"prefixes"`
+	// DNSWithheld are the learned DNS servers the last RA left out: not
+	// global unicast, or the router's own address (Advert.DNS).
+	DNSWithheld []string `json:"dns_withheld,omitempty"`
 }
