@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -193,7 +194,18 @@ type ctTimeouts struct {
 	tcpMS, udpMS               uint32
 	tcpRefreshJ, udpRefreshJ   uint32
 	tcpSeconds, udpSeconds, hz uint64
+	// cacheJ is how long a CPU reuses a gate verdict (xdpr_ct_cache):
+	// ctCacheLife in jiffies, rounded up.
+	cacheJ uint32
 }
+
+// ctCacheLife bounds how long a "forward" verdict of the gate is reused
+// on one CPU, and so how long a conntrack entry deleted or changed by the
+// kernel (conntrack -D, a flush, an expiry) can still be carried in XDP
+// there. The bound is this plus up to one jiffy (the clock's grain); a
+// lookup every 10 ms is nothing beside one per packet. A variable, so that
+// tests can lengthen it.
+var ctCacheLife = 10 * time.Millisecond
 
 // readCTTimeouts reads the established timeouts from the sysctls (the
 // kernel's defaults where they cannot be read) and the kernel's HZ.
@@ -211,6 +223,7 @@ func readCTTimeouts() ctTimeouts {
 		tcpMS: clamp(tcp * 1000), udpMS: clamp(udp * 1000),
 		tcpRefreshJ: clamp(min(tcp/2, refreshLeft) * hz), udpRefreshJ: clamp(min(udp/2, refreshLeft) * hz),
 		tcpSeconds: tcp, udpSeconds: udp, hz: hz,
+		cacheJ: clamp((uint64(ctCacheLife.Nanoseconds())*hz + 999_999_999) / 1_000_000_000),
 	}
 }
 

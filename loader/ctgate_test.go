@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 )
@@ -238,6 +239,9 @@ func TestConntrackGate(t *testing.T) {
 			for _, e := range c.entries {
 				cl.conntrack(t, e...)
 			}
+			// Past the gate cache's bound: the cases reuse tuples,
+			// and a verdict of the case before may still be cached.
+			time.Sleep(ctCacheLife + 20*time.Millisecond)
 			prog := cl.gated[c.ingress]
 			if c.ungated {
 				prog = cl.progs[c.ingress]

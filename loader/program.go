@@ -36,6 +36,7 @@ func portSpec(ifindex int, mac net.HardwareAddr, role Role, gate CTGate) (*ebpf.
 		vars["xdpr_ct_udp_timeout_ms"] = t.udpMS
 		vars["xdpr_ct_tcp_refresh_jiffies"] = t.tcpRefreshJ
 		vars["xdpr_ct_udp_refresh_jiffies"] = t.udpRefreshJ
+		vars["xdpr_ct_cache_jiffies"] = t.cacheJ
 	}
 	for name, v := range vars {
 		vs, ok := spec.Variables[name]

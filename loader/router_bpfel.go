@@ -81,6 +81,19 @@ type routerXdprCounterVal struct {
 	Bytes   uint64
 }
 
+type routerXdprCtCacheEntry struct {
+	_       structs.HostLayout
+	Expires uint64
+	Key     [10]uint32
+	Nat     struct {
+		_     structs.HostLayout
+		Saddr uint32
+		Daddr uint32
+		Ports uint32
+		Kind  uint32
+	}
+}
+
 type routerXdprCtGate uint32
 
 const (
@@ -100,8 +113,9 @@ type routerXdprDecapCacheEntry struct {
 type routerXdprEvent uint32
 
 const (
-	routerXdprEventXDPR_EV_CT_REFRESH routerXdprEvent = 0
-	routerXdprEventXDPR_EV__MAX       routerXdprEvent = 1
+	routerXdprEventXDPR_EV_CT_REFRESH   routerXdprEvent = 0
+	routerXdprEventXDPR_EV_CT_CACHE_HIT routerXdprEvent = 1
+	routerXdprEventXDPR_EV__MAX         routerXdprEvent = 2
 )
 
 type routerXdprFeatureBit uint32
@@ -301,6 +315,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	routerMapXdprCounters            = "xdpr_counters"
+	routerMapXdprCtCache             = "xdpr_ct_cache"
 	routerMapXdprDecapCache          = "xdpr_decap_cache"
 	routerMapXdprFeatures            = "xdpr_features"
 	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
@@ -326,6 +341,7 @@ const (
 	routerVarIcmpRatePerSec          = "icmp_rate_per_sec"
 	routerVarTunNexthopTtlNs         = "tun_nexthop_ttl_ns"
 	routerVarXdprCounterNames        = "xdpr_counter_names"
+	routerVarXdprCtCacheJiffies      = "xdpr_ct_cache_jiffies"
 	routerVarXdprCtGateNames         = "xdpr_ct_gate_names"
 	routerVarXdprCtTcpRefreshJiffies = "xdpr_ct_tcp_refresh_jiffies"
 	routerVarXdprCtTcpTimeoutMs      = "xdpr_ct_tcp_timeout_ms"
@@ -396,6 +412,7 @@ type routerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
 	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprCtCache     *ebpf.MapSpec `ebpf:"xdpr_ct_cache"`
 	XdprDecapCache  *ebpf.MapSpec `ebpf:"xdpr_decap_cache"`
 	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
@@ -422,6 +439,7 @@ type routerVariableSpecs struct {
 	IcmpRatePerSec          *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs         *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames        *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
+	XdprCtCacheJiffies      *ebpf.VariableSpec `ebpf:"xdpr_ct_cache_jiffies"`
 	XdprCtGateNames         *ebpf.VariableSpec `ebpf:"xdpr_ct_gate_names"`
 	XdprCtTcpRefreshJiffies *ebpf.VariableSpec `ebpf:"xdpr_ct_tcp_refresh_jiffies"`
 	XdprCtTcpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_tcp_timeout_ms"`
@@ -459,6 +477,7 @@ func (o *routerObjects) Close() error {
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
 	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprCtCache     *ebpf.Map `ebpf:"xdpr_ct_cache"`
 	XdprDecapCache  *ebpf.Map `ebpf:"xdpr_decap_cache"`
 	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
@@ -480,6 +499,7 @@ type routerMaps struct {
 func (m *routerMaps) Close() error {
 	return _RouterClose(
 		m.XdprCounters,
+		m.XdprCtCache,
 		m.XdprDecapCache,
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
@@ -507,6 +527,7 @@ type routerVariables struct {
 	IcmpRatePerSec          *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs         *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
 	XdprCounterNames        *ebpf.Variable `ebpf:"xdpr_counter_names"`
+	XdprCtCacheJiffies      *ebpf.Variable `ebpf:"xdpr_ct_cache_jiffies"`
 	XdprCtGateNames         *ebpf.Variable `ebpf:"xdpr_ct_gate_names"`
 	XdprCtTcpRefreshJiffies *ebpf.Variable `ebpf:"xdpr_ct_tcp_refresh_jiffies"`
 	XdprCtTcpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_tcp_timeout_ms"`

@@ -62,6 +62,11 @@ const volatile __u32 xdpr_ct_tcp_timeout_ms = 432000U * 1000U;
 const volatile __u32 xdpr_ct_udp_timeout_ms = 120U * 1000U;
 const volatile __u32 xdpr_ct_tcp_refresh_jiffies = 15U * 250U;
 const volatile __u32 xdpr_ct_udp_refresh_jiffies = 15U * 250U;
+/* How long (jiffies) a CPU reuses a "forward" verdict of the gate from
+ * xdpr_ct_cache: the loader sets 10 ms rounded up to whole jiffies. This is
+ * the bound by which a deleted or changed conntrack entry can outlive
+ * itself in XDP on that CPU; 0 turns the cache off. */
+const volatile __u32 xdpr_ct_cache_jiffies = 3;
 
 /* struct bpf_ct_opts as the kernel takes it (NF_BPF_CT_OPTS_SZ, 12). */
 struct xdpr_ct_opts {
@@ -148,7 +153,8 @@ static __always_inline void ct_event(__u32 ev)
 
 /* ct_l4 checks the transport header at l4 (up to the packet's end pend and
  * the frame's end): TCP or UDP with its ports, and for TCP no SYN, FIN or
- * RST. It returns 0 and copies the ports to *ports, or the pass reason. */
+ * RST. It returns 0 and copies the ports to *ports, or the pass reason
+ * (for a SYN, FIN or RST the ports are copied too: ct_forget needs them). */
 static __always_inline __u32 ct_l4(__u8 proto, void *l4, void *pend, void *end, __be32 *ports)
 {
 	__u8 *h = l4;
@@ -158,8 +164,10 @@ static __always_inline __u32 ct_l4(__u8 proto, void *l4, void *pend, void *end, 
 		 * INVALID is the kernel's to judge. */
 		if (unlikely(h + 20 > (__u8 *)end || h + 20 > (__u8 *)pend))
 			return XDPR_CNT_PASS_TRUNCATED;
+		*ports = *(__be32 *)(void *)h;
 		if (unlikely(h[13] & (XDPR_TCP_FIN | XDPR_TCP_SYN | XDPR_TCP_RST)))
 			return XDPR_CNT_PASS_CT_TCP_FLAGS;
+		return 0;
 	} else if (likely(proto == IPPROTO_UDP)) {
 		if (unlikely(h + 8 > (__u8 *)end || h + 8 > (__u8 *)pend))
 			return XDPR_CNT_PASS_TRUNCATED;
@@ -193,6 +201,59 @@ struct xdpr_ct_nat {
 	__be32 ports;        /* source and destination port after it, as in the header */
 	__u32 kind;          /* enum xdpr_ct_nat_kind */
 };
+
+/* The gate's per-CPU cache. bpf_xdp_ct_lookup (hash, refcount, release)
+ * costs about 100 ns here, a third of the whole IPv6 forward path; a flow
+ * at line rate asks the same question millions of times a second. So each
+ * CPU keeps its recent "forward" verdicts, with the NAT to apply, in a
+ * small direct-mapped table keyed by the tuple, and reuses one for at most
+ * xdpr_ct_cache_jiffies. Only "forward" is cached: every other verdict is
+ * asked again, so a flow becomes fast as soon as conntrack establishes it.
+ * A SYN, FIN or RST (which always goes to the kernel) clears the slots of
+ * both directions of its flow on its CPU, so a closing flow leaves the fast
+ * path at once there; elsewhere within the bound. */
+#define XDPR_CT_CACHE_SLOTS 64
+#define XDPR_CT_KEY_WORDS 10 /* bpf_sock_tuple's 9 words for IPv6, then the protocol */
+
+struct xdpr_ct_cache_entry {
+	__u64 expires; /* bpf_jiffies64() up to which the verdict holds; 0: empty */
+	__u32 key[XDPR_CT_KEY_WORDS];
+	struct xdpr_ct_nat nat;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPR_CT_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xdpr_ct_cache_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_ct_cache SEC(".maps");
+
+/* ct_key fills key with the tuple's tlen bytes (12 for IPv4, 36 for IPv6)
+ * and the protocol, zero elsewhere, and returns its slot. */
+static __always_inline __u32 ct_key(__u32 *key, const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+{
+	const __u32 *w = (const __u32 *)(const void *)t;
+	__u32 h = proto;
+
+#pragma unroll
+	for (int i = 0; i < XDPR_CT_KEY_WORDS - 1; i++) {
+		key[i] = i * 4 < tlen ? w[i] : 0;
+		h = (h ^ key[i]) * 0x9e3779b1U;
+	}
+	key[XDPR_CT_KEY_WORDS - 1] = proto;
+	return (h >> 16) & (XDPR_CT_CACHE_SLOTS - 1);
+}
+
+static __always_inline int ct_key_eq(const __u32 *a, const __u32 *b)
+{
+	__u32 d = 0;
+
+#pragma unroll
+	for (int i = 0; i < XDPR_CT_KEY_WORDS; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
 
 /* ct_nat_read reads the translation of a NATed entry for the packet whose
  * tuple t was looked up, as the kernel's flowtable applies it
@@ -252,10 +313,27 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 					__u8 proto, struct xdpr_ct_nat *nat)
 {
 	struct xdpr_ct_opts opts = { .netns_id = -1, .l4proto = proto };
+	struct xdpr_ct_cache_entry *c = NULL;
+	__u32 key[XDPR_CT_KEY_WORDS];
 	struct nf_conn___xdpr *ct;
 	unsigned long status;
 	__u32 reason = 0;
+	__u64 now = 0;
 
+	if (xdpr_ct_cache_jiffies) {
+		__u32 slot = ct_key(key, t, tlen, proto);
+
+		c = bpf_map_lookup_elem(&xdpr_ct_cache, &slot);
+		now = bpf_jiffies64();
+		if (c && now < c->expires && ct_key_eq(c->key, key)) {
+			/* Only forward verdicts are cached; without nat, only
+			 * those without NAT. */
+			if (nat)
+				*nat = c->nat;
+			ct_event(XDPR_EV_CT_CACHE_HIT);
+			return 0;
+		}
+	}
 	ct = bpf_xdp_ct_lookup(ctx, t, tlen, &opts, sizeof(opts));
 	/* No entry (-ENOENT) or any error: conntrack has not accepted the
 	 * flow, as far as the gate can tell. The hash holds confirmed
@@ -288,9 +366,54 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 								: xdpr_ct_udp_timeout_ms);
 			ct_event(XDPR_EV_CT_REFRESH);
 		}
+		if (c) {
+			__builtin_memcpy(c->key, key, sizeof(key));
+			if (nat)
+				c->nat = *nat;
+			else
+				__builtin_memset(&c->nat, 0, sizeof(c->nat));
+			c->expires = now + xdpr_ct_cache_jiffies;
+		}
 	}
 	bpf_ct_release(ct);
 	return reason;
+}
+
+/* ct_forget clears this CPU's cached verdicts of both directions of the
+ * flow whose tuple t is (a SYN, FIN or RST of it is on its way to the
+ * kernel). */
+static __always_inline void ct_forget(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+{
+	__u32 key[XDPR_CT_KEY_WORDS], slot;
+	struct xdpr_ct_cache_entry *c;
+
+	if (!xdpr_ct_cache_jiffies)
+		return;
+	for (int dir = 0; dir < 2; dir++) {
+		slot = ct_key(key, t, tlen, proto);
+		c = bpf_map_lookup_elem(&xdpr_ct_cache, &slot);
+		if (c && ct_key_eq(c->key, key))
+			c->expires = 0;
+		/* The other direction: addresses and ports swapped. */
+		if (tlen == sizeof(t->ipv4)) {
+			__be32 a = t->ipv4.saddr;
+			__be16 p = t->ipv4.sport;
+
+			t->ipv4.saddr = t->ipv4.daddr;
+			t->ipv4.daddr = a;
+			t->ipv4.sport = t->ipv4.dport;
+			t->ipv4.dport = p;
+		} else {
+			__u32 a[4];
+			__be16 p = t->ipv6.sport;
+
+			__builtin_memcpy(a, t->ipv6.saddr, 16);
+			__builtin_memcpy(t->ipv6.saddr, t->ipv6.daddr, 16);
+			__builtin_memcpy(t->ipv6.daddr, a, 16);
+			t->ipv6.sport = t->ipv6.dport;
+			t->ipv6.dport = p;
+		}
+	}
 }
 
 /* ct_gate_ipv4 is the gate for an option-less, unfragmented IPv4 packet
@@ -303,11 +426,15 @@ static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph,
 	__be32 ports;
 	__u32 reason = ct_l4(iph->protocol, iph + 1, pend, end, &ports);
 
-	if (unlikely(reason))
+	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
 		return reason;
 	t.ipv4.saddr = iph->saddr;
 	t.ipv4.daddr = iph->daddr;
 	*(__be32 *)(void *)&t.ipv4.sport = ports;
+	if (unlikely(reason)) {
+		ct_forget(&t, sizeof(t.ipv4), iph->protocol);
+		return reason;
+	}
 	return ct_verdict(ctx, &t, sizeof(t.ipv4), iph->protocol, nat);
 }
 
@@ -321,11 +448,15 @@ static __always_inline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip
 	__be32 ports;
 	__u32 reason = ct_l4(ip6->nexthdr, ip6 + 1, pend, end, &ports);
 
-	if (unlikely(reason))
+	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
 		return reason;
 	__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(t.ipv6.daddr, daddr, 16);
 	*(__be32 *)(void *)&t.ipv6.sport = ports;
+	if (unlikely(reason)) {
+		ct_forget(&t, sizeof(t.ipv6), ip6->nexthdr);
+		return reason;
+	}
 	return ct_verdict(ctx, &t, sizeof(t.ipv6), ip6->nexthdr, NULL);
 }
 

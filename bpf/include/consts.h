@@ -76,6 +76,7 @@ enum xdpr_counter {
  * beside the one counter every packet has. */
 enum xdpr_event {
 	XDPR_EV_CT_REFRESH = 0,       /* conntrack timeout of an XDP-forwarded flow refreshed */
+	XDPR_EV_CT_CACHE_HIT,         /* gate verdict reused from this CPU's xdpr_ct_cache */
 	XDPR_EV__MAX,
 };
 
