@@ -36,24 +36,27 @@ func newCTLab(t *testing.T) *ctLab {
 	}
 	rl := newRouterLab(t)
 	cl := &ctLab{routerLab: rl, gated: map[string]*ebpf.Program{}}
-	err := rl.lab.Do(rl.ns, func() error {
-		for _, name := range []string{"lan0", "wan0"} {
-			ifc, err := net.InterfaceByName(name)
-			if err != nil {
-				return err
-			}
-			role := RoleLAN
-			if name == "wan0" {
-				role = RoleWAN
-			}
-			cl.gated[name] = loadTestProgramGate(t, ifc, role, CTGateOn, rl.maps)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := rl.lab.Do(rl.ns, func() error { return cl.loadGated(t) }); err != nil {
 		t.Fatal(err)
 	}
 	return cl
+}
+
+// loadGated loads a gated program for lan0 and wan0 (in the router
+// namespace, over the lab's maps).
+func (cl *ctLab) loadGated(t *testing.T) error {
+	for _, name := range []string{"lan0", "wan0"} {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			return err
+		}
+		role := RoleLAN
+		if name == "wan0" {
+			role = RoleWAN
+		}
+		cl.gated[name] = loadTestProgramGate(t, ifc, role, CTGateOn, cl.maps)
+	}
+	return nil
 }
 
 // conntrack runs the conntrack CLI in the router namespace.
@@ -103,19 +106,7 @@ func (cl *ctLab) run(prog *ebpf.Program, frame []byte, ingress string) (uint32, 
 // allCounters is counterSnapshot with the event slots behind the packet
 // counters.
 func allCounters(m *ebpf.Map) ([]routerXdprCounterVal, error) {
-	n := int(routerXdprCounterXDPR_CNT__MAX) + int(routerXdprEventXDPR_EV__MAX)
-	out := make([]routerXdprCounterVal, n)
-	var perCPU []routerXdprCounterVal
-	for i := range out {
-		if err := m.Lookup(uint32(i), &perCPU); err != nil {
-			return nil, err
-		}
-		for _, v := range perCPU {
-			out[i].Packets += v.Packets
-			out[i].Bytes += v.Bytes
-		}
-	}
-	return out, nil
+	return sumCounters(m, int(routerXdprCounterXDPR_CNT__MAX)+int(routerXdprEventXDPR_EV__MAX))
 }
 
 // ctCase is one gate decision: the conntrack entries present (conntrack -I

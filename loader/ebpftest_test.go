@@ -129,7 +129,12 @@ func runXDP(prog *ebpf.Program, frame []byte, ingress int) (uint32, []byte, erro
 
 // counterSnapshot reads every data-plane counter summed over CPUs.
 func counterSnapshot(m *ebpf.Map) ([]routerXdprCounterVal, error) {
-	out := make([]routerXdprCounterVal, routerXdprCounterXDPR_CNT__MAX)
+	return sumCounters(m, int(routerXdprCounterXDPR_CNT__MAX))
+}
+
+// sumCounters reads the first n slots of xdpr_counters summed over CPUs.
+func sumCounters(m *ebpf.Map, n int) ([]routerXdprCounterVal, error) {
+	out := make([]routerXdprCounterVal, n)
 	var perCPU []routerXdprCounterVal
 	for i := range out {
 		if err := m.Lookup(uint32(i), &perCPU); err != nil {

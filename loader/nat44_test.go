@@ -57,18 +57,7 @@ func newNATLab(t *testing.T) *natLab {
 		if err != nil {
 			return err
 		}
-		for _, name := range []string{"lan0", "wan0"} {
-			ifc, err := net.InterfaceByName(name)
-			if err != nil {
-				return err
-			}
-			role := RoleLAN
-			if name == "wan0" {
-				role = RoleWAN
-			}
-			cl.gated[name] = loadTestProgramGate(t, ifc, role, CTGateOn, rl.maps)
-		}
-		return nil
+		return cl.loadGated(t)
 	})
 	if err != nil {
 		t.Fatal(err)
