@@ -17,6 +17,12 @@ const streamPort = 9999
 // Stream is a steady UDP stream from one namespace to another, each
 // datagram carrying a sequence number, so that loss is counted exactly:
 // what a daemon restart or reload must not disturb.
+//
+// Before the stream starts, the receiver answers one hello datagram, so
+// conntrack holds the flow as replied (SEEN_REPLY) and the conntrack gate
+// of a router on the way carries the sequenced datagrams in XDP: a
+// one-way flow stays unreplied and goes through the kernel for good
+// (pass_ct_unreplied).
 type Stream struct {
 	send, recv *net.UDPConn
 	stop       chan struct{}
@@ -69,15 +75,60 @@ func StartStream(lab *netlab.Lab, srcNS, dstNS string, dst netip.Addr, pps int) 
 		s.recv.Close()
 		return nil, fmt.Errorf("stream sender in %s: %w", srcNS, err)
 	}
+	if err := s.handshake(); err != nil {
+		s.recv.Close()
+		s.send.Close()
+		return nil, err
+	}
 	s.started = time.Now()
 	go s.receive()
 	go s.transmit(pps)
 	return s, nil
 }
 
+// streamDatagramLen is the length of a sequenced datagram; receive
+// ignores any other (a late copy of the handshake's hello).
+const streamDatagramLen = 64
+
+// streamHello is the handshake's datagram.
+var streamHello = []byte("xdprouter lab stream hello......")
+
+// handshake sends hello datagrams until the receiver's answer comes back
+// to the sender (a few tries: the first may wait for a neighbour).
+func (s *Stream) handshake() error {
+	buf := make([]byte, 64)
+	var last error
+	for try := 0; try < 5; try++ {
+		if _, err := s.send.Write(streamHello); err != nil {
+			return fmt.Errorf("stream hello: %w", err)
+		}
+		_ = s.recv.SetReadDeadline(time.Now().Add(time.Second))
+		n, from, err := s.recv.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			last = err
+			continue
+		}
+		if n != len(streamHello) {
+			continue
+		}
+		if _, err := s.recv.WriteToUDPAddrPort(streamHello, from); err != nil {
+			return fmt.Errorf("stream hello answer to %s: %w", from, err)
+		}
+		_ = s.send.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := s.send.Read(buf); err != nil {
+			last = err
+			continue
+		}
+		_ = s.recv.SetReadDeadline(time.Time{})
+		_ = s.send.SetReadDeadline(time.Time{})
+		return nil
+	}
+	return fmt.Errorf("stream handshake: no answer after 5 tries: %w", last)
+}
+
 func (s *Stream) transmit(pps int) {
 	defer close(s.senderDone)
-	buf := make([]byte, 64)
+	buf := make([]byte, streamDatagramLen)
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -107,7 +158,7 @@ func (s *Stream) receive() {
 		if err != nil {
 			return // closed by Stop
 		}
-		if n < 8 {
+		if n != streamDatagramLen {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(buf)
