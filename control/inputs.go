@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 
 	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/control/learned"
@@ -30,6 +31,11 @@ type Learned struct {
 	// renumbering: they stay advertised with preferred lifetime 0 until
 	// their valid lifetime ends, so hosts move to the new prefix.
 	Retired map[string][]learned.Prefix
+	// WANPrefix is the /64 the WAN address was made in by the pass
+	// before (the reconciler sets it): the plan keeps it while its
+	// router still advertises it preferred, so that equal choices do
+	// not take turns.
+	WANPrefix netip.Prefix `json:"wan_prefix_in_use,omitzero"`
 }
 
 func (l Learned) clone() Learned {

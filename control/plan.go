@@ -115,8 +115,8 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		pd = nil
 	}
 	if ra != nil {
-		p.WANPrefix = chooseWANPrefix(ra.Prefixes, now)
 		p.Gateway = chooseRouter(ra.Routers, now)
+		p.WANPrefix = chooseWANPrefix(ra.Prefixes, p.Gateway, in.Learned.WANPrefix, now)
 		p.MTU = ra.MTU
 		p.DNSSL = ra.DNSSL
 		for _, s := range ra.DNS {
@@ -230,11 +230,58 @@ func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
 	return out
 }
 
-// chooseWANPrefix picks the /64 for the WAN address among SLAAC prefixes.
-func chooseWANPrefix(ps []learned.Prefix, now time.Time) learned.Prefix {
-	return choosePrefix(ps, now, func(p learned.Prefix) bool {
-		return p.Autonomous && p.Prefix.Bits() == 64 && p.Prefix.Addr().IsGlobalUnicast()
-	})
+// chooseWANPrefix picks the /64 for the WAN address among the valid
+// SLAAC prefixes, by these rules in turn:
+//
+//  1. a prefix the default router in use (gw) advertises: the ISP's
+//     ingress filters and RFC 8028 tie the source address to the first
+//     hop, and another host on the shared WAN link cannot move the WAN
+//     address (and every tunnel's `local: auto`) by advertising a prefix
+//     of its own;
+//  2. a prefix a router of the prefix in use advertises (when the
+//     default router advertises none);
+//  3. preferred over deprecated: after a flash renumbering (RFC 8978)
+//     the old prefix is deprecated, by its lifetimes or by the tracker
+//     when its router advertises a new one without it, so the new one
+//     is taken at the next RA;
+//  4. the prefix in use (inUse): no change while it is as good as any;
+//  5. the order of the list (sorted), so the choice is stable.
+//
+// Never the remaining lifetimes: they change at every RA.
+func chooseWANPrefix(ps []learned.Prefix, gw netip.Addr, inUse netip.Prefix, now time.Time) learned.Prefix {
+	var cur []netip.Addr // the routers of the prefix in use
+	for _, p := range ps {
+		if p.Prefix == inUse && p.Valid.After(now) {
+			cur = p.Routers
+		}
+	}
+	var (
+		best    learned.Prefix
+		bestKey []bool
+	)
+	for _, p := range ps {
+		if !p.Valid.After(now) || !p.Autonomous || p.Prefix.Bits() != 64 || !p.Prefix.Addr().IsGlobalUnicast() {
+			continue
+		}
+		key := []bool{
+			gw.IsValid() && slices.Contains(p.Routers, gw),
+			slices.ContainsFunc(p.Routers, func(r netip.Addr) bool { return slices.Contains(cur, r) }),
+			p.Preferred.After(now),
+			p.Prefix == inUse,
+		}
+		if bestKey == nil || slices.CompareFunc(key, bestKey, func(a, b bool) int {
+			switch {
+			case a == b:
+				return 0
+			case a:
+				return 1
+			}
+			return -1
+		}) > 0 {
+			best, bestKey = p, key
+		}
+	}
+	return best
 }
 
 // choosePrefix picks, among the valid prefixes ok accepts, the first

@@ -163,6 +163,7 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 	r.mu.Lock()
 	prevPlan := r.plan
 	r.mu.Unlock()
+	next.Learned.WANPrefix = prevPlan.WANPrefix.Prefix
 	next.Learned.Retired = retire(prevPlan, NewPlan(next, start), start)
 	nextPlan := NewPlan(next, start)
 	steps, inForce, err := r.apply(prev, prevPlan, next, nextPlan)

@@ -48,6 +48,12 @@ type Prefix struct {
 	// false for delegated prefixes.
 	OnLink     bool `json:"on_link,omitempty"`
 	Autonomous bool `json:"autonomous,omitempty"`
+	// Routers are the sources of the Router Advertisements that carry
+	// it (link-local addresses), in the order first heard; empty for
+	// delegated prefixes. The WAN address is made in a prefix of the
+	// default router in use (RFC 8028, RFC 6724 rule 5.5), so another
+	// host on the link cannot move it by advertising a prefix of its own.
+	Routers []netip.Addr `json:"routers,omitempty"`
 }
 
 // Router is a router heard on the WAN.

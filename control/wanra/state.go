@@ -80,25 +80,40 @@ func newState() *state {
 }
 
 // applied is what apply did not take in: the reasons of the options it
-// ignored, and the tables that were full (one entry per entry dropped).
+// ignored, and the tables that were full (one entry per entry dropped);
+// and the prefixes it deprecated because their router stopped
+// advertising them (flash renumbering).
 type applied struct {
-	ignored []string
-	dropped []string
+	ignored    []string
+	dropped    []string
+	deprecated []netip.Prefix
 }
 
 // apply takes in an accepted RA from src received at now.
 func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement) applied {
 	var res applied
 	var mac net.HardwareAddr
+	// The autonomous prefixes src advertised before this RA, and those
+	// it advertises now.
+	before := map[netip.Prefix]bool{}
+	for k, p := range s.prefixes {
+		if p.Autonomous && slices.Contains(p.Routers, src) {
+			before[k] = true
+		}
+	}
+	now6 := map[netip.Prefix]bool{}
 	for _, o := range ra.Options {
 		switch o := o.(type) {
 		case *ndp.PrefixInformation:
-			r, full := s.applyPrefix(now, o)
+			r, full := s.applyPrefix(now, src, o)
 			if r != "" {
 				res.ignored = append(res.ignored, r)
 			}
 			if full {
 				res.dropped = append(res.dropped, TablePrefixes)
+			}
+			if r == "" && !full && o.AutonomousAddressConfiguration && o.ValidLifetime > 0 {
+				now6[netip.PrefixFrom(o.Prefix.WithZone(""), int(o.PrefixLength)).Masked()] = true
 			}
 		case *ndp.RecursiveDNSServer:
 			for _, a := range o.Servers {
@@ -131,6 +146,7 @@ func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement
 			}
 		}
 	}
+	res.deprecated = s.renumbered(now, src, before, now6)
 	_, known := s.routers[src]
 	switch {
 	case ra.RouterLifetime == 0:
@@ -149,6 +165,59 @@ func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement
 	return res
 }
 
+// renumbered deprecates, at now, the autonomous prefixes src advertised
+// before (had) and no longer does (has), when its RA brings a prefix it
+// did not advertise before: a router that restarted on a new prefix and
+// simply stopped advertising the old one (RFC 8978 2 and 4; what an ISP
+// router's reboot does). Without this the old prefix stays preferred
+// until its lifetimes run out, hours or days; the kernel, like most
+// hosts, waits that long. The valid lifetime is left alone, so the old
+// address keeps working for what still uses it, but a new one is made
+// in the new prefix at once.
+//
+// Only a new prefix triggers it: a router that spreads its prefixes over
+// several RAs (RFC 4861 6.2.3 allows it) advertises nothing new in each
+// after the first round, and a deprecated prefix it advertises again is
+// preferred again by its own option. A prefix other routers advertise
+// too keeps its lifetimes while one of them still does.
+func (s *state) renumbered(now time.Time, src netip.Addr, had, has map[netip.Prefix]bool) []netip.Prefix {
+	fresh := false
+	for p := range has {
+		if !had[p] {
+			fresh = true
+		}
+	}
+	if !fresh {
+		return nil
+	}
+	var out []netip.Prefix
+	for k := range had {
+		p, ok := s.prefixes[k]
+		if !ok || has[k] || !p.Preferred.After(now) {
+			continue
+		}
+		if slices.ContainsFunc(p.Routers, func(r netip.Addr) bool { return r != src && s.routers[r].Until.After(now) }) {
+			continue // another live router advertises it
+		}
+		p.Preferred = now
+		s.prefixes[k] = p
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return out
+}
+
+// maxPrefixRouters bounds the routers remembered for one prefix.
+const maxPrefixRouters = MaxRouters
+
+// withRouter is rs with src added (at the end), if there is room.
+func withRouter(rs []netip.Addr, src netip.Addr) []netip.Addr {
+	if slices.Contains(rs, src) || len(rs) >= maxPrefixRouters {
+		return rs
+	}
+	return append(slices.Clip(rs), src)
+}
+
 // applyPrefix takes in one Prefix Information option; it returns why it
 // was ignored, or full when it was new and the table had no room.
 //
@@ -163,7 +232,7 @@ func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement
 // not touch such a prefix (the kernel leaves the address alone then too).
 // A prefix held only on-link follows RFC 4861 6.3.4: a valid lifetime of
 // 0 removes it at once.
-func (s *state) applyPrefix(now time.Time, o *ndp.PrefixInformation) (ignore string, full bool) {
+func (s *state) applyPrefix(now time.Time, src netip.Addr, o *ndp.PrefixInformation) (ignore string, full bool) {
 	if o.PrefixLength == 0 || o.PrefixLength > 128 {
 		return IgnorePrefixLength, false
 	}
@@ -182,12 +251,17 @@ func (s *state) applyPrefix(now time.Time, o *ndp.PrefixInformation) (ignore str
 			return "", false
 		}
 		valid := twoHourRule(o.ValidLifetime, learned.Remaining(old.Valid, now))
+		routers := old.Routers
+		if o.ValidLifetime > 0 {
+			routers = withRouter(routers, src)
+		}
 		s.prefixes[p] = learned.Prefix{
 			Prefix:     p,
 			Valid:      learned.Deadline(now, valid),
 			Preferred:  learned.Deadline(now, min(o.PreferredLifetime, valid)),
 			OnLink:     o.OnLink,
 			Autonomous: true,
+			Routers:    routers,
 		}
 		return "", false
 	}
@@ -198,12 +272,17 @@ func (s *state) applyPrefix(now time.Time, o *ndp.PrefixInformation) (ignore str
 	if !known && len(s.prefixes) >= MaxPrefixes {
 		return "", true
 	}
+	var routers []netip.Addr
+	if known {
+		routers = old.Routers
+	}
 	s.prefixes[p] = learned.Prefix{
 		Prefix:     p,
 		Valid:      learned.Deadline(now, o.ValidLifetime),
 		Preferred:  learned.Deadline(now, o.PreferredLifetime),
 		OnLink:     o.OnLink,
 		Autonomous: o.AutonomousAddressConfiguration,
+		Routers:    withRouter(routers, src),
 	}
 	return "", false
 }
@@ -317,6 +396,7 @@ func (s *state) next(now time.Time) time.Time {
 func (s *state) snapshot(ifname string) learned.RA {
 	ra := learned.RA{Interface: ifname, MTU: s.mtu}
 	for _, p := range s.prefixes {
+		p.Routers = slices.Clone(p.Routers)
 		ra.Prefixes = append(ra.Prefixes, p)
 	}
 	slices.SortFunc(ra.Prefixes, func(a, b learned.Prefix) int {

@@ -26,6 +26,10 @@ type Stats struct {
 	// Dropped counts entries not learned because their table was at its
 	// limit (Limits), by table (the Table* constants).
 	Dropped map[string]uint64 `json:"dropped_table_full,omitempty"`
+	// Renumbered counts prefixes deprecated because the router that
+	// advertised them sent an RA with a new prefix and without them
+	// (flash renumbering, RFC 8978).
+	Renumbered uint64 `json:"prefixes_deprecated_renumbered"`
 	// Routers, Prefixes, DNS and DNSSL are the live entries in the last
 	// snapshot; Limits are the most each table holds.
 	Routers  int            `json:"routers"`

@@ -276,6 +276,7 @@ func (l *loop) receive(p packet) {
 			}
 			s.IgnoredOptions[r]++
 		}
+		s.Renumbered += uint64(len(res.deprecated))
 		for _, t := range res.dropped {
 			if s.Dropped == nil {
 				s.Dropped = map[string]uint64{}
@@ -283,6 +284,10 @@ func (l *loop) receive(p packet) {
 			s.Dropped[t]++
 		}
 	})
+	for _, d := range res.deprecated {
+		l.t.Log.Info("wan ra: prefix no longer advertised by its router, which advertises a new one: deprecated (RFC 8978 flash renumbering)",
+			"interface", l.t.Interface, "prefix", d, "router", p.src)
+	}
 	for _, t := range res.dropped {
 		if !l.full[t] {
 			if l.full == nil {
