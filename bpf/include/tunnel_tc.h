@@ -117,6 +117,9 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 	return tc_count(XDPR_TC_ENCAP, rx_len, bpf_redirect_neigh(p.ifindex, NULL, 0, 0));
 }
 
+/* BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (Linux 6.3), missing from older uapi headers. */
+#define XDPR_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+
 SEC("tcx/ingress")
 int xdpr_tun_ingress(struct __sk_buff *skb)
 {
@@ -160,7 +163,14 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 		bpf_skb_store_bytes(skb, ip_off, &new, sizeof(new), 0);
 		bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old, new, 2);
 	}
-	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC, 0))
+	/* Told that the L3 left is IPv4, the helper checks the rest against
+	 * an IPv4 header (and sets skb->protocol); without the flag it holds
+	 * it against the current IPv6 header and refuses inner packets under
+	 * 40 bytes (a UDP datagram of under 12 bytes). Kernels before 6.3
+	 * know no such flag: the second call, as before. */
+	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC,
+				XDPR_ADJ_ROOM_DECAP_L3_IPV4) &&
+	    bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC, 0))
 		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
 	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
 
