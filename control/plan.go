@@ -171,6 +171,14 @@ func NewPlan(in Inputs, now time.Time) Plan {
 				p.Pending = append(p.Pending, fmt.Sprintf("lan[%d].sla-id: %v", i, err))
 				break
 			}
+			if w := p.WANPrefix.Prefix; w.IsValid() && sub == w.Masked() {
+				// The delegation was checked against the WAN /64 when
+				// it came; an RA may have brought this /64 since. It
+				// cannot be both the WAN's link and a LAN.
+				p.Pending = append(p.Pending, fmt.Sprintf("lan[%d]: its /64 %s (sla-id %d of %s) is the WAN's own /64; not used on %s",
+					i, sub, l.SLAID, d.Prefix, l.Interface))
+				break
+			}
 			lp.Prefix = learned.Prefix{Prefix: sub, Valid: d.Valid, Preferred: d.Preferred, OnLink: true, Autonomous: true}
 		case p.Shared && i == 0 && p.WANPrefix.Prefix.IsValid():
 			lp.Prefix = p.WANPrefix

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +23,16 @@ type ReconcileStats struct {
 	LastPass      time.Time     `json:"last_pass"`
 	LastError     string        `json:"last_error,omitempty"`
 	LastErrorTime time.Time     `json:"last_error_time,omitzero"`
+	// Refused counts learned values that were not taken in, by reason
+	// (the Refuse* constants): a tunnel remote's DNS answer naming the
+	// router itself or a LAN host, a delegated prefix that is not global
+	// unicast or would put the WAN /64 on a LAN. What was in force stays.
+	Refused         map[string]uint64 `json:"refused,omitempty"`
+	LastRefused     string            `json:"last_refused,omitempty"`
+	LastRefusedTime time.Time         `json:"last_refused_time,omitzero"`
+	// Waiting is what the last pass left waiting for an input or for an
+	// interface ("waiting for interface lan2"), as in its "waiting" steps.
+	Waiting []string `json:"waiting,omitempty"`
 }
 
 // System opens the OS boundaries for one pass and returns them with the
@@ -132,12 +144,43 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case c := <-r.changes:
-			err := r.pass(r.Current().with(c), c.String())
+			var err error
+			if c2, ok := r.screen(c); ok {
+				err = r.pass(r.Current().with(c2), c2.String())
+			} else {
+				err = fmt.Errorf("refused: %s", r.Stats().LastRefused)
+			}
 			if c.Result != nil {
 				c.Result <- err
 			}
 		}
 	}
+}
+
+// screen checks a learned change (see screen) and records what it
+// refused; ok is false when nothing of it is left and no pass is due.
+func (r *Reconciler) screen(c InputChange) (_ InputChange, ok bool) {
+	now := time.Now()
+	c2, bad, refused := screen(r.Current(), c, now)
+	if len(bad) == 0 {
+		return c2, true
+	}
+	msg := joinRefusals(bad)
+	r.mu.Lock()
+	if r.stats.Refused == nil {
+		r.stats.Refused = map[string]uint64{}
+	}
+	for _, b := range bad {
+		r.stats.Refused[b.reason]++
+	}
+	r.stats.LastRefused, r.stats.LastRefusedTime = msg, now
+	r.mu.Unlock()
+	if refused {
+		r.log.Warn("learned input refused; what was in force stays", "change", c.String(), "why", msg)
+		return c, false
+	}
+	r.log.Warn("learned input partly refused; the rest is used", "change", c2.String(), "refused", msg)
+	return c2, true
 }
 
 // Current returns the Inputs in force.
@@ -153,7 +196,10 @@ func (r *Reconciler) Current() Inputs {
 func (r *Reconciler) Stats() ReconcileStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	st.Refused = maps.Clone(st.Refused)
+	st.Waiting = slices.Clone(st.Waiting)
+	return st
 }
 
 // pass makes next the state in force, or leaves the current one.
@@ -181,6 +227,12 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 	if inForce {
 		r.cur, r.plan = next, nextPlan
 		r.stats.Generation = next.Generation
+		r.stats.Waiting = nil
+		for _, s := range steps {
+			if s.Result == "waiting" {
+				r.stats.Waiting = append(r.stats.Waiting, s.What)
+			}
+		}
 	}
 	st := r.stats
 	r.mu.Unlock()

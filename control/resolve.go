@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/xdprouter/xdprouter/control/config"
@@ -22,6 +23,12 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 	var pending []string
 	out.Firewall.LearnedLAN = learnedLAN6(p)
 	out.Tunnels = nil
+	var locals []netip.Addr
+	for _, t := range cfg.Tunnels {
+		if !t.LocalAuto && t.Local.IsValid() {
+			locals = append(locals, t.Local)
+		}
+	}
 	for i, t := range cfg.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)
 		if t.LocalAuto {
@@ -37,7 +44,14 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 				pending = append(pending, fmt.Sprintf("%s.remote: %s has not resolved to an IPv6 address yet", path, t.RemoteName))
 				continue
 			}
-			t.Remote, t.RemoteName = r.Addrs[0], ""
+			// Checked when the answer came (screen); checked again
+			// under this plan, which may have made one a LAN host since.
+			ok, bad := usableRemotes(t.RemoteName, r.Addrs, p, locals)
+			if len(ok) == 0 {
+				pending = append(pending, fmt.Sprintf("%s.remote: %s", path, joinRefusals(bad)))
+				continue
+			}
+			t.Remote, t.RemoteName = ok[0], ""
 		}
 		// The daemon's provisioner makes the request; the data plane
 		// only carries the tunnel.

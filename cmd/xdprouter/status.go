@@ -77,8 +77,21 @@ func printDaemon(w io.Writer, d *api.Daemon) {
 	if d.LastReloadError != "" {
 		fmt.Fprintf(w, "last reload rejected: %s\n", d.LastReloadError)
 	}
+	if len(d.Refused) > 0 {
+		var n uint64
+		for _, v := range d.Refused {
+			n += v
+		}
+		fmt.Fprintf(w, "refused learned input: %d (%v); last (%s): %s\n", n, d.Refused, d.LastRefusedTime.Format(time.RFC3339), d.LastRefused)
+	}
 	if d.IPv6 != nil {
 		printPlan(w, *d.IPv6, time.Now())
+	}
+	for _, s := range d.Waiting {
+		// The plan's own waits are printed with it.
+		if d.IPv6 == nil || !slices.Contains(d.IPv6.Pending, s) {
+			fmt.Fprintf(w, "waiting: %s\n", s)
+		}
 	}
 	printTasks(w, d.Tasks)
 }

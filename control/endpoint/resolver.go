@@ -2,9 +2,12 @@ package endpoint
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,6 +200,21 @@ func (r *Resolver) resolve(ctx context.Context, name string) {
 		return // stopping: an aborted query is no failure
 	}
 	now := r.o.Clock.Now()
+	var refused []netip.Addr
+	if err == nil {
+		var ok []netip.Addr
+		for _, a := range ans.Addrs {
+			if Unusable(a) != "" {
+				refused = append(refused, a)
+			} else {
+				ok = append(ok, a)
+			}
+		}
+		if len(ok) == 0 {
+			err = fmt.Errorf("resolve %s: the answer from %s has no address a tunnel can use: %s", name, ans.Server, describeRefused(refused))
+		}
+		ans.Addrs = ok
+	}
 
 	r.mu.Lock()
 	st := r.names[name]
@@ -214,6 +232,12 @@ func (r *Resolver) resolve(ctx context.Context, name string) {
 		} else {
 			s.Failures[t.Reason]++
 		}
+	}
+	for _, a := range refused {
+		if s.Refused == nil {
+			s.Refused = map[string]uint64{}
+		}
+		s.Refused[Unusable(a)]++
 	}
 	var publish bool
 	if err != nil {
@@ -236,6 +260,10 @@ func (r *Resolver) resolve(ctx context.Context, name string) {
 	failed, inForce, until := s.FailedInARow, slices.Clone(s.Addrs), s.Until
 	r.mu.Unlock()
 
+	if len(refused) > 0 {
+		r.o.Log.Warn("tunnel remote: addresses in the DNS answer refused", "name", name, "refused", describeRefused(refused),
+			"server", ans.Server, "kept", inForce)
+	}
 	switch {
 	case err != nil && len(inForce) > 0:
 		r.o.Log.Warn("tunnel remote: resolution failed, keeping the last answer",
@@ -258,7 +286,48 @@ func (r *Resolver) Stats() ResolverStats {
 		s := r.names[n].stats
 		s.Addrs = slices.Clone(s.Addrs)
 		s.Failures = maps.Clone(s.Failures)
+		s.Refused = maps.Clone(s.Refused)
 		out.Names = append(out.Names, s)
 	}
 	return out
+}
+
+// Why an address in a DNS answer cannot be a tunnel remote, as counted in
+// NameStats.Refused; "" when it can.
+const (
+	RefusedUnspecified = "unspecified" // ::, which the data plane would encapsulate to and decapsulate from
+	RefusedLoopback    = "loopback"
+	RefusedMulticast   = "multicast"
+	RefusedLinkLocal   = "link_local" // on the WAN link this is whoever claims it
+	RefusedIPv4Mapped  = "ipv4_mapped"
+	RefusedNotIPv6     = "not_ipv6"
+)
+
+// Unusable says why a is no tunnel remote anywhere, or "". What depends
+// on the router's own addresses and prefixes (its WAN address, a LAN
+// host) the reconciler checks.
+func Unusable(a netip.Addr) string {
+	switch {
+	case !a.Is6():
+		return RefusedNotIPv6
+	case a.Is4In6() || a.Unmap().Is4():
+		return RefusedIPv4Mapped
+	case a.IsUnspecified():
+		return RefusedUnspecified
+	case a.IsLoopback():
+		return RefusedLoopback
+	case a.IsMulticast():
+		return RefusedMulticast
+	case a.IsLinkLocalUnicast():
+		return RefusedLinkLocal
+	}
+	return ""
+}
+
+func describeRefused(as []netip.Addr) string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String()+" ("+Unusable(a)+")")
+	}
+	return strings.Join(out, ", ")
 }

@@ -21,6 +21,10 @@ type NameStats struct {
 	Queries     uint64         `json:"queries"`
 	Answers     uint64         `json:"answers"`
 	Failures    Failures       `json:"failures"`
+	// Refused counts addresses in answers that were not used, by why
+	// (the Refused* constants); an answer with nothing else is a failure
+	// and the answer in force stays.
+	Refused map[string]uint64 `json:"refused,omitempty"`
 	// Changes counts answers published (the first one included).
 	Changes uint64 `json:"changes"`
 	// FailedInARow counts resolutions (all servers tried) that failed

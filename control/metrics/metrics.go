@@ -48,16 +48,18 @@ var (
 		[]string{"counter"}, nil)
 	dpBytes = prometheus.NewDesc("xdprouter_dataplane_bytes_total",
 		"Bytes counted by the XDP data plane, by counter.", []string{"counter"}, nil)
-	ifLabels  = []string{"interface", "role"}
-	ifRxPkts  = prometheus.NewDesc("xdprouter_interface_receive_packets_total", "Packets received on an attached interface (kernel link statistics).", ifLabels, nil)
-	ifRxBytes = prometheus.NewDesc("xdprouter_interface_receive_bytes_total", "Bytes received on an attached interface.", ifLabels, nil)
-	ifTxPkts  = prometheus.NewDesc("xdprouter_interface_transmit_packets_total", "Packets transmitted on an attached interface, XDP redirects included.", ifLabels, nil)
-	ifTxBytes = prometheus.NewDesc("xdprouter_interface_transmit_bytes_total", "Bytes transmitted on an attached interface.", ifLabels, nil)
-	ifRxDrop  = prometheus.NewDesc("xdprouter_interface_receive_dropped_total", "Packets dropped on receive by an attached interface.", ifLabels, nil)
-	ifTxDrop  = prometheus.NewDesc("xdprouter_interface_transmit_dropped_total", "Packets dropped on transmit by an attached interface.", ifLabels, nil)
-	recPasses = prometheus.NewDesc("xdprouter_reconcile_total", "Reconcile passes run.", nil, nil)
-	recErrors = prometheus.NewDesc("xdprouter_reconcile_errors_total", "Reconcile passes that failed (the previous state stayed in force).", nil, nil)
-	recLast   = prometheus.NewDesc("xdprouter_reconcile_last_duration_seconds", "Duration of the last reconcile pass.", nil, nil)
+	ifLabels   = []string{"interface", "role"}
+	ifRxPkts   = prometheus.NewDesc("xdprouter_interface_receive_packets_total", "Packets received on an attached interface (kernel link statistics).", ifLabels, nil)
+	ifRxBytes  = prometheus.NewDesc("xdprouter_interface_receive_bytes_total", "Bytes received on an attached interface.", ifLabels, nil)
+	ifTxPkts   = prometheus.NewDesc("xdprouter_interface_transmit_packets_total", "Packets transmitted on an attached interface, XDP redirects included.", ifLabels, nil)
+	ifTxBytes  = prometheus.NewDesc("xdprouter_interface_transmit_bytes_total", "Bytes transmitted on an attached interface.", ifLabels, nil)
+	ifRxDrop   = prometheus.NewDesc("xdprouter_interface_receive_dropped_total", "Packets dropped on receive by an attached interface.", ifLabels, nil)
+	ifTxDrop   = prometheus.NewDesc("xdprouter_interface_transmit_dropped_total", "Packets dropped on transmit by an attached interface.", ifLabels, nil)
+	recPasses  = prometheus.NewDesc("xdprouter_reconcile_total", "Reconcile passes run.", nil, nil)
+	recErrors  = prometheus.NewDesc("xdprouter_reconcile_errors_total", "Reconcile passes that failed (the previous state stayed in force).", nil, nil)
+	recLast    = prometheus.NewDesc("xdprouter_reconcile_last_duration_seconds", "Duration of the last reconcile pass.", nil, nil)
+	recRefused = prometheus.NewDesc("xdprouter_learned_refused_total",
+		"Learned values refused (a tunnel remote's DNS answer naming the router or a LAN host, a delegated prefix that cannot be used), by reason; what was in force stayed.", []string{"reason"}, nil)
 	recGen    = prometheus.NewDesc("xdprouter_config_generation", "Generation of the config in force: 1 at start, +1 per accepted reload.", nil, nil)
 	pfxLabels = []string{"kind", "interface", "prefix"}
 	pfxValid  = prometheus.NewDesc("xdprouter_prefix_valid_seconds",
@@ -75,7 +77,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dpPackets, dpBytes, ifRxPkts, ifRxBytes, ifTxPkts, ifTxBytes, ifRxDrop, ifTxDrop, recPasses, recErrors, recLast, recGen,
+	for _, d := range []*prometheus.Desc{dpPackets, dpBytes, ifRxPkts, ifRxBytes, ifTxPkts, ifTxBytes, ifRxDrop, ifTxDrop, recPasses, recErrors, recLast, recGen, recRefused,
 		pfxValid, pfxPreferred, defRouter, waiting} {
 		ch <- d
 	}
@@ -109,6 +111,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(recErrors, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(recLast, prometheus.GaugeValue, st.LastDuration.Seconds())
 	ch <- prometheus.MustNewConstMetric(recGen, prometheus.GaugeValue, float64(st.Generation))
+	for reason, n := range st.Refused {
+		ch <- prometheus.MustNewConstMetric(recRefused, prometheus.CounterValue, float64(n), reason)
+	}
 	c.collectPlan(ch)
 }
 
