@@ -30,7 +30,7 @@ define apt_ensure
 endef
 
 deps-demo:
-	$(call apt_ensure,$(PKGS_RUN) $(PKGS_ISP))
+	$(call apt_ensure,$(PKGS_RUN) $(PKGS_ISP) conntrack)
 deps-run:
 	$(call apt_ensure,$(PKGS_RUN))
 deps-test:

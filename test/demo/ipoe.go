@@ -152,23 +152,104 @@ func runIPoE(ctx context.Context, root, bin string) (err error) {
 		fmt.Printf("  GET /request from %s, username %s, a password of %d characters\n", r.Source, r.Username, len(r.Password))
 	}
 	fmt.Println()
+	say("LAN IPv4 is masqueraded to the fixed address "+labkit.FixedIPv4Str+" (nftables, kernel",
+		"conntrack) and carried in ipip6 to the AFTR. A ping is ICMP: the conntrack gate leaves",
+		"it to the kernel (pass_ct_proto), which masquerades it, and TC encapsulates it.")
+	c0, err := cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
 	if _, err := sh.Ping(ctx, topo.Host, labkit.Internet4.Addr(), 3); err != nil {
 		return err
 	}
-	say("LAN IPv4 is masqueraded to the fixed address (nftables, kernel conntrack: the kernel",
-		"makes the binding on a flow's first packets, then XDP applies it, fwd_nat44_snat and",
-		"fwd_nat44_dnat; ICMP such as this ping stays the kernel's) and carried in ipip6 to the AFTR.")
+	c1, err := cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	dc := c1.Sub(c0)
+	printDeltas(dc, "pass_ct_proto", "tc_encap", "tc_decap", "fwd_nat44_snat", "fwd_nat44_dnat")
+	if dc["pass_ct_proto"].Packets < 6 || sumPackets(dc, "fwd_nat44_snat", "fwd_nat44_dnat") != 0 {
+		return fmt.Errorf("want the pings (both ways) in the kernel, pass_ct_proto, and none in NAT44 in XDP: %s", dc)
+	}
+
+	heading("NAT44 in XDP")
+	say("TCP is another matter. The kernel makes the masquerade binding on a flow's",
+		"first packets; once conntrack holds the flow established, XDP reads the binding",
+		"from the conntrack entry and applies it itself: it rewrites the source to the",
+		"fixed IPv4 and encapsulates (fwd_nat44_snat), and decapsulates the replies and",
+		"rewrites them back to the LAN host (fwd_nat44_dnat). An upload, whose far end",
+		"reports the address it sees, then a download, 1 MB each:")
+	r, err := connect(ctx, lab, topo.Host, netip.Addr{}, topo.Internet, labkit.Internet4.Addr(), 1<<20)
+	if err != nil {
+		return err
+	}
+	r.print("host", "internet")
+	if r.ServerRemote.Addr() != labkit.FixedIPv4 {
+		return fmt.Errorf("the internet host saw %s, want the fixed IPv4 %s", r.ServerRemote.Addr(), labkit.FixedIPv4)
+	}
+	c2, err := cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	dl, err := labkit.Download(ctx, lab, topo.Host, topo.Internet, labkit.Internet4.Addr(), 1<<20)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  download: %d bytes from %s, sha256 %s… identical on both ends\n\n", dl.Bytes, labkit.Internet4.Addr(), dl.RecvSHA[:16])
+	c3, err := cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	upD, dlD := c2.Sub(c1), c3.Sub(c2)
+	fmt.Printf("  %-18s %8s %8s\n", "", "upload", "download")
+	for _, n := range []string{"fwd_nat44_snat", "fwd_nat44_dnat", "pass_ct_tcp_flags", "pass_ct_tcp_state", "pass_ct_nat", "pass_tun_nat44"} {
+		fmt.Printf("  %-18s %+8d %+8d\n", n, upD[n].Packets, dlD[n].Packets)
+	}
+	fmt.Println()
+	say("The handshakes and closes went through the kernel (SYN, FIN: pass_ct_tcp_flags;",
+		"what follows a FIN: pass_ct_tcp_state); the data and its ACKs took XDP.",
+		"conntrack keeps the flows with the kernel's binding (the reply goes to "+labkit.FixedIPv4Str+"):")
+	if _, err := sh.InNS(ctx, topo.Router, "conntrack", "-L", "-p", "tcp", "-d", labkit.Internet4.Addr().String()); err != nil {
+		return err
+	}
+	if upD["fwd_nat44_snat"].Packets*10 < uint64(r.ClientSegs)*9 || upD["fwd_nat44_dnat"].Packets == 0 ||
+		dlD["fwd_nat44_dnat"].Packets < (1<<20)/1420*9/10 ||
+		sumPackets(upD, "pass_ct_nat", "pass_tun_nat44")+sumPackets(dlD, "pass_ct_nat", "pass_tun_nat44") != 0 {
+		return fmt.Errorf("NAT44 in XDP: upload %d segments: %s; download: %s", r.ClientSegs, upD, dlD)
+	}
 
 	heading("NPTv6 and the NDP proxy, outside: auto")
 	say("The host's ULA address "+ulaHost.Addr().String()+" leaves as the same host part in the",
 		"learned WAN /64; the ISP's router solicits that address and the NDP proxy, in XDP,",
-		"answers for it. The router's own WAN address ::feed is left out of both.")
+		"answers for it. The router's own WAN address ::feed is left out of both. The",
+		"pings are translated in TC (ICMP is the kernel's), a TCP upload from the ULA",
+		"address in XDP once established:")
+	c0, err = cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
 	if _, err := sh.InNS(ctx, topo.Host, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", ulaHost.Addr().String(),
 		labkit.Internet6.Addr().String()); err != nil {
 		return err
 	}
-	if err := showCounters(ctx, cli, "fwd_npt_snpt", "fwd_npt_dnpt", "tx_ndp_na", "fwd_ipv6"); err != nil {
+	r, err = connect(ctx, lab, topo.Host, ulaHost.Addr(), topo.Internet, labkit.Internet6.Addr(), 1<<20)
+	if err != nil {
 		return err
+	}
+	r.print("host", "internet")
+	c1, err = cli.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	dc = c1.Sub(c0)
+	printDeltas(dc, "tx_ndp_na", "tc_snpt", "tc_dnpt", "fwd_npt_snpt", "fwd_npt_dnpt")
+	out16, in16 := labkit.IPoEWAN1.Addr().As16(), ulaHost.Addr().As16()
+	copy(in16[:8], out16[:8])
+	if want := netip.AddrFrom16(in16); r.ServerRemote.Addr() != want {
+		return fmt.Errorf("the internet host saw %s, want the NPT outside address %s", r.ServerRemote.Addr(), want)
+	}
+	if dc["tc_snpt"].Packets < 3 || dc["fwd_npt_snpt"].Packets*10 < uint64(r.ClientSegs)*9 || dc["fwd_npt_dnpt"].Packets == 0 {
+		return fmt.Errorf("NPT: pings in TC, TCP in XDP expected, got %s", dc)
 	}
 
 	heading("The ISP renumbers")
@@ -305,17 +386,4 @@ func waitUpdate(t *labkit.IPoETopology, local string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("no update request from %s: %+v", local, t.Update.Requests())
-}
-
-// showCounters prints the named counters.
-func showCounters(ctx context.Context, cli labkit.CLI, names ...string) error {
-	c, err := cli.Counters(ctx)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		fmt.Printf("  %-14s %d packets\n", n, c[n].Packets)
-	}
-	fmt.Println()
-	return nil
 }

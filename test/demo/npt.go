@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/test/labkit"
@@ -69,14 +66,16 @@ func runNPT(ctx context.Context, bin string) (err error) {
 
 	heading("Configure NPTv6 and the NDP proxy")
 	cfg := filepath.Join(topo.Lab.RunDir(), "config.yaml")
-	if err := os.WriteFile(cfg, []byte(topo.Config(nptMode)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(nptConfig()), 0o600); err != nil {
 		return err
 	}
 	say("npt maps inside <-> outside on the WAN port; mode preserve-host only swaps the",
 		"prefix (rfc6296 would also adjust one word of the interface ID so that checksums",
 		"need no update). The proxy's prefix `auto` is the NPT outside prefix: it answers",
-		"solicitations for those addresses with the WAN port's MAC, in XDP.")
-	fmt.Printf("$ cat %s\n%s\n", cfg, topo.Config(nptMode))
+		"solicitations for those addresses with the WAN port's MAC, in XDP. No firewall",
+		"section: the default CPE firewall lets the LAN out and only replies back in, and",
+		"apply attaches with the conntrack gate on.")
+	fmt.Printf("$ cat %s\n%s\n", cfg, nptConfig())
 	if _, err := cli.Run(ctx, "apply", "--config", cfg); err != nil {
 		return err
 	}
@@ -89,12 +88,13 @@ func runNPT(ctx context.Context, bin string) (err error) {
 	copy(in16[:8], out16[:8])
 	outside := netip.AddrFrom16(in16)
 
-	heading("The ISP pings the LAN host's outside address")
+	heading("The LAN host pings the ISP")
 	fmt.Printf("The LAN host is %s inside; outside it is %s.\n", inside, outside)
-	say("The ISP knows no MAC address for it yet, so its first packet waits for an answer",
-		"to a Neighbor Solicitation, which the proxy gives. That first packet also meets",
-		"unresolved neighbours on the CPE, so the kernel forwards it and TC translates;",
-		"every later packet is translated and forwarded in XDP.")
+	say("The echo requests leave from the outside address. The ISP knows no MAC address",
+		"for it yet, so its first reply waits for an answer to a Neighbor Solicitation,",
+		"which the proxy gives. ICMP is left to the kernel by the conntrack gate",
+		"(pass_ct_proto), so TC translates these packets on their way through the kernel",
+		"(tc_snpt out, tc_dnpt back).")
 	before, err := cli.Counters(ctx)
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func runNPT(ctx context.Context, bin string) (err error) {
 	if _, err := sh.InNS(ctx, topo.ISP, "ip", "-6", "neigh", "show", "dev", labkit.ISPIf); err != nil {
 		return err
 	}
-	if _, err := sh.Ping(ctx, topo.ISP, outside, 3); err != nil {
+	if _, err := sh.Ping(ctx, topo.Host, labkit.ISPAddr, 3); err != nil {
 		return err
 	}
 	say("The ISP's neighbour table now holds the outside address at the CPE's WAN MAC:")
@@ -113,21 +113,49 @@ func runNPT(ctx context.Context, bin string) (err error) {
 		return err
 	}
 
-	heading("What the LAN host sees")
-	say("The host has only its inside address. The ISP opens a TCP connection to the",
-		"outside address and sends 1 MB; the host accepts it on its inside address and",
-		"returns the sha256 of what it read. Each end reports the addresses it sees.")
+	heading("The ISP cannot start anything")
+	say("The other way round the proxy still answers for the outside address (it exists),",
+		"but the firewall drops the unsolicited echo requests (drop_wan_forward). To open",
+		"a host to the outside, add a pinhole: firewall.allow, e.g.",
+		"`{ to: \"::123\", proto: icmpv6 }`.")
+	fw0, err := firewallCounters(ctx, cli)
+	if err != nil {
+		return err
+	}
+	if err := pingBlocked(ctx, sh, topo.ISP, outside); err != nil {
+		return err
+	}
+	fw1, err := firewallCounters(ctx, cli)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("drop_wan_forward +%d.\n\n", fw1["drop_wan_forward"]-fw0["drop_wan_forward"])
+	if fw1["drop_wan_forward"]-fw0["drop_wan_forward"] < 2 {
+		return fmt.Errorf("want both echo requests under drop_wan_forward, got +%d", fw1["drop_wan_forward"]-fw0["drop_wan_forward"])
+	}
+
+	heading("What each end sees")
+	say("The host has only its inside address. It opens a TCP connection to the ISP and",
+		"sends 1 MB; the ISP returns the sha256 of what it read. Each end reports the",
+		"addresses it sees: the ISP sees the outside address, the host its inside one.")
 	if _, err := sh.InNS(ctx, topo.Host, "ip", "-6", "addr", "show", "dev", labkit.HostIf, "scope", "global"); err != nil {
 		return err
 	}
-	if err := nptConnect(ctx, topo, outside, 1<<20); err != nil {
-		return err
+	r, err := connect(ctx, topo.Lab, topo.Host, netip.Addr{}, topo.ISP, labkit.ISPAddr, 1<<20)
+	if err != nil {
+		return fmt.Errorf("TCP through NPT: %w", err)
+	}
+	r.print("host", "isp")
+	if r.ClientLocal.Addr() != inside || r.ServerRemote.Addr() != outside {
+		return fmt.Errorf("the host connected from %s and the ISP saw %s; want %s inside and %s outside",
+			r.ClientLocal.Addr(), r.ServerRemote.Addr(), inside, outside)
 	}
 
 	heading("Counters")
-	say("tx_ndp_na: Neighbor Advertisements the proxy sent (XDP_TX). fwd_npt_dnpt: packets",
-		"to the outside prefix translated to inside and forwarded in XDP; fwd_npt_snpt: the",
-		"way back. tc_dnpt / tc_snpt: the same in the TC slow path (the first packet).")
+	say("tx_ndp_na: Neighbor Advertisements the proxy sent (XDP_TX). fwd_npt_snpt: packets",
+		"from the inside prefix translated to outside and forwarded in XDP; fwd_npt_dnpt:",
+		"the way back. tc_snpt / tc_dnpt: the same in the TC slow path, for what the gate",
+		"left to the kernel: the pings, the handshake and the close.")
 	if _, err := cli.Run(ctx, "stats"); err != nil {
 		return err
 	}
@@ -136,10 +164,12 @@ func runNPT(ctx context.Context, bin string) (err error) {
 		return err
 	}
 	d := after.Sub(before)
-	fmt.Printf("Since the first ping: tx_ndp_na +%d, fwd_npt_dnpt +%d, fwd_npt_snpt +%d, tc_dnpt +%d, tc_snpt +%d.\n\n",
-		d["tx_ndp_na"].Packets, d["fwd_npt_dnpt"].Packets, d["fwd_npt_snpt"].Packets, d["tc_dnpt"].Packets, d["tc_snpt"].Packets)
-	if d["tx_ndp_na"].Packets == 0 || d["fwd_npt_dnpt"].Packets < 100 || d["fwd_npt_snpt"].Packets < 10 {
-		return fmt.Errorf("the proxy or XDP translation did not count: %s", d)
+	fmt.Println("Since the first ping:")
+	printDeltas(d, "tx_ndp_na", "fwd_npt_snpt", "fwd_npt_dnpt", "tc_snpt", "tc_dnpt", "pass_ct_proto")
+	fmt.Printf("The host sent %d TCP segments, the ISP %d.\n\n", r.ClientSegs, r.ServerSegs)
+	if d["tx_ndp_na"].Packets == 0 || d["fwd_npt_snpt"].Packets*10 < uint64(r.ClientSegs)*9 ||
+		d["fwd_npt_dnpt"].Packets == 0 || d["tc_snpt"].Packets < 3 || d["tc_dnpt"].Packets < 3 {
+		return fmt.Errorf("the proxy, XDP or TC translation did not count as expected: %s", d)
 	}
 
 	heading("The NPT and proxy maps")
@@ -159,79 +189,19 @@ func runNPT(ctx context.Context, bin string) (err error) {
 	return err
 }
 
-// nptConnect connects from the ISP to outside, where the LAN host listens
-// on every address, sends size random bytes and checks the digest the host
-// sends back. It prints what each end sees as the two addresses.
-func nptConnect(ctx context.Context, topo *labkit.NPTTopology, outside netip.Addr, size int) error {
-	var ln net.Listener
-	if err := topo.Lab.Do(topo.Host, func() error {
-		var err error
-		ln, err = net.Listen("tcp", "[::]:0")
-		return err
-	}); err != nil {
-		return fmt.Errorf("listen in %s: %w", topo.Host, err)
-	}
-	defer ln.Close()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	type server struct {
-		local, remote net.Addr
-		err           error
-	}
-	done := make(chan server, 1)
-	go func() {
-		var s server
-		defer func() { done <- s }()
-		c, err := ln.Accept()
-		if err != nil {
-			s.err = fmt.Errorf("accept: %w", err)
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		s.local, s.remote = c.LocalAddr(), c.RemoteAddr()
-		h := sha256.New()
-		if _, err := io.CopyN(h, c, int64(size)); err != nil {
-			s.err = fmt.Errorf("receive: %w", err)
-			return
-		}
-		_, s.err = c.Write(h.Sum(nil))
-	}()
-	var c net.Conn
-	if err := topo.Lab.Do(topo.ISP, func() error {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		var err error
-		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(outside, port).String())
-		return err
-	}); err != nil {
-		ln.Close()
-		<-done
-		return fmt.Errorf("the ISP connects to [%s]:%d: %w", outside, port, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	data := make([]byte, size)
-	_, _ = rand.Read(data)
-	want := sha256.Sum256(data)
-	got := make([]byte, sha256.Size)
-	_, werr := c.Write(data)
-	if werr == nil {
-		_, werr = io.ReadFull(c, got)
-	}
-	s := <-done
-	if err := errors.Join(werr, s.err); err != nil {
-		return fmt.Errorf("TCP through NPT: %w", err)
-	}
-	if string(got) != string(want[:]) {
-		return fmt.Errorf("TCP through NPT: digest %x, want %x", got, want)
-	}
-	fmt.Printf("  isp:  connected from %-26s to %s\n", c.LocalAddr(), c.RemoteAddr())
-	fmt.Printf("  host: accepted   from %-26s on %s\n", s.remote, s.local)
-	fmt.Printf("  %d bytes, sha256 %x… identical on both ends\n\n", size, want[:8])
-	local := s.local.(*net.TCPAddr).AddrPort().Addr()
-	if local != labkit.LANHostAddr.Addr() {
-		return fmt.Errorf("the host accepted the connection on %s, want its inside address %s", local, labkit.LANHostAddr.Addr())
-	}
-	return nil
+// nptConfig is the CPE's config: labkit's NPT config without its
+// `firewall: {mode: off}`, which the lab tests need to send unsolicited
+// traffic in; the demo keeps the default firewall.
+func nptConfig() string {
+	return fmt.Sprintf(`wan: {interface: %s}
+lan: [{interface: %s}]
+npt:
+  - interface: %s
+    inside: %s
+    outside: %s
+    mode: %s
+ndp-proxy:
+  - interface: %s
+    prefixes: [auto]
+`, labkit.CPEWANIf, labkit.CPELANIf, labkit.CPEWANIf, labkit.NPTInside, labkit.NPTOutside, nptMode, labkit.CPEWANIf)
 }
