@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/loader"
@@ -41,6 +42,40 @@ type Deps struct {
 	// Multicast puts proxy interfaces in all-multicast mode; nil leaves
 	// them alone.
 	Multicast Multicast
+	// Links says which interfaces exist. With it (the daemon), a LAN
+	// interface that does not exist yet waits, and the rest of the
+	// config goes ahead; without it (`apply`), it is an error.
+	Links Links
+}
+
+// Links tells whether a network interface exists; tests pass a fake.
+type Links interface {
+	Exists(ifname string) (bool, error)
+}
+
+// waitingLANs are the LAN interfaces of cfg that do not exist (only with
+// deps.Links), each with its config path.
+func waitingLANs(cfg *config.Config, deps Deps) (map[string]string, error) {
+	if deps.Links == nil {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for i, l := range cfg.LAN {
+		ok, err := deps.Links.Exists(l.Interface)
+		if err != nil {
+			return nil, fmt.Errorf("lan[%d]: %w", i, err)
+		}
+		if !ok {
+			out[l.Interface] = fmt.Sprintf("lan[%d]", i)
+		}
+	}
+	return out, nil
+}
+
+// waitingStep is the step that says a LAN interface is waited for.
+func waitingStep(path, ifname string) Step {
+	return Step{What: fmt.Sprintf("%s: waiting for interface %s (it does not exist yet; attached when it appears)", path, ifname),
+		Result: "waiting", Interface: ifname}
 }
 
 // Multicast sets an interface to receive every multicast group.
@@ -53,6 +88,8 @@ type Multicast interface {
 type Step struct {
 	What   string
 	Result string
+	// Interface is, for a "waiting" step, the interface waited for.
+	Interface string
 }
 
 // Apply programs a static configuration once: attaches the WAN and LAN
@@ -75,10 +112,20 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	if deps.NPT == nil && (len(nptRules) > 0 || len(proxy) > 0) {
 		return nil, fmt.Errorf("npt/ndp-proxy configured but no translator given")
 	}
+	waiting, err := waitingLANs(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		steps []Step
 		undo  []func() error
 	)
+	// What lives on a LAN interface that does not exist yet waits with
+	// it: its NPT rules and NDP proxy entries need its ifindex.
+	if len(waiting) > 0 {
+		nptRules = slices.DeleteFunc(nptRules, func(r loader.NPTRule) bool { return waiting[r.Interface] != "" })
+		proxy = slices.DeleteFunc(proxy, func(p loader.NDPProxyEntry) bool { return waiting[p.Interface] != "" })
+	}
 	fail := func(err error) ([]Step, error) {
 		var uerrs []error
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -113,6 +160,10 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	}
 	for i, l := range cfg.LAN {
 		path := fmt.Sprintf("lan[%d]", i)
+		if waiting[l.Interface] != "" {
+			steps = append(steps, waitingStep(path, l.Interface))
+			continue
+		}
 		if err := attach(path, l.Interface, loader.RoleLAN, l.XDPMode); err != nil {
 			return fail(err)
 		}

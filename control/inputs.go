@@ -45,13 +45,16 @@ func (l Learned) clone() Learned {
 	return out
 }
 
-// InputChange is one change to the Inputs: exactly one of Config, RA, PD
-// or Remote is set.
+// InputChange is one change to the Inputs: exactly one of Config, RA, PD,
+// Remote or Retry is set.
 type InputChange struct {
 	Config *config.Config      // a new config (from a reload)
 	RA     *learned.RA         // what the WAN RA tracker now knows
 	PD     *learned.Delegation // the DHCPv6-PD binding now (no prefixes: lost)
 	Remote *learned.Remote     // a tunnel remote name's current addresses
+	// Retry asks for a pass with the same inputs, saying why: an
+	// interface the config names appeared or went.
+	Retry string
 	// Result, when set, receives the outcome of the pass that applied
 	// this change (nil when it is in force).
 	Result chan<- error
@@ -70,6 +73,8 @@ func (c InputChange) String() string {
 		return fmt.Sprintf("delegated prefix %s", c.PD.Prefixes[0].Prefix)
 	case c.Remote != nil:
 		return fmt.Sprintf("%s resolved to %v", c.Remote.Name, c.Remote.Addrs)
+	case c.Retry != "":
+		return c.Retry
 	}
 	return "no change"
 }

@@ -113,3 +113,20 @@ func (p Plan) addrs() []Addr6 {
 	}
 	return out
 }
+
+// without is p with no address on the given interfaces (for the pass
+// only: the plan in force still has them, so nothing is pruned).
+func (p Plan) without(ifnames map[string]string) Plan {
+	if len(ifnames) == 0 {
+		return p
+	}
+	out := p
+	out.LANs = nil
+	for _, l := range p.LANs {
+		if ifnames[l.Interface] != "" {
+			l.Addr, l.RetiredAddrs = Addr6{}, nil
+		}
+		out.LANs = append(out.LANs, l)
+	}
+	return out
+}

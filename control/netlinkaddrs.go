@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -66,4 +67,19 @@ func (NetlinkMulticast) AllMulticast(ifname string) (bool, error) {
 		return false, nil
 	}
 	return true, netlink.LinkSetAllmulticastOn(link)
+}
+
+// NetlinkLinks is Links on the real kernel.
+type NetlinkLinks struct{}
+
+// Exists says whether ifname is a network interface here.
+func (NetlinkLinks) Exists(ifname string) (bool, error) {
+	_, err := netlink.LinkByName(ifname)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	return true, nil
 }

@@ -86,7 +86,13 @@ func ApplyInputs(in Inputs, plan Plan, deps Deps) ([]Step, error) {
 		return steps, err
 	}
 	if deps.Net6 != nil {
-		s, err := applyNet6(plan, deps.Net6, time.Now())
+		// Addresses on a LAN interface that does not exist yet wait
+		// with it (Apply said so); the pass after it appears adds them.
+		waiting, err := waitingLANs(cfg, deps)
+		if err != nil {
+			return steps, err
+		}
+		s, err := applyNet6(plan.without(waiting), deps.Net6, time.Now())
 		steps = append(steps, s...)
 		if err != nil {
 			return steps, err

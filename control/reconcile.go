@@ -33,6 +33,9 @@ type ReconcileStats struct {
 	// Waiting is what the last pass left waiting for an input or for an
 	// interface ("waiting for interface lan2"), as in its "waiting" steps.
 	Waiting []string `json:"waiting,omitempty"`
+	// WaitingInterfaces are the interfaces it waited for: named in the
+	// config, not there (yet).
+	WaitingInterfaces []string `json:"waiting_interfaces,omitempty"`
 }
 
 // System opens the OS boundaries for one pass and returns them with the
@@ -199,6 +202,7 @@ func (r *Reconciler) Stats() ReconcileStats {
 	st := r.stats
 	st.Refused = maps.Clone(st.Refused)
 	st.Waiting = slices.Clone(st.Waiting)
+	st.WaitingInterfaces = slices.Clone(st.WaitingInterfaces)
 	return st
 }
 
@@ -227,10 +231,13 @@ func (r *Reconciler) pass(next Inputs, why string) error {
 	if inForce {
 		r.cur, r.plan = next, nextPlan
 		r.stats.Generation = next.Generation
-		r.stats.Waiting = nil
+		r.stats.Waiting, r.stats.WaitingInterfaces = nil, nil
 		for _, s := range steps {
 			if s.Result == "waiting" {
 				r.stats.Waiting = append(r.stats.Waiting, s.What)
+				if s.Interface != "" {
+					r.stats.WaitingInterfaces = append(r.stats.WaitingInterfaces, s.Interface)
+				}
 			}
 		}
 	}

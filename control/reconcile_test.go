@@ -35,6 +35,7 @@ func startReconciler(t *testing.T, r *Reconciler) {
 	select {
 	case <-ready:
 	case err := <-done:
+		done <- nil // for the cleanup, which waits for Run
 		t.Fatalf("initial pass: %v", err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("no initial pass")

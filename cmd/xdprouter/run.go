@@ -113,6 +113,10 @@ func openSystem(g *globalFlags) control.System {
 			}
 			return control.Deps{}, nil, err
 		}
-		return control.SystemDeps(d), d.Close, nil
+		deps := control.SystemDeps(d)
+		// The daemon waits for a LAN interface that does not exist yet
+		// (a late USB NIC, a VLAN made later) instead of failing.
+		deps.Links = control.NetlinkLinks{}
+		return deps, d.Close, nil
 	}
 }

@@ -80,6 +80,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		Pass: func(st control.ReconcileStats) { o.Notify.Notify("STATUS=" + statusLine(st)) },
 	})
+	learn.links.waiting = func() []string { return rec.Stats().WaitingInterfaces }
 	if prev := loadState(o); prev != nil {
 		rec.Adopt(prev)
 		rec.AdoptLearned(loadLearned(o))

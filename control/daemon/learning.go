@@ -57,6 +57,12 @@ type learning struct {
 	resolver    *endpoint.Resolver
 	provisioner *endpoint.Provisioner
 	ndpWake     *ndpwake.Waker
+	// pd is the DHCPv6 client, which a router starting to advertise
+	// M/O restarts.
+	pd pdRestarter
+	// links asks for a pass when an interface the config names appears
+	// or goes (a LAN interface made after the daemon started).
+	links *linkWatcher
 
 	mu         sync.Mutex
 	gen        uint64
@@ -77,6 +83,8 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 	}
 	l.resolver = endpoint.NewResolver(endpoint.ResolverOptions{DNS: l.dns, Log: log.With("task", "resolver"),
 		Publish: func(r learned.Remote) { l.inbox.put("remote "+r.Name, control.InputChange{Remote: &r}) }})
+	l.links = &linkWatcher{log: log.With("task", "links"), waiting: func() []string { return nil },
+		retry: func(why string) { l.inbox.put("links", control.InputChange{Retry: why}) }}
 	l.provisioner = endpoint.NewProvisioner(endpoint.ProvisionerOptions{DNS: l.dns, Log: log.With("task", "provisioning")})
 	return l
 }
@@ -92,7 +100,8 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 		ifname := w.Interface
 		out = append(out, taskSpec{name: "wan-ra", key: ifname, new: func() task {
 			return &wanra.Tracker{Interface: ifname, Log: l.log.With("task", "wan-ra"),
-				Publish: func(ra learned.RA) { l.inbox.put("ra", control.InputChange{RA: &ra}) }}
+				Publish: func(ra learned.RA) { l.inbox.put("ra", control.InputChange{RA: &ra}) },
+				Managed: l.pd.managed}
 		}})
 		if pd := w.DHCPv6PD; pd != nil {
 			hint := pd.PrefixLengthHint
@@ -104,6 +113,7 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 					if err != nil {
 						return failed{err}
 					}
+					l.pd.set(c)
 					return c
 				}})
 		}
@@ -119,6 +129,7 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 	if len(provisioning(cfg)) > 0 {
 		out = append(out, taskSpec{name: "provisioning", key: "provisioning", new: func() task { return l.provisioner }})
 	}
+	out = append(out, taskSpec{name: "links", key: "links", new: func() task { return l.links }})
 	if wantsNDPWake(cfg) {
 		out = append(out, taskSpec{name: "ndp-wake", key: "ndp-wake", new: func() task { return l.ndpWake }})
 	}
@@ -154,6 +165,7 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 		l.gen = in.Generation
 		l.sup.Sync(l.specs(in.Config))
 		l.resolver.SetNames(remoteNames(in.Config))
+		l.links.SetNames(in.Config.Interfaces())
 		l.provisioner.SetConfig(provisioning(in.Config))
 	}
 	if l.opt.Disabled {
@@ -214,6 +226,9 @@ func (l *learning) stats() map[string]any {
 	out := map[string]any{}
 	for name, err := range l.sup.Errors() {
 		out[name+"-last-error"] = err
+	}
+	for name, n := range l.sup.Panics() {
+		out[name+"-panics"] = n
 	}
 	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning", "ndp-wake"} {
 		switch t := l.sup.Task(name).(type) {
