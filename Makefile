@@ -15,7 +15,7 @@ PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
 
 BIN := bin/xdprouter
 
-.PHONY: all build generate test test-unit bench bench-quick demo deps-demo deps-run deps-test deps-gen clean
+.PHONY: all build generate test test-unit fuzz bench bench-quick demo deps-demo deps-run deps-test deps-gen clean
 
 all: build
 
@@ -52,6 +52,19 @@ test-unit:
 test: deps-test build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Every parser of network input, fuzzed for FUZZTIME each (the seed
+# corpora also run as plain tests in `go test`). A failure leaves the
+# input under the package's testdata/fuzz/, which `go test` then replays.
+FUZZTIME ?= 6s
+FUZZ_TARGETS := FuzzRA:./control/wanra FuzzRS:./control/lanra FuzzNS:./control/ndpwake \
+	FuzzDHCPv6:./control/dhcp6pd FuzzDNSAnswer:./control/endpoint
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 bench: deps-test build
 	$(GO) run ./test/bench -out bench/results

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -26,7 +28,10 @@ type taskSpec struct {
 // supervisor runs the tasks the config asks for. A task that fails (its
 // interface not there yet, a socket error) is logged and started again
 // after a growing delay: the router keeps forwarding with what it has,
-// and status shows the error, rather than the whole daemon stopping.
+// and status shows the error, rather than the whole daemon stopping. A
+// task that panics (a parser meeting input nobody foresaw) is treated the
+// same way: the panic is recovered, logged with its stack, counted, and
+// the task started again after the delay.
 type supervisor struct {
 	log *slog.Logger
 	// minBackoff and maxBackoff bound the restart delay.
@@ -47,6 +52,7 @@ type runningTask struct {
 	// may hold the supervisor's, waiting for that goroutine to end.
 	mu      sync.Mutex
 	lastErr string
+	panics  uint64
 }
 
 func newSupervisor(log *slog.Logger) *supervisor {
@@ -125,6 +131,38 @@ func (s *supervisor) Errors() map[string]string {
 	return out
 }
 
+// Panics returns how many times each task panicked since it started.
+func (s *supervisor) Panics() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]uint64{}
+	for name, rt := range s.running {
+		rt.mu.Lock()
+		if rt.panics > 0 {
+			out[name] = rt.panics
+		}
+		rt.mu.Unlock()
+	}
+	return out
+}
+
+// runOnce runs the task once, turning a panic into an error: one task's
+// bug must not take down the daemon and every other task with it.
+func (s *supervisor) runOnce(ctx context.Context, rt *runningTask) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		rt.mu.Lock()
+		rt.panics++
+		rt.mu.Unlock()
+		s.log.Error("task panicked; recovered", "task", rt.spec.name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		err = fmt.Errorf("panic: %v", p)
+	}()
+	return rt.task.Run(ctx)
+}
+
 func (s *supervisor) start(rt *runningTask) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	rt.cancel, rt.done = cancel, make(chan struct{})
@@ -136,7 +174,7 @@ func (s *supervisor) start(rt *runningTask) {
 		for {
 			s.log.Info("task started", "task", rt.spec.name)
 			start := time.Now()
-			err := rt.task.Run(ctx)
+			err := s.runOnce(ctx, rt)
 			if ctx.Err() != nil {
 				return
 			}

@@ -39,6 +39,11 @@ type Config struct {
 	Listen func(ifname string) (Conn, error)
 	Clock  Clock
 	MAC    net.HardwareAddr
+	// WatchLink calls up each time ifname's link comes up, until ctx
+	// ends (see Restart); nil: netlink's link updates. NoLinkWatch
+	// turns it off.
+	WatchLink   func(ctx context.Context, ifname string, up func()) error
+	NoLinkWatch bool
 }
 
 // releaseWait bounds the wait for the Reply to a Release at exit.
@@ -63,6 +68,11 @@ type Client struct {
 	received  time.Time // last Reply that set the binding
 	published learned.Delegation
 	stats     Stats
+	// rcancel ends the Receive in progress, so that a Restart is acted
+	// on at once; kick wakes the wait for the socket to reopen.
+	rcancel     context.CancelFunc
+	kick        chan struct{}
+	lastRestart time.Time
 }
 
 // advert is a usable Advertise.
@@ -83,7 +93,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.PrefixLengthHint < 0 || cfg.PrefixLengthHint > 128 {
 		return nil, fmt.Errorf("dhcpv6-pd: prefix-length-hint %d out of range", cfg.PrefixLengthHint)
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	c := &Client{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		kick: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -120,14 +131,19 @@ func (c *Client) Run(ctx context.Context) error {
 	c.stats.IAID = hex.EncodeToString(id.iaid[:])
 	c.mu.Unlock()
 	c.log.Info("dhcpv6-pd client starting", "duid", c.stats.DUID, "iaid", c.stats.IAID, "hint", c.cfg.PrefixLengthHint)
+	c.watchLink(ctx)
 
 	retry := time.Second
 	for {
 		conn, err := c.cfg.Listen(c.cfg.Interface)
 		if err == nil {
 			retry = time.Second
-			err = c.serve(ctx, conn)
-			conn.Close()
+			// Closed however serve ends (a panic too: the port must be
+			// free when the supervisor starts the client again).
+			err = func() error {
+				defer conn.Close()
+				return c.serve(ctx, conn)
+			}()
 		}
 		if ctx.Err() != nil {
 			c.mu.Lock()
@@ -144,6 +160,9 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(retry):
+		case <-c.kick:
+			retry = time.Second // the link came up: try the socket now
+			continue
 		}
 		retry = min(2*retry, 30*time.Second)
 	}
@@ -152,34 +171,52 @@ func (c *Client) Run(ctx context.Context) error {
 // serve runs the protocol on conn until ctx ends (nil) or the socket fails.
 func (c *Client) serve(ctx context.Context, conn Conn) error {
 	buf := make([]byte, 65536)
-	c.mu.Lock()
-	if c.ex == nil && c.state == StateStarting {
-		c.startSolicit(c.clock.Now(), c.randDelay(solMaxDelay))
-	}
-	c.mu.Unlock()
+	c.locked(func() {
+		if c.ex == nil && c.state == StateStarting {
+			c.startSolicit(c.clock.Now(), c.randDelay(solMaxDelay))
+		}
+	})
+	defer c.locked(func() { c.rcancel = nil })
 	for {
-		c.mu.Lock()
-		now := c.clock.Now()
-		err := c.tick(now, conn)
-		wake := c.wake(now)
-		c.mu.Unlock()
+		var (
+			err  error
+			wake time.Time
+		)
+		rctx, rcancel := context.WithCancel(ctx)
+		c.locked(func() {
+			now := c.clock.Now()
+			err = c.tick(now, conn)
+			wake = c.wake(now)
+			c.rcancel = rcancel
+		})
 		if err != nil {
+			rcancel()
 			return err
 		}
-		n, from, err := conn.Receive(ctx, buf, wake)
+		n, from, err := conn.Receive(rctx, buf, wake)
+		interrupted := rctx.Err() != nil
+		rcancel()
 		switch {
 		case ctx.Err() != nil:
 			c.exit(conn)
 			return nil
-		case errors.Is(err, errTimeout):
-			continue
-		case err != nil:
+		case err == nil:
+			c.locked(func() { c.handle(c.clock.Now(), buf[:n], from) })
+		case errors.Is(err, errTimeout), interrupted:
+			// The deadline, or a Restart: tick again.
+		default:
 			return fmt.Errorf("receive: %w", err)
 		}
-		c.mu.Lock()
-		c.handle(c.clock.Now(), buf[:n], from)
-		c.mu.Unlock()
 	}
+}
+
+// locked runs f with c.mu held, releasing it however f ends: a panic in
+// a parser must not leave the client locked (Stats would hang, and so
+// would the client the supervisor starts again).
+func (c *Client) locked(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
 }
 
 // Stats returns a snapshot.

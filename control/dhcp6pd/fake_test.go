@@ -35,6 +35,19 @@ type fakeNet struct {
 	inbox   [][]byte
 	servers []*fakeServer
 	sent    []sentMsg
+	// events run at their virtual time, in order, from Receive (the
+	// client's lock is not held there): a server coming up, a Restart.
+	events []fakeEvent
+}
+
+type fakeEvent struct {
+	at time.Time
+	f  func()
+}
+
+// at schedules f at virtual time t0+d.
+func (f *fakeNet) at(d time.Duration, fn func()) {
+	f.events = append(f.events, fakeEvent{t0.Add(d), fn})
 }
 
 func (f *fakeNet) Now() time.Time { return f.now }
@@ -61,6 +74,18 @@ func (f *fakeNet) Receive(ctx context.Context, buf []byte, deadline time.Time) (
 		n := copy(buf, f.inbox[0])
 		f.inbox = f.inbox[1:]
 		return n, netip.MustParseAddr("fe80::1"), nil
+	}
+	if len(f.events) > 0 && !f.events[0].at.After(deadline) && f.events[0].at.Before(f.stopAt) {
+		ev := f.events[0]
+		f.events = f.events[1:]
+		if ev.at.After(f.now) {
+			f.now = ev.at
+		}
+		ev.f()
+		if err := ctx.Err(); err != nil {
+			return 0, netip.Addr{}, err
+		}
+		return 0, netip.Addr{}, errTimeout
 	}
 	if !f.stopped && !deadline.Before(f.stopAt) {
 		f.stopped = true
@@ -190,6 +215,7 @@ func newRun(t *testing.T, dir string, cfg Config, servers ...*fakeServer) *run {
 		cfg.MAC = net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.NoLinkWatch = cfg.WatchLink == nil
 	cfg.Publish = func(d learned.Delegation) { r.published = append(r.published, pub{f.now, d}) }
 	c, err := New(cfg)
 	if err != nil {

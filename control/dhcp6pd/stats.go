@@ -40,13 +40,18 @@ type Stats struct {
 	StatusCodes map[string]uint64 `json:"status_codes"`
 	// Ignored counts received messages not acted on: malformed, another
 	// client's or transaction's, or an Advertise without a prefix.
-	Ignored    uint64 `json:"ignored"`
-	Bound      uint64 `json:"bound"`    // Replies that established a binding
-	Renewed    uint64 `json:"renewed"`  // successful Renew exchanges
-	Rebound    uint64 `json:"rebound"`  // successful Rebind exchanges
-	Expired    uint64 `json:"expired"`  // bindings lost at the end of the valid lifetime
-	Backoffs   uint64 `json:"backoffs"` // Solicits delayed after a failure
-	SendErrors uint64 `json:"send_errors"`
+	Ignored  uint64 `json:"ignored"`
+	Bound    uint64 `json:"bound"`    // Replies that established a binding
+	Renewed  uint64 `json:"renewed"`  // successful Renew exchanges
+	Rebound  uint64 `json:"rebound"`  // successful Rebind exchanges
+	Expired  uint64 `json:"expired"`  // bindings lost at the end of the valid lifetime
+	Backoffs uint64 `json:"backoffs"` // Solicits delayed after a failure
+	// Restarts counts solicitations started again at once because the
+	// link came up or a router began to advertise M/O (Client.Restart);
+	// RestartsSkipped those asked for within MinRestartGap of the last.
+	Restarts        uint64 `json:"restarts"`
+	RestartsSkipped uint64 `json:"restarts_skipped"`
+	SendErrors      uint64 `json:"send_errors"`
 	// SocketErrors counts failures to open or read the socket.
 	SocketErrors uint64    `json:"socket_errors"`
 	LastError    string    `json:"last_error,omitempty"`

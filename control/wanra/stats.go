@@ -30,6 +30,9 @@ type Stats struct {
 	// advertised them sent an RA with a new prefix and without them
 	// (flash renumbering, RFC 8978).
 	Renumbered uint64 `json:"prefixes_deprecated_renumbered"`
+	// ManagedSeen counts routers that began to advertise the M or O
+	// flag (each restarts the DHCPv6 client's solicitation).
+	ManagedSeen uint64 `json:"managed_flag_seen"`
 	// Routers, Prefixes, DNS and DNSSL are the live entries in the last
 	// snapshot; Limits are the most each table holds.
 	Routers  int            `json:"routers"`

@@ -55,6 +55,10 @@ type Tracker struct {
 	Log     *slog.Logger
 	// Listen opens the socket; nil opens an ndpsock.Conn on Interface.
 	Listen func(ifname string) (Conn, error)
+	// Managed, if set, is called from the tracker's goroutine when a
+	// router starts advertising the M or O flag (see noteFlags): the
+	// daemon has the DHCPv6 client solicit again at once.
+	Managed func(router netip.Addr, managed, other bool)
 
 	mu    sync.Mutex
 	stats Stats
@@ -124,6 +128,8 @@ type loop struct {
 	// full is the tables that dropped an entry since they last had room:
 	// one warning per episode, not one per RA of a flood.
 	full map[string]bool
+	// flags is whether each source's last RA had the M or O flag.
+	flags map[netip.Addr]bool
 }
 
 // serve runs on one socket until ctx ends or the socket fails.
@@ -299,6 +305,7 @@ func (l *loop) receive(p packet) {
 		}
 	}
 	l.publish()
+	l.noteFlags(p.src, ra)
 }
 
 // limits are the Max* constants by table name.
