@@ -89,6 +89,7 @@ While it runs, status and stats ask it over --socket (root only), and
 				Firewall:      control.ReadFirewall,
 				Log:           log,
 				Learning:      daemon.LearningOptions{StateDir: stateDir, ReleaseOnExit: release},
+				Sysctls:       daemon.ProcSysctls{},
 			})
 		},
 	}

@@ -48,6 +48,10 @@ type Options struct {
 	// Learning configures the tasks that learn prefixes, routers and
 	// DNS servers from the network.
 	Learning LearningOptions
+	// Sysctls, when set, are the kernel parameters the daemon sets for
+	// forwarding and its ports (see sysctlKeeper) and restores with
+	// DetachOnExit; nil leaves them alone (unit tests).
+	Sysctls Sysctls
 }
 
 // Run runs the daemon until a stop signal, ctx's end or a task's failure.
@@ -64,12 +68,25 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	var sysk *sysctlKeeper
+	if o.Sysctls != nil {
+		sysk = newSysctlKeeper(o.Sysctls, o.StateFile, log)
+		if err := sysk.ensure(cfg); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	var rec *control.Reconciler
 	o.Learning.FinalRA = o.DetachOnExit
 	learn := newLearning(o.Learning, log)
 	recorder := &learnedRecorder{o: o}
 	rec = control.NewReconciler(cfg, o.System, log, control.Hooks{
 		InForce: func(in control.Inputs, p control.Plan) {
+			if sysk != nil {
+				if err := sysk.ensure(in.Config); err != nil {
+					log.Error("sysctls", "error", err)
+				}
+			}
 			recorder.save(in.Learned)
 			learn.inForce(in, p)
 		},
@@ -133,6 +150,11 @@ func Run(ctx context.Context, o Options) error {
 		} else {
 			removeState(o)
 			removeLearned(o)
+			if sysk != nil {
+				if serr := sysk.restore(); serr != nil {
+					err = errors.Join(err, fmt.Errorf("detach on exit: %w", serr))
+				}
+			}
 			log.Info("detached: removed what the config put on the system")
 		}
 	} else if err == nil {
