@@ -36,6 +36,9 @@ type RadvdConfig struct {
 	// MaxRtrAdvInterval (radvd: MaxInterval at least 4 s, MinInterval at
 	// most 0.75 of it).
 	MinInterval, MaxInterval time.Duration
+	// Managed and Other are the M and O flags (AdvManagedFlag,
+	// AdvOtherConfigFlag): addresses or other configuration by DHCPv6.
+	Managed, Other bool
 }
 
 // RadvdPrefix is one prefix option; lifetimes of learned.Infinite or more
@@ -78,6 +81,12 @@ func (c RadvdConfig) String() string {
 		fmt.Fprintf(&b, "\tMinRtrAdvInterval %s;\n", seconds(c.MinInterval))
 	}
 	fmt.Fprintf(&b, "\tAdvDefaultLifetime %s;\n", seconds(c.RouterLifetime))
+	if c.Managed {
+		b.WriteString("\tAdvManagedFlag on;\n")
+	}
+	if c.Other {
+		b.WriteString("\tAdvOtherConfigFlag on;\n")
+	}
 	if c.MTU > 0 {
 		fmt.Fprintf(&b, "\tAdvLinkMTU %d;\n", c.MTU)
 	}
