@@ -79,6 +79,9 @@ func (l *pdLab) start(t *testing.T, stateDir string, release bool) *client {
 			cl.pubs = append(cl.pubs, d)
 			cl.mu.Unlock()
 		},
+		WatchLink: func(ctx context.Context, ifname string, up func()) error {
+			return l.lab.Do(l.router, func() error { return dhcp6pd.NetlinkWatchLink(ctx, ifname, up) })
+		},
 		Listen: func(ifname string) (conn dhcp6pd.Conn, err error) {
 			// The socket is opened inside the router namespace and stays there.
 			if derr := l.lab.Do(l.router, func() error { conn, err = dhcp6pd.ListenUDP(ifname); return nil }); derr != nil {

@@ -66,7 +66,7 @@ func (c *Client) watchLink(ctx context.Context) {
 	}
 	watch := c.cfg.WatchLink
 	if watch == nil {
-		watch = netlinkWatchLink
+		watch = NetlinkWatchLink
 	}
 	go func() {
 		if err := watch(ctx, c.cfg.Interface, func() { c.Restart("link up") }); err != nil && ctx.Err() == nil {
@@ -75,9 +75,10 @@ func (c *Client) watchLink(ctx context.Context) {
 	}()
 }
 
-// netlinkWatchLink calls up when ifname goes from not running (no
-// carrier, or down) to running.
-func netlinkWatchLink(ctx context.Context, ifname string, up func()) error {
+// NetlinkWatchLink calls up each time ifname goes from not running (no
+// carrier, or down) to running, until ctx ends; it watches the network
+// namespace of the calling thread. It is Config.WatchLink's default.
+func NetlinkWatchLink(ctx context.Context, ifname string, up func()) error {
 	updates := make(chan netlink.LinkUpdate, 16)
 	if err := netlink.LinkSubscribeWithOptions(updates, ctx.Done(), netlink.LinkSubscribeOptions{}); err != nil {
 		return err
