@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -62,17 +63,21 @@ func ListenUDP(ifname string) (Conn, error) {
 		return nil, fmt.Errorf("dhcpv6 socket: addresses of %s: %w", ifname, err)
 	}
 	var lastErr error = fmt.Errorf("%s has no IPv6 link-local address", ifname)
+	// The zone by index, not name: the net package caches name -> index
+	// for up to a minute, and an interface made again under the same name
+	// (a USB NIC plugged back, a namespace rebuilt) has a new index.
+	zone := strconv.Itoa(ifc.Index)
 	for _, a := range addrs {
 		ipn, ok := a.(*net.IPNet)
 		if !ok || ipn.IP.To4() != nil || !ipn.IP.IsLinkLocalUnicast() {
 			continue
 		}
-		c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: ipn.IP, Port: ClientPort, Zone: ifname})
+		c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: ipn.IP, Port: ClientPort, Zone: zone})
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		dst := &net.UDPAddr{IP: AllServers.AsSlice(), Port: ServerPort, Zone: ifname}
+		dst := &net.UDPAddr{IP: AllServers.AsSlice(), Port: ServerPort, Zone: zone}
 		return &udpConn{c: c, dst: dst}, nil
 	}
 	return nil, fmt.Errorf("dhcpv6 socket on %s: %w", ifname, lastErr)
