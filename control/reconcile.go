@@ -36,6 +36,9 @@ type ReconcileStats struct {
 	// WaitingInterfaces are the interfaces it waited for: named in the
 	// config, not there (yet).
 	WaitingInterfaces []string `json:"waiting_interfaces,omitempty"`
+	// Panics counts passes that panicked (recovered: a failed pass, the
+	// previous state in force).
+	Panics uint64 `json:"reconcile_panics,omitempty"`
 }
 
 // System opens the OS boundaries for one pass and returns them with the
@@ -138,7 +141,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	r.cur = Inputs{Config: r.adopted, Learned: first.Learned}
 	r.plan = NewPlan(r.cur, time.Now())
 	r.mu.Unlock()
-	if err := r.pass(first, "initial config"); r.Current().Generation != 1 {
+	if err := r.safePass(first, "initial config"); r.Current().Generation != 1 {
 		return fmt.Errorf("apply the initial config: %w", err)
 	}
 	r.hooks.Ready()
@@ -149,7 +152,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case c := <-r.changes:
 			var err error
 			if c2, ok := r.screen(c); ok {
-				err = r.pass(r.Current().with(c2), c2.String())
+				err = r.safePass(r.Current().with(c2), c2.String())
 			} else {
 				err = fmt.Errorf("refused: %s", r.Stats().LastRefused)
 			}
@@ -279,6 +282,14 @@ func (r *Reconciler) apply(prev Inputs, prevPlan Plan, next Inputs, nextPlan Pla
 	if err != nil {
 		return nil, false, fmt.Errorf("open the data plane: %w", err)
 	}
+	// A panic (see safePass) releases the data plane all the same: the
+	// next pass must be able to open it.
+	defer func() {
+		if p := recover(); p != nil {
+			_ = closeDeps()
+			panic(p)
+		}
+	}()
 	steps, err := r.steps(next, nextPlan, deps)
 	if err != nil {
 		if prev.Config != nil {
