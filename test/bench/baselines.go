@@ -235,6 +235,20 @@ func (t *topo) nat44Reply() ([]byte, error) {
 	return ipip6(inner, sinkV6, r1V6), nil
 }
 
+// checkMasqueraded says what is wrong if conntrack does not hold the NAT44
+// scenarios' flow as masqueraded to nat44Addr: without the binding, the
+// figure would be of plain encapsulation.
+func (b *liveBench) checkMasqueraded() string {
+	out, err := b.t.lab.Exec(b.t.rtrNS, "conntrack", "-L", "-p", "udp", "-s", genV4.String(), "-d", tunDstV4.String())
+	if err != nil {
+		return fmt.Sprintf("conntrack -L: %v", err)
+	}
+	if !strings.Contains(out, "dst="+nat44Addr.String()) {
+		return fmt.Sprintf("the flow is not masqueraded to %s in conntrack: %q", nat44Addr, strings.TrimSpace(out))
+	}
+	return ""
+}
+
 // nat44Config is the encap scenario's tunnel with a fixed IPv4 address and
 // nat44: LAN IPv4 leaves masqueraded behind nat44Addr.
 func nat44Config() string {
