@@ -33,6 +33,11 @@ type fakeConn struct {
 	closed chan struct{}
 	mu     sync.Mutex
 	sent   []sentRA
+	// refuse makes the next writes fail with refuseErr, as the kernel's
+	// sendmsg does (refused records when).
+	refuse    int
+	refuseErr error
+	refused   []time.Time
 }
 
 type sentRA struct {
@@ -65,6 +70,11 @@ func (f *fakeConn) WriteTo(m ndp.Message, dst netip.Addr) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refuse > 0 {
+		f.refuse--
+		f.refused = append(f.refused, time.Now())
+		return f.refuseErr
+	}
 	f.sent = append(f.sent, sentRA{ra: p.(*ndp.RouterAdvertisement), dst: dst, at: time.Now()})
 	return nil
 }

@@ -27,6 +27,12 @@ type iface struct {
 	// withheld are the DNS servers the last RA left out (logged when
 	// they change).
 	withheld []string
+	// failed counts the sends refused in a row since the last RA that
+	// went out; sendErr is the last refusal's error (logged when it
+	// changes).
+	failed      int
+	failedSince time.Time
+	sendErr     string
 }
 
 type loop struct {
@@ -221,17 +227,41 @@ func (l *loop) send(ifc *iface, now time.Time) {
 		}
 		ifc.withheld = withheld
 	}
+	if err := ifc.conn.WriteTo(ra, allNodes); err != nil {
+		// Nothing went out: the kernel refused it for now (its
+		// neighbour table full of a WAN RA flood's sources, so
+		// ff02::1 cannot be resolved; the source address gone or
+		// tentative). Hosts still need this RA, so it is tried again
+		// soon, with the burst it belongs to intact; the interval and
+		// MinDelay count from RAs sent.
+		if ifc.failed == 0 {
+			ifc.failedSince = now
+		}
+		ifc.failed++
+		ifc.next, ifc.solicited = now.Add(retryInterval), time.Time{}
+		l.s.count(ifc.name, func(st *InterfaceStats) {
+			st.SendErrors++
+			st.LastSendError, st.LastSendErrorAt = err.Error(), now
+		})
+		if err.Error() != ifc.sendErr {
+			ifc.sendErr = err.Error()
+			l.s.Log.Warn("lan ra: send failed, retrying", "interface", ifc.name, "error", err, "retry_in", retryInterval)
+		} else {
+			l.s.Log.Debug("lan ra: send failed again", "interface", ifc.name, "error", err, "failed", ifc.failed)
+		}
+		return
+	}
+	if ifc.failed > 0 {
+		l.s.Log.Info("lan ra: sent again", "interface", ifc.name, "failed_attempts", ifc.failed,
+			"after", now.Sub(ifc.failedSince).Round(time.Millisecond))
+		ifc.failed, ifc.sendErr = 0, ""
+	}
 	if ifc.fast > 0 {
 		ifc.fast--
 	}
 	// Any multicast RA restarts the unsolicited interval.
 	ifc.last, ifc.solicited = now, time.Time{}
 	ifc.next = now.Add(l.tm.interval(ifc.fast > 0))
-	if err := ifc.conn.WriteTo(ra, allNodes); err != nil {
-		l.s.count(ifc.name, func(st *InterfaceStats) { st.SendErrors++ })
-		l.s.Log.Warn("lan ra: send", "interface", ifc.name, "error", err)
-		return
-	}
 	l.s.count(ifc.name, func(st *InterfaceStats) {
 		if solicited {
 			st.Solicited++

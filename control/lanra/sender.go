@@ -41,6 +41,9 @@ const (
 // exist yet, or have no link-local address yet).
 const reopenInterval = time.Second
 
+// retryInterval paces attempts to send an RA the kernel refused.
+const retryInterval = time.Second
+
 var (
 	allNodes   = netip.MustParseAddr("ff02::1")
 	allRouters = netip.MustParseAddr("ff02::2")

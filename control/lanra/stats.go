@@ -23,6 +23,11 @@ type InterfaceStats struct {
 	SendErrors   uint64            `json:"send_errors"`
 	SocketErrors uint64            `json:"socket_errors"`
 	LastSent     time.Time         `json:"last_sent,omitzero"`
+	// LastSendError is the last send the kernel refused, and when; an
+	// RA refused is tried again a second later (the interface is
+	// advertising again once LastSent is later).
+	LastSendError   string    `json:"last_send_error,omitempty"`
+	LastSendErrorAt time.Time `json:"last_send_error_at,omitzero"`
 	// RouterLifetime (seconds) and Prefixes are as in the last RA sent.
 	RouterLifetime int          `json:"router_lifetime"`
 	Prefixes       []PrefixStat `json:"prefixes"`
