@@ -239,7 +239,8 @@ func (r *report) markdown() string {
 		"%d runs of ~%g s per scenario, interleaved; throughput = frames counted forwarded at the sink / wall time. %s\n",
 		r.Settings.Generator, r.Settings.FrameBytes, r.Settings.Runs, r.Settings.SecondsPerRun, r.generatorNote())
 	fmt.Fprintf(&b, "- kernel: XDP_PASS on the router's veths, kernel forwards; bare: the bare fib-lookup XDP "+
-		"forwarder (bpf/bench/xdp_bare_fwd.c); xdprouter: `xdprouter attach r0 r1`\n")
+		"forwarder (bpf/bench/xdp_bare_fwd.c); xdprouter: `xdprouter attach --ct-gate off r0 r1`; the other scenarios: "+
+		"README, Benchmarks\n")
 	fmt.Fprintf(&b, "- %s\n\n", chainNote)
 	fmt.Fprintf(&b, "| scenario | family | Mpps (median) | runs (Mpps) | in-situ ns (median) | delivered | cpu share (min) | steal (max) | retries |\n"+
 		"|---|---|---:|---|---:|---:|---:|---:|---:|\n")
