@@ -1,39 +1,121 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/control/config"
+	"github.com/xdprouter/xdprouter/control/doctor"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
-func newCheckCmd() *cobra.Command {
-	var path string
+func newCheckCmd(g *globalFlags) *cobra.Command {
+	var (
+		path    string
+		system  bool
+		asJSON  bool
+		ifnames []string
+	)
 	cmd := &cobra.Command{
-		Use:   "check --config FILE",
-		Short: "Validate a configuration file without touching the system",
+		Use:   "check --config FILE | --system",
+		Short: "Validate a configuration file, or inspect this host (--system)",
 		Long: `Check decodes the YAML strictly (unknown keys are errors) and validates
 every value; each problem is reported with its path, e.g.
 "lan[0].sla-id: 70000 is out of range 0-65535". Exit status 0 means apply
-and run would accept the file.`,
+and run would accept the file.
+
+With --system (or as 'xdprouter doctor') it inspects this host, in the
+network namespace it runs in, for what would defeat the router or its XDP
+fast path: forwarding and accept_ra sysctls, veth peers without NAPI (no
+GRO, no XDP program), LRO, generic XDP, MTUs beyond single-buffer XDP,
+kernel features (BTF, TCX, conntrack kfuncs), the bpffs, and other daemons
+sending RAs or running a DHCPv6 client. One line per finding with its
+fix; exit status 1 when any is an error. The interfaces examined are
+those named with -i, else those of --config, else those with an XDP
+program, else every Ethernet interface (then only warnings).`,
+		Example: `  xdprouter check --config /etc/xdprouter/config.yaml
+  xdprouter check --system --config /etc/xdprouter/config.yaml
+  xdprouter doctor -i wan0 -i lan0 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(path)
-			if err != nil {
-				return err
+			if path == "" && !system {
+				return errors.New("check needs --config FILE, --system, or both")
 			}
-			fw := cfg.Firewall
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d interfaces; firewall %s, %d pinholes, %d port forwards)\n",
-				path, len(cfg.Interfaces()), fw.Mode, len(fw.Allow), len(fw.Forward))
-			return nil
+			var cfg *config.Config
+			if path != "" {
+				var err error
+				if cfg, err = config.Load(path); err != nil {
+					return err
+				}
+				if !system {
+					fw := cfg.Firewall
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d interfaces; firewall %s, %d pinholes, %d port forwards)\n",
+						path, len(cfg.Interfaces()), fw.Mode, len(fw.Allow), len(fw.Forward))
+					return nil
+				}
+			}
+			opt := doctor.Options{Interfaces: ifnames, BPFFS: g.bpffs}
+			if len(opt.Interfaces) == 0 && cfg != nil {
+				opt.Interfaces = cfg.Interfaces()
+			}
+			return runDoctor(cmd.OutOrStdout(), doctor.Host{}, opt, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
-	_ = cmd.MarkFlagRequired("config")
+	cmd.Flags().BoolVar(&system, "system", false, "inspect this host for what would defeat the router (see above)")
+	doctorFlags(cmd, &asJSON, &ifnames)
 	return cmd
+}
+
+func newDoctorCmd(g *globalFlags) *cobra.Command {
+	var (
+		asJSON  bool
+		ifnames []string
+	)
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Inspect this host for what would defeat the router (check --system)",
+		Long:  "Doctor is `xdprouter check --system`: see `xdprouter check --help`.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDoctor(cmd.OutOrStdout(), doctor.Host{}, doctor.Options{Interfaces: ifnames, BPFFS: g.bpffs}, asJSON)
+		},
+	}
+	doctorFlags(cmd, &asJSON, &ifnames)
+	return cmd
+}
+
+func doctorFlags(cmd *cobra.Command, asJSON *bool, ifnames *[]string) {
+	cmd.Flags().BoolVar(asJSON, "json", false, "with --system: findings as JSON")
+	cmd.Flags().StringSliceVarP(ifnames, "interface", "i", nil, "with --system: an interface the router uses (repeatable)")
+}
+
+// errDoctorFindings makes the exit status 1 after the report was printed.
+type errDoctorFindings int
+
+func (e errDoctorFindings) Error() string {
+	return fmt.Sprintf("%d error-level findings", int(e))
+}
+
+func runDoctor(w io.Writer, sys doctor.System, opt doctor.Options, asJSON bool) error {
+	r := doctor.Run(sys, opt)
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(w, r.String())
+	}
+	if r.Errors > 0 {
+		return errDoctorFindings(r.Errors)
+	}
+	return nil
 }
 
 func newApplyCmd(g *globalFlags) *cobra.Command {

@@ -65,7 +65,7 @@ that created it and can be inspected with bpftool:
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", sock,
 		"the daemon's status API socket (env XDPROUTER_SOCKET): run listens on it, status and stats ask it first")
-	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newApplyCmd(g), newCheckCmd(), newRunCmd(g), newStatusCmd(g), newStatsCmd(g))
+	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newApplyCmd(g), newCheckCmd(g), newDoctorCmd(g), newRunCmd(g), newStatusCmd(g), newStatsCmd(g))
 	return root
 }
 

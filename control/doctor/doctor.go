@@ -1,0 +1,450 @@
+// Package doctor inspects the host for what would defeat the router or its
+// XDP fast path: sysctls, interfaces (veth peers without NAPI, LRO, generic
+// XDP, MTU), kernel features, the bpffs, and other daemons that send RAs or
+// run a DHCPv6 client. Each finding is one line with its fix.
+//
+// The checks read the host through System, so tests run them on fakes;
+// Host is the real one.
+package doctor
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Severity of a finding.
+type Severity string
+
+const (
+	OK    Severity = "ok"
+	Warn  Severity = "warn"
+	Error Severity = "error"
+)
+
+// Finding is one line of the report.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	Check    string   `json:"check"`             // e.g. "sysctl", "veth-peer"
+	Subject  string   `json:"subject,omitempty"` // interface, sysctl or process
+	What     string   `json:"what"`
+	Why      string   `json:"why,omitempty"`
+	Fix      string   `json:"fix,omitempty"`
+}
+
+// XDP attach modes as netlink reports them.
+const (
+	XDPNone    = ""
+	XDPNative  = "native"
+	XDPGeneric = "generic"
+	XDPOffload = "offload"
+)
+
+// Link is what the doctor needs to know about one interface.
+type Link struct {
+	Name  string
+	Index int
+	Type  string // netlink kind: "veth", "device", "bridge", ...
+	MTU   int
+	Ether bool // has a 6-byte hardware address
+	XDP   string
+	GRO   bool
+	LRO   bool
+	// For a veth: the peer, when it is in this namespace (PeerName set),
+	// or the peer's namespace id when it is elsewhere (PeerOtherNS).
+	PeerName    string
+	PeerGRO     bool
+	PeerXDP     string
+	PeerOtherNS bool
+}
+
+// Process is one entry of /proc.
+type Process struct {
+	PID     int
+	Comm    string
+	Cmdline []string
+}
+
+// System is the host as the checks see it.
+type System interface {
+	// Sysctl reads a value by its path under /proc/sys
+	// ("net/ipv6/conf/all/forwarding").
+	Sysctl(path string) (string, error)
+	Links() ([]Link, error)
+	Processes() ([]Process, error)
+	ReadFile(path string) ([]byte, error)
+	Glob(pattern string) ([]string, error)
+	// IsBPFFS says whether path is on a bpf filesystem.
+	IsBPFFS(path string) bool
+}
+
+// Options choose what is checked.
+type Options struct {
+	// Interfaces the router uses (from -i or a config). Empty: those with
+	// an XDP program attached, or, when none has one, every Ethernet
+	// interface (findings that only matter to a router port are then
+	// warnings).
+	Interfaces []string
+	// BPFFS is the directory the state is pinned under.
+	BPFFS string
+}
+
+// Report is the doctor's result.
+type Report struct {
+	Findings []Finding `json:"findings"`
+	Errors   int       `json:"errors"`
+	Warnings int       `json:"warnings"`
+}
+
+// XDPMaxMTU is the largest MTU single-buffer XDP handles on a veth (4 KiB
+// page less headroom and skb_shared_info); the router's program is not
+// frags-aware, so attach fails beyond it ("numerical result out of range").
+const XDPMaxMTU = 3498
+
+// Run runs every check.
+func Run(sys System, opt Options) Report {
+	var fs []Finding
+	fs = append(fs, checkSysctls(sys, opt)...)
+	fs = append(fs, checkLinks(sys, opt)...)
+	fs = append(fs, checkKernel(sys)...)
+	fs = append(fs, checkBPFFS(sys, opt)...)
+	fs = append(fs, checkServices(sys)...)
+	r := Report{Findings: fs}
+	for _, f := range fs {
+		switch f.Severity {
+		case Error:
+			r.Errors++
+		case Warn:
+			r.Warnings++
+		}
+	}
+	return r
+}
+
+// String is the report as text, one finding a line.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, f := range r.Findings {
+		subj := f.Subject
+		if subj != "" {
+			subj += ": "
+		}
+		fmt.Fprintf(&b, "%-5s %-10s %s%s", strings.ToUpper(string(f.Severity)), f.Check, subj, f.What)
+		if f.Why != "" {
+			fmt.Fprintf(&b, " — %s", f.Why)
+		}
+		if f.Fix != "" {
+			fmt.Fprintf(&b, " — fix: %s", f.Fix)
+		}
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "%d errors, %d warnings\n", r.Errors, r.Warnings)
+	return b.String()
+}
+
+func sysctlName(path string) string {
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		parts[i] = strings.ReplaceAll(p, ".", "/")
+	}
+	return strings.Join(parts, ".")
+}
+
+const daemonNote = "`xdprouter run` sets it itself; attach/apply do not"
+
+func checkSysctls(sys System, opt Options) []Finding {
+	var out []Finding
+	global := []struct {
+		path string
+		sev  Severity
+		why  string
+	}{
+		{"net/ipv6/conf/all/forwarding", Error, "with 0 the kernel and the XDP program (pass_fwd_disabled) forward no IPv6; " + daemonNote},
+		{"net/ipv4/ip_forward", Warn, "with 0 no IPv4 is forwarded (LAN IPv4, tunnels, NAT44); " + daemonNote},
+	}
+	for _, g := range global {
+		v, err := sys.Sysctl(g.path)
+		name := sysctlName(g.path)
+		switch {
+		case err != nil:
+			out = append(out, Finding{Severity: Warn, Check: "sysctl", Subject: name, What: "unreadable: " + err.Error()})
+		case v != "1":
+			out = append(out, Finding{Severity: g.sev, Check: "sysctl", Subject: name, What: "is " + v, Why: g.why,
+				Fix: "sysctl -w " + name + "=1"})
+		default:
+			out = append(out, Finding{Severity: OK, Check: "sysctl", Subject: name, What: "is 1"})
+		}
+	}
+	return out
+}
+
+// portSysctls are the per-port sysctls of a router port.
+func portSysctls(sys System, ifname string) []Finding {
+	var out []Finding
+	ra, err := sys.Sysctl("net/ipv6/conf/" + ifname + "/accept_ra")
+	if err != nil {
+		return nil
+	}
+	fwd, _ := sys.Sysctl("net/ipv6/conf/" + ifname + "/forwarding")
+	name := sysctlName("net/ipv6/conf/" + ifname + "/accept_ra")
+	// The kernel ignores RAs on a forwarding interface unless
+	// accept_ra=2.
+	if ra == "2" || (ra == "1" && fwd != "1") {
+		out = append(out, Finding{Severity: Warn, Check: "sysctl", Subject: name, What: "is " + ra,
+			Why: "the kernel configures this port from RAs it hears (its own on a LAN, a second default route and SLAAC addresses on the WAN); " + daemonNote,
+			Fix: "sysctl -w " + name + "=0"})
+	}
+	if fwd != "1" {
+		n := sysctlName("net/ipv6/conf/" + ifname + "/forwarding")
+		out = append(out, Finding{Severity: Warn, Check: "sysctl", Subject: n, What: "is " + fwd,
+			Why: "Neighbor Advertisements from this port lack the Router flag; " + daemonNote,
+			Fix: "sysctl -w " + n + "=1"})
+	}
+	return out
+}
+
+func checkLinks(sys System, opt Options) []Finding {
+	links, err := sys.Links()
+	if err != nil {
+		return []Finding{{Severity: Warn, Check: "links", What: "cannot list interfaces: " + err.Error()}}
+	}
+	byName := map[string]Link{}
+	for _, l := range links {
+		byName[l.Name] = l
+	}
+	// Which interfaces are the router's, and how sure we are of it.
+	var scope []Link
+	sure := true
+	var out []Finding
+	if len(opt.Interfaces) > 0 {
+		for _, n := range opt.Interfaces {
+			l, ok := byName[n]
+			if !ok {
+				out = append(out, Finding{Severity: Error, Check: "link", Subject: n, What: "no such interface",
+					Fix: "create it, or correct the name"})
+				continue
+			}
+			scope = append(scope, l)
+		}
+	} else {
+		for _, l := range links {
+			if l.XDP != XDPNone {
+				scope = append(scope, l)
+			}
+		}
+		if len(scope) == 0 {
+			sure = false
+			for _, l := range links {
+				if l.Ether {
+					scope = append(scope, l)
+				}
+			}
+		}
+	}
+	sev := func(s Severity) Severity {
+		if !sure && s == Error {
+			return Warn
+		}
+		return s
+	}
+	for _, l := range scope {
+		n := 0
+		add := func(f Finding) {
+			f.Subject = l.Name
+			out = append(out, f)
+			n++
+		}
+		if l.Type == "veth" {
+			switch {
+			case l.PeerOtherNS:
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace; cannot see whether it has GRO or an XDP program",
+					Why: "a veth delivers XDP-redirected frames only to a peer with NAPI (GRO on or an XDP program)",
+					Fix: "in the peer's namespace: ethtool -K PEER gro on"})
+			case l.PeerName != "" && !l.PeerGRO && l.PeerXDP == XDPNone:
+				add(Finding{Severity: sev(Error), Check: "veth-peer", What: "peer " + l.PeerName + " has neither GRO nor an XDP program",
+					Why: "frames XDP redirects to " + l.Name + " are dropped (the kernel forwarded them before attach); XDP_TX answers are lost",
+					Fix: "ethtool -K " + l.PeerName + " gro on"})
+			case l.PeerName != "" && l.PeerXDP == XDPNone:
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer " + l.PeerName + " has GRO but no XDP program",
+					Why: "XDP_TX answers (NDP proxy, ICMP errors) wait in the peer's ring until other traffic flushes it",
+					Fix: "attach an XDP program to " + l.PeerName + " (any, e.g. one returning XDP_PASS)"})
+			}
+		}
+		if l.LRO {
+			add(Finding{Severity: Warn, Check: "lro", What: "LRO is on",
+				Why: "merged segments cannot be forwarded as they are; native XDP refuses or the kernel resegments",
+				Fix: "ethtool -K " + l.Name + " lro off"})
+		}
+		if l.XDP == XDPGeneric {
+			add(Finding{Severity: Warn, Check: "xdp-mode", What: "XDP runs in generic mode",
+				Why: "generic XDP runs after the skb is built, so the fast path saves little; the driver may lack native XDP",
+				Fix: "xdprouter attach --mode native " + l.Name + " (needs driver support)"})
+		}
+		if l.MTU > XDPMaxMTU {
+			s := Warn
+			if l.Type == "veth" {
+				s = sev(Error)
+			}
+			add(Finding{Severity: s, Check: "mtu", What: fmt.Sprintf("MTU %d exceeds %d", l.MTU, XDPMaxMTU),
+				Why: "the XDP program is single-buffer: native attach fails (numerical result out of range) or larger frames are dropped",
+				Fix: fmt.Sprintf("ip link set dev %s mtu 1500 (or use generic mode)", l.Name)})
+		}
+		if sure {
+			for _, f := range portSysctls(sys, l.Name) {
+				out = append(out, f)
+				n++
+			}
+		}
+		if n == 0 {
+			what := "nothing in the way"
+			if l.XDP != XDPNone {
+				what = "XDP " + l.XDP
+			}
+			out = append(out, Finding{Severity: OK, Check: "link", Subject: l.Name, What: what})
+		}
+	}
+	return out
+}
+
+// Kernel features: names whose presence in the kernel's BTF proves them.
+var kernelFeatures = []struct {
+	name, symbol string
+	sev          Severity
+	why, fix     string
+}{
+	{"TCX", "tcx_link", Error, "the TC slow path (tunnels, NPT) attaches with TCX (Linux 6.6+)", "a kernel of 6.6 or later"},
+	{"conntrack kfuncs", "bpf_xdp_ct_lookup", Warn, "without bpf_xdp_ct_lookup the conntrack gate cannot run (ct-gate off: the firewall cannot see fast-path flows)", "modprobe nf_conntrack, or a kernel with CONFIG_NF_CONNTRACK and BTF"},
+}
+
+func checkKernel(sys System) []Finding {
+	vmlinux, err := sys.ReadFile("/sys/kernel/btf/vmlinux")
+	if err != nil {
+		return []Finding{{Severity: Error, Check: "kernel", Subject: "BTF", What: "/sys/kernel/btf/vmlinux missing",
+			Why: "the programs need the kernel's BTF", Fix: "a kernel built with CONFIG_DEBUG_INFO_BTF=y"}}
+	}
+	out := []Finding{{Severity: OK, Check: "kernel", Subject: "BTF", What: "present"}}
+	btfs := [][]byte{vmlinux}
+	// kfuncs of a module are in that module's BTF.
+	if b, err := sys.ReadFile("/sys/kernel/btf/nf_conntrack"); err == nil {
+		btfs = append(btfs, b)
+	}
+	for _, f := range kernelFeatures {
+		sym := []byte("\x00" + f.symbol + "\x00")
+		found := slices.ContainsFunc(btfs, func(b []byte) bool { return bytes.Contains(b, sym) })
+		if found {
+			out = append(out, Finding{Severity: OK, Check: "kernel", Subject: f.name, What: "available"})
+		} else {
+			out = append(out, Finding{Severity: f.sev, Check: "kernel", Subject: f.name, What: f.symbol + " not in the kernel's BTF",
+				Why: f.why, Fix: f.fix})
+		}
+	}
+	return out
+}
+
+func checkBPFFS(sys System, opt Options) []Finding {
+	dir := opt.BPFFS
+	if dir == "" {
+		dir = "/sys/fs/bpf/xdprouter"
+	}
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if sys.IsBPFFS(p) {
+			return []Finding{{Severity: OK, Check: "bpffs", Subject: p, What: "mounted"}}
+		}
+		if p == "/" || p == "." {
+			break
+		}
+	}
+	mnt := filepath.Dir(filepath.Clean(dir))
+	return []Finding{{Severity: Warn, Check: "bpffs", Subject: dir, What: "no bpf filesystem at or above it",
+		Why: "pinned maps and links live there; attach mounts one itself, but one made inside `ip netns exec` dies with the command",
+		Fix: "mkdir -p " + mnt + " && mount -t bpf bpf " + mnt}}
+}
+
+// Services that compete with the router on its ports.
+func checkServices(sys System) []Finding {
+	procs, err := sys.Processes()
+	if err != nil {
+		return []Finding{{Severity: Warn, Check: "services", What: "cannot list processes: " + err.Error()}}
+	}
+	seen := map[string]bool{}
+	var out []Finding
+	add := func(f Finding) {
+		if !seen[f.Subject] {
+			seen[f.Subject] = true
+			out = append(out, f)
+		}
+	}
+	sort.Slice(procs, func(i, j int) bool { return procs[i].PID < procs[j].PID })
+	for _, p := range procs {
+		switch p.Comm {
+		case "radvd":
+			add(Finding{Severity: Warn, Check: "service", Subject: "radvd", What: fmt.Sprintf("running (pid %d)", p.PID),
+				Why: "it sends RAs too: LAN hosts learn two routers or conflicting prefixes",
+				Fix: "systemctl disable --now radvd, or remove the router's LAN ports from /etc/radvd.conf"})
+		case "dnsmasq":
+			if dnsmasqEnablesRA(sys, p) {
+				add(Finding{Severity: Warn, Check: "service", Subject: "dnsmasq", What: fmt.Sprintf("running with enable-ra (pid %d)", p.PID),
+					Why: "it sends RAs too: LAN hosts learn two routers or conflicting prefixes",
+					Fix: "remove enable-ra (and ra-* dhcp-range modes) from the dnsmasq configuration"})
+			}
+		case "dhcp6c":
+			add(Finding{Severity: Warn, Check: "service", Subject: "dhcp6c", What: fmt.Sprintf("wide-dhcpv6-client running (pid %d)", p.PID),
+				Why: "a second DHCPv6 client on the WAN asks for its own delegation; the ISP may give one prefix to either",
+				Fix: "systemctl disable --now wide-dhcpv6-client"})
+		case "dhclient", "odhcp6c", "dhcpcd":
+			if p.Comm == "dhclient" && !slices.Contains(p.Cmdline, "-6") {
+				continue
+			}
+			add(Finding{Severity: Warn, Check: "service", Subject: p.Comm, What: fmt.Sprintf("DHCPv6 client running (pid %d)", p.PID),
+				Why: "a second DHCPv6 client on the WAN asks for its own delegation; the ISP may give one prefix to either",
+				Fix: "stop it for the router's WAN port (" + strings.Join(p.Cmdline, " ") + ")"})
+		case "systemd-network":
+			add(Finding{Severity: Warn, Check: "service", Subject: "systemd-networkd", What: fmt.Sprintf("running (pid %d)", p.PID),
+				Why: "if it manages the router's ports it may accept RAs, run DHCPv6 or send RAs (IPv6SendRA=) there",
+				Fix: "for the router's ports: Unmanaged=yes in a .link/.network [Link] section, or IPv6AcceptRA=no, IPv6SendRA=no, DHCP=no; then networkctl reload"})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Finding{Severity: OK, Check: "service", What: "no other RA sender or DHCPv6 client running"})
+	}
+	return out
+}
+
+// dnsmasqEnablesRA: --enable-ra on the command line, or enable-ra in the
+// configuration it reads (--conf-file, /etc/dnsmasq.conf, /etc/dnsmasq.d).
+func dnsmasqEnablesRA(sys System, p Process) bool {
+	files := []string{"/etc/dnsmasq.conf"}
+	for i, a := range p.Cmdline {
+		switch {
+		case a == "--enable-ra":
+			return true
+		case strings.HasPrefix(a, "--conf-file="):
+			files = []string{strings.TrimPrefix(a, "--conf-file=")}
+		case a == "-C" && i+1 < len(p.Cmdline):
+			files = []string{p.Cmdline[i+1]}
+		case strings.HasPrefix(a, "--conf-dir="):
+			d := strings.SplitN(strings.TrimPrefix(a, "--conf-dir="), ",", 2)[0]
+			if m, err := sys.Glob(filepath.Join(d, "*")); err == nil {
+				files = append(files, m...)
+			}
+		}
+	}
+	if m, err := sys.Glob("/etc/dnsmasq.d/*"); err == nil {
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		b, err := sys.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "enable-ra" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,208 @@
+package doctor
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type fakeSys struct {
+	sysctls map[string]string
+	links   []Link
+	procs   []Process
+	files   map[string]string
+	bpffs   map[string]bool
+}
+
+func (f *fakeSys) Sysctl(p string) (string, error) {
+	v, ok := f.sysctls[p]
+	if !ok {
+		return "", os.ErrNotExist
+	}
+	return v, nil
+}
+func (f *fakeSys) Links() ([]Link, error)        { return f.links, nil }
+func (f *fakeSys) Processes() ([]Process, error) { return f.procs, nil }
+func (f *fakeSys) ReadFile(p string) ([]byte, error) {
+	v, ok := f.files[p]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return []byte(v), nil
+}
+func (f *fakeSys) Glob(pattern string) ([]string, error) {
+	var out []string
+	for p := range f.files {
+		if ok, _ := filepath.Match(pattern, p); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+func (f *fakeSys) IsBPFFS(p string) bool { return f.bpffs[p] }
+
+// healthy is a host with nothing to report.
+func healthy() *fakeSys {
+	return &fakeSys{
+		sysctls: map[string]string{
+			"net/ipv6/conf/all/forwarding":  "1",
+			"net/ipv4/ip_forward":           "1",
+			"net/ipv6/conf/wan0/accept_ra":  "0",
+			"net/ipv6/conf/wan0/forwarding": "1",
+			"net/ipv6/conf/lan0/accept_ra":  "1",
+			"net/ipv6/conf/lan0/forwarding": "1",
+		},
+		links: []Link{
+			{Name: "lo", Index: 1, Type: "device", MTU: 65536},
+			{Name: "wan0", Index: 2, Type: "device", MTU: 1500, Ether: true, XDP: XDPNative, GRO: true},
+			{Name: "lan0", Index: 3, Type: "veth", MTU: 1500, Ether: true, XDP: XDPNative, PeerName: "lan0p", PeerGRO: true, PeerXDP: XDPNative},
+		},
+		procs: []Process{{PID: 1, Comm: "systemd"}, {PID: 200, Comm: "dnsmasq", Cmdline: []string{"dnsmasq", "-k"}}},
+		files: map[string]string{
+			"/sys/kernel/btf/vmlinux": "\x00tcx_link\x00bpf_xdp_ct_lookup\x00",
+			"/etc/dnsmasq.conf":       "interface=lan0\ndhcp-range=10.0.0.10,10.0.0.100\n",
+		},
+		bpffs: map[string]bool{"/sys/fs/bpf": true},
+	}
+}
+
+// find returns the findings of check about subject.
+func find(r Report, check, subject string) []Finding {
+	var out []Finding
+	for _, f := range r.Findings {
+		if f.Check == check && f.Subject == subject {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func TestDoctorHealthyHost(t *testing.T) {
+	r := Run(healthy(), Options{})
+	if r.Errors != 0 || r.Warnings != 0 {
+		t.Fatalf("healthy host: %d errors, %d warnings:\n%s", r.Errors, r.Warnings, r)
+	}
+	if len(find(r, "link", "wan0")) != 1 || len(find(r, "link", "lo")) != 0 {
+		t.Errorf("scope should be the interfaces with XDP:\n%s", r)
+	}
+}
+
+func TestDoctorFindings(t *testing.T) {
+	s := healthy()
+	s.sysctls["net/ipv6/conf/all/forwarding"] = "0"
+	s.sysctls["net/ipv4/ip_forward"] = "0"
+	s.sysctls["net/ipv6/conf/wan0/accept_ra"] = "2"
+	s.sysctls["net/ipv6/conf/lan0/forwarding"] = "0"
+	s.links[1].LRO = true
+	s.links[1].XDP = XDPGeneric
+	s.links[1].MTU = 9001
+	s.links[2].PeerGRO, s.links[2].PeerXDP = false, XDPNone
+	s.links[2].MTU = 9000
+	s.procs = append(s.procs,
+		Process{PID: 300, Comm: "radvd"},
+		Process{PID: 301, Comm: "dhcp6c"},
+		Process{PID: 302, Comm: "systemd-network"},
+		Process{PID: 303, Comm: "dhclient", Cmdline: []string{"dhclient", "-4", "eth0"}})
+	s.files["/etc/dnsmasq.d/lan.conf"] = "# RAs\nenable-ra\n"
+	s.files["/sys/kernel/btf/vmlinux"] = "\x00tcx_link_old\x00"
+	s.bpffs = nil
+
+	r := Run(s, Options{BPFFS: "/sys/fs/bpf/xdprouter"})
+	t.Log("\n" + r.String())
+	want := []struct {
+		check, subject string
+		sev            Severity
+		fix            string
+	}{
+		{"sysctl", "net.ipv6.conf.all.forwarding", Error, "sysctl -w net.ipv6.conf.all.forwarding=1"},
+		{"sysctl", "net.ipv4.ip_forward", Warn, "sysctl -w net.ipv4.ip_forward=1"},
+		{"sysctl", "net.ipv6.conf.wan0.accept_ra", Warn, "sysctl -w net.ipv6.conf.wan0.accept_ra=0"},
+		{"sysctl", "net.ipv6.conf.lan0.forwarding", Warn, "=1"},
+		{"lro", "wan0", Warn, "ethtool -K wan0 lro off"},
+		{"xdp-mode", "wan0", Warn, "--mode native"},
+		{"mtu", "wan0", Warn, "mtu 1500"},
+		{"mtu", "lan0", Error, "mtu 1500"},
+		{"veth-peer", "lan0", Error, "ethtool -K lan0p gro on"},
+		{"kernel", "TCX", Error, "6.6"},
+		{"kernel", "conntrack kfuncs", Warn, "nf_conntrack"},
+		{"bpffs", "/sys/fs/bpf/xdprouter", Warn, "mount -t bpf bpf /sys/fs/bpf"},
+		{"service", "radvd", Warn, "radvd"},
+		{"service", "dnsmasq", Warn, "enable-ra"},
+		{"service", "dhcp6c", Warn, "wide-dhcpv6-client"},
+		{"service", "systemd-networkd", Warn, "Unmanaged=yes"},
+	}
+	for _, w := range want {
+		fs := find(r, w.check, w.subject)
+		if len(fs) != 1 {
+			t.Errorf("%s %s: %d findings, want 1", w.check, w.subject, len(fs))
+			continue
+		}
+		if fs[0].Severity != w.sev || !strings.Contains(fs[0].Fix, w.fix) || fs[0].Why == "" {
+			t.Errorf("%s %s: %+v, want %s with a why and fix containing %q", w.check, w.subject, fs[0], w.sev, w.fix)
+		}
+	}
+	if len(find(r, "service", "dhclient")) != 0 {
+		t.Error("a DHCPv4-only dhclient was reported")
+	}
+	if r.Errors != 4 {
+		t.Errorf("errors = %d, want 4", r.Errors)
+	}
+	b, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(b), `"severity":"error"`) || !strings.Contains(string(b), `"fix":"ethtool -K lan0p gro on"`) {
+		t.Errorf("json: %s %v", b, err)
+	}
+}
+
+func TestDoctorVethPeerGROOnly(t *testing.T) {
+	s := healthy()
+	s.links[2].PeerXDP = XDPNone // GRO on, no XDP: redirect works, XDP_TX lingers
+	r := Run(s, Options{})
+	fs := find(r, "veth-peer", "lan0")
+	if len(fs) != 1 || fs[0].Severity != Warn || r.Errors != 0 {
+		t.Fatalf("GRO-only peer: %+v\n%s", fs, r)
+	}
+	s.links[2].PeerName, s.links[2].PeerOtherNS = "", true
+	if fs := find(Run(s, Options{}), "veth-peer", "lan0"); len(fs) != 1 || fs[0].Severity != Warn {
+		t.Fatalf("peer elsewhere: %+v", fs)
+	}
+}
+
+func TestDoctorScope(t *testing.T) {
+	s := healthy()
+	// Nothing attached: every Ethernet interface is looked at, and what
+	// would be an error for a router port is a warning.
+	for i := range s.links {
+		s.links[i].XDP = XDPNone
+	}
+	s.links[2].PeerGRO, s.links[2].PeerXDP = false, XDPNone
+	r := Run(s, Options{})
+	if fs := find(r, "veth-peer", "lan0"); len(fs) != 1 || fs[0].Severity != Warn || r.Errors != 0 {
+		t.Fatalf("unattached veth: %+v\n%s", fs, r)
+	}
+	// Named: an error, and a missing interface too.
+	r = Run(s, Options{Interfaces: []string{"lan0", "lan9"}})
+	if fs := find(r, "veth-peer", "lan0"); len(fs) != 1 || fs[0].Severity != Error {
+		t.Fatalf("named veth: %+v\n%s", fs, r)
+	}
+	if fs := find(r, "link", "lan9"); len(fs) != 1 || fs[0].Severity != Error {
+		t.Fatalf("missing interface: %+v\n%s", fs, r)
+	}
+	if len(find(r, "link", "wan0")) != 0 {
+		t.Errorf("wan0 not named but examined:\n%s", r)
+	}
+}
+
+func TestDoctorDnsmasqCmdline(t *testing.T) {
+	s := healthy()
+	s.procs[1].Cmdline = []string{"dnsmasq", "--enable-ra"}
+	if fs := find(Run(s, Options{}), "service", "dnsmasq"); len(fs) != 1 {
+		t.Fatalf("dnsmasq --enable-ra not reported")
+	}
+	s.procs[1].Cmdline = []string{"dnsmasq", "--conf-file=/run/lan.conf"}
+	s.files["/run/lan.conf"] = "enable-ra\n"
+	if fs := find(Run(s, Options{}), "service", "dnsmasq"); len(fs) != 1 {
+		t.Fatalf("enable-ra in --conf-file not reported")
+	}
+}

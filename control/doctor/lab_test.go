@@ -1,0 +1,74 @@
+package doctor
+
+import (
+	"os"
+	"testing"
+
+	"github.com/xdprouter/xdprouter/test/netlab"
+)
+
+// TestDoctorLabVethPeer: in a namespace with a veth pair whose peer has no
+// GRO and no XDP program, the doctor reads the peer through netlink and
+// ethtool and flags it as an error with the fix; with GRO on, a warning
+// (XDP_TX) is left. A veth whose peer is in another namespace is a warning;
+// a jumbo MTU on a veth is an error.
+func TestDoctorLabVethPeer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	lab, err := netlab.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lab.Close() })
+	ns, err := lab.AddNS("r", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := lab.AddNS("o", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Veth(ns, "va", ns, "vb"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Veth(ns, "vc", other, "vd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.MustExec(ns, []string{"ethtool", "-K", "vb", "gro", "off"}); err != nil {
+		t.Fatal(err)
+	}
+	run := func() Report {
+		var r Report
+		if err := lab.Do(ns, func() error {
+			r = Run(Host{}, Options{Interfaces: []string{"va", "vc"}, BPFFS: lab.RunDir()})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("\n" + r.String())
+		return r
+	}
+	r := run()
+	fs := find(r, "veth-peer", "va")
+	if len(fs) != 1 || fs[0].Severity != Error || fs[0].Fix != "ethtool -K vb gro on" {
+		t.Fatalf("peer without GRO/XDP: %+v", fs)
+	}
+	if fs := find(r, "veth-peer", "vc"); len(fs) != 1 || fs[0].Severity != Warn {
+		t.Errorf("peer in another namespace: %+v", fs)
+	}
+	if fs := find(r, "sysctl", "net.ipv6.conf.all.forwarding"); len(fs) != 1 || fs[0].Severity != OK {
+		t.Errorf("forwarding (set in the lab's namespace): %+v", fs)
+	}
+
+	if err := lab.MustExec(ns, []string{"ethtool", "-K", "vb", "gro", "on"}, []string{"ip", "link", "set", "va", "mtu", "9000"}); err != nil {
+		t.Fatal(err)
+	}
+	r = run()
+	if fs := find(r, "veth-peer", "va"); len(fs) != 1 || fs[0].Severity != Warn {
+		t.Errorf("peer with GRO, no XDP: %+v", fs)
+	}
+	if fs := find(r, "mtu", "va"); len(fs) != 1 || fs[0].Severity != Error {
+		t.Errorf("MTU 9000 on a veth: %+v", fs)
+	}
+}
