@@ -13,6 +13,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
@@ -129,6 +130,11 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 	int tos;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+		return TCX_NEXT;
+	/* Only frames for this host, as XDP's for_this_port: the kernel
+	 * drops other hosts' (promiscuous mode) and leaves broadcast and
+	 * multicast ipip6 alone, so must the slow path. */
+	if (skb->pkt_type != PACKET_HOST)
 		return TCX_NEXT;
 	bpf_skb_pull_data(skb, TC_PULL_LEN);
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
