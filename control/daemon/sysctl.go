@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/xdprouter/xdprouter/control/sysctl"
+
 	"github.com/xdprouter/xdprouter/control/config"
 )
 
@@ -27,24 +29,11 @@ type Sysctls interface {
 // namespace the daemon runs in).
 type ProcSysctls struct{}
 
-func (ProcSysctls) Get(path string) (string, error) {
-	b, err := os.ReadFile(filepath.Join("/proc/sys", path))
-	return strings.TrimSpace(string(b)), err
-}
+func (ProcSysctls) Get(path string) (string, error) { return sysctl.Get(path) }
 
-func (ProcSysctls) Set(path, value string) error {
-	return os.WriteFile(filepath.Join("/proc/sys", path), []byte(value+"\n"), 0o644)
-}
+func (ProcSysctls) Set(path, value string) error { return sysctl.Set(path, value) }
 
-// sysctlName is path as sysctl(8) names it: dots between the parts, a
-// dot inside a part (an interface name) written as a slash.
-func sysctlName(path string) string {
-	parts := strings.Split(path, "/")
-	for i, p := range parts {
-		parts[i] = strings.ReplaceAll(p, ".", "/")
-	}
-	return strings.Join(parts, ".")
-}
+func sysctlName(path string) string { return sysctl.Name(path) }
 
 // A router needs the kernel to forward, and its ports to be routers: a
 // daemon that logged "ready" and advertised itself as the LANs' default

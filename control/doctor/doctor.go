@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/xdprouter/xdprouter/control/sysctl"
 )
 
 // Severity of a finding.
@@ -145,13 +147,7 @@ func (r Report) String() string {
 	return b.String()
 }
 
-func sysctlName(path string) string {
-	parts := strings.Split(path, "/")
-	for i, p := range parts {
-		parts[i] = strings.ReplaceAll(p, ".", "/")
-	}
-	return strings.Join(parts, ".")
-}
+func sysctlName(path string) string { return sysctl.Name(path) }
 
 const daemonNote = "`xdprouter run` sets it itself; attach/apply do not"
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/xdprouter/xdprouter/control/sysctl"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -18,10 +20,7 @@ type Host struct{}
 
 var _ System = Host{}
 
-func (Host) Sysctl(path string) (string, error) {
-	b, err := os.ReadFile(filepath.Join("/proc/sys", path))
-	return strings.TrimSpace(string(b)), err
-}
+func (Host) Sysctl(path string) (string, error) { return sysctl.Get(path) }
 
 func (Host) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
