@@ -105,12 +105,7 @@ func (b *liveBench) withRuleset(f family, attach func() (func() error, error)) (
 // namespace and returns what detaches it again.
 func (b *liveBench) attachCLI(gate string) (func() error, error) {
 	t := b.t
-	detach := func() error {
-		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all"); err != nil {
-			return fmt.Errorf("xdprouter detach: %w", err)
-		}
-		return nil
-	}
+	detach := t.detachAll(b.cfg.xdprouter, b.bpffs)
 	if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "attach", "--ct-gate", gate, "r0", "r1"); err != nil {
 		_ = detach() // r0 may be attached already
 		return nil, fmt.Errorf("xdprouter attach: %w", err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -179,19 +177,9 @@ func (lb *liveBench) floodPhase(queues int, v6 family, nsFrame []byte, fn func(r
 	if err := t.lab.Do(t.genNS, func() error { return replies.Attach(t.g0.index) }); err != nil {
 		return fmt.Errorf("attach reply sink to g0: %w", err)
 	}
-	conf := filepath.Join(t.lab.RunDir(), "flood.yaml")
-	text := fmt.Sprintf("wan: {interface: r1}\nlan: [{interface: r0}]\nndp-proxy: [{interface: r0, prefixes: [%q]}]\n", ndpPrefix)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+	detach, err := t.applyConfig(cfg.xdprouter, lb.bpffs, "flood", ndpProxyConfig)
+	if err != nil {
 		return err
-	}
-	detach := func() error {
-		if _, err := t.lab.Exec(t.rtrNS, cfg.xdprouter, "--bpffs", lb.bpffs, "detach", "--all"); err != nil {
-			return fmt.Errorf("xdprouter detach: %w", err)
-		}
-		return nil
-	}
-	if _, err := t.lab.Exec(t.rtrNS, cfg.xdprouter, "--bpffs", lb.bpffs, "apply", "--config", conf); err != nil {
-		return errors.Join(fmt.Errorf("xdprouter apply: %w", err), detach())
 	}
 	defer func() { err = errors.Join(err, detach()) }()
 	// apply attaches gated: the forwarded flow must be established.

@@ -28,6 +28,10 @@ const (
 	ndpGrace       = 100 * time.Millisecond // late replies (ndppd's backlog) still count
 )
 
+// ndpProxyConfig is the NDP part's and the flood part's router: r0 a LAN
+// whose proxied prefix is ndpPrefix.
+var ndpProxyConfig = fmt.Sprintf("wan: {interface: r1}\nlan: [{interface: r0}]\nndp-proxy: [{interface: r0, prefixes: [%q]}]\n", ndpPrefix)
+
 type ndpRun struct {
 	Sent    uint64  `json:"sent"`
 	Replies uint64  `json:"replies"`
@@ -173,19 +177,7 @@ func (b *ndpBench) setup(sc string) (func() error, error) {
 	t := b.t
 	switch sc {
 	case scNDPXdprouter:
-		cfg := filepath.Join(t.lab.RunDir(), "ndp.yaml")
-		text := fmt.Sprintf("wan: {interface: r1}\nlan: [{interface: r0}]\nndp-proxy: [{interface: r0, prefixes: [%q]}]\n", ndpPrefix)
-		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-			return nil, err
-		}
-		detach := func() error {
-			_, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all")
-			return err
-		}
-		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "apply", "--config", cfg); err != nil {
-			return nil, errors.Join(fmt.Errorf("xdprouter apply: %w", err), detach())
-		}
-		return detach, nil
+		return t.applyConfig(b.cfg.xdprouter, b.bpffs, "ndp", ndpProxyConfig)
 	case scNDPndppd:
 		closeLinks, err := t.attachRouterPorts(b.pass.Attach)
 		if err != nil {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -40,20 +38,10 @@ func (b *liveBench) setupNPT(sc string, f family) (func() error, error) {
 		}
 		return undo, nil
 	}
-	cfg := filepath.Join(t.lab.RunDir(), "npt.yaml")
-	text := fmt.Sprintf("wan: {interface: r1}\nlan: [{interface: r0}]\nnpt: [{interface: r1, inside: %q, outside: %q}]\n",
-		nptInside, nptOutside)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+	detach, err := t.applyConfig(b.cfg.xdprouter, b.bpffs, "npt",
+		fmt.Sprintf("wan: {interface: r1}\nlan: [{interface: r0}]\nnpt: [{interface: r1, inside: %q, outside: %q}]\n", nptInside, nptOutside))
+	if err != nil {
 		return nil, err
-	}
-	detach := func() error {
-		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all"); err != nil {
-			return fmt.Errorf("xdprouter detach: %w", err)
-		}
-		return nil
-	}
-	if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "apply", "--config", cfg); err != nil {
-		return nil, errors.Join(fmt.Errorf("xdprouter apply: %w", err), detach())
 	}
 	// apply attaches gated: prime the flow, the reply addressed to gen's
 	// outside address, as sink sees it.

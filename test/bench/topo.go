@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/gopacket/gopacket"
@@ -258,4 +261,30 @@ func udpFrame(src, dst net.HardwareAddr, ip gopacket.NetworkLayer, et layers.Eth
 		return nil, fmt.Errorf("frame is %d bytes, want %d", n, frameLen)
 	}
 	return buf.Bytes(), nil
+}
+
+// detachAll is `xdprouter detach --all` in the router namespace: links,
+// maps, tunnel netdevs and xdprouter's nftables tables go.
+func (t *topo) detachAll(bin, bpffs string) func() error {
+	return func() error {
+		if _, err := t.lab.Exec(t.rtrNS, bin, "--bpffs", bpffs, "detach", "--all"); err != nil {
+			return fmt.Errorf("xdprouter detach: %w", err)
+		}
+		return nil
+	}
+}
+
+// applyConfig writes text to name.yaml, runs `xdprouter apply` with it in
+// the router namespace, as a user would, and returns what takes it all off
+// again; on error nothing stays.
+func (t *topo) applyConfig(bin, bpffs, name, text string) (func() error, error) {
+	path := filepath.Join(t.lab.RunDir(), name+".yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	detach := t.detachAll(bin, bpffs)
+	if _, err := t.lab.Exec(t.rtrNS, bin, "--bpffs", bpffs, "apply", "--config", path); err != nil {
+		return nil, errors.Join(fmt.Errorf("xdprouter apply (%s): %w", name, err), detach())
+	}
+	return detach, nil
 }

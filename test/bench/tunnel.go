@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 
 	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/loader/benchprog"
@@ -52,19 +50,9 @@ tunnels:
 // which also removes the tunnel netdev.
 func (b *liveBench) setupTunnel(sc string, f family) (func() error, error) {
 	t := b.t
-	path := filepath.Join(t.lab.RunDir(), sc+".yaml")
-	if err := os.WriteFile(path, []byte(tunnelConfig(sc)), 0o600); err != nil {
+	detach, err := t.applyConfig(b.cfg.xdprouter, b.bpffs, sc, tunnelConfig(sc))
+	if err != nil {
 		return nil, err
-	}
-	detach := func() error {
-		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "detach", "--all"); err != nil {
-			return fmt.Errorf("xdprouter detach: %w", err)
-		}
-		return nil
-	}
-	if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "apply", "--config", path); err != nil {
-		_ = detach()
-		return nil, fmt.Errorf("xdprouter apply (%s): %w", sc, err)
 	}
 	reply := f.reply
 	if sc == scKernelNAT44 || sc == scNAT44 {
