@@ -86,7 +86,8 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 			fw.Remotes = append(fw.Remotes, t.Remote)
 		}
 	}
-	known := cfg.DynamicLANPrefixes() || len(cfg.StaticLANPrefixes()) > 0
+	static := cfg.StaticLANPrefixes()
+	known := cfg.DynamicLANPrefixes() || len(static) > 0
 	for _, l := range cfg.LAN {
 		ls := LANSources{Interface: l.Interface}
 		if l.IPv4.IsValid() {
@@ -97,13 +98,21 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 			ls.IPv6 = appendNew(ls.IPv6, cfg.Firewall.LearnedLAN[l.Interface]...)
 			// An npt inside prefix is on the inside, but the config does
 			// not say behind which LAN: every LAN may use it.
-			ls.IPv6 = appendNew(ls.IPv6, cfg.StaticLANPrefixes()...)
+			ls.IPv6 = appendNew(ls.IPv6, static...)
 		}
 		fw.LANs = append(fw.LANs, ls)
 	}
+	var lan6 []netip.Prefix
+	for _, l := range fw.LANs {
+		for _, q := range l.IPv6 {
+			if q != linkLocal6 {
+				lan6 = appendNew(lan6, q)
+			}
+		}
+	}
 	var pending []string
 	for i, p := range cfg.Firewall.Allow {
-		rp, why := resolvePinhole(i, p, fw.LANs, known)
+		rp, why := resolvePinhole(i, p, lan6, known)
 		if why != "" {
 			pending = append(pending, fmt.Sprintf("firewall.allow[%d].to: %s; not installed", i, why))
 			continue
@@ -117,17 +126,10 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 // resolvePinhole turns a pinhole's destination into prefixes: an
 // interface identifier becomes that host in every LAN /64 in force; an
 // IPv6 address must lie in a LAN prefix in force when xdprouter knows
-// them, so a pinhole never opens what is not behind a LAN.
-func resolvePinhole(i int, p config.Pinhole, lans []LANSources, known bool) (ResolvedPinhole, string) {
+// them, so a pinhole never opens what is not behind a LAN. lan6 are the
+// LANs' IPv6 prefixes in force, link-local aside.
+func resolvePinhole(i int, p config.Pinhole, lan6 []netip.Prefix, known bool) (ResolvedPinhole, string) {
 	rp := ResolvedPinhole{Index: i, Pinhole: p}
-	var lan6 []netip.Prefix
-	for _, l := range lans {
-		for _, q := range l.IPv6 {
-			if q != linkLocal6 {
-				lan6 = appendNew(lan6, q)
-			}
-		}
-	}
 	switch {
 	case p.ToIID.IsValid():
 		for _, q := range lan6 {

@@ -2,7 +2,6 @@ package control
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 
 	"github.com/xdprouter/xdprouter/control/config"
@@ -23,12 +22,7 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 	var pending []string
 	out.Firewall.LearnedLAN = learnedLAN6(p)
 	out.Tunnels = nil
-	var locals []netip.Addr
-	for _, t := range cfg.Tunnels {
-		if !t.LocalAuto && t.Local.IsValid() {
-			locals = append(locals, t.Local)
-		}
-	}
+	locals := Inputs{Config: cfg}.staticLocals()
 	for i, t := range cfg.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)
 		if t.LocalAuto {

@@ -17,10 +17,10 @@ const maxFlagSources = 2 * MaxRouters
 // a home gateway that just started, or began to offer DHCPv6.
 func (l *loop) noteFlags(src netip.Addr, ra *ndp.RouterAdvertisement) {
 	mo := ra.ManagedConfiguration || ra.OtherConfiguration
-	if l.flags == nil || len(l.flags) >= maxFlagSources && !hasKey(l.flags, src) {
+	was, known := l.flags[src]
+	if l.flags == nil || len(l.flags) >= maxFlagSources && !known {
 		l.flags = map[netip.Addr]bool{}
 	}
-	was := l.flags[src]
 	l.flags[src] = mo
 	if !mo || was {
 		return
@@ -31,9 +31,4 @@ func (l *loop) noteFlags(src netip.Addr, ra *ndp.RouterAdvertisement) {
 	if l.t.Managed != nil {
 		l.t.Managed(src, ra.ManagedConfiguration, ra.OtherConfiguration)
 	}
-}
-
-func hasKey(m map[netip.Addr]bool, k netip.Addr) bool {
-	_, ok := m[k]
-	return ok
 }
