@@ -21,14 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/xdprouter/xdprouter/control"
 	"github.com/xdprouter/xdprouter/loader"
+	"github.com/xdprouter/xdprouter/loader/benchprog"
 	"github.com/xdprouter/xdprouter/test/labkit"
 	"github.com/xdprouter/xdprouter/test/netlab"
 )
@@ -590,11 +588,7 @@ func (d *diffLab) nft(t *testing.T, script string) {
 
 func (d *diffLab) counters(t *testing.T) labkit.Counters {
 	t.Helper()
-	c, err := d.cli.Counters(d.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return mustCounters(t, d.ctx, d.cli)
 }
 
 // nftCounter reads a named counter of xdprouter's tables; 0 for "".
@@ -620,28 +614,20 @@ func (d *diffLab) nftCounter(t *testing.T, name string) uint64 {
 }
 
 // useXDPPass swaps an XDP_PASS program into xdprouter's pinned XDP links
-// of wan0 and lan0 and returns what swaps the links' own programs back.
+// of wan0 and lan0 (benchprog's swappable links, as the benchmark's kernel
+// baselines do) and returns what swaps the links' own programs back.
 func (d *diffLab) useXDPPass(t *testing.T) func() {
 	t.Helper()
-	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name: "diff_pass", Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL", // as SEC("xdp"): a link update keeps the attach type
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}, // XDP_PASS
-	})
+	pass, err := benchprog.NewPass()
 	if err != nil {
-		t.Fatalf("load XDP_PASS: %v", err)
+		t.Fatal(err)
 	}
-	type swapped struct {
-		l   link.Link
-		own *ebpf.Program
-	}
-	var links []swapped
+	var links []*benchprog.Swappable
 	restore := func() {
-		for _, s := range links {
-			if err := s.l.Update(s.own); err != nil {
+		for _, l := range links {
+			if err := l.Close(); err != nil { // puts the own program back
 				t.Errorf("put xdprouter's program back: %v", err)
 			}
-			s.l.Close()
-			s.own.Close()
 		}
 		links = nil
 		pass.Close()
@@ -658,25 +644,13 @@ func (d *diffLab) useXDPPass(t *testing.T) func() {
 			restore()
 			t.Fatal(err)
 		}
-		l, err := link.LoadPinnedLink(loader.XDPLinkPin(d.bpffs, idx), nil)
+		l, err := benchprog.OpenSwappable(loader.XDPLinkPin(d.bpffs, idx))
 		if err != nil {
 			restore()
 			t.Fatalf("open %s's XDP link: %v", dev, err)
 		}
-		info, err := l.Info()
-		if err != nil {
-			l.Close()
-			restore()
-			t.Fatal(err)
-		}
-		own, err := ebpf.NewProgramFromID(info.Program)
-		if err != nil {
-			l.Close()
-			restore()
-			t.Fatal(err)
-		}
-		links = append(links, swapped{l, own})
-		if err := l.Update(pass); err != nil {
+		links = append(links, l)
+		if err := l.UsePass(pass); err != nil {
 			restore()
 			t.Fatalf("swap XDP_PASS into %s's link: %v", dev, err)
 		}
