@@ -33,7 +33,7 @@ func TestIPoEFlashRenumbering(t *testing.T) {
 	took := l.waitStatus(t, ctx, "WAN address and tunnel on the first prefix", 30*time.Second, func(d labkit.DaemonStatus) bool {
 		return wanAddress(d) == wan1+"/64" && d.IPv6.Gateway != "" && tunnelLocal(wan1)
 	})
-	t.Logf("WAN %s, tunnel local %s after %s", wan1, wan1, took)
+	t.Logf("WAN address and tunnel local both %s after %s", wan1, took)
 
 	// The ISP's router goes down (radvd's final RA says router lifetime
 	// 0, the prefix as before) and comes back with another /64, the old
