@@ -43,6 +43,30 @@ const enum xdpr_feature_bit xdpr_feature_names __attribute__((unused));
 const enum xdpr_event xdpr_event_names __attribute__((unused));
 const enum xdpr_ct_gate xdpr_ct_gate_names __attribute__((unused));
 
+/* mb_frame_len is asked when an IP packet reaches past the frame's first
+ * buffer (end): either the frame is cut short, or it has more than one
+ * buffer (a jumbo frame; the program is xdp.frags), whose later buffers
+ * XDP does not read directly. It returns the whole frame's length when it
+ * has need octets and its first buffer holds every header the data plane
+ * reads (XDPR_MB_LINEAR_MIN), else 0 with the counter in *reason. Lengths
+ * checked against the MTUs come from the IP headers, never from the first
+ * buffer's size. */
+static __always_inline __u32 mb_frame_len(struct xdp_md *ctx, void *eth, void *end, __u32 need,
+					  __u32 *reason)
+{
+	__u32 len = bpf_xdp_get_buff_len(ctx);
+
+	if (len < need) {
+		*reason = XDPR_CNT_PASS_TRUNCATED;
+		return 0;
+	}
+	if (end - eth < XDPR_MB_LINEAR_MIN) {
+		*reason = XDPR_CNT_PASS_MB_HEADERS;
+		return 0;
+	}
+	return len;
+}
+
 /* forward_ipv4 is compiled once with the conntrack gate and once without
  * (gate is a constant at each call site); see xdpr_main. */
 static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
@@ -52,7 +76,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	struct bpf_fib_lookup p = {};
 	struct xdpr_ct_nat nat = {};
 	struct xdpr_ct_nat *np = NULL;
-	__u32 reason;
+	__u32 reason, mb_len = 0;
 
 	if (unlikely(!iph))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
@@ -64,8 +88,11 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	__u16 tot_len = bpf_ntohs(iph->tot_len);
 	if (unlikely(tot_len < sizeof(*iph)))
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
-	if (unlikely((void *)iph + tot_len > c->end))
-		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
+	if (unlikely((void *)iph + tot_len > c->end)) {
+		mb_len = mb_frame_len(ctx, eth, c->end, sizeof(*eth) + tot_len, &reason);
+		if (!mb_len)
+			return pass(ctx, reason);
+	}
 	if (unlikely(!ipv4_header_ok(iph)))
 		return pass(ctx, XDPR_CNT_PASS_BAD_CHECKSUM);
 	if (unlikely(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
@@ -101,10 +128,10 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 
 	/* A translated packet may only leave by a tunnel: its route is
 	 * looked up without arming a redirect or writing a MAC. */
-	reason = np ? fib_route(ctx, &p) : fib_redirect(ctx, eth, &p);
+	reason = np ? fib_route(ctx, &p) : fib_redirect(ctx, eth, &p, mb_len != 0);
 	if (unlikely(reason)) {
 		/* A route into a tunnel netdev never ends in a plain redirect. */
-		int act = tunnel_encap(ctx, iph, &p, reason, np);
+		int act = tunnel_encap(ctx, iph, &p, reason, np, mb_len);
 
 		if (act >= 0)
 			return act;
@@ -112,7 +139,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED ? XDPR_CNT_PASS_CT_NAT : reason);
 	}
 	ipv4_decrement_ttl(iph);
-	return count_len(XDPR_CNT_FWD_IPV4, c->end - (void *)eth, XDP_REDIRECT);
+	return count_len(XDPR_CNT_FWD_IPV4, mb_len ? mb_len : c->end - (void *)eth, XDP_REDIRECT);
 }
 
 /* ipv6_walk_ext follows the extension header chain only to find what the
@@ -153,7 +180,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *dnpt;
 	struct in6_addr dst;
-	__u32 reason, fwd;
+	__u32 reason, fwd, mb_len = 0;
 	__u64 feat;
 
 	if (unlikely(!ip6))
@@ -166,11 +193,14 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 
 	__u16 plen = bpf_ntohs(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
-	if (unlikely(payload_end > c->end))
-		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
+	if (unlikely(payload_end > c->end)) {
+		mb_len = mb_frame_len(ctx, eth, c->end, sizeof(*eth) + sizeof(*ip6) + plen, &reason);
+		if (!mb_len)
+			return pass(ctx, reason);
+	}
 	if (role == XDPR_ROLE_WAN &&
 	    (ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS)) {
-		int act = tunnel_decap(ctx, ip6, feat >> 32, gate);
+		int act = tunnel_decap(ctx, ip6, feat >> 32, gate, mb_len);
 
 		if (act >= 0)
 			return act;
@@ -183,7 +213,13 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	if (unlikely(ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)) {
 		reason = ipv6_walk_ext(c, ip6->nexthdr, payload_end);
 		if (unlikely(reason))
-			return pass(ctx, reason);
+			return pass(ctx, mb_len && reason == XDPR_CNT_PASS_TRUNCATED ? XDPR_CNT_PASS_MB_HEADERS
+										    : reason);
+		/* The gate and NPT read the transport header (and an ICMPv6
+		 * error's embedded header): of a multi-buffer frame, in the
+		 * first buffer. Right behind the IPv6 header it always is. */
+		if (unlikely(mb_len) && c->pos + XDPR_MB_L4_MIN > c->end)
+			return pass(ctx, XDPR_CNT_PASS_MB_HEADERS);
 	}
 	if (unlikely(ip6->hop_limit <= 1))
 		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
@@ -214,7 +250,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 			return pass(ctx, reason);
 	}
 
-	reason = fib_redirect(ctx, eth, &p);
+	reason = fib_redirect(ctx, eth, &p, mb_len != 0);
 	if (unlikely(reason))
 		return pass(ctx, reason);
 	/* Past this point a failure drops: the MACs are already rewritten. */
@@ -223,7 +259,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	if (unlikely(reason))
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
-	return count_len(fwd, c->end - (void *)eth, XDP_REDIRECT);
+	return count_len(fwd, mb_len ? mb_len : c->end - (void *)eth, XDP_REDIRECT);
 }
 
 /* for_this_port says whether a frame is addressed to the port's own MAC.
@@ -272,7 +308,11 @@ static __always_inline int forward_ipv6_port(struct xdp_md *ctx, struct ethhdr *
 	return forward_ipv6(ctx, eth, c, XDPR_ROLE_NONE, gate);
 }
 
-SEC("xdp")
+/* xdp.frags (BPF_F_XDP_HAS_FRAGS): the program takes multi-buffer frames,
+ * so it attaches at any MTU (a single-buffer program is refused above
+ * some 3.5 KiB, with ERANGE on a veth) and sees a jumbo frame whole, its
+ * headers in the first buffer (mb_frame_len). */
+SEC("xdp.frags")
 int xdpr_main(struct xdp_md *ctx)
 {
 	struct cursor c = {

@@ -291,10 +291,10 @@ func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (
 		l.Close()
 		return nil, fmt.Errorf("pin link of %q: %w", ifc.Name, err)
 	}
-	if err := d.maps.XdprTxPorts.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
+	if _, err := putTxPort(&d.maps, ifc.Index); err != nil {
 		_ = l.Unpin()
 		l.Close()
-		return nil, fmt.Errorf("add %q to tx_ports: %w", ifc.Name, err)
+		return nil, fmt.Errorf("%q: %w", ifc.Name, err)
 	}
 	return l, nil
 }

@@ -81,10 +81,8 @@ func (b *BenchRouter) AddPortGate(ifindex int, name string, mac net.HardwareAddr
 	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE, gate)); err != nil {
 		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
 	}
-	if err := b.maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
-		return fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
-	}
-	return nil
+	_, err = putTxPort(b.maps, ifindex)
+	return err
 }
 
 // AddTunnel programs a tunnel into the private maps, as PutTunnel does.

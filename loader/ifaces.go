@@ -21,7 +21,7 @@ func (d *Dataplane) putIface(v routerXdprIface) error {
 }
 
 func (d *Dataplane) deleteIface(ifindex int) error {
-	for _, m := range []*ebpf.Map{d.maps.XdprIfaces, d.maps.XdprTxPorts} {
+	for _, m := range []*ebpf.Map{d.maps.XdprIfaces, d.maps.XdprTxPorts, d.maps.XdprTxPortsMb} {
 		if err := m.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("remove interface %d from %s: %w", ifindex, m, err)
 		}

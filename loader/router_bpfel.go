@@ -72,7 +72,9 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 53
 	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 54
 	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 55
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 57
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 58
 )
 
 type routerXdprCounterVal struct {
@@ -332,6 +334,7 @@ const (
 	routerMapXdprTunnelEps           = "xdpr_tunnel_eps"
 	routerMapXdprTunnels             = "xdpr_tunnels"
 	routerMapXdprTxPorts             = "xdpr_tx_ports"
+	routerMapXdprTxPortsMb           = "xdpr_tx_ports_mb"
 	routerProgXdprMain               = "xdpr_main"
 	routerProgXdprTcDnpt             = "xdpr_tc_dnpt"
 	routerProgXdprTcSnpt             = "xdpr_tc_snpt"
@@ -429,6 +432,7 @@ type routerMapSpecs struct {
 	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
 	XdprTunnels     *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
 	XdprTxPorts     *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
+	XdprTxPortsMb   *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -494,6 +498,7 @@ type routerMaps struct {
 	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
 	XdprTunnels     *ebpf.Map `ebpf:"xdpr_tunnels"`
 	XdprTxPorts     *ebpf.Map `ebpf:"xdpr_tx_ports"`
+	XdprTxPortsMb   *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
 }
 
 func (m *routerMaps) Close() error {
@@ -516,6 +521,7 @@ func (m *routerMaps) Close() error {
 		m.XdprTunnelEps,
 		m.XdprTunnels,
 		m.XdprTxPorts,
+		m.XdprTxPortsMb,
 	)
 }
 

@@ -69,6 +69,10 @@ enum xdpr_counter {
 	 * a flow it carries through a nat44 tunnel */
 	XDPR_CNT_FWD_NAT44_SNAT,      /* source rewritten to the tunnel's ipv4-address (SNAT, or un-DNAT of a port forward's reply), encapsulated */
 	XDPR_CNT_FWD_NAT44_DNAT,      /* decapsulated, destination rewritten to the LAN host (un-SNAT of a reply, or a port forward's DNAT) */
+	/* Multi-buffer frames (a jumbo MTU): XDP reads only the first buffer
+	 * (xdpr_main, mb_frame_len) */
+	XDPR_CNT_PASS_MB_HEADERS,     /* first buffer shorter than XDPR_MB_LINEAR_MIN, or the transport header beyond it */
+	XDPR_CNT_PASS_MB_EGRESS,      /* routed out of a port whose driver cannot transmit a multi-buffer frame */
 	XDPR_CNT__MAX,
 };
 
@@ -162,6 +166,16 @@ enum xdpr_ndp_mode {
 #define XDPR_NDP_MAX_OPT_UNITS 8
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */
 #define XDPR_MAX_EXT_HEADERS 6
+/* The least a multi-buffer frame's first buffer must hold for XDP to
+ * handle it: every header the data plane reads (Ethernet, IPv6, the ip6tnl
+ * encapsulation limit option, IPv4, TCP with options: 142 octets) lies
+ * there. Drivers put a page or half a page in the first buffer (veth some
+ * 3.5 KiB), so only an odd driver or a crafted test frame has less. */
+#define XDPR_MB_LINEAR_MIN 256
+/* Octets of the transport header that must follow the IPv6 extension
+ * headers in the first buffer: a TCP header with options; also covers an
+ * ICMPv6 error's embedded IPv6 header (8 + 40), which NPT rewrites. */
+#define XDPR_MB_L4_MIN 60
 
 /* TCX verdicts (linux/bpf.h from 6.6; Debian 12's headers predate them).
  * A TC program of xdprouter's returns TCX_NEXT for every packet that is

@@ -72,14 +72,34 @@ static __always_inline __u32 fib_route(struct xdp_md *ctx, struct bpf_fib_lookup
 	return p->ifindex == ingress ? XDPR_CNT_PASS_HAIRPIN : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
 }
 
+/* redirect_port arms a redirect to the attached port ifindex. A
+ * multi-buffer frame (mb) may only leave by a port whose driver can send
+ * one (xdpr_tx_ports_mb). It returns 0, or the counter why the kernel gets
+ * the frame; then nothing is armed. */
+static __always_inline __u32 redirect_port(__u32 ifindex, int mb)
+{
+	/* The low bits of flags are the verdict on a miss, so an egress port
+	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
+	if (likely(!mb))
+		return bpf_redirect_map(&xdpr_tx_ports, ifindex, XDP_PASS) == XDP_REDIRECT
+			       ? 0 : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+	if (bpf_redirect_map(&xdpr_tx_ports_mb, ifindex, XDP_PASS) == XDP_REDIRECT)
+		return 0;
+	return bpf_map_lookup_elem(&xdpr_tx_ports, &ifindex) ? XDPR_CNT_PASS_MB_EGRESS
+							     : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+}
+
 /* fib_redirect looks the route up and, on success, arms a redirect to the
  * egress port and rewrites the Ethernet header. It returns 0 when the packet
  * is to be redirected (the caller still owes the L3 rewrite), or the counter
  * explaining why the packet goes to the kernel; in that case nothing in the
- * packet has been written yet. */
+ * packet has been written yet. mb: the frame has more than one buffer
+ * (redirect_port). */
 static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth,
-					  struct bpf_fib_lookup *p)
+					  struct bpf_fib_lookup *p, int mb)
 {
+	__u32 reason;
+
 	/* The lookup overwrites p->ifindex with the egress port. */
 	__u32 ingress = p->ifindex;
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
@@ -89,10 +109,9 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 	/* Same port out as in: the kernel also sends an ICMP redirect. */
 	if (unlikely(p->ifindex == ingress))
 		return XDPR_CNT_PASS_HAIRPIN;
-	/* The low bits of flags are the verdict on a miss, so an egress port
-	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
-	if (unlikely(bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT))
-		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+	reason = redirect_port(p->ifindex, mb);
+	if (unlikely(reason))
+		return reason;
 	eth_set_macs(eth, p->dmac, p->smac);
 	return 0;
 }

@@ -72,9 +72,12 @@ static __always_inline int icmp_is_error(__u8 type)
 }
 
 /* icmp_frag_needed answers the option-less IPv4 packet at data+ETH_HLEN
- * with a "fragmentation needed" carrying mtu. It returns the XDP verdict
- * (counted), or -1 when XDP should leave the packet to the kernel, untouched:
- * then the kernel sends the same error from its own forward path. */
+ * with a "fragmentation needed" carrying mtu. rx_len is the whole frame's
+ * length, of every buffer of a multi-buffer one: the frame is cut to the
+ * reply's length, which frees the buffers behind the first. It returns
+ * the XDP verdict (counted), or -1 when XDP should leave the packet to the
+ * kernel, untouched: then the kernel sends the same error from its own
+ * forward path. */
 static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64 rx_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
@@ -107,7 +110,7 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64
 	__builtin_memcpy(smac, eth->h_dest, ETH_ALEN);
 	tos = IPTOS_PREC_INTERNETCONTROL | (iph->tos & IPTOS_TOS_MASK);
 
-	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + ICMP_REPLY_LEN) - (int)(data_end - data)))
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + ICMP_REPLY_LEN) - (int)rx_len))
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
 	/* Every pointer is stale after adjust_tail. */
 	data = (void *)(long)ctx->data;

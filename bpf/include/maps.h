@@ -38,6 +38,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_tx_ports SEC(".maps");
 
+/* The ports of xdpr_tx_ports whose driver transmits multi-buffer XDP frames
+ * (NETDEV_XDP_ACT_NDO_XMIT_SG; the loader fills it). A frame larger than
+ * one buffer (a jumbo frame) is redirected through this map only: the
+ * kernel drops a multi-buffer frame redirected to a device that cannot
+ * send it, where the kernel's own forwarding would have sent it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, XDPR_MAX_IFACES);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* ifindex */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tx_ports_mb SEC(".maps");
+
 /* NPT, looked up by (outside ifindex, address). npt_out holds the
  * outside->inside direction (DNPT, keyed by the outside prefix), npt_in the
  * inside->outside one (SNPT, keyed by the inside prefix). */
@@ -223,7 +236,10 @@ static __always_inline int count_len(__u32 c, __u64 len, int action)
  * read as `return count(ctx, REASON, XDP_PASS);`. */
 static __always_inline int count(struct xdp_md *ctx, __u32 c, int action)
 {
-	return count_len(c, ctx->data_end - ctx->data, action);
+	/* The whole frame: data_end - data is only the first buffer of a
+	 * multi-buffer one. A helper call, but count serves the passes, drops
+	 * and NDP answers, not the forward path. */
+	return count_len(c, bpf_xdp_get_buff_len(ctx), action);
 }
 
 /* pass hands the packet to the kernel under reason. One out-of-line copy

@@ -197,7 +197,9 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 		__builtin_memcpy(dmac, eth->h_source, ETH_ALEN);
 	}
 
-	delta = (int)(sizeof(*eth) + sizeof(*ip6) + NDP_NA_LEN) - (int)(end - data);
+	/* Of the whole frame: a multi-buffer one (an NS with kilobytes of
+	 * trailing octets) loses its later buffers first. */
+	delta = (int)(sizeof(*eth) + sizeof(*ip6) + NDP_NA_LEN) - (int)bpf_xdp_get_buff_len(ctx);
 	if (delta && bpf_xdp_adjust_tail(ctx, delta))
 		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
 	/* adjust_tail invalidated every packet pointer. */

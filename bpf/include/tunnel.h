@@ -91,14 +91,16 @@ static __always_inline __u32 tunnel_outer_route(struct xdp_md *ctx, struct xdpr_
  * unfragmented, checksummed and wholly in the frame (checked by the
  * caller). nat, when not NULL, is the source translation conntrack chose
  * for the packet's flow (XDPR_CT_NAT_SRC): applied only into a nat44
- * tunnel whose fixed IPv4 it translates to. It returns the counted
- * verdict, or -1 when the route is no tunnel's. */
+ * tunnel whose fixed IPv4 it translates to. mb_len is the whole frame's
+ * length when it has more than one buffer (mb_frame_len), else 0: the
+ * headers are in the first buffer, the rest of the packet behind it. It
+ * returns the counted verdict, or -1 when the route is no tunnel's. */
 static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 					struct bpf_fib_lookup *ip4, __u32 reason,
-					const struct xdpr_ct_nat *nat)
+					const struct xdpr_ct_nat *nat, __u32 mb_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	__u64 rx_len = data_end - data;
+	__u64 rx_len = mb_len ? mb_len : data_end - data;
 	struct xdpr_tunnel *t = tunnel_for_egress(ctx, iph, ip4, reason);
 	__u16 len = bpf_ntohs(iph->tot_len);
 	__u32 label;
@@ -160,10 +162,12 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	}
 	if (len + TUN_OUTER_LEN > nh->mtu)
 		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
-	if (bpf_redirect_map(&xdpr_tx_ports, nh->ifindex, XDP_PASS) != XDP_REDIRECT)
-		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+	__u32 why = redirect_port(nh->ifindex, mb_len != 0);
+	if (why)
+		return tun_count(why, rx_len, XDP_PASS);
 	/* Ethernet padding after a short packet must not travel inside the
-	 * tunnel: the kernel would have trimmed it. */
+	 * tunnel: the kernel would have trimmed it. (Of a multi-buffer frame
+	 * the tail is trimmed from its last buffer.) */
 	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + len);
 	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
@@ -205,11 +209,13 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 /* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
  * It returns the counted verdict, or -1 to let the packet take the normal
  * IPv6 forward path (ipip6 in transit to someone else). The caller checked
- * that the outer payload lies within the frame. */
-static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen, int gate)
+ * that the outer payload lies within the frame; mb_len as for
+ * tunnel_encap. */
+static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen, int gate,
+					__u32 mb_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	__u64 rx_len = data_end - data;
+	__u64 rx_len = mb_len ? mb_len : data_end - data;
 	struct bpf_fib_lookup p = {};
 	struct iphdr *iph;
 	struct xdpr_tunnel_decap *t;
@@ -301,8 +307,9 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 		return tun_count(fib_pass_reason(rc), rx_len, XDP_PASS);
 	if (p.ifindex == t->ifindex)
 		return tun_count(XDPR_CNT_PASS_HAIRPIN, rx_len, XDP_PASS);
-	if (bpf_redirect_map(&xdpr_tx_ports, p.ifindex, XDP_PASS) != XDP_REDIRECT)
-		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+	reason = redirect_port(p.ifindex, mb_len != 0);
+	if (reason)
+		return tun_count(reason, rx_len, XDP_PASS);
 
 	__u16 mss = t->mtu - 40;
 	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + outer + len);
