@@ -99,7 +99,7 @@ static __always_inline int fwd_ipv6(struct xdp_md *ctx, struct ethhdr *eth, void
 	return act;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_bare_fwd(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

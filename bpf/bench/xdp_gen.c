@@ -16,7 +16,7 @@
 /* xdp_gen sends the template out of the interface the run is bound to
  * (ctx ingress_ifindex): in live mode the kernel turns XDP_TX into a
  * redirect to that device, so the frame crosses the veth to the router. */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_gen(struct xdp_md *ctx)
 {
 	if (restore(ctx))
@@ -35,7 +35,10 @@ struct {
 	__type(value, __u32);
 } gen_target SEC(".maps");
 
-SEC("xdp")
+/* xdp.frags like every program here: gen_target takes xdprouter's
+ * xdpr_main (xdp.frags), and a program array holds programs of one kind
+ * only, that of the program that uses it. */
+SEC("xdp.frags")
 int xdp_gen_call(struct xdp_md *ctx)
 {
 	if (restore(ctx))

@@ -46,7 +46,7 @@ struct {
 	__type(value, __u32);
 } sink_relay SEC(".maps");
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_sink(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

@@ -19,7 +19,7 @@ struct {
 	__type(value, __u32);
 } wire_out SEC(".maps");
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_wire(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
