@@ -150,7 +150,12 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 		if res.Action == "attached" {
 			undo = append(undo, func() error { return dp.Detach(ifname) })
 		}
-		steps = append(steps, Step{What: fmt.Sprintf("attach %s (%s, xdp %s)", ifname, role, res.Mode), Result: res.Action})
+		what := fmt.Sprintf("attach %s (%s, xdp %s)", ifname, role, res.Mode)
+		if res.Jumbo != "" {
+			// In every reconcile pass's log: what becomes of jumbo frames.
+			what = fmt.Sprintf("attach %s (%s, xdp %s; %s)", ifname, role, res.Mode, res.Jumbo)
+		}
+		steps = append(steps, Step{What: what, Result: res.Action})
 		return nil
 	}
 	if w := cfg.WAN; w != nil {

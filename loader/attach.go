@@ -25,6 +25,9 @@ type AttachResult struct {
 	ProgramID uint32
 	Action    string // "attached", "replaced program", "updated role", "unchanged", "reattached"
 	Warning   string // something the user should know about this attachment
+	// Jumbo says, for an MTU beyond one buffer, what becomes of frames
+	// larger than one (see jumboNote); empty otherwise.
+	Jumbo string
 	// CTGate is the conntrack gate the program runs with (on or off),
 	// CTGateReason why (auto's choice, or the caller's).
 	CTGate       CTGate
@@ -87,6 +90,10 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 		res, err = d.unchanged(res, ifc, prev)
 		if err == nil {
 			d.keepLiberal(&res, prev)
+			if ifc.MTU > SingleBufferMTU {
+				mb, whyNot := TransmitsMultiBuffer(ifc.Index)
+				res.Jumbo = jumboNote(ifc.MTU, mb, whyNot)
+			}
 		}
 		return res, err
 	}
@@ -125,12 +132,23 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	// Program tags ignore the constants, so a new role, MAC or gate is a
 	// change of program even when the code is the same.
 	identity := hadEntry && prev.Role == entry.Role && prev.Mac == entry.Mac && prev.CtGate == entry.CtGate
-	l, action, err := d.attachLink(ifc, prog, mode, prev, identity)
+	l, action, fallback, err := d.attachLink(ifc, prog, mode, prev, identity)
 	if err != nil {
 		undo()
 		return res, err
 	}
 	defer l.Close()
+	// On every attach, not only a new link's: a link an older version
+	// made predates xdpr_tx_ports_mb.
+	mb, whyNot, err := putTxPort(&d.maps, ifc.Index)
+	if err != nil {
+		if action == "attached" || action == "reattached" {
+			_ = l.Unpin()
+		}
+		undo()
+		return res, fmt.Errorf("%q: %w", ifname, err)
+	}
+	res.Jumbo = jumboNote(ifc.MTU, mb, whyNot)
 
 	attachMode, err := xdpAttachMode(ifc.Index)
 	if err != nil {
@@ -152,6 +170,9 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
 		attachMode == routerXdprXdpModeXDPR_MODE_NATIVE {
 		res.Warning = vethChecksumWarning
+	}
+	if fallback != "" {
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + fallback
 	}
 	res.LinkID = uint32(info.ID)
 	res.ProgramID = uint32(info.Program)
@@ -231,8 +252,9 @@ func (d *Dataplane) unchanged(res AttachResult, ifc *net.Interface, prev routerX
 }
 
 // attachLink returns the pinned link of ifc running prog's code, creating,
-// updating or re-creating it as needed.
-func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode, prev routerXdprIface, sameIdentity bool) (link.Link, string, error) {
+// updating or re-creating it as needed, what it did, and why a new link is
+// in generic mode though native was possible (newLink).
+func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode, prev routerXdprIface, sameIdentity bool) (link.Link, string, string, error) {
 	pin := d.linkPin(ifc.Index)
 	if old, err := link.LoadPinnedLink(pin, nil); err == nil {
 		info, err := old.Info()
@@ -244,34 +266,39 @@ func (d *Dataplane) attachLink(ifc *net.Interface, prog *ebpf.Program, mode Mode
 		case mode != ModeAuto && modeName(prev.XdpMode) != string(mode):
 			if err := old.Unpin(); err != nil {
 				old.Close()
-				return nil, "", fmt.Errorf("unpin link of %q: %w", ifc.Name, err)
+				return nil, "", "", fmt.Errorf("unpin link of %q: %w", ifc.Name, err)
 			}
 			old.Close()
-			l, err := d.newLink(ifc, prog, mode)
-			return l, "reattached", err
+			l, fallback, err := d.newLink(ifc, prog, mode)
+			return l, "reattached", fallback, err
 		default:
 			same, err := sameProgram(info.Program, prog)
 			if err != nil {
 				old.Close()
-				return nil, "", err
+				return nil, "", "", err
 			}
 			if same && sameIdentity {
-				return old, "unchanged", nil
+				return old, "unchanged", "", nil
 			}
 			if err := old.Update(prog); err != nil {
 				old.Close()
-				return nil, "", fmt.Errorf("replace program on %q: %w", ifc.Name, err)
+				return nil, "", "", fmt.Errorf("replace program on %q: %w", ifc.Name, err)
 			}
-			return old, "replaced program", nil
+			return old, "replaced program", "", nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, "", fmt.Errorf("load pinned link %s: %w", pin, err)
+		return nil, "", "", fmt.Errorf("load pinned link %s: %w", pin, err)
 	}
-	l, err := d.newLink(ifc, prog, mode)
-	return l, "attached", err
+	l, fallback, err := d.newLink(ifc, prog, mode)
+	return l, "attached", fallback, err
 }
 
-func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (link.Link, error) {
+// newLink attaches prog to ifc and pins the link. In auto mode a driver
+// that has native XDP but refuses this attachment gets the program in
+// generic mode, which every device runs at every MTU: ENA (EC2) refuses
+// native XDP above MTU 3498 whatever the program, where the kernel
+// forwards jumbo frames fine. The second result says so.
+func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (link.Link, string, error) {
 	var flags link.XDPAttachFlags
 	switch mode {
 	case ModeNative:
@@ -279,24 +306,47 @@ func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (
 	case ModeGeneric:
 		flags = link.XDPGenericMode
 	}
+	var fallback string
 	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
+	busy := err != nil && strings.Contains(err.Error(), "device or resource busy")
+	if err != nil && !busy && mode == ModeAuto {
+		if g, gerr := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPGenericMode}); gerr == nil {
+			fallback = fmt.Sprintf("native XDP refused (%v): attached in generic mode, which runs at any MTU but saves less; "+
+				"see `xdprouter doctor`", err)
+			l, err = g, nil
+		}
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "device or resource busy") {
-			return nil, fmt.Errorf("attach xdp to %q: another XDP program is attached, by another tool or by "+
+		if busy {
+			return nil, "", fmt.Errorf("attach xdp to %q: another XDP program is attached, by another tool or by "+
 				"xdprouter with another --bpffs (see `ip link show dev %s`): %w", ifc.Name, ifc.Name, err)
 		}
-		return nil, fmt.Errorf("attach xdp to %q in %s mode: %w", ifc.Name, mode, err)
+		return nil, "", fmt.Errorf("attach xdp to %q in %s mode: %w", ifc.Name, mode, err)
 	}
 	if err := l.Pin(d.linkPin(ifc.Index)); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("pin link of %q: %w", ifc.Name, err)
+		return nil, "", fmt.Errorf("pin link of %q: %w", ifc.Name, err)
 	}
-	if _, err := putTxPort(&d.maps, ifc.Index); err != nil {
-		_ = l.Unpin()
-		l.Close()
-		return nil, fmt.Errorf("%q: %w", ifc.Name, err)
+	return l, fallback, nil
+}
+
+// SingleBufferMTU is the largest MTU whose frames XDP gets in one buffer on
+// a veth (a 4 KiB page less headroom and skb_shared_info; drivers differ a
+// little). Beyond it the program works multi-buffer (xdp.frags).
+const SingleBufferMTU = 3498
+
+// jumboNote is what attach says about an MTU beyond one buffer: whether
+// frames larger than one buffer, routed out of this port, are redirected
+// in XDP or left to the kernel (whyNot: why the port cannot send them).
+func jumboNote(mtu int, mb bool, whyNot string) string {
+	switch {
+	case mtu <= SingleBufferMTU:
+		return ""
+	case mb:
+		return fmt.Sprintf("MTU %d: frames beyond one buffer are forwarded multi-buffer in XDP", mtu)
 	}
-	return l, nil
+	return fmt.Sprintf("MTU %d: frames beyond one buffer routed out of it are left to the kernel "+
+		"(counted as pass_mb_egress): %s", mtu, whyNot)
 }
 
 // sameProgram compares by tag (a hash of the instructions), which is what

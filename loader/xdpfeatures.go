@@ -28,6 +28,14 @@ const (
 	netdevADevXDPFeatures = 3
 )
 
+// genlHeader is struct genlmsghdr with its reserved field zero. (nl.Genlmsg
+// serializes four octets from a two-octet struct, and the netdev family
+// rejects a request whose reserved field is not zero with EINVAL.)
+type genlHeader struct{ cmd, version uint8 }
+
+func (h genlHeader) Len() int          { return nl.SizeofGenlmsg }
+func (h genlHeader) Serialize() []byte { return []byte{h.cmd, h.version, 0, 0} }
+
 // ErrNoXDPFeatures: the kernel does not report XDP features (before 6.3).
 var ErrNoXDPFeatures = errors.New("the kernel does not report XDP features (no netdev netlink family, Linux 6.3+)")
 
@@ -39,7 +47,7 @@ func XDPFeatures(ifindex int) (uint64, error) {
 		return 0, fmt.Errorf("%w: %v", ErrNoXDPFeatures, err)
 	}
 	req := nl.NewNetlinkRequest(int(fam.ID), 0)
-	req.AddData(&nl.Genlmsg{Command: netdevCmdDevGet, Version: 1})
+	req.AddData(genlHeader{cmd: netdevCmdDevGet, version: 1})
 	req.AddData(nl.NewRtAttr(netdevADevIfindex, nl.Uint32Attr(uint32(ifindex))))
 	msgs, err := req.Execute(unix.NETLINK_GENERIC, 0)
 	if err != nil {
@@ -84,21 +92,21 @@ func TransmitsMultiBuffer(ifindex int) (bool, string) {
 
 // putTxPort makes ifindex an egress port of XDP's redirects
 // (xdpr_tx_ports) and, when its driver transmits multi-buffer frames, of
-// jumbo frames too (xdpr_tx_ports_mb); it says which.
-func putTxPort(maps *routerMaps, ifindex int) (bool, error) {
+// jumbo frames too (xdpr_tx_ports_mb). It says which, and if not, why.
+func putTxPort(maps *routerMaps, ifindex int) (bool, string, error) {
 	if err := maps.XdprTxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
-		return false, fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
+		return false, "", fmt.Errorf("add interface %d to xdpr_tx_ports: %w", ifindex, err)
 	}
-	mb, _ := TransmitsMultiBuffer(ifindex)
+	mb, why := TransmitsMultiBuffer(ifindex)
 	if !mb {
 		// A port re-attached after a driver change must not keep it.
 		if err := maps.XdprTxPortsMb.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return false, fmt.Errorf("remove interface %d from xdpr_tx_ports_mb: %w", ifindex, err)
+			return false, why, fmt.Errorf("remove interface %d from xdpr_tx_ports_mb: %w", ifindex, err)
 		}
-		return false, nil
+		return false, why, nil
 	}
 	if err := maps.XdprTxPortsMb.Put(uint32(ifindex), uint32(ifindex)); err != nil {
-		return false, fmt.Errorf("add interface %d to xdpr_tx_ports_mb: %w", ifindex, err)
+		return false, why, fmt.Errorf("add interface %d to xdpr_tx_ports_mb: %w", ifindex, err)
 	}
-	return true, nil
+	return true, why, nil
 }

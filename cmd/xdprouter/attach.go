@@ -84,6 +84,9 @@ gate, or a newer program, replaces the program atomically.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (role %s, xdp %s, ct-gate %s, link %d, prog %d)\n",
 					res.Interface, res.Action, res.Role, res.Mode, res.CTGate, res.LinkID, res.ProgramID)
+				if res.Jumbo != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", res.Interface, res.Jumbo)
+				}
 				if res.BeLiberal {
 					fmt.Fprintf(cmd.OutOrStdout(), "net.netfilter.nf_conntrack_tcp_be_liberal set to 1 (the last detach sets it back to 0)\n")
 				}
