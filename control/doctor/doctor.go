@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/xdprouter/xdprouter/control/sysctl"
+	"github.com/xdprouter/xdprouter/loader"
 )
 
 // Severity of a finding.
@@ -61,6 +62,10 @@ type Link struct {
 	PeerGRO     bool
 	PeerXDP     string
 	PeerOtherNS bool
+	// XDPFeatures are the driver's NETDEV_XDP_ACT_* flags (loader.XDPAct*);
+	// XDPFeaturesErr says why they are unknown (a kernel before 6.3).
+	XDPFeatures    uint64
+	XDPFeaturesErr string
 }
 
 // Process is one entry of /proc.
@@ -100,11 +105,6 @@ type Report struct {
 	Errors   int       `json:"errors"`
 	Warnings int       `json:"warnings"`
 }
-
-// XDPMaxMTU is the largest MTU single-buffer XDP handles on a veth (4 KiB
-// page less headroom and skb_shared_info); the router's program is not
-// frags-aware, so attach fails beyond it ("numerical result out of range").
-const XDPMaxMTU = 3498
 
 // Run runs every check.
 func Run(sys System, opt Options) Report {
@@ -279,14 +279,8 @@ func checkLinks(sys System, opt Options) []Finding {
 				Why: "generic XDP runs after the skb is built, so the fast path saves little; the driver may lack native XDP",
 				Fix: "xdprouter attach --mode native " + l.Name + " (needs driver support)"})
 		}
-		if l.MTU > XDPMaxMTU {
-			s := Warn
-			if l.Type == "veth" {
-				s = sev(Error)
-			}
-			add(Finding{Severity: s, Check: "mtu", What: fmt.Sprintf("MTU %d exceeds %d", l.MTU, XDPMaxMTU),
-				Why: "the XDP program is single-buffer: native attach fails (numerical result out of range) or larger frames are dropped",
-				Fix: fmt.Sprintf("ip link set dev %s mtu 1500 (or use generic mode)", l.Name)})
+		if f, ok := checkMTU(l); ok {
+			add(f)
 		}
 		if sure {
 			for _, f := range portSysctls(sys, l.Name) {
@@ -303,6 +297,36 @@ func checkLinks(sys System, opt Options) []Finding {
 		}
 	}
 	return out
+}
+
+// checkMTU: beyond one buffer (loader.SingleBufferMTU) frames reach XDP
+// in several, which the router's program handles (xdp.frags). What is left
+// is the driver: native XDP needs it to hand multi-buffer frames over
+// (else native attach is refused, and auto mode attaches generic), and
+// XDP redirects a jumbo frame out of a port only if its driver transmits
+// one (else the kernel forwards it, counted as pass_mb_egress). A veth
+// does both, whenever its peer has NAPI (the veth-peer check).
+func checkMTU(l Link) (Finding, bool) {
+	if l.MTU <= loader.SingleBufferMTU || l.Type == "veth" {
+		return Finding{}, false
+	}
+	what := fmt.Sprintf("MTU %d beyond one XDP buffer", l.MTU)
+	smaller := fmt.Sprintf("ip link set dev %s mtu %d", l.Name, loader.SingleBufferMTU)
+	switch {
+	case l.XDPFeaturesErr != "":
+		return Finding{Severity: Warn, Check: "mtu", What: what + "; the kernel does not report the driver's XDP features",
+			Why: "whether the driver takes and sends multi-buffer XDP frames is unknown: jumbo frames routed out of it are left to the kernel (pass_mb_egress), and native attach may be refused (auto mode then attaches generic)",
+			Fix: "a kernel of 6.3 or later reports them; or " + smaller}, true
+	case l.XDPFeatures&loader.XDPActRxSG == 0:
+		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver's XDP is single-buffer",
+			Why: "native XDP is refused at this MTU (auto mode attaches generic, which saves little)",
+			Fix: smaller + " for native XDP, or a driver with XDP multi-buffer"}, true
+	case l.XDPFeatures&loader.XDPActNDOXmitSG == 0:
+		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver cannot transmit multi-buffer XDP frames",
+			Why: "jumbo frames routed out of " + l.Name + " are forwarded by the kernel, not XDP (counted as pass_mb_egress)",
+			Fix: smaller + ", or a driver that transmits multi-buffer XDP frames (ndo-xmit-sg)"}, true
+	}
+	return Finding{}, false
 }
 
 // Kernel features: names whose presence in the kernel's BTF proves them.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xdprouter/xdprouter/loader"
 )
 
 type fakeSys struct {
@@ -122,8 +124,7 @@ func TestDoctorFindings(t *testing.T) {
 		{"sysctl", "net.ipv6.conf.lan0.forwarding", Warn, "=1"},
 		{"lro", "wan0", Warn, "ethtool -K wan0 lro off"},
 		{"xdp-mode", "wan0", Warn, "--mode native"},
-		{"mtu", "wan0", Warn, "mtu 1500"},
-		{"mtu", "lan0", Error, "mtu 1500"},
+		{"mtu", "wan0", Warn, "mtu 3498"},
 		{"veth-peer", "lan0", Error, "ethtool -K lan0p gro on"},
 		{"kernel", "TCX", Error, "6.6"},
 		{"kernel", "conntrack kfuncs", Warn, "nf_conntrack"},
@@ -146,8 +147,11 @@ func TestDoctorFindings(t *testing.T) {
 	if len(find(r, "service", "dhclient")) != 0 {
 		t.Error("a DHCPv4-only dhclient was reported")
 	}
-	if r.Errors != 4 {
-		t.Errorf("errors = %d, want 4", r.Errors)
+	if len(find(r, "mtu", "lan0")) != 0 {
+		t.Errorf("MTU 9000 on a veth reported: the program is multi-buffer and a veth takes and sends such frames")
+	}
+	if r.Errors != 3 {
+		t.Errorf("errors = %d, want 3", r.Errors)
 	}
 	b, err := json.Marshal(r)
 	if err != nil || !strings.Contains(string(b), `"severity":"error"`) || !strings.Contains(string(b), `"fix":"ethtool -K lan0p gro on"`) {
@@ -204,5 +208,46 @@ func TestDoctorDnsmasqCmdline(t *testing.T) {
 	s.files["/run/lan.conf"] = "enable-ra\n"
 	if fs := find(Run(s, Options{}), "service", "dnsmasq"); len(fs) != 1 {
 		t.Fatalf("enable-ra in --conf-file not reported")
+	}
+}
+
+// TestDoctorJumboMTU: beyond one XDP buffer only the driver can be in the
+// way: one whose XDP is single-buffer (native attach refused), one that
+// cannot transmit multi-buffer frames (jumbo frames out of it left to the
+// kernel), or a kernel that does not say. A capable driver and a veth are
+// fine, as is any MTU within one buffer.
+func TestDoctorJumboMTU(t *testing.T) {
+	const full = loader.XDPActBasic | loader.XDPActRedirect | loader.XDPActNDOXmit | loader.XDPActRxSG | loader.XDPActNDOXmitSG
+	for _, c := range []struct {
+		name     string
+		typ      string
+		mtu      int
+		features uint64
+		err      string
+		want     string // in What; "": no finding
+	}{
+		{"capable driver", "device", 9001, full, "", ""},
+		{"veth", "veth", 9000, 0, "", ""},
+		{"one buffer", "device", loader.SingleBufferMTU, 0, "", ""},
+		{"single-buffer driver", "device", 9001, loader.XDPActBasic | loader.XDPActRedirect | loader.XDPActNDOXmit, "", "single-buffer"},
+		{"no multi-buffer transmit", "device", 9001, full &^ loader.XDPActNDOXmitSG, "", "cannot transmit"},
+		{"features unknown", "device", 9001, 0, "no netdev family", "does not report"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := healthy()
+			s.links[1].Type, s.links[1].MTU, s.links[1].XDPFeatures, s.links[1].XDPFeaturesErr = c.typ, c.mtu, c.features, c.err
+			r := Run(s, Options{})
+			fs := find(r, "mtu", "wan0")
+			switch {
+			case c.want == "" && len(fs) != 0:
+				t.Errorf("unexpected: %+v", fs)
+			case c.want != "" && (len(fs) != 1 || fs[0].Severity != Warn || !strings.Contains(fs[0].What, c.want) ||
+				fs[0].Why == "" || !strings.Contains(fs[0].Fix, "mtu 3498")):
+				t.Errorf("%+v, want one warning saying %q with a why and a fix", fs, c.want)
+			}
+			if r.Errors != 0 {
+				t.Errorf("%d errors:\n%s", r.Errors, r)
+			}
+		})
 	}
 }

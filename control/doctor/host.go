@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/xdprouter/xdprouter/control/sysctl"
+	"github.com/xdprouter/xdprouter/loader"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -86,6 +87,11 @@ func (Host) Links() ([]Link, error) {
 			Name: a.Name, Index: a.Index, Type: nlk.Type(), MTU: a.MTU,
 			Ether: len(a.HardwareAddr) == 6 && a.Name != "lo",
 			XDP:   xdpMode(a),
+		}
+		if f, err := loader.XDPFeatures(a.Index); err == nil {
+			l.XDPFeatures = f
+		} else {
+			l.XDPFeaturesErr = err.Error()
 		}
 		l.GRO, _ = ethtoolFlag(a.Name, ethtoolGGRO, 1)
 		l.LRO, _ = ethtoolFlag(a.Name, ethtoolGFLAGS, ethFlagLRO)
