@@ -59,13 +59,13 @@ tunnels:
 		t.Fatalf("ping the internet host through the tunnel: %v", err)
 	}
 
-	before := counters(t, ctx, cli)
+	before := mustCounters(t, ctx, cli)
 	n, elapsed, err := forwardTransfer(ctx, topo.Lab, topo.Internet, topo.Host,
 		netip.AddrPortFrom(labkit.FixedIPv4, fwdPort), netip.AddrPortFrom(host, hostPort), bulkSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := counters(t, ctx, cli).Sub(before)
+	delta := mustCounters(t, ctx, cli).Sub(before)
 	t.Logf("TCP internet -> %s:%d -> host %s:%d: %d bytes in %v, same sha256 on both ends; counters: %s",
 		labkit.FixedIPv4, fwdPort, host, hostPort, n, elapsed.Round(time.Millisecond), delta)
 	// Segments of at most 1420 octets (the clamped MSS): the payload
