@@ -134,7 +134,7 @@ func TransferVia(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, dial
 			out.err = fmt.Errorf("send digest back: %w", err)
 			return
 		}
-		out.tcp, out.err = tcpStats(c)
+		out.tcp, out.err = ConnTCPStats(c)
 	}()
 
 	start := time.Now()
@@ -194,11 +194,12 @@ func send(ctx context.Context, c *net.TCPConn, size int64) (sum []byte, st TCPSt
 	if !bytes.Equal(peer, sum) {
 		return sum, st, fmt.Errorf("receiver's digest %x differs from the sender's %x", peer, sum)
 	}
-	st, err = tcpStats(c)
+	st, err = ConnTCPStats(c)
 	return sum, st, err
 }
 
-func tcpStats(c net.Conn) (TCPStats, error) {
+// ConnTCPStats reads TCP_INFO of c.
+func ConnTCPStats(c net.Conn) (TCPStats, error) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return TCPStats{}, fmt.Errorf("not a TCP connection: %T", c)
