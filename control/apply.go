@@ -72,6 +72,19 @@ func waitingLANs(cfg *config.Config, deps Deps) (map[string]string, error) {
 	return out, nil
 }
 
+// waitedFor are the interfaces Apply's steps say it waits for: the rest
+// of a pass follows Apply's decision rather than asking again (a link
+// that appeared in between would get addresses but no attach).
+func waitedFor(steps []Step) map[string]string {
+	out := map[string]string{}
+	for _, s := range steps {
+		if s.Result == "waiting" && s.Interface != "" {
+			out[s.Interface] = s.What
+		}
+	}
+	return out
+}
+
 // waitingStep is the step that says a LAN interface is waited for.
 func waitingStep(path, ifname string) Step {
 	return Step{What: fmt.Sprintf("%s: waiting for interface %s (it does not exist yet; attached when it appears)", path, ifname),
