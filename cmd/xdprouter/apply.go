@@ -152,7 +152,11 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
-			steps, err := control.Apply(cfg, control.SystemDeps(d))
+			deps := control.SystemDeps(d)
+			// Without a daemon, the WAN's addresses are what the
+			// kernel has: NPT keeps the router's out of translation.
+			deps.Own = control.NetlinkOwnAddrs{}
+			steps, err := control.Apply(cfg, deps)
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
 			}
