@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,5 +196,116 @@ func TestStaticNPTRouterReachable(t *testing.T) {
 	want := fmt.Sprintf("npt[0].outside: %s holds 2 of the router's own addresses on %s", labkit.NPTOutside, labkit.CPEWANIf)
 	if err == nil || !strings.Contains(res.Stderr, want) {
 		t.Errorf("apply with two router addresses in the outside prefix: err %v, stderr %q, want %q", err, res.Stderr, want)
+	}
+}
+
+// wanNode is a scripted ISP router and another host on the WAN link, in
+// scapy: the router's RA names its global address with the R flag (RFC
+// 6275 7.2), and the host solicits addresses in the prefix.
+const wanNode = `
+import socket, sys
+from scapy.all import Ether, IPv6, ICMPv6ND_RA, ICMPv6ND_NS, ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, sendp
+
+iface, what = sys.argv[1], sys.argv[2]
+if what == "ra":
+    sendp(Ether(dst="33:33:00:00:00:01") / IPv6(src="fe80::1", dst="ff02::1", hlim=255) /
+          ICMPv6ND_RA(routerlifetime=1800) /
+          ICMPv6NDOptPrefixInfo(prefix="2001:db8:aaaa::1", prefixlen=64, L=1, A=1, R=1,
+                                validlifetime=86400, preferredlifetime=14400),
+          iface=iface, verbose=False)
+elif what == "ns":
+    tgt = sys.argv[3]
+    b = socket.inet_pton(socket.AF_INET6, tgt)
+    mac = "02:00:00:00:99:99"
+    sendp(Ether(src=mac, dst="33:33:ff:%02x:%02x:%02x" % (b[13], b[14], b[15])) /
+          IPv6(src="fe80::99", dst="ff02::1:ff%02x:%02x%02x" % (b[13], b[14], b[15]), hlim=255) /
+          ICMPv6ND_NS(tgt=tgt) / ICMPv6NDOptSrcLLAddr(lladdr=mac),
+          iface=iface, verbose=False)
+`
+
+// Issue 13 item 10 against the daemon: the ISP router's RA names its global
+// address 2001:db8:aaaa::1 in the WAN prefix with the R flag; the daemon
+// proxies that prefix (NPT outside: auto) and leaves the router's address
+// to it: another host's solicitation for it goes unanswered, one for a LAN
+// host's outside address is answered.
+func TestNDPProxyWANRouterAddress(t *testing.T) {
+	needRoot(t)
+	// The interpreter the script runs with (a python3 earlier in PATH
+	// may be another one, without Debian's scapy).
+	if err := exec.Command("/usr/bin/python3", "-c", "import scapy.all").Run(); err != nil {
+		t.Skipf("needs python3-scapy (make test installs it): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	topo := newNPTLab(t)
+	ispTakesXDPFrames(t, topo)
+	lab := topo.Lab
+	script := filepath.Join(lab.RunDir(), "wan_node.py")
+	if err := os.WriteFile(script, []byte(wanNode), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	send := func(args ...string) {
+		t.Helper()
+		if out, err := lab.Exec(topo.ISP, append([]string{"/usr/bin/python3", script, labkit.ISPIf}, args...)...); err != nil {
+			t.Fatalf("scapy %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := lab.MustExec(topo.CPE, []string{"ip", "-6", "route", "del", "default"}); err != nil {
+		t.Fatal(err)
+	}
+	cli := topo.CLI(xdprouterBin, t)
+	cfg := filepath.Join(lab.RunDir(), "cpe.yaml")
+	config := fmt.Sprintf(`wan: {interface: %s, token: "::feed"}
+lan: [{interface: %s}]
+npt: [{interface: %s, inside: %s, outside: auto, mode: preserve-host}]
+ndp-proxy: [{interface: %s, prefixes: [auto]}]
+firewall: {mode: "off"}
+`, labkit.CPEWANIf, labkit.CPELANIf, labkit.CPEWANIf, labkit.NPTInside, labkit.CPEWANIf)
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := &ipoeLab{cli: cli, d: startDaemon(t, ctx, cli, cfg, "--detach-on-exit")}
+	send("ra")
+	l.waitStatus(t, ctx, "the WAN address from the ISP's RA", 20*time.Second, func(d labkit.DaemonStatus) bool {
+		return wanAddress(d) == "2001:db8:aaaa::feed/64"
+	})
+	type proxyEntry struct {
+		Prefix  string   `json:"prefix"`
+		Foreign []string `json:"foreign"`
+	}
+	var proxy []proxyEntry
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		res, err := cli.Run(ctx, "status", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			NDPProxy []proxyEntry `json:"ndp_proxy"`
+		}
+		if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil {
+			t.Fatalf("status --json: %v", err)
+		}
+		proxy = st.NDPProxy
+		if len(proxy) == 1 && slices.Equal(proxy[0].Foreign, []string{"2001:db8:aaaa::1"}) {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Errorf("ndp_proxy in status: %+v, want 2001:db8:aaaa::/64 with the router's 2001:db8:aaaa::1 foreign", proxy)
+			break
+		}
+	}
+
+	c0 := mustCounters(t, ctx, cli)
+	send("ns", "2001:db8:aaaa::1")
+	c1 := mustCounters(t, ctx, cli)
+	send("ns", "2001:db8:aaaa::123")
+	c2 := mustCounters(t, ctx, cli)
+	d1, d2 := c1.Sub(c0), c2.Sub(c1)
+	t.Logf("NS for the router's address: %s; for a LAN host's: %s", d1, d2)
+	if d1["pass_ndp_foreign"].Packets != 1 || d1["tx_ndp_na"].Packets != 0 {
+		t.Errorf("NS for the ISP router's 2001:db8:aaaa::1: %s, want it passed as pass_ndp_foreign, unanswered", d1)
+	}
+	if d2["tx_ndp_na"].Packets != 1 {
+		t.Errorf("NS for the LAN host's 2001:db8:aaaa::123: %s, want it answered", d2)
 	}
 }
