@@ -13,10 +13,10 @@ type NPT struct {
 	// prefix it learns, and changes it when the ISP renumbers.
 	Outside     netip.Prefix
 	OutsideAuto bool
-	// Exclude is not read from the file: the router's own WAN address
-	// when Outside contains it (the daemon's WAN address, or for `apply`
-	// the address the kernel has on Interface), so traffic to the router
-	// itself is not translated.
+	// Exclude is not read from the file: the daemon sets it to its WAN
+	// address when Outside contains it, so traffic to the router itself
+	// is not translated. (`apply` finds the router's address on the
+	// interface when it programs the rule: control.excludeOwn.)
 	Exclude netip.Addr
 	Mode    string // "rfc6296" (default) or "preserve-host"
 }
