@@ -72,7 +72,11 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 53
 	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 54
 	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 55
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_NDP_ANYCAST          routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN          routerXdprCounter = 57
+	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE  routerXdprCounter = 58
+	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED      routerXdprCounter = 59
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 60
 )
 
 type routerXdprCounterVal struct {
@@ -155,6 +159,17 @@ type routerXdprNdpEntry struct {
 	_    structs.HostLayout
 	Mode routerXdprNdpMode
 }
+
+type routerXdprNdpForeignEntry struct {
+	_    structs.HostLayout
+	Kind routerXdprNdpForeignKind
+}
+
+type routerXdprNdpForeignKind uint32
+
+const (
+	routerXdprNdpForeignKindXDPR_NDP_FOREIGN_ROUTER routerXdprNdpForeignKind = 1
+)
 
 type routerXdprNdpMode uint32
 
@@ -320,6 +335,7 @@ const (
 	routerMapXdprFeatures            = "xdpr_features"
 	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
 	routerMapXdprIfaces              = "xdpr_ifaces"
+	routerMapXdprNdpForeign          = "xdpr_ndp_foreign"
 	routerMapXdprNdpProxy            = "xdpr_ndp_proxy"
 	routerMapXdprNpt64In             = "xdpr_npt64_in"
 	routerMapXdprNpt64Out            = "xdpr_npt64_out"
@@ -417,6 +433,7 @@ type routerMapSpecs struct {
 	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprNdpForeign  *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
 	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
@@ -482,6 +499,7 @@ type routerMaps struct {
 	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprNdpForeign  *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
 	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.Map `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.Map `ebpf:"xdpr_npt64_out"`
@@ -504,6 +522,7 @@ func (m *routerMaps) Close() error {
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprNdpForeign,
 		m.XdprNdpProxy,
 		m.XdprNpt64In,
 		m.XdprNpt64Out,

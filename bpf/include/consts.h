@@ -69,6 +69,12 @@ enum xdpr_counter {
 	 * a flow it carries through a nat44 tunnel */
 	XDPR_CNT_FWD_NAT44_SNAT,      /* source rewritten to the tunnel's ipv4-address (SNAT, or un-DNAT of a port forward's reply), encapsulated */
 	XDPR_CNT_FWD_NAT44_DNAT,      /* decapsulated, destination rewritten to the LAN host (un-SNAT of a reply, or a port forward's DNAT) */
+	/* NDP proxy: valid NS for a proxied target left unanswered because the
+	 * target is known to be another node's (ndp.h, ndp_elsewhere) */
+	XDPR_CNT_PASS_NDP_ANYCAST,    /* subnet-router anycast (RFC 4291 2.6.1) or reserved anycast (RFC 2526) */
+	XDPR_CNT_PASS_NDP_FOREIGN,    /* a WAN router's own address (RA prefix option with the R flag) */
+	XDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE, /* the router's neighbour table has it on this port at another MAC */
+	XDPR_CNT_PASS_NDP_DAD_UNOWNED,/* prefix mode: DAD probe for a target not known behind a LAN */
 	XDPR_CNT__MAX,
 };
 
@@ -145,6 +151,12 @@ enum xdpr_feature_bit {
 	XDPR_F_NPT_TRIE = 8,
 };
 
+/* Why an address is in xdpr_ndp_foreign (what the control plane learned
+ * about it). */
+enum xdpr_ndp_foreign_kind {
+	XDPR_NDP_FOREIGN_ROUTER = 1, /* a WAN router's address, from a prefix option with the R flag */
+};
+
 /* Which solicitations the NDP proxy answers (ndp.h). */
 enum xdpr_ndp_mode {
 	XDPR_NDP_PREFIX = 0,         /* every target inside the proxied prefix */
@@ -158,6 +170,8 @@ enum xdpr_ndp_mode {
 #define XDPR_TUN_INDEX_MAX 1024
 #define XDPR_MAX_NPT_RULES 1024
 #define XDPR_MAX_NDP_PREFIXES 1024
+/* Addresses in proxied prefixes known to be other nodes' (xdpr_ndp_foreign). */
+#define XDPR_MAX_NDP_FOREIGN 256
 /* NS options walked and summed (8-octet units); longer NS go to the kernel. */
 #define XDPR_NDP_MAX_OPT_UNITS 8
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */

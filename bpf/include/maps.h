@@ -89,6 +89,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_ndp_proxy SEC(".maps");
 
+/* Addresses inside proxied prefixes that other nodes on the link hold (the
+ * WAN routers' global addresses, from Router Advertisements), by (ingress
+ * ifindex, address) with prefixlen 32 + 128: exact matches, so a hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPR_MAX_NDP_FOREIGN);
+	__type(key, struct xdpr_lpm6_key);
+	__type(value, struct xdpr_ndp_foreign_entry);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_ndp_foreign SEC(".maps");
+
 /* One entry: which optional features have anything configured (enum
  * xdpr_feature_bit), and the generation of the cached lookups. An array
  * lookup the verifier inlines, read for ICMPv6 (the NDP proxy) and on ports

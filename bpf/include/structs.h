@@ -89,4 +89,10 @@ struct xdpr_ndp_entry {
 	enum xdpr_ndp_mode mode;
 };
 
+/* Value of xdpr_ndp_foreign: an address another node on the link holds,
+ * which the proxy must leave to it. */
+struct xdpr_ndp_foreign_entry {
+	enum xdpr_ndp_foreign_kind kind;
+};
+
 #endif
