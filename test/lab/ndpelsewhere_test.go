@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -230,11 +229,7 @@ elif what == "ns":
 // host's outside address is answered.
 func TestNDPProxyWANRouterAddress(t *testing.T) {
 	needRoot(t)
-	// The interpreter the script runs with (a python3 earlier in PATH
-	// may be another one, without Debian's scapy).
-	if err := exec.Command("/usr/bin/python3", "-c", "import scapy.all").Run(); err != nil {
-		t.Skipf("needs python3-scapy (make test installs it): %v", err)
-	}
+	labkit.NeedScapy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	topo := newNPTLab(t)
@@ -246,7 +241,7 @@ func TestNDPProxyWANRouterAddress(t *testing.T) {
 	}
 	send := func(args ...string) {
 		t.Helper()
-		if out, err := lab.Exec(topo.ISP, append([]string{"/usr/bin/python3", script, labkit.ISPIf}, args...)...); err != nil {
+		if out, err := lab.Exec(topo.ISP, append([]string{labkit.Python, script, labkit.ISPIf}, args...)...); err != nil {
 			t.Fatalf("scapy %v: %v\n%s", args, err, out)
 		}
 	}
