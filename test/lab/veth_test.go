@@ -250,3 +250,50 @@ func (o *closeOnce) Close() error {
 	return o.c.Close()
 }
 
+// TestVethPeerDaemon: the daemon follows a veth peer that gains and loses
+// NAPI after it started, from the kernel's announcement (no status or
+// attach run in between): host-b's end starts without GRO, so to-b's
+// egress is the kernel's and TCP still works; with GRO on, the daemon moves
+// to-b to the fast path within moments; with GRO off again, back, and TCP
+// goes on working.
+func TestVethPeerDaemon(t *testing.T) {
+	topo, cli, ctx := newLab(t)
+	r := cli.Runner
+	groB := func(on string) {
+		t.Helper()
+		mustRun(t, ctx, r, netlab.InNS(topo.HostB, "ethtool", "-K", labkit.HostIf, "gro", on)...)
+	}
+	groB("off")
+	cfg := writeConfig(t, topo, "config.yaml", labConfig)
+	d := startDaemon(t, ctx, cli, cfg)
+	waitTX := func(path string) {
+		t.Helper()
+		waitFor(t, ctx, cli, labkit.RouterIfB+" on transmit path "+path, func(st labkit.Status) bool {
+			i, ok := st.Interface(labkit.RouterIfB)
+			return st.Daemon != nil && ok && i.TXPath == path
+		})
+	}
+	waitTX("kernel")
+	if !strings.Contains(d.Log(), "tx kernel: veth peer has no NAPI") {
+		t.Errorf("the daemon did not log %s's transmit path", labkit.RouterIfB)
+	}
+	// The gate hands the handshake to the kernel, and XDP would carry
+	// the established flow: toward to-b it cannot.
+	if x := transferDelta(t, ctx, cli, topo, labkit.HostB6.Addr(), "no NAPI on host-b's end"); x.ok && x.c["pass_egress_no_napi"].Packets == 0 {
+		t.Errorf("pass_egress_no_napi did not count")
+	}
+
+	groB("on")
+	waitTX("redirect")
+	if !strings.Contains(d.Log(), "transmit path change, reconciling") {
+		t.Errorf("the daemon's log does not say why it reconciled")
+	}
+	x := transferDelta(t, ctx, cli, topo, labkit.HostB6.Addr(), "GRO on host-b's end")
+	if x.ok && (x.c["fwd_ipv6"].Packets == 0 || x.c["pass_egress_no_napi"].Packets != 0) {
+		t.Errorf("fwd_ipv6 %d, pass_egress_no_napi %d: want the established flow in XDP", x.c["fwd_ipv6"].Packets, x.c["pass_egress_no_napi"].Packets)
+	}
+
+	groB("off")
+	waitTX("kernel")
+	transferDelta(t, ctx, cli, topo, labkit.HostB6.Addr(), "GRO off again")
+}
