@@ -122,15 +122,22 @@ func (d *Dataplane) applyTX(entry *routerXdprIface, path TXPath) error {
 	next := *entry
 	next.TxPath = path.value()
 	if path == TXKernel {
-		prog, err := loadReplyProgram(&d.maps)
-		if err != nil {
-			return err
-		}
-		defer prog.Close()
-		// Ahead of the other TC programs (NPT's would translate an
-		// answer whose destination is in the outside prefix).
-		if _, err := d.attachTCXAt(replyKind, ifindex, prog, ebpf.AttachTCXIngress, link.Head()); err != nil {
-			return err
+		// Every reconcile pass attaches every port again: the program is
+		// loaded (and verified) only when this process has not seen the
+		// link run it yet.
+		pin := d.pinPath(replyKind, ifindex)
+		if !stillVerified(replyKind, pin) {
+			prog, err := loadReplyProgram(&d.maps)
+			if err != nil {
+				return err
+			}
+			defer prog.Close()
+			// Ahead of the other TC programs (NPT's would translate an
+			// answer whose destination is in the outside prefix).
+			if _, err := d.attachTCXAt(replyKind, ifindex, prog, ebpf.AttachTCXIngress, link.Head()); err != nil {
+				return err
+			}
+			remember(pin, replyKind)
 		}
 		if err := d.putIface(next); err != nil {
 			return err
