@@ -180,7 +180,17 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 		if res.Action == "attached" {
 			undo = append(undo, func() error { return dp.Detach(ifname) })
 		}
-		steps = append(steps, Step{What: fmt.Sprintf("attach %s (%s, xdp %s)", ifname, role, res.Mode), Result: res.Action})
+		// How XDP transmits through the port, and why when that costs
+		// the fast path (a veth whose peer has no NAPI): apply prints it,
+		// the daemon logs it with every pass.
+		tx := ""
+		if res.TX != "" {
+			tx = ", tx " + string(res.TX)
+			if res.TXWarning {
+				tx += ": " + res.TXNote
+			}
+		}
+		steps = append(steps, Step{What: fmt.Sprintf("attach %s (%s, xdp %s%s)", ifname, role, res.Mode, tx), Result: res.Action})
 		return nil
 	}
 	if w := cfg.WAN; w != nil {

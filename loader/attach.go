@@ -32,6 +32,12 @@ type AttachResult struct {
 	// BeLiberal is set when this attach turned nf_conntrack_tcp_be_liberal
 	// on (see ensureBeLiberal); the last detach turns it off again.
 	BeLiberal bool
+	// TX is how frames reach the wire through the port, TXNote why;
+	// TXWarning when that costs the fast path or cannot be told (the note
+	// is then in Warning too).
+	TX        TXPath
+	TXNote    string
+	TXWarning bool
 }
 
 // vethChecksumWarning: a local stack sending through a veth leaves the L4
@@ -86,6 +92,9 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 		prev.CtGate == gate.value() && stillVerified(settings, d.linkPin(ifc.Index)) {
 		res, err = d.unchanged(res, ifc, prev)
 		if err == nil {
+			err = d.useTX(&res, &prev)
+		}
+		if err == nil {
 			d.keepLiberal(&res, prev)
 		}
 		return res, err
@@ -110,6 +119,8 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	prev, hadEntry := d.iface(ifc.Index)
 	entry := ifaceEntry(ifc, role, prev.XdpMode, gate)
 	entry.CtLiberal = prev.CtLiberal
+	// What the port has in force until useTX below looks again.
+	entry.TxPath = prev.TxPath
 	// The entry goes in before the link so the first packet already finds it.
 	if err := d.putIface(entry); err != nil {
 		return res, err
@@ -156,9 +167,35 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	res.LinkID = uint32(info.ID)
 	res.ProgramID = uint32(info.Program)
 	res.Action = action
+	if err := d.useTX(&res, &entry); err != nil {
+		return res, err
+	}
 	remember(d.linkPin(ifc.Index), settings)
 	d.keepLiberal(&res, entry)
 	return res, nil
+}
+
+// useTX inspects the port of entry and puts it on the transmit path its
+// peer calls for (see TXPath), recording that in res: a warning when XDP
+// cannot reach the peer or cannot tell, and "updated transmit path" for an
+// otherwise unchanged attachment whose path changed.
+func (d *Dataplane) useTX(res *AttachResult, entry *routerXdprIface) error {
+	plan, err := planTX(int(entry.Ifindex))
+	if err != nil {
+		return err
+	}
+	from := txPathOf(entry.TxPath)
+	if err := d.applyTX(entry, plan.path); err != nil {
+		return fmt.Errorf("%s: transmit path %s: %w", res.Interface, plan.path, err)
+	}
+	res.TX, res.TXNote, res.TXWarning = plan.path, plan.note, plan.warn
+	if plan.warn {
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + plan.note
+	}
+	if from != plan.path && res.Action == "unchanged" {
+		res.Action = "updated transmit path"
+	}
+	return nil
 }
 
 // keepLiberal turns nf_conntrack_tcp_be_liberal on for a gated attachment
@@ -291,11 +328,7 @@ func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (
 		l.Close()
 		return nil, fmt.Errorf("pin link of %q: %w", ifc.Name, err)
 	}
-	if err := d.maps.XdprTxPorts.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
-		_ = l.Unpin()
-		l.Close()
-		return nil, fmt.Errorf("add %q to tx_ports: %w", ifc.Name, err)
-	}
+	// Into xdpr_tx_ports by useTX, once the peer is looked at.
 	return l, nil
 }
 

@@ -72,6 +72,16 @@ static __always_inline __u32 fib_route(struct xdp_md *ctx, struct bpf_fib_lookup
 	return p->ifindex == ingress ? XDPR_CNT_PASS_HAIRPIN : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
 }
 
+/* egress_miss_reason names why a redirect to the port ifindex found no
+ * xdpr_tx_ports entry: the port is not attached, or it is one XDP cannot
+ * transmit to (a veth whose peer has no NAPI), which the loader keeps out
+ * of the map so that the kernel forwards what would be dropped. */
+static __always_inline __u32 egress_miss_reason(__u32 ifindex)
+{
+	return port_tx_path(ifindex) == XDPR_TX_KERNEL ? XDPR_CNT_PASS_EGRESS_NO_NAPI
+						       : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+}
+
 /* fib_redirect looks the route up and, on success, arms a redirect to the
  * egress port and rewrites the Ethernet header. It returns 0 when the packet
  * is to be redirected (the caller still owes the L3 rewrite), or the counter
@@ -92,7 +102,7 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 	/* The low bits of flags are the verdict on a miss, so an egress port
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
 	if (unlikely(bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT))
-		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+		return egress_miss_reason(p->ifindex);
 	eth_set_macs(eth, p->dmac, p->smac);
 	return 0;
 }

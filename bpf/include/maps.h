@@ -238,6 +238,16 @@ static __always_inline int count(struct xdp_md *ctx, __u32 c, int action)
 	return count_len(c, ctx->data_end - ctx->data, action);
 }
 
+/* port_tx_path is how frames reach the wire through the attached port
+ * ifindex (enum xdpr_tx_path). Read only where XDP is about to answer a
+ * packet or a redirect missed, never per forwarded packet. */
+static __always_inline __u8 port_tx_path(__u32 ifindex)
+{
+	struct xdpr_iface *e = bpf_map_lookup_elem(&xdpr_ifaces, &ifindex);
+
+	return e ? e->tx_path : XDPR_TX_XDP;
+}
+
 /* pass hands the packet to the kernel under reason. One out-of-line copy
  * serves all ~30 pass sites: inlined, they made the program five times the
  * size of a bare forwarder and crowded the forward path out of the I-cache. */

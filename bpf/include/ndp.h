@@ -1,7 +1,9 @@
 /* NDP proxy: answers Neighbor Solicitations for targets in proxied prefixes
  * (the NPT outside prefix, typically) with a Neighbor Advertisement built in
- * place and sent back with XDP_TX. Only solicitations that pass RFC 4861
- * 7.1.1 are answered, and only for targets not known to be another node's
+ * place and sent back out of the port: with XDP_TX, on a veth by a redirect
+ * to the port, and on a veth whose peer XDP cannot reach by TC (the port's
+ * tx_path, enum xdpr_tx_path). Only solicitations that pass RFC 4861 7.1.1
+ * are answered, and only for targets not known to be another node's
  * (ndp_elsewhere); everything else goes to the kernel. */
 #ifndef XDPR_NDP_H
 #define XDPR_NDP_H
@@ -223,9 +225,11 @@ static __always_inline __u32 ndp_elsewhere(struct xdp_md *ctx, __u32 ifindex,
  * target (the proxy speaks for it), destination the solicitor or all-nodes
  * for DAD, S set unless DAD, O clear (a proxy must not override the owner,
  * RFC 4861 7.2.8), R clear (the targets are hosts), target link-layer
- * address = the interface MAC. */
-static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int dad)
+ * address = the interface MAC. It sends it out of the port ifindex as the
+ * port's tx_path says. */
+static __always_inline int ndp_reply(struct xdp_md *ctx, __u32 ifindex, const __u8 *mac, int dad)
 {
+	__u8 tx = port_tx_path(ifindex);
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
@@ -251,9 +255,18 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	}
 
 	delta = (int)(sizeof(*eth) + sizeof(*ip6) + NDP_NA_LEN) - (int)(end - data);
-	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+	/* XDP cannot reach this port's peer: the NA leaves through TC, which
+	 * knows it by the metadata in front of it (tc_reply.h). Only XDP
+	 * writes metadata, so no frame from the wire can ask for that. */
+	if (tx == XDPR_TX_KERNEL && bpf_xdp_adjust_meta(ctx, -(int)sizeof(__u32)))
 		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
-	/* adjust_tail invalidated every packet pointer. */
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		/* The NS goes to the kernel as it came. */
+		if (tx == XDPR_TX_KERNEL)
+			bpf_xdp_adjust_meta(ctx, (int)sizeof(__u32));
+		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
+	}
+	/* adjust_meta and adjust_tail invalidated every packet pointer. */
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
@@ -285,6 +298,24 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	for (int i = 0; i < NDP_NA_LEN / 2; i++)
 		sum += ((__u16 *)na)[i];
 	na->csum = ~csum_fold(sum);
+	switch (tx) {
+	case XDPR_TX_KERNEL: {
+		__u32 *meta = (void *)(long)ctx->data_meta;
+
+		if ((void *)(meta + 1) > (void *)(long)ctx->data) /* cannot happen: adjusted above */
+			return count(ctx, XDPR_CNT_PASS_NDP_NO_ROOM, XDP_DROP);
+		*meta = XDPR_META_REPLY;
+		return count(ctx, XDPR_CNT_PASS_NDP_NA_TC, XDP_PASS);
+	}
+	case XDPR_TX_REDIRECT:
+		/* A redirect flushes to the peer's NAPI (XDP_XMIT_FLUSH), where
+		 * XDP_TX would wait for its next run. The port is in
+		 * xdpr_tx_ports with this path; XDP_TX is the fallback. The
+		 * verdict is spelled out: the helper's return value is not
+		 * known to be one, and the caller goes on for a negative. */
+		return count(ctx, XDPR_CNT_TX_NDP_NA_REDIRECT,
+			     bpf_redirect_map(&xdpr_tx_ports, ifindex, XDP_TX) == XDP_REDIRECT ? XDP_REDIRECT : XDP_TX);
+	}
 	return count(ctx, XDPR_CNT_TX_NDP_NA, XDP_TX);
 }
 
@@ -333,7 +364,7 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __
 	 * kernel sees the probe and defends what is the router's own. */
 	if ((kind == 2 || px->mode == XDPR_NDP_LAN_NEIGHBOR) && !ndp_target_behind_lan(ctx, ifindex, &ns->target))
 		return pass(ctx, px->mode == XDPR_NDP_PREFIX ? XDPR_CNT_PASS_NDP_DAD_UNOWNED : XDPR_CNT_PASS_NDP_NO_NEIGH);
-	return ndp_reply(ctx, mac, kind == 2);
+	return ndp_reply(ctx, ifindex, mac, kind == 2);
 }
 
 #endif

@@ -20,6 +20,7 @@ struct xdpr_iface {
 	/* 1: this attachment turned nf_conntrack_tcp_be_liberal on, and the
 	 * last detach turns it off again. */
 	__u8 ct_liberal;
+	__u8 tx_path;    /* enum xdpr_tx_path */
 	char name[16];   /* name at attach time, for humans reading bpftool */
 };
 

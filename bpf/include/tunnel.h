@@ -161,7 +161,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	if (len + TUN_OUTER_LEN > nh->mtu)
 		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
 	if (bpf_redirect_map(&xdpr_tx_ports, nh->ifindex, XDP_PASS) != XDP_REDIRECT)
-		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+		return tun_count(egress_miss_reason(nh->ifindex), rx_len, XDP_PASS);
 	/* Ethernet padding after a short packet must not travel inside the
 	 * tunnel: the kernel would have trimmed it. */
 	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + len);
@@ -302,7 +302,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 	if (p.ifindex == t->ifindex)
 		return tun_count(XDPR_CNT_PASS_HAIRPIN, rx_len, XDP_PASS);
 	if (bpf_redirect_map(&xdpr_tx_ports, p.ifindex, XDP_PASS) != XDP_REDIRECT)
-		return tun_count(XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, rx_len, XDP_PASS);
+		return tun_count(egress_miss_reason(p.ifindex), rx_len, XDP_PASS);
 
 	__u16 mss = t->mtu - 40;
 	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + outer + len);

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/xdprouter/xdprouter/control/sysctl"
+	"github.com/xdprouter/xdprouter/loader/vethnapi"
 )
 
 // Severity of a finding.
@@ -56,11 +57,14 @@ type Link struct {
 	GRO   bool
 	LRO   bool
 	// For a veth: the peer, when it is in this namespace (PeerName set),
-	// or the peer's namespace id when it is elsewhere (PeerOtherNS).
+	// or the peer's namespace id when it is elsewhere (PeerOtherNS), and
+	// whether the peer has NAPI (vethnapi.Yes, No, Unknown), which the
+	// kernel tells wherever the peer is (Linux 6.3 onwards).
 	PeerName    string
 	PeerGRO     bool
 	PeerXDP     string
 	PeerOtherNS bool
+	PeerNAPI    string
 }
 
 // Process is one entry of /proc.
@@ -254,19 +258,23 @@ func checkLinks(sys System, opt Options) []Finding {
 			n++
 		}
 		if l.Type == "veth" {
+			peer := l.PeerName
+			if peer == "" {
+				peer = "PEER"
+			}
 			switch {
-			case l.PeerOtherNS:
-				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace; cannot see whether it has GRO or an XDP program",
-					Why: "a veth delivers XDP-redirected frames only to a peer with NAPI (GRO on or an XDP program)",
+			case l.PeerNAPI == string(vethnapi.No):
+				fix := "ethtool -K " + peer + " gro on"
+				if l.PeerOtherNS {
+					fix = "in the peer's namespace: " + fix
+				}
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer " + peerName(l) + " has neither GRO nor an XDP program (no NAPI)",
+					Why: "XDP cannot transmit to " + l.Name + ": what is routed out of it goes through the kernel, NDP proxy answers through TC, off the fast path",
+					Fix: fix + " (or attach any XDP program to it)"})
+			case l.PeerNAPI != string(vethnapi.Yes) && l.PeerOtherNS:
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace; this kernel does not tell whether it has GRO or an XDP program",
+					Why: "a veth delivers frames from XDP only to a peer with NAPI (GRO on or an XDP program); the router assumes it has",
 					Fix: "in the peer's namespace: ethtool -K PEER gro on"})
-			case l.PeerName != "" && !l.PeerGRO && l.PeerXDP == XDPNone:
-				add(Finding{Severity: sev(Error), Check: "veth-peer", What: "peer " + l.PeerName + " has neither GRO nor an XDP program",
-					Why: "frames XDP redirects to " + l.Name + " are dropped (the kernel forwarded them before attach); XDP_TX answers are lost",
-					Fix: "ethtool -K " + l.PeerName + " gro on"})
-			case l.PeerName != "" && l.PeerXDP == XDPNone:
-				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer " + l.PeerName + " has GRO but no XDP program",
-					Why: "XDP_TX answers (NDP proxy, ICMP errors) wait in the peer's ring until other traffic flushes it",
-					Fix: "attach an XDP program to " + l.PeerName + " (any, e.g. one returning XDP_PASS)"})
 			}
 		}
 		if l.LRO {
@@ -443,4 +451,12 @@ func dnsmasqEnablesRA(sys System, p Process) bool {
 		}
 	}
 	return false
+}
+
+// peerName names a veth's peer for a finding.
+func peerName(l Link) string {
+	if l.PeerName != "" {
+		return l.PeerName
+	}
+	return "(in another network namespace)"
 }
