@@ -22,6 +22,7 @@
 #include "include/npt.h"
 #include "include/ndp.h"
 #include "include/tc_npt.h"
+#include "include/tc_reply.h"
 #include "include/conntrack.h"
 
 /* Per-attachment identity. The loader loads one program instance per
@@ -42,6 +43,8 @@ const enum xdpr_npt_mode xdpr_npt_mode_names __attribute__((unused));
 const enum xdpr_feature_bit xdpr_feature_names __attribute__((unused));
 const enum xdpr_event xdpr_event_names __attribute__((unused));
 const enum xdpr_ct_gate xdpr_ct_gate_names __attribute__((unused));
+const enum xdpr_tx_path xdpr_tx_path_names __attribute__((unused));
+const enum xdpr_meta xdpr_meta_names __attribute__((unused));
 
 /* mb_frame_len is asked when an IP packet reaches past the frame's first
  * buffer (end): either the frame is cut short, or it has more than one

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/loader"
@@ -46,6 +47,19 @@ type Deps struct {
 	// interface that does not exist yet waits, and the rest of the
 	// config goes ahead; without it (`apply`), it is an error.
 	Links Links
+	// Own lists the router's own addresses on an interface. With it
+	// (`apply`), an NPT outside prefix that holds one of the WAN's
+	// addresses excludes it from translation (see excludeOwn); the
+	// daemon leaves it nil: it knows its WAN address from the plan
+	// (resolveLearned), and the kernel may still hold the one a
+	// renumbering is replacing.
+	Own OwnAddrs
+}
+
+// OwnAddrs tells the router's own global IPv6 addresses on an interface;
+// tests pass a fake.
+type OwnAddrs interface {
+	Global(ifname string) ([]netip.Addr, error)
 }
 
 // Links tells whether a network interface exists; tests pass a fake.
@@ -70,6 +84,19 @@ func waitingLANs(cfg *config.Config, deps Deps) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// waitedFor are the interfaces Apply's steps say it waits for: the rest
+// of a pass follows Apply's decision rather than asking again (a link
+// that appeared in between would get addresses but no attach).
+func waitedFor(steps []Step) map[string]string {
+	out := map[string]string{}
+	for _, s := range steps {
+		if s.Result == "waiting" && s.Interface != "" {
+			out[s.Interface] = s.What
+		}
+	}
+	return out
 }
 
 // waitingStep is the step that says a LAN interface is waited for.
@@ -107,6 +134,9 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	// program fails without side effects.
 	nptRules, proxy, err := desiredNPT(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := excludeOwn(nptRules, deps.Own); err != nil {
 		return nil, err
 	}
 	if deps.NPT == nil && (len(nptRules) > 0 || len(proxy) > 0) {
@@ -150,12 +180,21 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 		if res.Action == "attached" {
 			undo = append(undo, func() error { return dp.Detach(ifname) })
 		}
-		what := fmt.Sprintf("attach %s (%s, xdp %s)", ifname, role, res.Mode)
-		if res.Jumbo != "" {
-			// In every reconcile pass's log: what becomes of jumbo frames.
-			what = fmt.Sprintf("attach %s (%s, xdp %s; %s)", ifname, role, res.Mode, res.Jumbo)
+		// How XDP transmits through the port, and why when that costs
+		// the fast path (a veth whose peer has no NAPI), and what becomes
+		// of jumbo frames: apply prints it, the daemon logs it with every
+		// pass.
+		extra := ""
+		if res.TX != "" {
+			extra = ", tx " + string(res.TX)
+			if res.TXWarning {
+				extra += ": " + res.TXNote
+			}
 		}
-		steps = append(steps, Step{What: what, Result: res.Action})
+		if res.Jumbo != "" {
+			extra += "; " + res.Jumbo
+		}
+		steps = append(steps, Step{What: fmt.Sprintf("attach %s (%s, xdp %s%s)", ifname, role, res.Mode, extra), Result: res.Action})
 		return nil
 	}
 	if w := cfg.WAN; w != nil {
@@ -235,4 +274,56 @@ func allMulticast(m Multicast, proxy []loader.NDPProxyEntry) ([]Step, error) {
 		steps = append(steps, Step{What: "all-multicast on " + p.Interface + " (for the NDP proxy)", Result: res})
 	}
 	return steps, nil
+}
+
+// excludeOwn makes each NPT rule exclude the router's own address in its
+// outside prefix, which the kernel answers for: translated, a ping to the
+// router would reach the inside host with the same host bits instead. A
+// rule can exclude one address; an outside prefix holding two of the
+// router's (an address the daemon set and another, or two on the
+// interface) is refused, naming the field, since the second would be
+// translated. rules are desiredNPT's, in the order of cfg.NPT.
+func excludeOwn(rules []loader.NPTRule, own OwnAddrs) error {
+	if own == nil {
+		return nil
+	}
+	addrs := map[string][]netip.Addr{}
+	for i := range rules {
+		r := &rules[i]
+		have, seen := addrs[r.Interface]
+		if !seen {
+			var err error
+			if have, err = own.Global(r.Interface); err != nil {
+				return fmt.Errorf("npt[%d].interface: the router's addresses on %s: %w", i, r.Interface, err)
+			}
+			addrs[r.Interface] = have
+		}
+		var in []netip.Addr
+		if r.Exclude.IsValid() {
+			in = append(in, r.Exclude)
+		}
+		for _, a := range have {
+			if r.Outside.Contains(a) && !slices.Contains(in, a) {
+				in = append(in, a)
+			}
+		}
+		switch {
+		case len(in) == 1:
+			r.Exclude = in[0]
+		case len(in) > 1:
+			return fmt.Errorf("npt[%d].outside: %s holds %d of the router's own addresses on %s (%s); NPT keeps one address "+
+				"of the router out of translation, and traffic to the others would be translated to inside hosts: remove all "+
+				"but one from %s, or choose an outside prefix without them", i, r.Outside, len(in), r.Interface,
+				joinAddrs(in), r.Interface)
+		}
+	}
+	return nil
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }

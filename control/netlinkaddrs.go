@@ -83,3 +83,29 @@ func (NetlinkLinks) Exists(ifname string) (bool, error) {
 	}
 	return true, nil
 }
+
+// NetlinkOwnAddrs is OwnAddrs on the real kernel.
+type NetlinkOwnAddrs struct{}
+
+// Global returns the global IPv6 addresses on ifname, tentative ones
+// included (they become the router's once DAD is done), those that failed
+// DAD not (another node has them).
+func (NetlinkOwnAddrs) Global(ifname string) ([]netip.Addr, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	have, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", ifname, err)
+	}
+	var out []netip.Addr
+	for _, a := range have {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.Scope != unix.RT_SCOPE_UNIVERSE || a.Flags&unix.IFA_F_DADFAILED != 0 {
+			continue
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}

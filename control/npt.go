@@ -54,7 +54,13 @@ func desiredNPT(cfg *config.Config) ([]loader.NPTRule, []loader.NDPProxyEntry, e
 			}
 		}
 		for _, pfx := range prefixes {
-			proxy = append(proxy, loader.NDPProxyEntry{Interface: p.Interface, Prefix: pfx, Mode: mode})
+			e := loader.NDPProxyEntry{Interface: p.Interface, Prefix: pfx, Mode: mode}
+			for _, a := range p.Foreign {
+				if pfx.Contains(a) {
+					e.Foreign = append(e.Foreign, a)
+				}
+			}
+			proxy = append(proxy, e)
 		}
 	}
 	return rules, proxy, nil

@@ -21,6 +21,10 @@ type Plan struct {
 	WANPrefix    learned.Prefix `json:"wan_prefix"`              // the /64 the WAN address is formed in; zero when none
 	WANAddr      Addr6          `json:"wan_address"`             // WAN prefix + wan.token; invalid when either is missing
 	Gateway      netip.Addr     `json:"gateway"`                 // the default router; invalid when none is live
+	// WANRouterAddrs are the WAN routers' global addresses (RA prefix
+	// options with the R flag), live ones: the NDP proxy leaves them to
+	// their owners.
+	WANRouterAddrs []netip.Addr `json:"wan_router_addresses,omitempty"`
 	// Delegated are the delegated prefixes; an unreachable route covers
 	// each, so /64s no LAN uses are not routed back out of the WAN.
 	Delegated []learned.Prefix `json:"delegated,omitempty"`
@@ -119,6 +123,11 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		p.WANPrefix = chooseWANPrefix(ra.Prefixes, p.Gateway, in.Learned.WANPrefix, now)
 		p.MTU = ra.MTU
 		p.DNSSL = ra.DNSSL
+		for _, a := range ra.RouterAddrs {
+			if a.Until.After(now) {
+				p.WANRouterAddrs = append(p.WANRouterAddrs, a.Addr)
+			}
+		}
 		for _, s := range ra.DNS {
 			if s.Until.After(now) {
 				p.DNS = addServer(p.DNS, s)

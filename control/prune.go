@@ -88,11 +88,7 @@ func ApplyInputs(in Inputs, plan Plan, deps Deps) ([]Step, error) {
 	if deps.Net6 != nil {
 		// Addresses on a LAN interface that does not exist yet wait
 		// with it (Apply said so); the pass after it appears adds them.
-		waiting, err := waitingLANs(cfg, deps)
-		if err != nil {
-			return steps, err
-		}
-		s, err := applyNet6(plan.without(waiting), deps.Net6, time.Now())
+		s, err := applyNet6(plan.without(waitedFor(steps)), deps.Net6, time.Now())
 		steps = append(steps, s...)
 		if err != nil {
 			return steps, err

@@ -67,13 +67,23 @@ func resolveLearned(cfg *config.Config, p Plan, remotes map[string]learned.Remot
 				continue
 			}
 			n.Outside, n.OutsideAuto = w.Masked(), false
-			if p.WANAddr.IsValid() && n.Outside.Contains(p.WANAddr.Prefix.Addr()) {
-				n.Exclude = p.WANAddr.Prefix.Addr()
-			}
+		}
+		// Learned or static, an outside prefix that holds the router's
+		// WAN address must not translate it: packets to the router
+		// would go to the inside host with the same host bits (issue
+		// 13 item 10). Checked on every pass, since the address comes
+		// with an RA long after the config was read.
+		if w := p.WANAddr.Prefix.Addr(); p.WANAddr.IsValid() && n.Interface == p.WANInterface && n.Outside.Contains(w) {
+			n.Exclude = w
 		}
 		out.NPT = append(out.NPT, n)
 	}
 	out.NDPProxy = slices.Clone(cfg.NDPProxy)
+	for i, n := range out.NDPProxy {
+		if n.Interface == p.WANInterface {
+			out.NDPProxy[i].Foreign = slices.Clone(p.WANRouterAddrs)
+		}
+	}
 	for i, n := range out.NDPProxy {
 		if !n.Auto || slices.ContainsFunc(out.NPT, func(r config.NPT) bool { return r.Interface == n.Interface }) {
 			continue // no auto, or auto = the NPT outside prefixes, expanded by Apply

@@ -133,3 +133,49 @@ func TestApplyMissingLANIsAnError(t *testing.T) {
 		t.Errorf("apply with l2 missing: %v, want an error naming lan[1]", err)
 	}
 }
+
+// appearingLinks says l2 is missing the first time it is asked, and there
+// from then on: a LAN that appears during a pass.
+type appearingLinks struct {
+	fakeLinks
+	asked map[string]int
+}
+
+func (a *appearingLinks) Exists(ifname string) (bool, error) {
+	a.mu.Lock()
+	a.asked[ifname]++
+	first := a.asked[ifname] == 1
+	a.mu.Unlock()
+	return !(ifname == "l2" && first), nil
+}
+
+// One pass decides once which LANs it waits for: a LAN that appears
+// between the attach steps and the address steps gets neither in that
+// pass (the next pass, which the link watcher asks for, does both), never
+// addresses on an interface the pass did not attach.
+func TestApplyInputsDecidesWaitingOnce(t *testing.T) {
+	links := &appearingLinks{asked: map[string]int{}}
+	dp := &fakeDP{attached: map[string]loader.Role{}}
+	n6 := newFakeNet6()
+	deps := Deps{DP: dp, Addrs: &fakeAddrs{have: map[string]bool{}}, Net6: n6, Links: links}
+	now := time.Now()
+	in := Inputs{Config: parse(t, twoLANsPD), Learned: Learned{PD: pdOf(now, "2001:db8:100:ab00::/56")}}
+	steps, err := applyNow(in, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(steps, func(s Step) bool { return s.Result == "waiting" && s.Interface == "l2" }) {
+		t.Fatalf("the pass did not wait for l2: %v", steps)
+	}
+	if _, ok := dp.attached["l2"]; ok {
+		t.Errorf("l2 attached in the pass that waits for it")
+	}
+	for _, a := range n6.addrList() {
+		if strings.HasPrefix(a, "l2 ") {
+			t.Errorf("address %s installed on l2 in the pass that waits for it (not attached)", a)
+		}
+	}
+	if n := links.asked["l2"]; n != 1 {
+		t.Errorf("the pass looked l2 up %d times, want once", n)
+	}
+}

@@ -35,6 +35,12 @@ type AttachResult struct {
 	// BeLiberal is set when this attach turned nf_conntrack_tcp_be_liberal
 	// on (see ensureBeLiberal); the last detach turns it off again.
 	BeLiberal bool
+	// TX is how frames reach the wire through the port, TXNote why;
+	// TXWarning when that costs the fast path or cannot be told (the note
+	// is then in Warning too).
+	TX        TXPath
+	TXNote    string
+	TXWarning bool
 }
 
 // vethChecksumWarning: a local stack sending through a veth leaves the L4
@@ -89,11 +95,10 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 		prev.CtGate == gate.value() && stillVerified(settings, d.linkPin(ifc.Index)) {
 		res, err = d.unchanged(res, ifc, prev)
 		if err == nil {
+			err = d.useTX(&res, &prev, ifc.MTU)
+		}
+		if err == nil {
 			d.keepLiberal(&res, prev)
-			if ifc.MTU > SingleBufferMTU {
-				mb, whyNot := TransmitsMultiBuffer(ifc.Index)
-				res.Jumbo = jumboNote(ifc.MTU, mb, whyNot)
-			}
 		}
 		return res, err
 	}
@@ -117,6 +122,8 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	prev, hadEntry := d.iface(ifc.Index)
 	entry := ifaceEntry(ifc, role, prev.XdpMode, gate)
 	entry.CtLiberal = prev.CtLiberal
+	// What the port has in force until useTX below looks again.
+	entry.TxPath = prev.TxPath
 	// The entry goes in before the link so the first packet already finds it.
 	if err := d.putIface(entry); err != nil {
 		return res, err
@@ -138,17 +145,6 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 		return res, err
 	}
 	defer l.Close()
-	// On every attach, not only a new link's: a link an older version
-	// made predates xdpr_tx_ports_mb.
-	mb, whyNot, err := putTxPort(&d.maps, ifc.Index)
-	if err != nil {
-		if action == "attached" || action == "reattached" {
-			_ = l.Unpin()
-		}
-		undo()
-		return res, fmt.Errorf("%q: %w", ifname, err)
-	}
-	res.Jumbo = jumboNote(ifc.MTU, mb, whyNot)
 
 	attachMode, err := xdpAttachMode(ifc.Index)
 	if err != nil {
@@ -177,9 +173,40 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	res.LinkID = uint32(info.ID)
 	res.ProgramID = uint32(info.Program)
 	res.Action = action
+	if err := d.useTX(&res, &entry, ifc.MTU); err != nil {
+		return res, err
+	}
 	remember(d.linkPin(ifc.Index), settings)
 	d.keepLiberal(&res, entry)
 	return res, nil
+}
+
+// useTX inspects the port of entry and puts it on the transmit path its
+// peer calls for (see TXPath) and into the devmaps that path and its
+// driver call for, on every attach, an unchanged one's too (a link of an
+// older version predates xdpr_tx_ports_mb). It records that in res: a
+// warning when XDP cannot reach the peer or cannot tell, "updated
+// transmit path" for an otherwise unchanged attachment whose path changed,
+// and what becomes of frames beyond one buffer at the port's mtu.
+func (d *Dataplane) useTX(res *AttachResult, entry *routerXdprIface, mtu int) error {
+	plan, err := planTX(int(entry.Ifindex))
+	if err != nil {
+		return err
+	}
+	from := txPathOf(entry.TxPath)
+	mb, whyNot, err := d.applyTX(entry, plan.path)
+	if err != nil {
+		return fmt.Errorf("%s: transmit path %s: %w", res.Interface, plan.path, err)
+	}
+	res.Jumbo = jumboNote(mtu, plan.path, mb, whyNot)
+	res.TX, res.TXNote, res.TXWarning = plan.path, plan.note, plan.warn
+	if plan.warn {
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + plan.note
+	}
+	if from != plan.path && res.Action == "unchanged" {
+		res.Action = "updated transmit path"
+	}
+	return nil
 }
 
 // keepLiberal turns nf_conntrack_tcp_be_liberal on for a gated attachment
@@ -327,26 +354,8 @@ func (d *Dataplane) newLink(ifc *net.Interface, prog *ebpf.Program, mode Mode) (
 		l.Close()
 		return nil, "", fmt.Errorf("pin link of %q: %w", ifc.Name, err)
 	}
+	// Into the devmaps by useTX, once the peer is looked at.
 	return l, fallback, nil
-}
-
-// SingleBufferMTU is the largest MTU whose frames XDP gets in one buffer on
-// a veth (a 4 KiB page less headroom and skb_shared_info; drivers differ a
-// little). Beyond it the program works multi-buffer (xdp.frags).
-const SingleBufferMTU = 3498
-
-// jumboNote is what attach says about an MTU beyond one buffer: whether
-// frames larger than one buffer, routed out of this port, are redirected
-// in XDP or left to the kernel (whyNot: why the port cannot send them).
-func jumboNote(mtu int, mb bool, whyNot string) string {
-	switch {
-	case mtu <= SingleBufferMTU:
-		return ""
-	case mb:
-		return fmt.Sprintf("MTU %d: frames beyond one buffer are forwarded multi-buffer in XDP", mtu)
-	}
-	return fmt.Sprintf("MTU %d: frames beyond one buffer routed out of it are left to the kernel "+
-		"(counted as pass_mb_egress): %s", mtu, whyNot)
 }
 
 // sameProgram compares by tag (a hash of the instructions), which is what

@@ -81,7 +81,7 @@ func (b *BenchRouter) AddPortGate(ifindex int, name string, mac net.HardwareAddr
 	if err := b.maps.XdprIfaces.Put(uint32(ifindex), ifaceEntry(ifc, role, routerXdprXdpModeXDPR_MODE_NATIVE, gate)); err != nil {
 		return fmt.Errorf("record interface %d in xdpr_ifaces: %w", ifindex, err)
 	}
-	_, _, err = putTxPort(b.maps, ifindex)
+	_, _, err = setTxPorts(b.maps, ifindex, TXXDP)
 	return err
 }
 

@@ -184,7 +184,7 @@ func newRouterLab(t testing.TB) *routerLab {
 			if err := rl.maps.XdprIfaces.Put(uint32(ifc.Index), v); err != nil {
 				return fmt.Errorf("xdpr_ifaces[%s]: %w", li.name, err)
 			}
-			if _, _, err := putTxPort(rl.maps, ifc.Index); err != nil {
+			if _, _, err := setTxPorts(rl.maps, ifc.Index, TXXDP); err != nil {
 				return fmt.Errorf("%s: %w", li.name, err)
 			}
 		}

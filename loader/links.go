@@ -34,6 +34,12 @@ func unpinLink(pin string) error {
 // XDP attach it is idempotent: an existing link keeps running the same
 // program ("unchanged") or gets the new one atomically ("replaced program").
 func (d *Dataplane) attachTCX(kind string, ifindex int, prog *ebpf.Program, hook ebpf.AttachType) (string, error) {
+	return d.attachTCXAt(kind, ifindex, prog, hook, nil)
+}
+
+// attachTCXAt is attachTCX with the place of a new link among the hook's
+// programs (nil: last).
+func (d *Dataplane) attachTCXAt(kind string, ifindex int, prog *ebpf.Program, hook ebpf.AttachType, anchor link.Anchor) (string, error) {
 	pin := d.pinPath(kind, ifindex)
 	if old, err := link.LoadPinnedLink(pin, nil); err == nil {
 		defer old.Close()
@@ -56,7 +62,7 @@ func (d *Dataplane) attachTCX(kind string, ifindex int, prog *ebpf.Program, hook
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("load pinned link %s: %w", pin, err)
 	}
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: hook})
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: hook, Anchor: anchor})
 	if err != nil {
 		return "", fmt.Errorf("attach tcx %s to ifindex %d: %w", kind, ifindex, err)
 	}

@@ -9,7 +9,11 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -18,13 +22,29 @@ import (
 type ndpTestEntry struct {
 	ifname, prefix string
 	mode           NDPMode
+	foreign        []string // addresses other nodes on the link hold
 }
 
 var ndpTestEntries = []ndpTestEntry{
-	{"wan0", "3fff:64:1:2::/64", NDPPrefix},     // an NPT outside prefix (auto)
-	{"wan0", "2001:db8:1::/64", NDPLANNeighbor}, // a /64 shared by WAN and LAN
-	{"wan0", "3fff:48:1::/48", NDPLANNeighbor},  // NPT outside, neighbour looked up inside
-	{"lan0", "3fff:9999::/64", NDPPrefix},       // another interface's entry
+	// An NPT outside prefix (auto); ::1 is the ISP router's (an RA's R flag).
+	{"wan0", "3fff:64:1:2::/64", NDPPrefix, []string{"3fff:64:1:2::1"}},
+	{"wan0", "2001:db8:1::/64", NDPLANNeighbor, nil}, // a /64 shared by WAN and LAN
+	{"wan0", "3fff:48:1::/48", NDPLANNeighbor, nil},  // NPT outside, neighbour looked up inside
+	{"lan0", "3fff:9999::/64", NDPPrefix, nil},       // another interface's entry
+	// wan0's own subnet, on-link there: the router's neighbour table
+	// knows who on the WAN holds what (wanNeighbours).
+	{"wan0", "2001:db8:2::/64", NDPPrefix, nil},
+}
+
+// wanNeighbours are neighbour entries on wan0 (2001:db8:2::/64) in the
+// states bpf_fib_lookup takes as resolved and in some it does not; the
+// lab's own 2001:db8:2::2 is PERMANENT.
+var wanNeighbours = [][]string{
+	{"2001:db8:2::11", "02:00:00:00:02:09", "stale"},
+	{"2001:db8:2::12", "02:00:00:00:02:09", "reachable"},
+	{"2001:db8:2::13", "02:00:00:00:02:09", "failed"},
+	{"2001:db8:2::14", "", "incomplete"},
+	{"2001:db8:2::15", labIfaceByName("wan0").mac, "stale"}, // at the router's own MAC: not elsewhere
 }
 
 func (rl *routerLab) setNDP(t testing.TB) {
@@ -32,7 +52,20 @@ func (rl *routerLab) setNDP(t testing.TB) {
 	rl.setNPT(t, nptTestRules)
 	var es []NDPProxyEntry
 	for _, e := range ndpTestEntries {
-		es = append(es, NDPProxyEntry{Interface: e.ifname, Prefix: netip.MustParsePrefix(e.prefix), Mode: e.mode})
+		pe := NDPProxyEntry{Interface: e.ifname, Prefix: netip.MustParsePrefix(e.prefix), Mode: e.mode}
+		for _, a := range e.foreign {
+			pe.Foreign = append(pe.Foreign, netip.MustParseAddr(a))
+		}
+		es = append(es, pe)
+	}
+	for _, n := range wanNeighbours {
+		cmd := []string{"ip", "-6", "neigh", "replace", n[0], "dev", "wan0", "nud", n[2]}
+		if n[1] != "" {
+			cmd = append(cmd, "lladdr", n[1])
+		}
+		if err := rl.lab.MustExec(rl.ns, cmd); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d := &Dataplane{maps: *rl.maps}
 	if err := rl.lab.Do(rl.ns, func() error { return d.SyncNDPProxy(es) }); err != nil {
@@ -198,6 +231,40 @@ func ndpCases(t *testing.T) []ndpCase {
 	// An NPT outside address: the neighbour is looked up at its inside
 	// address (fd48:1:2::... routed to the LAN host).
 	add("lan-neighbor via npt", nsSpec{target: "3fff:48:1:0:1::5"}, true, "tx_ndp_na")
+	// Addresses other WAN nodes hold (issue 13 item 10): never answered,
+	// DAD probes least of all, which would make their owner give them up.
+	// The subnet-router anycast address and RFC 2526's reserved ones
+	// (u bit clear) are the link's routers'.
+	add("subnet-router anycast", nsSpec{target: "3fff:64:1:2::"}, false, "pass_ndp_anycast")
+	add("subnet-router anycast, global source", nsSpec{target: "3fff:64:1:2::", src: "2001:db8:2::2"}, false, "pass_ndp_anycast")
+	add("subnet-router anycast, dad", nsSpec{target: "3fff:64:1:2::", src: "::", noOpts: true}, false, "pass_ndp_anycast")
+	add("subnet-router anycast of a /64 in a /48", nsSpec{target: "3fff:48:1:7::"}, false, "pass_ndp_anycast")
+	add("reserved anycast, lowest", nsSpec{target: "3fff:64:1:2:fdff:ffff:ffff:ff80"}, false, "pass_ndp_anycast")
+	add("reserved anycast, mobile ipv6 home agents", nsSpec{target: "3fff:64:1:2:fdff:ffff:ffff:fffe"}, false, "pass_ndp_anycast")
+	add("reserved anycast, highest", nsSpec{target: "3fff:64:1:2:fdff:ffff:ffff:ffff"}, false, "pass_ndp_anycast")
+	add("below the reserved anycast range", nsSpec{target: "3fff:64:1:2:fdff:ffff:ffff:ff7f"}, true, "tx_ndp_na")
+	add("reserved range with the u bit set", nsSpec{target: "3fff:64:1:2:ffff:ffff:ffff:ff80"}, true, "tx_ndp_na")
+	add("interface identifier ::1", nsSpec{target: "3fff:64:1:2::2"}, true, "tx_ndp_na")
+	// The ISP router's global address, learned from its RA (R flag).
+	add("wan router's address", nsSpec{target: "3fff:64:1:2::1"}, false, "pass_ndp_foreign")
+	add("wan router's address, dad", nsSpec{target: "3fff:64:1:2::1", src: "::", noOpts: true}, false, "pass_ndp_foreign")
+	// The router's neighbour table on wan0.
+	add("wan neighbour, permanent", nsSpec{target: "2001:db8:2::2"}, false, "pass_ndp_neigh_elsewhere")
+	add("wan neighbour, permanent, dad", nsSpec{target: "2001:db8:2::2", src: "::", noOpts: true}, false, "pass_ndp_neigh_elsewhere")
+	add("wan neighbour, stale", nsSpec{target: "2001:db8:2::11"}, false, "pass_ndp_neigh_elsewhere")
+	add("wan neighbour, reachable", nsSpec{target: "2001:db8:2::12"}, false, "pass_ndp_neigh_elsewhere")
+	add("wan neighbour, failed", nsSpec{target: "2001:db8:2::13"}, true, "tx_ndp_na")
+	add("wan neighbour, incomplete", nsSpec{target: "2001:db8:2::14"}, true, "tx_ndp_na")
+	add("wan neighbour at our own mac", nsSpec{target: "2001:db8:2::15"}, true, "tx_ndp_na")
+	add("no wan neighbour", nsSpec{target: "2001:db8:2::77"}, true, "tx_ndp_na")
+	// DAD in prefix mode: answered only for a target known behind a LAN
+	// (3fff:64:1:2::abcd above: its inside address is routed to a LAN
+	// neighbour). Nothing behind a LAN has 2001:db8:2::77; a node on the
+	// WAN may be making it its own.
+	add("dad, not behind a lan", nsSpec{target: "2001:db8:2::77", src: "::", noOpts: true}, false, "pass_ndp_dad_unowned")
+	add("dad, not behind a lan, nonce", nsSpec{target: "2001:db8:2::77", src: "::", opts: nonce}, false, "pass_ndp_dad_unowned")
+	add("lan-neighbor dad known", nsSpec{target: "2001:db8:1::2", src: "::", noOpts: true}, true, "tx_ndp_na")
+	add("lan-neighbor dad unknown", nsSpec{target: "2001:db8:1::99", src: "::", noOpts: true}, false, "pass_ndp_no_neigh")
 	ns := nsSpec{target: "3fff:9999::1", srcMAC: mustMAC(labIfaceByName("lan0").peerMAC)}.build(t)
 	cs = append(cs, ndpCase{name: "other interface's prefix", ingress: "wan0", frame: nsSpec{target: "3fff:9999::1"}.build(t), counter: "pass_l2_multicast"})
 	cs = append(cs, ndpCase{name: "on the interface of the prefix", ingress: "lan0", frame: ns, answer: true, counter: "tx_ndp_na"})
@@ -313,9 +380,69 @@ func TestDeleteByIfindex(t *testing.T) {
 		if len(es) != 1 || es[0].Interface != "lan0" {
 			t.Errorf("proxy entries left: %+v, want only lan0's", es)
 		}
+		if n := mustMapLen(t, rl.maps.XdprNdpForeign); n != 0 {
+			t.Errorf("%d foreign addresses left, want wan0's gone", n)
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func mustMapLen(t *testing.T, m *ebpf.Map) int {
+	t.Helper()
+	n, err := mapLen(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The foreign addresses of a proxied prefix are read back with it, and
+// go with it; one outside its prefix is refused before anything is written.
+func TestNDPProxyForeign(t *testing.T) {
+	rl := newRouterLab(t)
+	d := &Dataplane{maps: *rl.maps}
+	a1, a2 := netip.MustParseAddr("3fff:64:1:2::1"), netip.MustParseAddr("3fff:64:1:2::2")
+	pfx := netip.MustParsePrefix("3fff:64:1:2::/64")
+	sync := func(es ...NDPProxyEntry) error {
+		return rl.lab.Do(rl.ns, func() error { return d.SyncNDPProxy(es) })
+	}
+	read := func() []NDPProxyEntry {
+		var es []NDPProxyEntry
+		if err := rl.lab.Do(rl.ns, func() error {
+			var err error
+			es, err = d.NDPProxyEntries()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	if err := sync(NDPProxyEntry{Interface: "wan0", Prefix: pfx, Mode: NDPPrefix, Foreign: []netip.Addr{a2, a1}}); err != nil {
+		t.Fatal(err)
+	}
+	if es := read(); len(es) != 1 || !slices.Equal(es[0].Foreign, []netip.Addr{a1, a2}) {
+		t.Errorf("read back %+v, want %v and %v foreign", es, a1, a2)
+	}
+	if err := sync(NDPProxyEntry{Interface: "wan0", Prefix: pfx, Mode: NDPPrefix, Foreign: []netip.Addr{a2}}); err != nil {
+		t.Fatal(err)
+	}
+	if es := read(); len(es) != 1 || !slices.Equal(es[0].Foreign, []netip.Addr{a2}) {
+		t.Errorf("read back %+v, want only %v foreign", es, a2)
+	}
+	err := sync(NDPProxyEntry{Interface: "wan0", Prefix: pfx, Mode: NDPPrefix, Foreign: []netip.Addr{netip.MustParseAddr("3fff:64:1:3::1")}})
+	if err == nil || !strings.Contains(err.Error(), "outside 3fff:64:1:2::/64") {
+		t.Errorf("foreign address outside the prefix: %v", err)
+	}
+	if es := read(); len(es) != 1 || !slices.Equal(es[0].Foreign, []netip.Addr{a2}) {
+		t.Errorf("after the refused sync: %+v, want it unchanged", es)
+	}
+	if err := sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := mustMapLen(t, rl.maps.XdprNdpForeign); n != 0 {
+		t.Errorf("%d foreign addresses left after the proxy went", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 )
 
@@ -45,20 +46,53 @@ type NDPProxyEntry struct {
 	Prefix    netip.Prefix `json:"prefix"`
 	Mode      NDPMode      `json:"-"`
 	ModeName  string       `json:"mode"`
+	// Foreign are addresses in Prefix that other nodes on the link hold
+	// (the WAN routers' global addresses): never answered for, whatever
+	// the mode. Read back, they are the xdpr_ndp_foreign entries of the
+	// interface inside Prefix.
+	Foreign []netip.Addr `json:"foreign,omitempty"`
 }
 
-// SyncNDPProxy makes xdpr_ndp_proxy hold exactly entries.
+// checkForeign says why a cannot be a foreign address of prefix p.
+func checkForeign(p netip.Prefix, a netip.Addr) error {
+	if !a.Is6() || a.Is4In6() || a.Zone() != "" {
+		return fmt.Errorf("foreign address %v is not a plain IPv6 address", a)
+	}
+	if !p.Contains(a) {
+		return fmt.Errorf("foreign address %v is outside %v", a, p)
+	}
+	return nil
+}
+
+// SyncNDPProxy makes xdpr_ndp_proxy hold exactly entries, and
+// xdpr_ndp_foreign exactly their foreign addresses.
 func (d *Dataplane) SyncNDPProxy(entries []NDPProxyEntry) (err error) {
 	// Also after a failure part way: the map may have changed.
 	defer func() { err = errors.Join(err, d.syncFeatures()) }()
 	want := map[routerXdprLpm6Key]bool{}
+	foreign := map[routerXdprLpm6Key]bool{}
 	for _, e := range entries {
 		if !e.Prefix.Addr().Is6() || e.Prefix.Masked() != e.Prefix {
 			return fmt.Errorf("ndp proxy on %s: %v is not an IPv6 prefix with host bits zero", e.Interface, e.Prefix)
 		}
+		for _, a := range e.Foreign {
+			if err := checkForeign(e.Prefix, a); err != nil {
+				return fmt.Errorf("ndp proxy on %s: %w", e.Interface, err)
+			}
+		}
 		ifindex, err := ifindexByName(e.Interface)
 		if err != nil {
 			return fmt.Errorf("ndp proxy for %v: %w", e.Prefix, err)
+		}
+		// Foreign addresses first: the prefix is never proxied without
+		// its exceptions.
+		for _, a := range e.Foreign {
+			k := lpmKey(ifindex, netip.PrefixFrom(a, 128))
+			v := routerXdprNdpForeignEntry{Kind: routerXdprNdpForeignKindXDPR_NDP_FOREIGN_ROUTER}
+			if err := d.maps.XdprNdpForeign.Put(k, v); err != nil {
+				return fmt.Errorf("xdpr_ndp_foreign[%s %v]: %w", e.Interface, a, err)
+			}
+			foreign[k] = true
 		}
 		k := lpmKey(ifindex, e.Prefix)
 		if err := d.maps.XdprNdpProxy.Put(k, routerXdprNdpEntry{Mode: routerXdprNdpMode(e.Mode)}); err != nil {
@@ -66,7 +100,10 @@ func (d *Dataplane) SyncNDPProxy(entries []NDPProxyEntry) (err error) {
 		}
 		want[k] = true
 	}
-	return deleteUnwanted(d.maps.XdprNdpProxy, nil, want)
+	if err := deleteUnwanted(d.maps.XdprNdpProxy, nil, want); err != nil {
+		return err
+	}
+	return deleteUnwanted(d.maps.XdprNdpForeign, nil, foreign)
 }
 
 // NDPProxyEntries reads the proxied prefixes back.
@@ -89,5 +126,24 @@ func (d *Dataplane) NDPProxyEntries() ([]NDPProxyEntry, error) {
 		return nil, fmt.Errorf("read xdpr_ndp_proxy: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Prefix.String() < out[j].Prefix.String() })
+	if d.maps.XdprNdpForeign == nil {
+		return out, nil
+	}
+	var fv routerXdprNdpForeignEntry
+	fit := d.maps.XdprNdpForeign.Iterate()
+	for fit.Next(&k, &fv) {
+		a := keyPrefix(k).Addr()
+		for i := range out {
+			if out[i].Ifindex == int(k.Ifindex) && out[i].Prefix.Contains(a) {
+				out[i].Foreign = append(out[i].Foreign, a)
+			}
+		}
+	}
+	if err := fit.Err(); err != nil {
+		return nil, fmt.Errorf("read xdpr_ndp_foreign: %w", err)
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Foreign, netip.Addr.Compare)
+	}
 	return out, nil
 }

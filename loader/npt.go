@@ -292,6 +292,7 @@ func (d *Dataplane) deleteEntriesOf(ifindex int) error {
 		{d.maps.XdprNptIn, d.maps.XdprNpt64In},
 		{d.maps.XdprNptOut, d.maps.XdprNpt64Out},
 		{d.maps.XdprNdpProxy, nil},
+		{d.maps.XdprNdpForeign, nil},
 	} {
 		m := mm.m
 		var (

@@ -42,39 +42,47 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_FIB_OTHER            routerXdprCounter = 23
 	routerXdprCounterXDPR_CNT_PASS_HAIRPIN              routerXdprCounter = 24
 	routerXdprCounterXDPR_CNT_PASS_EGRESS_NOT_ATTACHED  routerXdprCounter = 25
-	routerXdprCounterXDPR_CNT_TUN_ENCAP                 routerXdprCounter = 26
-	routerXdprCounterXDPR_CNT_TUN_DECAP                 routerXdprCounter = 27
-	routerXdprCounterXDPR_CNT_TUN_ICMP_FRAG_NEEDED      routerXdprCounter = 28
-	routerXdprCounterXDPR_CNT_DROP_TUN_ICMP_RATELIMIT   routerXdprCounter = 29
-	routerXdprCounterXDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT routerXdprCounter = 30
-	routerXdprCounterXDPR_CNT_DROP_TUN_ECN              routerXdprCounter = 31
-	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE         routerXdprCounter = 32
-	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44            routerXdprCounter = 33
-	routerXdprCounterXDPR_CNT_TUN_NO_ROOM               routerXdprCounter = 34
-	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT              routerXdprCounter = 35
-	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT              routerXdprCounter = 36
-	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE       routerXdprCounter = 37
-	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED        routerXdprCounter = 38
-	routerXdprCounterXDPR_CNT_TX_NDP_NA                 routerXdprCounter = 39
-	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 40
-	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 41
-	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 42
-	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 43
-	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 44
-	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 45
-	routerXdprCounterXDPR_CNT_PASS_CT_NEW               routerXdprCounter = 46
-	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED         routerXdprCounter = 47
-	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS         routerXdprCounter = 48
-	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE         routerXdprCounter = 49
-	routerXdprCounterXDPR_CNT_PASS_CT_PROTO             routerXdprCounter = 50
-	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 51
-	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 52
-	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 53
-	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 54
-	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 55
-	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 56
-	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 57
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 58
+	routerXdprCounterXDPR_CNT_PASS_EGRESS_NO_NAPI       routerXdprCounter = 26
+	routerXdprCounterXDPR_CNT_TUN_ENCAP                 routerXdprCounter = 27
+	routerXdprCounterXDPR_CNT_TUN_DECAP                 routerXdprCounter = 28
+	routerXdprCounterXDPR_CNT_TUN_ICMP_FRAG_NEEDED      routerXdprCounter = 29
+	routerXdprCounterXDPR_CNT_DROP_TUN_ICMP_RATELIMIT   routerXdprCounter = 30
+	routerXdprCounterXDPR_CNT_PASS_ICMP_NO_NAPI         routerXdprCounter = 31
+	routerXdprCounterXDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT routerXdprCounter = 32
+	routerXdprCounterXDPR_CNT_DROP_TUN_ECN              routerXdprCounter = 33
+	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE         routerXdprCounter = 34
+	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44            routerXdprCounter = 35
+	routerXdprCounterXDPR_CNT_TUN_NO_ROOM               routerXdprCounter = 36
+	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT              routerXdprCounter = 37
+	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT              routerXdprCounter = 38
+	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE       routerXdprCounter = 39
+	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED        routerXdprCounter = 40
+	routerXdprCounterXDPR_CNT_TX_NDP_NA                 routerXdprCounter = 41
+	routerXdprCounterXDPR_CNT_TX_NDP_NA_REDIRECT        routerXdprCounter = 42
+	routerXdprCounterXDPR_CNT_PASS_NDP_NA_TC            routerXdprCounter = 43
+	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 44
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 45
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 46
+	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 47
+	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 48
+	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 49
+	routerXdprCounterXDPR_CNT_PASS_CT_NEW               routerXdprCounter = 50
+	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED         routerXdprCounter = 51
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS         routerXdprCounter = 52
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE         routerXdprCounter = 53
+	routerXdprCounterXDPR_CNT_PASS_CT_PROTO             routerXdprCounter = 54
+	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 55
+	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 57
+	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 58
+	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 59
+	routerXdprCounterXDPR_CNT_PASS_NDP_ANYCAST          routerXdprCounter = 60
+	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN          routerXdprCounter = 61
+	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE  routerXdprCounter = 62
+	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED      routerXdprCounter = 63
+	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 64
+	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 65
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 66
 )
 
 type routerXdprCounterVal struct {
@@ -143,7 +151,9 @@ type routerXdprIface struct {
 	Mac       [6]uint8
 	CtGate    uint8
 	CtLiberal uint8
+	TxPath    uint8
 	Name      [16]int8
+	_         [3]byte
 }
 
 type routerXdprLpm6Key struct {
@@ -153,10 +163,27 @@ type routerXdprLpm6Key struct {
 	Addr      [16]uint8
 }
 
+type routerXdprMeta uint32
+
+const (
+	routerXdprMetaXDPR_META_REPLY routerXdprMeta = 2019848816
+)
+
 type routerXdprNdpEntry struct {
 	_    structs.HostLayout
 	Mode routerXdprNdpMode
 }
+
+type routerXdprNdpForeignEntry struct {
+	_    structs.HostLayout
+	Kind routerXdprNdpForeignKind
+}
+
+type routerXdprNdpForeignKind uint32
+
+const (
+	routerXdprNdpForeignKindXDPR_NDP_FOREIGN_ROUTER routerXdprNdpForeignKind = 1
+)
 
 type routerXdprNdpMode uint32
 
@@ -224,7 +251,8 @@ const (
 	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE   routerXdprTcCounter = 9
 	routerXdprTcCounterXDPR_TC_NPT_EXCLUDED      routerXdprTcCounter = 10
 	routerXdprTcCounterXDPR_TC_DROP_NPT_EXCLUDED routerXdprTcCounter = 11
-	routerXdprTcCounterXDPR_TC__MAX              routerXdprTcCounter = 12
+	routerXdprTcCounterXDPR_TC_REPLY             routerXdprTcCounter = 12
+	routerXdprTcCounterXDPR_TC__MAX              routerXdprTcCounter = 13
 )
 
 type routerXdprTokenBucket struct {
@@ -304,6 +332,14 @@ const (
 	routerXdprTunnelFlagXDPR_TUN_F_NAT44 routerXdprTunnelFlag = 1
 )
 
+type routerXdprTxPath uint32
+
+const (
+	routerXdprTxPathXDPR_TX_XDP      routerXdprTxPath = 0
+	routerXdprTxPathXDPR_TX_REDIRECT routerXdprTxPath = 1
+	routerXdprTxPathXDPR_TX_KERNEL   routerXdprTxPath = 2
+)
+
 type routerXdprXdpMode uint32
 
 const (
@@ -322,6 +358,7 @@ const (
 	routerMapXdprFeatures            = "xdpr_features"
 	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
 	routerMapXdprIfaces              = "xdpr_ifaces"
+	routerMapXdprNdpForeign          = "xdpr_ndp_foreign"
 	routerMapXdprNdpProxy            = "xdpr_ndp_proxy"
 	routerMapXdprNpt64In             = "xdpr_npt64_in"
 	routerMapXdprNpt64Out            = "xdpr_npt64_out"
@@ -337,6 +374,7 @@ const (
 	routerMapXdprTxPortsMb           = "xdpr_tx_ports_mb"
 	routerProgXdprMain               = "xdpr_main"
 	routerProgXdprTcDnpt             = "xdpr_tc_dnpt"
+	routerProgXdprTcReply            = "xdpr_tc_reply"
 	routerProgXdprTcSnpt             = "xdpr_tc_snpt"
 	routerProgXdprTunEgress          = "xdpr_tun_egress"
 	routerProgXdprTunIngress         = "xdpr_tun_ingress"
@@ -352,6 +390,7 @@ const (
 	routerVarXdprCtUdpTimeoutMs      = "xdpr_ct_udp_timeout_ms"
 	routerVarXdprEventNames          = "xdpr_event_names"
 	routerVarXdprFeatureNames        = "xdpr_feature_names"
+	routerVarXdprMetaNames           = "xdpr_meta_names"
 	routerVarXdprNptModeNames        = "xdpr_npt_mode_names"
 	routerVarXdprPortCtGate          = "xdpr_port_ct_gate"
 	routerVarXdprPortIfindex         = "xdpr_port_ifindex"
@@ -359,6 +398,7 @@ const (
 	routerVarXdprPortRole            = "xdpr_port_role"
 	routerVarXdprTcCounterNames      = "xdpr_tc_counter_names"
 	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
+	routerVarXdprTxPathNames         = "xdpr_tx_path_names"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -405,6 +445,7 @@ type routerSpecs struct {
 type routerProgramSpecs struct {
 	XdprMain       *ebpf.ProgramSpec `ebpf:"xdpr_main"`
 	XdprTcDnpt     *ebpf.ProgramSpec `ebpf:"xdpr_tc_dnpt"`
+	XdprTcReply    *ebpf.ProgramSpec `ebpf:"xdpr_tc_reply"`
 	XdprTcSnpt     *ebpf.ProgramSpec `ebpf:"xdpr_tc_snpt"`
 	XdprTunEgress  *ebpf.ProgramSpec `ebpf:"xdpr_tun_egress"`
 	XdprTunIngress *ebpf.ProgramSpec `ebpf:"xdpr_tun_ingress"`
@@ -420,6 +461,7 @@ type routerMapSpecs struct {
 	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprNdpForeign  *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
 	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
@@ -451,6 +493,7 @@ type routerVariableSpecs struct {
 	XdprCtUdpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.VariableSpec `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
+	XdprMetaNames           *ebpf.VariableSpec `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.VariableSpec `ebpf:"xdpr_port_ct_gate"`
 	XdprPortIfindex         *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
@@ -458,6 +501,7 @@ type routerVariableSpecs struct {
 	XdprPortRole            *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
 	XdprTcCounterNames      *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
+	XdprTxPathNames         *ebpf.VariableSpec `ebpf:"xdpr_tx_path_names"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -486,6 +530,7 @@ type routerMaps struct {
 	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprNdpForeign  *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
 	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.Map `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.Map `ebpf:"xdpr_npt64_out"`
@@ -509,6 +554,7 @@ func (m *routerMaps) Close() error {
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprNdpForeign,
 		m.XdprNdpProxy,
 		m.XdprNpt64In,
 		m.XdprNpt64Out,
@@ -541,6 +587,7 @@ type routerVariables struct {
 	XdprCtUdpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.Variable `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.Variable `ebpf:"xdpr_feature_names"`
+	XdprMetaNames           *ebpf.Variable `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.Variable `ebpf:"xdpr_port_ct_gate"`
 	XdprPortIfindex         *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
@@ -548,6 +595,7 @@ type routerVariables struct {
 	XdprPortRole            *ebpf.Variable `ebpf:"xdpr_port_role"`
 	XdprTcCounterNames      *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
+	XdprTxPathNames         *ebpf.Variable `ebpf:"xdpr_tx_path_names"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.
@@ -556,6 +604,7 @@ type routerVariables struct {
 type routerPrograms struct {
 	XdprMain       *ebpf.Program `ebpf:"xdpr_main"`
 	XdprTcDnpt     *ebpf.Program `ebpf:"xdpr_tc_dnpt"`
+	XdprTcReply    *ebpf.Program `ebpf:"xdpr_tc_reply"`
 	XdprTcSnpt     *ebpf.Program `ebpf:"xdpr_tc_snpt"`
 	XdprTunEgress  *ebpf.Program `ebpf:"xdpr_tun_egress"`
 	XdprTunIngress *ebpf.Program `ebpf:"xdpr_tun_ingress"`
@@ -565,6 +614,7 @@ func (p *routerPrograms) Close() error {
 	return _RouterClose(
 		p.XdprMain,
 		p.XdprTcDnpt,
+		p.XdprTcReply,
 		p.XdprTcSnpt,
 		p.XdprTunEgress,
 		p.XdprTunIngress,

@@ -33,6 +33,15 @@ type InterfaceStatus struct {
 	// program compares frames against the MAC it was loaded with, so it now
 	// passes everything to the kernel until `attach` runs again.
 	Stale bool `json:"stale,omitempty"`
+	// TXPath is how frames reach the wire through the port (TXPath); the
+	// rest is what the kernel says of it now: TXNote why, TXWarning when
+	// XDP cannot reach a veth's peer or cannot tell, TXStale when the peer
+	// now calls for another path than the one in force (RefreshTX, which
+	// `status` without a daemon, `attach` and the daemon run, moves it).
+	TXPath    TXPath `json:"tx_path"`
+	TXNote    string `json:"tx_note,omitempty"`
+	TXWarning bool   `json:"tx_warning,omitempty"`
+	TXStale   bool   `json:"tx_stale,omitempty"`
 }
 
 // MapStatus describes one pinned map.
@@ -52,7 +61,7 @@ type Status struct {
 	Maps       []MapStatus       `json:"maps"`
 	NPT        []NPTRule         `json:"npt"`
 	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
-	TCLinks    []string          `json:"tc_links"` // pins of the NPT slow-path links
+	TCLinks    []string          `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
 	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
 	// data plane skips the lookups of the others.
 	Features []string `json:"features"`
@@ -60,6 +69,9 @@ type Status struct {
 	// caller's network namespace ("" without conntrack); gated attachments
 	// turn it on.
 	TCPBeLiberal string `json:"nf_conntrack_tcp_be_liberal,omitempty"`
+	// TXChanges are the transmit paths the caller changed before reading
+	// (RefreshTX), for it to report.
+	TXChanges []TXChange `json:"tx_changes,omitempty"`
 }
 
 // TunnelStatus is one programmed tunnel and its slow-path netdev.
@@ -87,11 +99,17 @@ func (d *Dataplane) Status() (Status, error) {
 			CTGate:  string(ctGateOf(v.CtGate)),
 			MAC:     net.HardwareAddr(v.Mac[:]).String(),
 			LinkPin: d.linkPin(int(v.Ifindex)),
+			TXPath:  txPathOf(v.TxPath),
 		}
 		if ifc, err := net.InterfaceByIndex(is.Ifindex); err == nil {
 			is.Present = true
 			is.Name = ifc.Name
 			is.Stale = ifc.HardwareAddr.String() != is.MAC
+			if plan, err := planTX(is.Ifindex); err != nil {
+				is.TXNote, is.TXWarning = err.Error(), true
+			} else {
+				is.TXNote, is.TXWarning, is.TXStale = plan.note, plan.warn, plan.path != is.TXPath
+			}
 		}
 		if l, err := link.LoadPinnedLink(is.LinkPin, nil); err == nil {
 			if info, err := l.Info(); err == nil {

@@ -34,11 +34,18 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_FIB_OTHER,      /* fib: lwt encap, no source address, error */
 	XDPR_CNT_PASS_HAIRPIN,        /* egress == ingress: kernel sends a redirect */
 	XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, /* egress interface not in tx_ports */
+	/* egress is a port XDP cannot transmit to (a veth whose peer has
+	 * neither GRO nor an XDP program, so no NAPI: a redirect would be
+	 * dropped); the kernel forwards it */
+	XDPR_CNT_PASS_EGRESS_NO_NAPI,
 	/* ipip6 tunnels (tunnel.h, icmp.h) */
 	XDPR_CNT_TUN_ENCAP,           /* IPv4 encapsulated in XDP and redirected to the WAN */
 	XDPR_CNT_TUN_DECAP,           /* ipip6 decapsulated in XDP, inner IPv4 redirected */
 	XDPR_CNT_TUN_ICMP_FRAG_NEEDED,/* DF over the tunnel MTU: ICMPv4 3/4 sent back out of the ingress port */
 	XDPR_CNT_DROP_TUN_ICMP_RATELIMIT, /* the same, over the ICMP rate: dropped */
+	/* the same on a port XDP cannot transmit to (veth peer without
+	 * NAPI): passed untouched, the kernel sends the error */
+	XDPR_CNT_PASS_ICMP_NO_NAPI,
 	XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, /* ipip6 for this host from/to no configured pair */
 	XDPR_CNT_DROP_TUN_ECN,        /* outer CE on a not-ECT inner packet (RFC 6040 4.2) */
 	XDPR_CNT_PASS_TUN_OVERSIZE,   /* over the tunnel MTU without DF: the kernel fragments */
@@ -50,6 +57,13 @@ enum xdpr_counter {
 	XDPR_CNT_DROP_NPT_UNMAPPABLE, /* RFC 6296 5.2: every candidate word is 0xffff */
 	XDPR_CNT_DROP_NPT_MALFORMED,  /* preserve-host: L4 checksum not reachable */
 	XDPR_CNT_TX_NDP_NA,           /* proxied NS answered with an NA (XDP_TX) */
+	/* the same on a veth, sent by a redirect to the port: a veth flushes
+	 * XDP_TX frames only to a peer running XDP, a redirect to any peer
+	 * with NAPI */
+	XDPR_CNT_TX_NDP_NA_REDIRECT,
+	/* the same on a veth whose peer has no NAPI, which XDP cannot reach:
+	 * the NA is passed marked, and TC sends it (tc_reply) */
+	XDPR_CNT_PASS_NDP_NA_TC,
 	XDPR_CNT_PASS_NDP_INVALID,    /* NS for a proxied target failing RFC 4861 7.1.1 */
 	XDPR_CNT_PASS_NDP_NO_NEIGH,   /* lan-neighbor mode: target not known behind a LAN */
 	XDPR_CNT_PASS_NDP_NO_ROOM,    /* the frame could not be resized for the NA */
@@ -69,6 +83,12 @@ enum xdpr_counter {
 	 * a flow it carries through a nat44 tunnel */
 	XDPR_CNT_FWD_NAT44_SNAT,      /* source rewritten to the tunnel's ipv4-address (SNAT, or un-DNAT of a port forward's reply), encapsulated */
 	XDPR_CNT_FWD_NAT44_DNAT,      /* decapsulated, destination rewritten to the LAN host (un-SNAT of a reply, or a port forward's DNAT) */
+	/* NDP proxy: valid NS for a proxied target left unanswered because the
+	 * target is known to be another node's (ndp.h, ndp_elsewhere) */
+	XDPR_CNT_PASS_NDP_ANYCAST,    /* subnet-router anycast (RFC 4291 2.6.1) or reserved anycast (RFC 2526) */
+	XDPR_CNT_PASS_NDP_FOREIGN,    /* a WAN router's own address (RA prefix option with the R flag) */
+	XDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE, /* the router's neighbour table has it on this port at another MAC */
+	XDPR_CNT_PASS_NDP_DAD_UNOWNED,/* prefix mode: DAD probe for a target not known behind a LAN */
 	/* Multi-buffer frames (a jumbo MTU): XDP reads only the first buffer
 	 * (xdpr_main, mb_frame_len) */
 	XDPR_CNT_PASS_MB_HEADERS,     /* first buffer shorter than XDPR_MB_LINEAR_MIN, or the transport header beyond it */
@@ -120,7 +140,29 @@ enum xdpr_tc_counter {
 	XDPR_TC_DROP_UNMAPPABLE,    /* NPT: every candidate word is 0xffff */
 	XDPR_TC_NPT_EXCLUDED,       /* ingress: to the router's own outside address, not translated */
 	XDPR_TC_DROP_NPT_EXCLUDED,  /* egress: source would become the router's own address */
+	XDPR_TC_REPLY,              /* ingress: an answer XDP built for a port it cannot transmit to, sent back out */
 	XDPR_TC__MAX,
+};
+
+/* How frames reach the wire through a port (struct xdpr_iface.tx_path),
+ * set by the loader from what the kernel says of the interface. A veth
+ * takes frames from XDP (XDP_TX on it, redirects to it) only into its
+ * peer's NAPI, which exists while the peer has GRO on or an XDP program,
+ * and flushes XDP_TX frames only to a peer running XDP (drivers/net/veth.c:
+ * veth_xdp_xmit, veth_xdp_flush). */
+enum xdpr_tx_path {
+	XDPR_TX_XDP = 0,      /* XDP_TX and redirects: a NIC */
+	XDPR_TX_REDIRECT = 1, /* a veth whose peer has NAPI: answers by redirect, not XDP_TX */
+	/* a veth whose peer has no NAPI: out of xdpr_tx_ports, so what XDP
+	 * would redirect there is the kernel's; answers go through TC */
+	XDPR_TX_KERNEL = 2,
+};
+
+/* The XDP metadata (a __u32 right before the frame) that asks the TC reply
+ * program (tc_reply.h) to send the frame back out of the port it arrived
+ * on. */
+enum xdpr_meta {
+	XDPR_META_REPLY = 0x78647270, /* "xdrp" */
 };
 
 /* Tunnel flags (struct xdpr_tunnel.flags). */
@@ -149,6 +191,12 @@ enum xdpr_feature_bit {
 	XDPR_F_NPT_TRIE = 8,
 };
 
+/* Why an address is in xdpr_ndp_foreign (what the control plane learned
+ * about it). */
+enum xdpr_ndp_foreign_kind {
+	XDPR_NDP_FOREIGN_ROUTER = 1, /* a WAN router's address, from a prefix option with the R flag */
+};
+
 /* Which solicitations the NDP proxy answers (ndp.h). */
 enum xdpr_ndp_mode {
 	XDPR_NDP_PREFIX = 0,         /* every target inside the proxied prefix */
@@ -162,6 +210,8 @@ enum xdpr_ndp_mode {
 #define XDPR_TUN_INDEX_MAX 1024
 #define XDPR_MAX_NPT_RULES 1024
 #define XDPR_MAX_NDP_PREFIXES 1024
+/* Addresses in proxied prefixes known to be other nodes' (xdpr_ndp_foreign). */
+#define XDPR_MAX_NDP_FOREIGN 256
 /* NS options walked and summed (8-octet units); longer NS go to the kernel. */
 #define XDPR_NDP_MAX_OPT_UNITS 8
 /* IPv6 extension headers walked before giving up (counted as EXT_LIMIT). */

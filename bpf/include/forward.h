@@ -72,21 +72,33 @@ static __always_inline __u32 fib_route(struct xdp_md *ctx, struct bpf_fib_lookup
 	return p->ifindex == ingress ? XDPR_CNT_PASS_HAIRPIN : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
 }
 
+/* egress_miss_reason names why a redirect to the port ifindex found no
+ * xdpr_tx_ports entry: the port is not attached, or it is one XDP cannot
+ * transmit to (a veth whose peer has no NAPI), which the loader keeps out
+ * of the map so that the kernel forwards what would be dropped. */
+static __always_inline __u32 egress_miss_reason(__u32 ifindex)
+{
+	return port_tx_path(ifindex) == XDPR_TX_KERNEL ? XDPR_CNT_PASS_EGRESS_NO_NAPI
+						       : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+}
+
 /* redirect_port arms a redirect to the attached port ifindex. A
  * multi-buffer frame (mb) may only leave by a port whose driver can send
  * one (xdpr_tx_ports_mb). It returns 0, or the counter why the kernel gets
- * the frame; then nothing is armed. */
+ * the frame; then nothing is armed. A port on the kernel transmit path is
+ * in neither map (the loader takes it out of xdpr_tx_ports_mb first), so
+ * a frame of any size for it is pass_egress_no_napi. */
 static __always_inline __u32 redirect_port(__u32 ifindex, int mb)
 {
 	/* The low bits of flags are the verdict on a miss, so an egress port
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
 	if (likely(!mb))
 		return bpf_redirect_map(&xdpr_tx_ports, ifindex, XDP_PASS) == XDP_REDIRECT
-			       ? 0 : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+			       ? 0 : egress_miss_reason(ifindex);
 	if (bpf_redirect_map(&xdpr_tx_ports_mb, ifindex, XDP_PASS) == XDP_REDIRECT)
 		return 0;
 	return bpf_map_lookup_elem(&xdpr_tx_ports, &ifindex) ? XDPR_CNT_PASS_MB_EGRESS
-							     : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+							     : egress_miss_reason(ifindex);
 }
 
 /* fib_redirect looks the route up and, on success, arms a redirect to the

@@ -1,6 +1,7 @@
 /* ICMPv4 "fragmentation needed" (type 3 code 4, RFC 1191) built in XDP for
  * a DF packet larger than the tunnel MTU, sent back out of the port it came
- * in on (XDP_REDIRECT to that port, see below). Rate-limited per CPU like the kernel's icmp_ratelimit. */
+ * in on (XDP_REDIRECT to that port, see below), or left to the kernel where
+ * XDP cannot transmit. Rate-limited per CPU like the kernel's icmp_ratelimit. */
 #ifndef XDPR_ICMP_H
 #define XDPR_ICMP_H
 
@@ -102,6 +103,10 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64
 			    BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH | BPF_FIB_LOOKUP_SRC);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS || p.ifindex != ctx->ingress_ifindex)
 		return -1;
+	/* XDP cannot reach this port's peer (a veth without NAPI): the
+	 * kernel answers, as it would without XDP. */
+	if (port_tx_path(ctx->ingress_ifindex) == XDPR_TX_KERNEL)
+		return tun_count(XDPR_CNT_PASS_ICMP_NO_NAPI, rx_len, XDP_PASS);
 	if (!icmp_allow())
 		return tun_count(XDPR_CNT_DROP_TUN_ICMP_RATELIMIT, rx_len, XDP_DROP);
 

@@ -102,6 +102,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_ndp_proxy SEC(".maps");
 
+/* Addresses inside proxied prefixes that other nodes on the link hold (the
+ * WAN routers' global addresses, from Router Advertisements), by (ingress
+ * ifindex, address) with prefixlen 32 + 128: exact matches, so a hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPR_MAX_NDP_FOREIGN);
+	__type(key, struct xdpr_lpm6_key);
+	__type(value, struct xdpr_ndp_foreign_entry);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_ndp_foreign SEC(".maps");
+
 /* One entry: which optional features have anything configured (enum
  * xdpr_feature_bit), and the generation of the cached lookups. An array
  * lookup the verifier inlines, read for ICMPv6 (the NDP proxy) and on ports
@@ -240,6 +252,16 @@ static __always_inline int count(struct xdp_md *ctx, __u32 c, int action)
 	 * multi-buffer one. A helper call, but count serves the passes, drops
 	 * and NDP answers, not the forward path. */
 	return count_len(c, bpf_xdp_get_buff_len(ctx), action);
+}
+
+/* port_tx_path is how frames reach the wire through the attached port
+ * ifindex (enum xdpr_tx_path). Read only where XDP is about to answer a
+ * packet or a redirect missed, never per forwarded packet. */
+static __always_inline __u8 port_tx_path(__u32 ifindex)
+{
+	struct xdpr_iface *e = bpf_map_lookup_elem(&xdpr_ifaces, &ifindex);
+
+	return e ? e->tx_path : XDPR_TX_XDP;
 }
 
 /* pass hands the packet to the kernel under reason. One out-of-line copy

@@ -1,7 +1,10 @@
 /* NDP proxy: answers Neighbor Solicitations for targets in proxied prefixes
  * (the NPT outside prefix, typically) with a Neighbor Advertisement built in
- * place and sent back with XDP_TX. Only solicitations that pass RFC 4861
- * 7.1.1 are answered; everything else goes to the kernel. */
+ * place and sent back out of the port: with XDP_TX, on a veth by a redirect
+ * to the port, and on a veth whose peer XDP cannot reach by TC (the port's
+ * tx_path, enum xdpr_tx_path). Only solicitations that pass RFC 4861 7.1.1
+ * are answered, and only for targets not known to be another node's
+ * (ndp_elsewhere); everything else goes to the kernel. */
 #ifndef XDPR_NDP_H
 #define XDPR_NDP_H
 
@@ -143,7 +146,8 @@ static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
 
 /* ndp_target_behind_lan asks the fib where the target lives (after NPT when
  * the target is an outside address): only a resolved neighbour behind a LAN
- * interface counts, for lines whose one /64 is shared by WAN and LAN. */
+ * interface counts. lan-neighbor mode (lines whose one /64 is shared by WAN
+ * and LAN) asks it for every solicitation, prefix mode for DAD probes. */
 static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, __u32 ifindex,
 						 const struct in6_addr *target)
 {
@@ -166,13 +170,66 @@ static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, __u32 ifind
 	return out && out->role == XDPR_ROLE_LAN;
 }
 
+/* ndp_anycast says whether t is an anycast address of its /64 that a
+ * router on the link answers for: the subnet-router anycast address
+ * (interface identifier zero, RFC 4291 2.6.1) or one of the 128 reserved
+ * subnet anycast addresses (RFC 2526 2: with 64-bit interface identifiers,
+ * fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff, the u bit clear). On
+ * Ethernet every unicast prefix outside ::/3 has 64-bit identifiers (RFC
+ * 4291 2.5.1), so whatever length the proxied prefix has, these are the
+ * link's routers', never a host's behind the proxy. */
+static __always_inline int ndp_anycast(const struct in6_addr *t)
+{
+	return (t->s6_addr32[2] | t->s6_addr32[3]) == 0 ||
+	       (t->s6_addr32[2] == bpf_htonl(0xfdffffff) &&
+		(t->s6_addr32[3] & bpf_htonl(0xffffff80)) == bpf_htonl(0xffffff80));
+}
+
+/* ndp_elsewhere says why target is known to be another node's on the link
+ * of ifindex (whose MAC is mac), as the counter of the refusal, or 0:
+ *  - an anycast address of the link's routers (ndp_anycast);
+ *  - an address the control plane put in xdpr_ndp_foreign (a WAN router's
+ *    global address, from an RA prefix option with the R flag, RFC 6275
+ *    7.2: the RA's source is link-local and names no global address);
+ *  - an address the router's own neighbour table holds, valid (REACHABLE,
+ *    STALE, DELAY, PROBE or PERMANENT: what bpf_fib_lookup resolves), on
+ *    this very port, at a MAC not ours: a node on the WAN answered for it
+ *    (or solicited from it), so it lives there. The fib decides which
+ *    entry counts: only an on-link route out of ifindex whose next hop is
+ *    the target itself, so a LAN host's entry, or the gateway's of a
+ *    route, never does.
+ * An answer for such an address would compete with its owner's (an
+ * anycast NA has O clear too, RFC 4861 7.2.7: the first answer would win)
+ * and, for a DAD probe, tell its owner that its address is taken. */
+static __always_inline __u32 ndp_elsewhere(struct xdp_md *ctx, __u32 ifindex,
+					   const struct in6_addr *target, const __u8 *mac)
+{
+	struct xdpr_lpm6_key k = { .prefixlen = 32 + 128, .ifindex = ifindex };
+	struct bpf_fib_lookup p = {};
+
+	if (ndp_anycast(target))
+		return XDPR_CNT_PASS_NDP_ANYCAST;
+	__builtin_memcpy(k.addr, target, 16);
+	if (bpf_map_lookup_elem(&xdpr_ndp_foreign, &k))
+		return XDPR_CNT_PASS_NDP_FOREIGN;
+	p.family = AF_INET6;
+	p.ifindex = ifindex;
+	__builtin_memcpy(p.ipv6_dst, target, sizeof(p.ipv6_dst));
+	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) == BPF_FIB_LKUP_RET_SUCCESS && p.ifindex == ifindex &&
+	    ndp_addr_equal((const struct in6_addr *)p.ipv6_dst, target) && !ndp_mac_equal(p.dmac, mac))
+		return XDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE;
+	return 0;
+}
+
 /* ndp_reply turns the NS in the frame into the NA answering it: source the
  * target (the proxy speaks for it), destination the solicitor or all-nodes
  * for DAD, S set unless DAD, O clear (a proxy must not override the owner,
  * RFC 4861 7.2.8), R clear (the targets are hosts), target link-layer
- * address = the interface MAC. */
-static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int dad)
+ * address = the interface MAC. It sends it out of the port ifindex as the
+ * port's tx_path says. */
+static __always_inline int ndp_reply(struct xdp_md *ctx, __u32 ifindex, const __u8 *mac, int dad)
 {
+	__u8 tx = port_tx_path(ifindex);
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
@@ -198,11 +255,21 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	}
 
 	/* Of the whole frame: a multi-buffer one (an NS with kilobytes of
-	 * trailing octets) loses its later buffers first. */
+	 * trailing octets) loses its later buffers first, so the NA is one
+	 * buffer whatever the port's path (xdpr_tx_ports, XDP_TX or TC). */
 	delta = (int)(sizeof(*eth) + sizeof(*ip6) + NDP_NA_LEN) - (int)bpf_xdp_get_buff_len(ctx);
-	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+	/* XDP cannot reach this port's peer: the NA leaves through TC, which
+	 * knows it by the metadata in front of it (tc_reply.h). Only XDP
+	 * writes metadata, so no frame from the wire can ask for that. */
+	if (tx == XDPR_TX_KERNEL && bpf_xdp_adjust_meta(ctx, -(int)sizeof(__u32)))
 		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
-	/* adjust_tail invalidated every packet pointer. */
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		/* The NS goes to the kernel as it came. */
+		if (tx == XDPR_TX_KERNEL)
+			bpf_xdp_adjust_meta(ctx, (int)sizeof(__u32));
+		return pass(ctx, XDPR_CNT_PASS_NDP_NO_ROOM);
+	}
+	/* adjust_meta and adjust_tail invalidated every packet pointer. */
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
@@ -234,6 +301,24 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, const __u8 *mac, int da
 	for (int i = 0; i < NDP_NA_LEN / 2; i++)
 		sum += ((__u16 *)na)[i];
 	na->csum = ~csum_fold(sum);
+	switch (tx) {
+	case XDPR_TX_KERNEL: {
+		__u32 *meta = (void *)(long)ctx->data_meta;
+
+		if ((void *)(meta + 1) > (void *)(long)ctx->data) /* cannot happen: adjusted above */
+			return count(ctx, XDPR_CNT_PASS_NDP_NO_ROOM, XDP_DROP);
+		*meta = XDPR_META_REPLY;
+		return count(ctx, XDPR_CNT_PASS_NDP_NA_TC, XDP_PASS);
+	}
+	case XDPR_TX_REDIRECT:
+		/* A redirect flushes to the peer's NAPI (XDP_XMIT_FLUSH), where
+		 * XDP_TX would wait for its next run. The port is in
+		 * xdpr_tx_ports with this path; XDP_TX is the fallback. The
+		 * verdict is spelled out: the helper's return value is not
+		 * known to be one, and the caller goes on for a negative. */
+		return count(ctx, XDPR_CNT_TX_NDP_NA_REDIRECT,
+			     bpf_redirect_map(&xdpr_tx_ports, ifindex, XDP_TX) == XDP_REDIRECT ? XDP_REDIRECT : XDP_TX);
+	}
 	return count(ctx, XDPR_CNT_TX_NDP_NA, XDP_TX);
 }
 
@@ -250,6 +335,7 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __
 	struct nd_msg *ns = (void *)(ip6 + 1);
 	struct xdpr_ndp_entry *px;
 	struct xdpr_npt_rule *r;
+	__u32 why;
 	int kind;
 
 	if ((void *)(ns + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) ||
@@ -266,9 +352,22 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __
 	kind = ndp_ns_check(eth, ip6, ns, end, mac);
 	if (!kind)
 		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
-	if (px->mode == XDPR_NDP_LAN_NEIGHBOR && !ndp_target_behind_lan(ctx, ifindex, &ns->target))
-		return pass(ctx, XDPR_CNT_PASS_NDP_NO_NEIGH);
-	return ndp_reply(ctx, mac, kind == 2);
+	why = ndp_elsewhere(ctx, ifindex, &ns->target, mac);
+	if (why)
+		return pass(ctx, why);
+	/* A DAD probe (source ::) is answered only for a target known behind
+	 * a LAN, in either mode. An answer says "taken" (RFC 4862 5.4.4):
+	 * right for a LAN host's address, but prefix mode claims the whole
+	 * prefix without knowing which addresses are used, and another WAN
+	 * node probing one (the ISP router's own after a reboot, a host
+	 * beside the router on the ISP's link doing SLAAC) would have its
+	 * address refused. ndppd's `iface` and `auto` rules likewise answer,
+	 * DAD or not, only once the target answered on the inside; its
+	 * `static` rules answer every probe, which is what this avoids. The
+	 * kernel sees the probe and defends what is the router's own. */
+	if ((kind == 2 || px->mode == XDPR_NDP_LAN_NEIGHBOR) && !ndp_target_behind_lan(ctx, ifindex, &ns->target))
+		return pass(ctx, px->mode == XDPR_NDP_PREFIX ? XDPR_CNT_PASS_NDP_DAD_UNOWNED : XDPR_CNT_PASS_NDP_NO_NEIGH);
+	return ndp_reply(ctx, ifindex, mac, kind == 2);
 }
 
 #endif

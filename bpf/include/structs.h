@@ -20,6 +20,7 @@ struct xdpr_iface {
 	/* 1: this attachment turned nf_conntrack_tcp_be_liberal on, and the
 	 * last detach turns it off again. */
 	__u8 ct_liberal;
+	__u8 tx_path;    /* enum xdpr_tx_path */
 	char name[16];   /* name at attach time, for humans reading bpftool */
 };
 
@@ -87,6 +88,12 @@ struct xdpr_npt_cache_entry {
 
 struct xdpr_ndp_entry {
 	enum xdpr_ndp_mode mode;
+};
+
+/* Value of xdpr_ndp_foreign: an address another node on the link holds,
+ * which the proxy must leave to it. */
+struct xdpr_ndp_foreign_entry {
+	enum xdpr_ndp_foreign_kind kind;
 };
 
 #endif

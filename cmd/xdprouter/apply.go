@@ -130,7 +130,9 @@ tunnel's routes and its ipv4-address, the data-plane maps, the TC slow
 path; tunnels no longer in the file are removed), NAT44 and port forwards
 in nftables table "ip xdprouter" and the firewall in "inet xdprouter"
 (both replaced in one transaction), npt (XDP fast path plus TC slow path
-on the outside interface) and ndp-proxy (prefixes: [auto] proxies every
+on the outside interface; the router's own address on that interface, if
+an outside prefix holds it, is kept out of translation, and a prefix holding
+two of them is refused) and ndp-proxy (prefixes: [auto] proxies every
 npt outside prefix of that interface). If any step fails, what this apply added is
 removed again. Running it twice changes nothing the second time.`,
 		Example: `  xdprouter apply --config /etc/xdprouter/config.yaml`,
@@ -152,7 +154,11 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
-			steps, err := control.Apply(cfg, control.SystemDeps(d))
+			deps := control.SystemDeps(d)
+			// Without a daemon, the WAN's addresses are what the
+			// kernel has: NPT keeps the router's out of translation.
+			deps.Own = control.NetlinkOwnAddrs{}
+			steps, err := control.Apply(cfg, deps)
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
 			}

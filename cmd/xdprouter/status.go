@@ -54,13 +54,29 @@ error. Without a daemon for this --bpffs it reads the pinned maps.`,
 	return cmd
 }
 
+// pinnedStatus reads the pinned state. When a veth's peer gained or lost
+// NAPI since attach (GRO, an XDP program on its side), it moves the port
+// to the transmit path the peer now calls for, as the daemon does when
+// the kernel announces it, and says so in TXChanges: without a daemon,
+// status (or attach) is what notices.
 func pinnedStatus(g *globalFlags) (loader.Status, error) {
 	d, err := openPinned(g)
 	if err != nil {
 		return loader.Status{}, err
 	}
+	st, err := d.Status()
+	d.Close()
+	if err != nil || !slices.ContainsFunc(st.Interfaces, func(i loader.InterfaceStatus) bool { return i.TXStale }) {
+		return st, err
+	}
+	if d, err = openForWrite(g); err != nil {
+		return st, fmt.Errorf("move the stale transmit paths: %w", err)
+	}
 	defer d.Close()
-	return d.Status()
+	changes, rerr := d.RefreshTX()
+	st, err = d.Status()
+	st.TXChanges = changes
+	return st, errors.Join(rerr, err)
 }
 
 func printDaemon(w io.Writer, d *api.Daemon) {
@@ -155,9 +171,13 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 }
 
 func printStatus(w io.Writer, st loader.Status) {
-	fmt.Fprintf(w, "bpffs: %s\n\n", st.BPFFS)
+	fmt.Fprintf(w, "bpffs: %s\n", st.BPFFS)
+	for _, c := range st.TXChanges {
+		fmt.Fprintln(w, c)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INTERFACE\tIFINDEX\tROLE\tXDP\tCT GATE\tMAC\tLINK\tPROG\tPROG NAME\tTAG")
+	fmt.Fprintln(tw, "INTERFACE\tIFINDEX\tROLE\tXDP\tTX\tCT GATE\tMAC\tLINK\tPROG\tPROG NAME\tTAG")
 	for _, i := range st.Interfaces {
 		name := i.Name
 		if !i.Present {
@@ -166,10 +186,19 @@ func printStatus(w io.Writer, st loader.Status) {
 		if i.Stale {
 			name += " (MAC changed: attach again)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
-			name, i.Ifindex, i.Role, i.Mode, i.CTGate, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			name, i.Ifindex, i.Role, i.Mode, i.TXPath, i.CTGate, i.MAC, i.LinkID, i.ProgramID, i.ProgramName, i.ProgramTag)
 	}
 	tw.Flush()
+	for _, i := range st.Interfaces {
+		if i.TXWarning {
+			fmt.Fprintf(w, "%s: %s\n", i.Name, i.TXNote)
+		}
+		if i.TXStale {
+			fmt.Fprintf(w, "%s: the peer now calls for another transmit path than %s (%s); the daemon moves it, as does `xdprouter attach`\n",
+				i.Name, i.TXPath, i.TXNote)
+		}
+	}
 	if st.TCPBeLiberal != "" {
 		fmt.Fprintf(w, "net.netfilter.nf_conntrack_tcp_be_liberal = %s\n", st.TCPBeLiberal)
 	}

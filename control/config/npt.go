@@ -13,9 +13,10 @@ type NPT struct {
 	// prefix it learns, and changes it when the ISP renumbers.
 	Outside     netip.Prefix
 	OutsideAuto bool
-	// Exclude is not read from the file: the daemon sets it to the
-	// router's own WAN address when Outside is the learned WAN prefix,
-	// so traffic to the router itself is not translated.
+	// Exclude is not read from the file: the daemon sets it to its WAN
+	// address when Outside contains it, so traffic to the router itself
+	// is not translated. (`apply` finds the router's address on the
+	// interface when it programs the rule: control.excludeOwn.)
 	Exclude netip.Addr
 	Mode    string // "rfc6296" (default) or "preserve-host"
 }
@@ -29,6 +30,11 @@ type NDPProxy struct {
 	// the seed-000 mistake (proxying the inside prefix) impossible.
 	Auto bool
 	Mode string // "prefix" (default) or "lan-neighbor"
+	// Foreign is not read from the file: the daemon sets it to the
+	// addresses other nodes on the link are known to hold (the WAN
+	// routers' global addresses from their RAs); the proxy never answers
+	// for them.
+	Foreign []netip.Addr
 }
 
 type rawNPT struct {

@@ -63,6 +63,8 @@ type learning struct {
 	// links asks for a pass when an interface the config names appears
 	// or goes (a LAN interface made after the daemon started).
 	links *linkWatcher
+	// tx asks for a pass when a port's veth peer gains or loses NAPI.
+	tx *txWatcher
 
 	mu         sync.Mutex
 	gen        uint64
@@ -85,6 +87,8 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 		Publish: func(r learned.Remote) { l.inbox.put("remote "+r.Name, control.InputChange{Remote: &r}) }})
 	l.links = &linkWatcher{log: log.With("task", "links"), waiting: func() []string { return nil },
 		retry: func(why string) { l.inbox.put("links", control.InputChange{Retry: why}) }}
+	l.tx = &txWatcher{log: log.With("task", "tx-path"),
+		retry: func(why string) { l.inbox.put("tx-path", control.InputChange{Retry: why}) }}
 	l.provisioner = endpoint.NewProvisioner(endpoint.ProvisionerOptions{DNS: l.dns, Log: log.With("task", "provisioning")})
 	return l
 }
@@ -130,6 +134,7 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 		out = append(out, taskSpec{name: "provisioning", key: "provisioning", new: func() task { return l.provisioner }})
 	}
 	out = append(out, taskSpec{name: "links", key: "links", new: func() task { return l.links }})
+	out = append(out, taskSpec{name: "tx-path", key: "tx-path", new: func() task { return l.tx }})
 	if wantsNDPWake(cfg) {
 		out = append(out, taskSpec{name: "ndp-wake", key: "ndp-wake", new: func() task { return l.ndpWake }})
 	}
@@ -166,6 +171,7 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 		l.sup.Sync(l.specs(in.Config))
 		l.resolver.SetNames(remoteNames(in.Config))
 		l.links.SetNames(in.Config.Interfaces())
+		l.tx.SetNames(in.Config.Interfaces())
 		l.provisioner.SetConfig(provisioning(in.Config))
 	}
 	if l.opt.Disabled {

@@ -37,6 +37,7 @@ func wakeConfig(in control.Inputs, p control.Plan) ndpwake.Config {
 			out.Proxies, i = append(out.Proxies, px), len(out.Proxies)
 		}
 		out.Proxies[i].Prefixes = append(out.Proxies[i].Prefixes, e.Prefix)
+		out.Proxies[i].Foreign = append(out.Proxies[i].Foreign, e.Foreign...)
 	}
 	for _, l := range in.Config.LAN {
 		out.LANs = append(out.LANs, l.Interface)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xdprouter/xdprouter/control/sysctl"
 	"github.com/xdprouter/xdprouter/loader"
+	"github.com/xdprouter/xdprouter/loader/vethnapi"
 )
 
 // Severity of a finding.
@@ -57,13 +58,17 @@ type Link struct {
 	GRO   bool
 	LRO   bool
 	// For a veth: the peer, when it is in this namespace (PeerName set),
-	// or the peer's namespace id when it is elsewhere (PeerOtherNS).
+	// or the peer's namespace id when it is elsewhere (PeerOtherNS), and
+	// whether the peer has NAPI (vethnapi.Yes, No, Unknown), which the
+	// kernel tells wherever the peer is (Linux 6.3 onwards).
 	PeerName    string
 	PeerGRO     bool
 	PeerXDP     string
 	PeerOtherNS bool
-	// XDPFeatures are the driver's NETDEV_XDP_ACT_* flags (loader.XDPAct*);
-	// XDPFeaturesErr says why they are unknown (a kernel before 6.3).
+	PeerNAPI    string
+	// XDPFeatures are the driver's NETDEV_XDP_ACT_* flags (vethnapi.RxSG,
+	// NDOXmitSG, ...); XDPFeaturesErr says why they are unknown (a kernel
+	// before 6.3, vethnapi.ErrNoXDPFeatures).
 	XDPFeatures    uint64
 	XDPFeaturesErr string
 }
@@ -240,12 +245,6 @@ func checkLinks(sys System, opt Options) []Finding {
 			}
 		}
 	}
-	sev := func(s Severity) Severity {
-		if !sure && s == Error {
-			return Warn
-		}
-		return s
-	}
 	for _, l := range scope {
 		n := 0
 		add := func(f Finding) {
@@ -254,19 +253,23 @@ func checkLinks(sys System, opt Options) []Finding {
 			n++
 		}
 		if l.Type == "veth" {
+			peer := l.PeerName
+			if peer == "" {
+				peer = "PEER"
+			}
 			switch {
-			case l.PeerOtherNS:
-				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace; cannot see whether it has GRO or an XDP program",
-					Why: "a veth delivers XDP-redirected frames only to a peer with NAPI (GRO on or an XDP program)",
+			case l.PeerNAPI == string(vethnapi.No):
+				fix := "ethtool -K " + peer + " gro on"
+				if l.PeerOtherNS {
+					fix = "in the peer's namespace: " + fix
+				}
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer " + peerName(l) + " has neither GRO nor an XDP program (no NAPI)",
+					Why: "XDP cannot transmit to " + l.Name + ": what is routed out of it goes through the kernel, NDP proxy answers through TC, off the fast path",
+					Fix: fix + " (or attach any XDP program to it)"})
+			case l.PeerNAPI != string(vethnapi.Yes) && l.PeerOtherNS:
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace; this kernel does not tell whether it has GRO or an XDP program",
+					Why: "a veth delivers frames from XDP only to a peer with NAPI (GRO on or an XDP program); the router assumes it has",
 					Fix: "in the peer's namespace: ethtool -K PEER gro on"})
-			case l.PeerName != "" && !l.PeerGRO && l.PeerXDP == XDPNone:
-				add(Finding{Severity: sev(Error), Check: "veth-peer", What: "peer " + l.PeerName + " has neither GRO nor an XDP program",
-					Why: "frames XDP redirects to " + l.Name + " are dropped (the kernel forwarded them before attach); XDP_TX answers are lost",
-					Fix: "ethtool -K " + l.PeerName + " gro on"})
-			case l.PeerName != "" && l.PeerXDP == XDPNone:
-				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer " + l.PeerName + " has GRO but no XDP program",
-					Why: "XDP_TX answers (NDP proxy, ICMP errors) wait in the peer's ring until other traffic flushes it",
-					Fix: "attach an XDP program to " + l.PeerName + " (any, e.g. one returning XDP_PASS)"})
 			}
 		}
 		if l.LRO {
@@ -314,14 +317,14 @@ func checkMTU(l Link) (Finding, bool) {
 	smaller := fmt.Sprintf("ip link set dev %s mtu %d", l.Name, loader.SingleBufferMTU)
 	switch {
 	case l.XDPFeaturesErr != "":
-		return Finding{Severity: Warn, Check: "mtu", What: what + "; the kernel does not report the driver's XDP features",
+		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver's XDP features are unknown (" + l.XDPFeaturesErr + ")",
 			Why: "whether the driver takes and sends multi-buffer XDP frames is unknown: jumbo frames routed out of it are left to the kernel (pass_mb_egress), and native attach may be refused (auto mode then attaches generic)",
 			Fix: "a kernel of 6.3 or later reports them; or " + smaller}, true
-	case l.XDPFeatures&loader.XDPActRxSG == 0:
+	case l.XDPFeatures&vethnapi.RxSG == 0:
 		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver's XDP is single-buffer",
 			Why: "native XDP is refused at this MTU (auto mode attaches generic, which saves little)",
 			Fix: smaller + " for native XDP, or a driver with XDP multi-buffer"}, true
-	case l.XDPFeatures&loader.XDPActNDOXmitSG == 0:
+	case l.XDPFeatures&vethnapi.NDOXmitSG == 0:
 		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver cannot transmit multi-buffer XDP frames",
 			Why: "jumbo frames routed out of " + l.Name + " are forwarded by the kernel, not XDP (counted as pass_mb_egress)",
 			Fix: smaller + ", or a driver that transmits multi-buffer XDP frames (ndo-xmit-sg)"}, true
@@ -467,4 +470,12 @@ func dnsmasqEnablesRA(sys System, p Process) bool {
 		}
 	}
 	return false
+}
+
+// peerName names a veth's peer for a finding.
+func peerName(l Link) string {
+	if l.PeerName != "" {
+		return l.PeerName
+	}
+	return "(in another network namespace)"
 }

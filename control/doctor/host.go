@@ -1,17 +1,16 @@
 package doctor
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/xdprouter/xdprouter/control/sysctl"
-	"github.com/xdprouter/xdprouter/loader"
+	"github.com/xdprouter/xdprouter/loader/vethnapi"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,21 +55,6 @@ func (Host) Processes() ([]Process, error) {
 	return out, nil
 }
 
-func xdpMode(a *netlink.LinkAttrs) string {
-	if a.Xdp == nil || (!a.Xdp.Attached && a.Xdp.ProgId == 0) {
-		return XDPNone
-	}
-	switch a.Xdp.AttachMode {
-	case nl.XDP_ATTACHED_DRV:
-		return XDPNative
-	case nl.XDP_ATTACHED_SKB:
-		return XDPGeneric
-	case nl.XDP_ATTACHED_HW:
-		return XDPOffload
-	}
-	return "attached"
-}
-
 func (Host) Links() ([]Link, error) {
 	nls, err := netlink.LinkList()
 	if err != nil {
@@ -86,54 +70,30 @@ func (Host) Links() ([]Link, error) {
 		l := Link{
 			Name: a.Name, Index: a.Index, Type: nlk.Type(), MTU: a.MTU,
 			Ether: len(a.HardwareAddr) == 6 && a.Name != "lo",
-			XDP:   xdpMode(a),
+			XDP:   vethnapi.XDPMode(a),
 		}
-		if f, err := loader.XDPFeatures(a.Index); err == nil {
+		if f, err := vethnapi.XDPFeatures(a.Index); err == nil {
 			l.XDPFeatures = f
 		} else {
 			l.XDPFeaturesErr = err.Error()
 		}
-		l.GRO, _ = ethtoolFlag(a.Name, ethtoolGGRO, 1)
-		l.LRO, _ = ethtoolFlag(a.Name, ethtoolGFLAGS, ethFlagLRO)
+		l.GRO, _ = vethnapi.GRO(a.Name)
+		l.LRO, _ = vethnapi.LRO(a.Name)
 		if l.Type == "veth" {
-			if a.NetNsID >= 0 {
-				l.PeerOtherNS = true
-			} else if p, ok := byIndex[a.ParentIndex]; ok {
-				l.PeerName = p.Attrs().Name
-				l.PeerXDP = xdpMode(p.Attrs())
-				l.PeerGRO, _ = ethtoolFlag(l.PeerName, ethtoolGGRO, 1)
+			// The same inspection as attach's, which decides how the
+			// router transmits through the port.
+			p, err := vethnapi.Inspect(nlk, func(index int) (netlink.Link, error) {
+				if pl, ok := byIndex[index]; ok {
+					return pl, nil
+				}
+				return nil, fmt.Errorf("no link %d", index)
+			})
+			if err != nil {
+				return nil, err
 			}
+			l.PeerName, l.PeerGRO, l.PeerXDP, l.PeerOtherNS, l.PeerNAPI = p.Peer, p.PeerGRO, p.PeerXDP, p.PeerOtherNS, string(p.NAPI)
 		}
 		out = append(out, l)
 	}
 	return out, nil
-}
-
-// Legacy ethtool ioctls (linux/ethtool.h): enough for two flags.
-const (
-	ethtoolGFLAGS = 0x25
-	ethtoolGGRO   = 0x2b
-	ethFlagLRO    = 1 << 15
-)
-
-// ethtoolFlag runs the ETHTOOL_G* command cmd (struct ethtool_value) on
-// ifname and reports whether data&mask is set.
-func ethtoolFlag(ifname string, cmd, mask uint32) (bool, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false, err
-	}
-	defer unix.Close(fd)
-	val := struct{ cmd, data uint32 }{cmd: cmd}
-	var ifr struct {
-		name [unix.IFNAMSIZ]byte
-		data unsafe.Pointer
-		_    [16]byte
-	}
-	copy(ifr.name[:], ifname)
-	ifr.data = unsafe.Pointer(&val)
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-		return false, errno
-	}
-	return val.data&mask != 0, nil
 }

@@ -70,6 +70,16 @@ type Server struct {
 	Until time.Time  `json:"until"`
 }
 
+// RouterAddr is a global address of a router on the WAN link, named by a
+// Prefix Information option with the R flag (RFC 6275 7.2; the RA's own
+// source is link-local), with the deadline of that prefix's valid
+// lifetime, which the address shares.
+type RouterAddr struct {
+	Addr   netip.Addr `json:"addr"`
+	Router netip.Addr `json:"router"` // the RA's source
+	Until  time.Time  `json:"until"`
+}
+
 // RA is what the WAN RA tracker knows at one moment: only live entries
 // (expired ones are dropped before an RA value is published).
 type RA struct {
@@ -79,6 +89,10 @@ type RA struct {
 	DNS       []Server `json:"dns,omitempty"`
 	DNSSL     []string `json:"dnssl,omitempty"`
 	MTU       int      `json:"mtu,omitempty"` // 0: no MTU option heard
+	// RouterAddrs are the routers' global addresses (R flag), in the
+	// order first heard: other nodes' addresses the NDP proxy must not
+	// answer for.
+	RouterAddrs []RouterAddr `json:"router_addresses,omitempty"`
 }
 
 // Delegation is what the DHCPv6-PD client holds at one moment. Prefixes

@@ -18,6 +18,10 @@ const (
 	IgnoreOwn       = "own_address"  // the router's own address: the kernel answers
 	IgnoreNoLAN     = "no_lan"       // no LAN to resolve on
 	IgnoreUnmapped  = "npt_unmapped" // an NPT outside address with no inside one
+	// Another node's on the WAN link: an anycast address of the link's
+	// routers or a WAN router's own (Proxy.Foreign). The data plane never
+	// answers for it, so there is nothing to resolve.
+	IgnoreElsewhere = "elsewhere"
 )
 
 const (
@@ -107,4 +111,13 @@ func icmpChecksum(src, dst netip.Addr, msg []byte) uint16 {
 		s = s&0xffff + s>>16
 	}
 	return uint16(s)
+}
+
+// anycast says whether a is the subnet-router anycast address of its /64
+// (RFC 4291 2.6.1) or one of its reserved subnet anycast addresses (RFC
+// 2526 2), as the data plane's ndp_anycast does.
+func anycast(a netip.Addr) bool {
+	b := a.As16()
+	iid := binary.BigEndian.Uint64(b[8:])
+	return iid == 0 || iid >= 0xfdffffffffffff80 && iid <= 0xfdffffffffffffff
 }

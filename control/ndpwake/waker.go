@@ -41,6 +41,9 @@ type Proxy struct {
 	Interface string
 	Prefixes  []netip.Prefix
 	NPT       []NPT
+	// Foreign are addresses in Prefixes other nodes on the link hold
+	// (the data plane's xdpr_ndp_foreign): never probed.
+	Foreign []netip.Addr
 }
 
 // NPT is an NPT rule: a target in Outside is resolved as its inside
@@ -310,6 +313,9 @@ func (l *loop) check(ifname string, m *ns) string {
 	}
 	if slices.Contains(l.cfg.Own, m.target) {
 		return IgnoreOwn
+	}
+	if anycast(m.target) || slices.Contains(l.cfg.Proxies[i].Foreign, m.target) {
+		return IgnoreElsewhere
 	}
 	// The most specific rule, as the data plane's LPM lookup picks it.
 	var rule *NPT

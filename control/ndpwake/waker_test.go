@@ -258,3 +258,31 @@ func TestProbeErrorsAreCounted(t *testing.T) {
 		}
 	})
 }
+
+// Targets the data plane leaves to other WAN nodes (issue 13 item 10): the
+// subnet-router and reserved anycast addresses, and a WAN router's own
+// address, are not resolved on the LANs either.
+func TestElsewhereTargetsNotProbed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := sharedConfig()
+		router := netip.MustParseAddr("2001:db8:aaaa::2")
+		cfg.Proxies[0].Foreign = []netip.Addr{router}
+		r := runRig(t, &Waker{}, cfg)
+		r.hear("wan0",
+			nsPacket(isp, shared.Addr(), nil),
+			nsPacket(isp, netip.MustParseAddr("2001:db8:aaaa:0:fdff:ffff:ffff:ff80"), nil),
+			nsPacket(isp, router, nil),
+		)
+		if got := r.take(); len(got) != 0 {
+			t.Errorf("probes %+v, want none", got)
+		}
+		if st := r.w.Stats(); st.Ignored[IgnoreElsewhere] != 3 {
+			t.Errorf("ignored %v, want 3 %s", st.Ignored, IgnoreElsewhere)
+		}
+		// Beside them, a host is probed as ever.
+		r.hear("wan0", nsPacket(isp, netip.MustParseAddr("2001:db8:aaaa:0:fdff:ffff:ffff:ff7f"), nil))
+		if got := r.take(); len(got) != 2 {
+			t.Errorf("a host's address: probes %+v, want one per LAN", got)
+		}
+	})
+}

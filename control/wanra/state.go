@@ -35,6 +35,9 @@ const (
 	MaxPrefixes = 16 // prefixes from Prefix Information options
 	MaxDNS      = 16 // RDNSS servers
 	MaxDNSSL    = 16 // DNSSL search domains
+	// Routers' global addresses (prefix options with the R flag): one or
+	// two per router in practice.
+	MaxRouterAddrs = 16
 )
 
 // Table names in Stats.Dropped.
@@ -43,6 +46,7 @@ const (
 	TablePrefixes = "prefixes"
 	TableDNS      = "dns"
 	TableDNSSL    = "dnssl"
+	TableRAddrs   = "router_addresses"
 )
 
 // minValidLifetime is RFC 4862 5.5.3 e)'s two hours (the kernel's
@@ -66,6 +70,7 @@ type state struct {
 	routers  map[netip.Addr]learned.Router
 	dns      []learned.Server // in the order first heard
 	dnssl    []domain
+	raddrs   []learned.RouterAddr // in the order first heard
 	// mtu is the last MTU option heard. It has no lifetime of its own
 	// (it describes the link, not a router), so it stays until another
 	// RA says otherwise.
@@ -114,6 +119,16 @@ func (s *state) apply(now time.Time, src netip.Addr, ra *ndp.RouterAdvertisement
 			}
 			if r == "" && !full && o.AutonomousAddressConfiguration && o.ValidLifetime > 0 {
 				now6[netip.PrefixFrom(o.Prefix.WithZone(""), int(o.PrefixLength)).Masked()] = true
+			}
+			// The router's address is learned whether its prefix
+			// is or not (a full prefix table does not make the
+			// address any less the router's), unless the option is
+			// unusable. A usable prefix is global unicast (not
+			// link-local, multicast, loopback, unspecified; the ndp
+			// package refuses IPv4-mapped ones), and so is every
+			// address in it.
+			if r == "" && o.RouterAddress && !s.applyRouterAddr(now, src, o) {
+				res.dropped = append(res.dropped, TableRAddrs)
 			}
 		case *ndp.RecursiveDNSServer:
 			for _, a := range o.Servers {
@@ -326,6 +341,26 @@ func upsertServer(list []learned.Server, sv learned.Server, now time.Time) (_ []
 	return list, true
 }
 
+// applyRouterAddr takes in the router address of a prefix option with the
+// R flag from src: it lives as long as the prefix is valid (RFC 6275 7.2),
+// a valid lifetime of 0 withdraws it. It returns false when the address
+// was new and the table had no room.
+func (s *state) applyRouterAddr(now time.Time, src netip.Addr, o *ndp.PrefixInformation) bool {
+	a := o.Router.WithZone("")
+	ra := learned.RouterAddr{Addr: a, Router: src, Until: learned.Deadline(now, o.ValidLifetime)}
+	i := slices.IndexFunc(s.raddrs, func(e learned.RouterAddr) bool { return e.Addr == a })
+	switch {
+	case i >= 0:
+		s.raddrs[i] = ra
+	case !ra.Until.After(now): // withdrawing what is not held
+	case len(s.raddrs) >= MaxRouterAddrs:
+		return false
+	default:
+		s.raddrs = append(s.raddrs, ra)
+	}
+	return true
+}
+
 // upsertDomain is upsertServer for search domains, limited to MaxDNSSL.
 func upsertDomain(list []domain, d domain, now time.Time) (_ []domain, ok bool) {
 	i := slices.IndexFunc(list, func(e domain) bool { return e.name == d.name })
@@ -346,7 +381,7 @@ func upsertDomain(list []domain, d domain, now time.Time) (_ []domain, ok bool) 
 // entry whose deadline is now is gone: a lifetime of 0 (a removal) lands
 // exactly there.
 func (s *state) expire(now time.Time) bool {
-	n := len(s.prefixes) + len(s.routers) + len(s.dns) + len(s.dnssl)
+	n := len(s.prefixes) + len(s.routers) + len(s.dns) + len(s.dnssl) + len(s.raddrs)
 	deprecated := false
 	for k, p := range s.prefixes {
 		if !p.Valid.After(now) {
@@ -363,7 +398,8 @@ func (s *state) expire(now time.Time) bool {
 	}
 	s.dns = slices.DeleteFunc(s.dns, func(e learned.Server) bool { return !e.Until.After(now) })
 	s.dnssl = slices.DeleteFunc(s.dnssl, func(e domain) bool { return !e.until.After(now) })
-	return deprecated || n != len(s.prefixes)+len(s.routers)+len(s.dns)+len(s.dnssl)
+	s.raddrs = slices.DeleteFunc(s.raddrs, func(e learned.RouterAddr) bool { return !e.Until.After(now) })
+	return deprecated || n != len(s.prefixes)+len(s.routers)+len(s.dns)+len(s.dnssl)+len(s.raddrs)
 }
 
 // next is the earliest deadline after now at which the snapshot changes
@@ -388,6 +424,9 @@ func (s *state) next(now time.Time) time.Time {
 	for _, e := range s.dnssl {
 		consider(e.until)
 	}
+	for _, e := range s.raddrs {
+		consider(e.Until)
+	}
 	return t
 }
 
@@ -410,6 +449,7 @@ func (s *state) snapshot(ifname string) learned.RA {
 		return cmp.Or(cmp.Compare(b.Preference, a.Preference), a.Addr.Compare(b.Addr))
 	})
 	ra.DNS = slices.Clone(s.dns)
+	ra.RouterAddrs = slices.Clone(s.raddrs)
 	for _, d := range s.dnssl {
 		ra.DNSSL = append(ra.DNSSL, d.name)
 	}

@@ -33,13 +33,15 @@ type Stats struct {
 	// ManagedSeen counts routers that began to advertise the M or O
 	// flag (each restarts the DHCPv6 client's solicitation).
 	ManagedSeen uint64 `json:"managed_flag_seen"`
-	// Routers, Prefixes, DNS and DNSSL are the live entries in the last
+	// Routers, Prefixes, DNS, DNSSL and RouterAddrs are the live entries in the last
 	// snapshot; Limits are the most each table holds.
-	Routers  int            `json:"routers"`
-	Prefixes int            `json:"prefixes"`
-	DNS      int            `json:"dns_servers"`
-	DNSSL    int            `json:"dnssl_domains"`
-	Limits   map[string]int `json:"limits"`
+	Routers  int `json:"routers"`
+	Prefixes int `json:"prefixes"`
+	DNS      int `json:"dns_servers"`
+	DNSSL    int `json:"dnssl_domains"`
+	// RouterAddrs are the routers' global addresses (R flag) held.
+	RouterAddrs int            `json:"router_addresses"`
+	Limits      map[string]int `json:"limits"`
 }
 
 // Stats returns a copy of the counters.

@@ -234,9 +234,10 @@ func (l *loop) publish() {
 	ra := l.st.snapshot(l.t.Interface)
 	l.t.count(func(s *Stats) {
 		s.Routers, s.Prefixes, s.DNS, s.DNSSL = len(ra.Routers), len(ra.Prefixes), len(ra.DNS), len(ra.DNSSL)
+		s.RouterAddrs = len(ra.RouterAddrs)
 	})
 	for table, n := range map[string]int{TableRouters: len(ra.Routers), TablePrefixes: len(ra.Prefixes),
-		TableDNS: len(ra.DNS), TableDNSSL: len(ra.DNSSL)} {
+		TableDNS: len(ra.DNS), TableDNSSL: len(ra.DNSSL), TableRAddrs: len(ra.RouterAddrs)} {
 		if l.full[table] && n < limits[table] {
 			delete(l.full, table)
 		}
@@ -309,7 +310,8 @@ func (l *loop) receive(p packet) {
 }
 
 // limits are the Max* constants by table name.
-var limits = map[string]int{TableRouters: MaxRouters, TablePrefixes: MaxPrefixes, TableDNS: MaxDNS, TableDNSSL: MaxDNSSL}
+var limits = map[string]int{TableRouters: MaxRouters, TablePrefixes: MaxPrefixes, TableDNS: MaxDNS, TableDNSSL: MaxDNSSL,
+	TableRAddrs: MaxRouterAddrs}
 
 func (l *loop) solicit(conn Conn) {
 	rs := &ndp.RouterSolicitation{}

@@ -52,7 +52,7 @@ type floodResult struct {
 	FloodNSps    []float64 `json:"flood_ns_per_second"`     // accepted by the flooder's socket
 	FloodXDPps   []float64 `json:"flood_xdp_ns_per_second"` // run through r0's XDP on the flood's queue
 	FloodNAps    []float64 `json:"flood_na_per_second"`     // answers that reached gen's sink
-	FloodTXps    []float64 `json:"flood_tx_per_second"`     // answers xdprouter sent (tx_ndp_na)
+	FloodTXps    []float64 `json:"flood_tx_per_second"`     // answers xdprouter sent (nasSent)
 	FloodDrops   []uint64  `json:"flood_ring_drops"`        // NS r0's ring had no room for
 	FwdDrops     []uint64  `json:"forward_ring_drops"`      // forwarded frames r0's ring had no room for, during the flood
 	Ratio        float64   `json:"ratio_of_medians"`
@@ -257,7 +257,7 @@ func (res *floodResult) floodRound(lb *liveBench, v6 family, n uint32, flooder *
 	// queue c mod 2), the forwarding generator's queue 1.
 	res.FloodXDPps = append(res.FloodXDPps, float64(d.RxXDP[cfg.genCPU-1])/s)
 	res.FloodNAps = append(res.FloodNAps, float64(r1.HopOK-r0.HopOK)/s)
-	res.FloodTXps = append(res.FloodTXps, float64(c1["tx_ndp_na"]-c0["tx_ndp_na"])/s)
+	res.FloodTXps = append(res.FloodTXps, float64(nasSent(c1)-nasSent(c0))/s)
 	res.FloodDrops = append(res.FloodDrops, d.TxDropped)
 	res.FwdDrops = append(res.FwdDrops, d.XmitErrors)
 	logf("  flood run %d: %.3f Mpps without, %.3f Mpps with %.0f NS/s (%.0f through r0's XDP, %d dropped at its ring; "+
@@ -302,7 +302,7 @@ func (r *replyRate) summarize() {
 type nsRun struct {
 	offered float64 // NS/s: all frames over the longest run
 	naps    float64 // NA/s at gen's sink
-	txps    float64 // NA/s by xdprouter's tx_ndp_na
+	txps    float64 // NA/s xdprouter sent (nasSent)
 	drops   uint64  // NS that found r0's ring full
 }
 
@@ -383,7 +383,14 @@ func sendNS(lb *liveBench, gens []*benchprog.Generator, injector *packetSender, 
 		out.offered = float64(r1.Relayed-r0.Relayed) / s
 	}
 	out.naps = float64(r1.HopOK-r0.HopOK) / s
-	out.txps = float64(c1["tx_ndp_na"]-c0["tx_ndp_na"]) / s
+	out.txps = float64(nasSent(c1)-nasSent(c0)) / s
 	out.drops = p1.sub(p0).XmitErrors
 	return out, nil
+}
+
+// nasSent is how many NAs xdprouter's proxy sent: with XDP_TX on a NIC, by
+// a redirect to the port on a veth (r0), through TC on a veth whose peer
+// has no NAPI.
+func nasSent(c map[string]uint64) uint64 {
+	return c["tx_ndp_na"] + c["tx_ndp_na_redirect"] + c["pass_ndp_na_tc"]
 }

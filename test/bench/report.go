@@ -512,7 +512,7 @@ func floodText(f *floodResult) string {
 		joinF(f.WithoutMpps, "%.3f"), median(f.WithoutMpps), joinF(f.WithoutShare, "%.2f"))
 	fmt.Fprintf(&b, "- with flood:    %s Mpps (median %.3f; cpu share %s)\n",
 		joinF(f.WithMpps, "%.3f"), median(f.WithMpps), joinF(f.WithShare, "%.2f"))
-	fmt.Fprintf(&b, "- flood: NS sent %s /s; through r0's XDP %s /s; dropped at r0's ring %s; NAs xdprouter sent (tx_ndp_na) %s /s; "+
+	fmt.Fprintf(&b, "- flood: NS sent %s /s; through r0's XDP %s /s; dropped at r0's ring %s; NAs xdprouter sent (tx_ndp_na*) %s /s; "+
 		"NAs that reached gen's sink %s /s; forwarded frames dropped at r0's ring during the flood %s\n",
 		joinF(f.FloodNSps, "%.0f"), joinF(f.FloodXDPps, "%.0f"), joinU(f.FloodDrops), joinF(f.FloodTXps, "%.0f"),
 		joinF(f.FloodNAps, "%.0f"), joinU(f.FwdDrops))
@@ -553,7 +553,7 @@ const floodMethod = "Method: forwarding is measured exactly as without the flood
 	"it no longer drains and its frames are dropped there, a veth artefact that measured the harness (0.59-0.88) rather " +
 	"than the router. NS/NA counts: sent = frames the socket accepted; through XDP = r0's rx_queue_0_xdp_packets; " +
 	"dropped at the ring = g0's tx_dropped for the socket's frames and its tx_queue_N_xdp_xmit_errors for live " +
-	"frames (the generators' and the forwarded ones); NAs = xdprouter's tx_ndp_na and the sink on g0 (hop limit 255).\n\n" +
+	"frames (the generators' and the forwarded ones); NAs = xdprouter's tx_ndp_na and tx_ndp_na_redirect and the sink on g0 (hop limit 255).\n\n" +
 	"Caveats (2-CPU VM): the flood's own per-packet cost (skb from the socket, XDP, the NA's XDP_TX) lands on the other " +
 	"CPU, so the ratio shows what the flood costs forwarding through shared state (maps, counters, the port), not the " +
 	"CPU time of answering it; that is at most one NA's share of the one-generator peak above (1/peak s per NS, e.g. " +

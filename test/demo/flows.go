@@ -17,7 +17,6 @@ import (
 
 	"github.com/xdprouter/xdprouter/test/labkit"
 	"github.com/xdprouter/xdprouter/test/netlab"
-	"golang.org/x/sys/unix"
 )
 
 // Traffic the demo makes itself where labkit's transfers do not fit: flows
@@ -134,7 +133,9 @@ func connect(ctx context.Context, lab *netlab.Lab, clientNS string, src netip.Ad
 		}
 		// Wait for the client's close, so that TCP_INFO counts it all.
 		_, _ = io.Copy(io.Discard, c)
-		s.segs, s.err = segsOut(c)
+		var st labkit.TCPStats
+		st, s.err = labkit.ConnTCPStats(c)
+		s.segs = st.SegsOut
 	}()
 	var c net.Conn
 	if err := lab.Do(clientNS, func() (err error) {
@@ -161,7 +162,9 @@ func connect(ctx context.Context, lab *netlab.Lab, clientNS string, src netip.Ad
 		_, werr = io.ReadFull(c, got)
 	}
 	if werr == nil {
-		r.ClientSegs, werr = segsOut(c)
+		var st labkit.TCPStats
+		st, werr = labkit.ConnTCPStats(c)
+		r.ClientSegs = st.SegsOut
 	}
 	c.Close()
 	s := <-done
@@ -181,29 +184,6 @@ func addrPort(a net.Addr) netip.AddrPort {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return netip.AddrPort{}
-}
-
-// segsOut is TCP_INFO's count of segments c sent.
-func segsOut(c net.Conn) (uint32, error) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return 0, fmt.Errorf("not a TCP connection: %T", c)
-	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var info *unix.TCPInfo
-	var ierr error
-	if err := raw.Control(func(fd uintptr) {
-		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil {
-		return 0, err
-	}
-	if ierr != nil {
-		return 0, fmt.Errorf("tcp_info: %w", ierr)
-	}
-	return info.Segs_out, nil
 }
 
 // heldFlow is a TCP connection from the LAN kept open, the client writing

@@ -242,7 +242,7 @@ func runIPoE(ctx context.Context, root, bin string) (err error) {
 		return err
 	}
 	dc = c1.Sub(c0)
-	printDeltas(dc, "tx_ndp_na", "tc_snpt", "tc_dnpt", "fwd_npt_snpt", "fwd_npt_dnpt")
+	printDeltas(dc, "tx_ndp_na", "tx_ndp_na_redirect", "tc_snpt", "tc_dnpt", "fwd_npt_snpt", "fwd_npt_dnpt")
 	out16, in16 := labkit.IPoEWAN1.Addr().As16(), ulaHost.Addr().As16()
 	copy(in16[:8], out16[:8])
 	if want := netip.AddrFrom16(in16); r.ServerRemote.Addr() != want {

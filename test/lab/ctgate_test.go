@@ -54,10 +54,8 @@ func TestConntrackGateStatefulFirewall(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}
-	cmd := lab.Command(topo.Router, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(statefulRuleset())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f: %v: %s", err, out)
+	if err := lab.NFT(topo.Router, statefulRuleset()); err != nil {
+		t.Fatal(err)
 	}
 	if v := sysctl(); v != "0" {
 		t.Fatalf("nf_conntrack_tcp_be_liberal is %s in a new namespace, want 0", v)

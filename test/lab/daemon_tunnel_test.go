@@ -193,7 +193,7 @@ func TestDaemonTunnelReload(t *testing.T) {
 		t.Fatalf("ping the internet host's second prefix through the default route: %v", err)
 	}
 
-	before := counters(t, ctx, cli)
+	before := mustCounters(t, ctx, cli)
 	stream, err := labkit.StartStream(topo.Lab, topo.Host, topo.Internet, internet, tunStreamPPS)
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func TestDaemonTunnelReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := counters(t, ctx, cli).Sub(before)
+	delta := mustCounters(t, ctx, cli).Sub(before)
 	t.Logf("UDP stream host -> %s through the tunnel, across both reloads: %s", internet, res)
 	t.Logf("counters during the stream: %s", delta)
 	switch {
@@ -514,11 +514,11 @@ func TestDaemonTunnelDetachOnExit(t *testing.T) {
 		t.Fatalf("nftables table ip xdprouter has no snat to %s:\n%s", labkit.FixedIPv4, res.Stdout)
 	}
 
-	before := counters(t, ctx, cli)
+	before := mustCounters(t, ctx, cli)
 	if _, err := r.Ping(ctx, topo.Host, internet, 3); err != nil {
 		t.Fatalf("ping the internet host through the NAT44 tunnel: %v", err)
 	}
-	delta := counters(t, ctx, cli).Sub(before)
+	delta := mustCounters(t, ctx, cli).Sub(before)
 	t.Logf("counters during the ping: %s", delta)
 	// The daemon attaches gated: ICMP is the kernel's before the tunnel
 	// is looked up (pass_ct_proto), without the gate pass_tun_nat44.

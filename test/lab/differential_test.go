@@ -579,10 +579,8 @@ func newDiffLab(t *testing.T) *diffLab {
 
 func (d *diffLab) nft(t *testing.T, script string) {
 	t.Helper()
-	cmd := d.lab.Command(d.router, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f: %v: %s", err, out)
+	if err := d.lab.NFT(d.router, script); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -122,10 +122,8 @@ func newFirewallLab(t *testing.T) *fwLab {
 // load puts the generated ruleset in force in the router.
 func (f *fwLab) load(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(netlab.InNS(f.router, "nft", "-f", "-")[0], netlab.InNS(f.router, "nft", "-f", "-")[1:]...)
-	cmd.Stdin = strings.NewReader(f.rulesetScript)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f in the router: %v\n%s\n%s", err, out, f.rulesetScript)
+	if err := f.lab.NFT(f.router, f.rulesetScript); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -70,9 +69,7 @@ elif what == "flood":
 // it carries only the ISP's global resolver.
 func TestHostileWANRAs(t *testing.T) {
 	needRoot(t)
-	if err := exec.Command("python3", "-c", "import scapy.all").Run(); err != nil {
-		t.Skipf("needs python3-scapy (make test installs it): %v", err)
-	}
+	labkit.NeedScapy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	topo := newNPTLab(t)
@@ -88,7 +85,7 @@ func TestHostileWANRAs(t *testing.T) {
 	}
 	send := func(args ...string) {
 		t.Helper()
-		if out, err := lab.Exec(topo.ISP, append([]string{"/usr/bin/python3", script, labkit.ISPIf}, args...)...); err != nil {
+		if out, err := lab.Exec(topo.ISP, append([]string{labkit.Python, script, labkit.ISPIf}, args...)...); err != nil {
 			t.Fatalf("scapy %v: %v\n%s", args, err, out)
 		}
 	}

@@ -124,14 +124,14 @@ firewall: {mode: "off"}
 	}
 
 	snap := func() map[string]labkit.Counters {
-		return map[string]labkit.Counters{"ra": counters(t, ctx, cli["ra"]), "rb": counters(t, ctx, cli["rb"])}
+		return map[string]labkit.Counters{"ra": mustCounters(t, ctx, cli["ra"]), "rb": mustCounters(t, ctx, cli["rb"])}
 	}
 	// want: router -> counter -> at least this many packets, each of at
 	// least minBytes octets on average.
 	expect := func(what string, before map[string]labkit.Counters, want map[string]map[string]uint64, minBytes uint64) {
 		t.Helper()
 		for r, cs := range want {
-			d := counters(t, ctx, cli[r]).Sub(before[r])
+			d := mustCounters(t, ctx, cli[r]).Sub(before[r])
 			t.Logf("%s, %s: %s", what, r, d)
 			for c, n := range cs {
 				if d[c].Packets < n || d[c].Bytes < n*minBytes {
@@ -199,7 +199,7 @@ firewall: {mode: "off"}
 		// payload of 8900 per segment needs.
 		expect("TCP "+tc.name, before, map[string]map[string]uint64{"ra": {tc.from: segs}, "rb": {tc.to: segs}}, 0)
 		for _, r := range []struct{ router, counter string }{{"ra", tc.from}, {"rb", tc.to}} {
-			d := counters(t, ctx, cli[r.router]).Sub(before[r.router])[r.counter]
+			d := mustCounters(t, ctx, cli[r.router]).Sub(before[r.router])[r.counter]
 			if d.Bytes < bulkSize {
 				t.Errorf("TCP %s: %s %s carried %d bytes, want >= %d", tc.name, r.router, r.counter, d.Bytes, int64(bulkSize))
 			}
@@ -232,7 +232,7 @@ firewall: {mode: "off"}
 		t.Errorf("8961-octet DF ping: no frag needed with mtu 8960:\n%s", res.Stdout)
 	}
 	for _, r := range []string{"ra", "rb"} {
-		c := counters(t, ctx, cli[r])
+		c := mustCounters(t, ctx, cli[r])
 		if c["pass_mb_headers"].Packets+c["pass_mb_egress"].Packets != 0 {
 			t.Errorf("%s left multi-buffer frames to the kernel: %s", r, c)
 		}

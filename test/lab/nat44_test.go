@@ -1,13 +1,7 @@
 package lab
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -59,13 +53,14 @@ tunnels:
 		t.Fatalf("ping the internet host through the tunnel: %v", err)
 	}
 
-	before := counters(t, ctx, cli)
-	n, elapsed, err := forwardTransfer(ctx, topo.Lab, topo.Internet, topo.Host,
+	before := mustCounters(t, ctx, cli)
+	tr, err := labkit.TransferVia(ctx, topo.Lab, topo.Internet, topo.Host,
 		netip.AddrPortFrom(labkit.FixedIPv4, fwdPort), netip.AddrPortFrom(host, hostPort), bulkSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := counters(t, ctx, cli).Sub(before)
+	n, elapsed := tr.Bytes, tr.Elapsed
+	delta := mustCounters(t, ctx, cli).Sub(before)
 	t.Logf("TCP internet -> %s:%d -> host %s:%d: %d bytes in %v, same sha256 on both ends; counters: %s",
 		labkit.FixedIPv4, fwdPort, host, hostPort, n, elapsed.Round(time.Millisecond), delta)
 	// Segments of at most 1420 octets (the clamped MSS): the payload
@@ -88,67 +83,4 @@ tunnels:
 	}
 	mustRun(t, ctx, r, netlab.InNS(topo.Router, "conntrack", "-L", "-p", "tcp", "--orig-port-dst", fmt.Sprint(fwdPort))...)
 	checkAFTR(t, topo)
-}
-
-// forwardTransfer sends size pseudo-random bytes over TCP from clientNS to
-// dial, accepted in serverNS on listen (the two differ by the port forward
-// between them), and checks that length and sha256 arrive unchanged.
-func forwardTransfer(ctx context.Context, lab *netlab.Lab, clientNS, serverNS string, dial, listen netip.AddrPort, size int64) (int64, time.Duration, error) {
-	var ln net.Listener
-	if err := lab.Do(serverNS, func() error {
-		var err error
-		ln, err = net.Listen("tcp", listen.String())
-		return err
-	}); err != nil {
-		return 0, 0, fmt.Errorf("listen on %s in %s: %w", listen, serverNS, err)
-	}
-	defer ln.Close()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	type result struct {
-		n   int64
-		sum []byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: fmt.Errorf("accept: %w", err)}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		got <- result{n, h.Sum(nil), err}
-	}()
-	var conn net.Conn
-	if err := lab.Do(clientNS, func() error {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		var err error
-		conn, err = d.DialContext(ctx, "tcp", dial.String())
-		return err
-	}); err != nil {
-		ln.Close()
-		<-got
-		return 0, 0, fmt.Errorf("connect from %s to %s: %w", clientNS, dial, err)
-	}
-	start := time.Now()
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	h := sha256.New()
-	src := io.LimitReader(rand.NewChaCha8([32]byte{7, 7, 7}), size)
-	_, werr := io.Copy(io.MultiWriter(conn, h), src)
-	conn.Close()
-	out := <-got
-	elapsed := time.Since(start)
-	switch {
-	case werr != nil:
-		return out.n, elapsed, fmt.Errorf("send: %w", werr)
-	case out.err != nil:
-		return out.n, elapsed, fmt.Errorf("receive: %w", out.err)
-	case out.n != size || !bytes.Equal(out.sum, h.Sum(nil)):
-		return out.n, elapsed, fmt.Errorf("received %d bytes (sha256 %x), sent %d (sha256 %x)", out.n, out.sum, size, h.Sum(nil))
-	}
-	return out.n, elapsed, nil
 }

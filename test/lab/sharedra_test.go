@@ -116,7 +116,7 @@ firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 	if w := wakeStats(t, ctx, cli); w.Probes == 0 || w.LastTarget != hostAddr || w.ProbeErrors != 0 {
 		t.Errorf("ndp-wake %+v: want a probe for %s", w, hostAddr)
 	}
-	if d := mustCounters(t, ctx, cli).Sub(c0); d["pass_ndp_no_neigh"].Packets == 0 || d["tx_ndp_na"].Packets == 0 {
+	if d := mustCounters(t, ctx, cli).Sub(c0); d["pass_ndp_no_neigh"].Packets == 0 || d.NAsSent() == 0 {
 		t.Errorf("want the first NS passed (no neighbour yet) and a later one answered by XDP: %s", d)
 	}
 
@@ -130,7 +130,7 @@ firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 	if _, err := cli.Runner.Ping(ctx, topo.ISP, netip.MustParseAddr(hostAddr), 3); err != nil {
 		t.Fatalf("ISP -> host through the proxy: %v", err)
 	}
-	if d := mustCounters(t, ctx, cli).Sub(c0); d["tx_ndp_na"].Packets == 0 {
+	if d := mustCounters(t, ctx, cli).Sub(c0); d.NAsSent() == 0 {
 		t.Errorf("the proxy sent no NA: %s", d)
 	}
 }

@@ -85,7 +85,7 @@ firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 		t.Fatalf("site B to site A: %v", err)
 	}
 
-	before := map[string]labkit.Counters{"ra": counters(t, ctx, cli["ra"]), "rb": counters(t, ctx, cli["rb"])}
+	before := map[string]labkit.Counters{"ra": mustCounters(t, ctx, cli["ra"]), "rb": mustCounters(t, ctx, cli["rb"])}
 	res, err := labkit.Transfer(ctx, lab, ns["host-a"], ns["host-b"], hostB, bulkSize)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 	for _, c := range []struct{ router, counter string }{
 		{"ra", "tun_encap"}, {"rb", "tun_decap"},
 	} {
-		d := counters(t, ctx, cli[c.router]).Sub(before[c.router])
+		d := mustCounters(t, ctx, cli[c.router]).Sub(before[c.router])
 		t.Logf("%s during the transfer: %s", c.router, d)
 		if want := uint64(res.SenderTCP.SegsOut) * 9 / 10; d[c.counter].Packets < want {
 			t.Errorf("%s %s: %d, want >= 90%% of the %d data segments", c.router, c.counter, d[c.counter].Packets, res.SenderTCP.SegsOut)

@@ -73,15 +73,6 @@ tunnels:
 		labkit.AFTR6, labkit.TunRouterWAN6.Addr(), extra)
 }
 
-func counters(t *testing.T, ctx context.Context, cli labkit.CLI) labkit.Counters {
-	t.Helper()
-	c, err := cli.Counters(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // checkAFTR fails on any outer header the independent AFTR found wrong.
 func checkAFTR(t *testing.T, topo *labkit.TunnelTopology) labkit.AFTRStats {
 	t.Helper()
@@ -100,12 +91,12 @@ func checkAFTR(t *testing.T, topo *labkit.TunnelTopology) labkit.AFTRStats {
 // bulk runs a verified TCP transfer and returns the counter deltas.
 func bulk(t *testing.T, ctx context.Context, cli labkit.CLI, lab *labkitLab, from, to string, dst netip.Addr, size int64) (labkit.TransferResult, labkit.Counters) {
 	t.Helper()
-	before := counters(t, ctx, cli)
+	before := mustCounters(t, ctx, cli)
 	res, err := labkit.Transfer(ctx, lab.Lab, from, to, dst, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := counters(t, ctx, cli).Sub(before)
+	delta := mustCounters(t, ctx, cli).Sub(before)
 	t.Logf("TCP %s -> %s: %d bytes in %v (%.0f Mbit/s), sha256 %s on both ends; sender sent %d segments (%d retransmitted)",
 		from, dst, res.Bytes, res.Elapsed.Round(time.Millisecond), res.Throughput(), res.RecvSHA,
 		res.SenderTCP.SegsOut, res.SenderTCP.TotalRetrans)
@@ -179,14 +170,14 @@ func TestTunnelDSLite(t *testing.T) {
 	})
 
 	t.Run("DF ping over the tunnel MTU", func(t *testing.T) {
-		before := counters(t, ctx, cli)
+		before := mustCounters(t, ctx, cli)
 		res, _ := r.InNS(ctx, topo.Host, "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", internet.String())
 		if !strings.Contains(res.Stdout, "mtu = 1460") {
 			t.Errorf("want \"Frag needed and DF set (mtu = 1460)\" from the router, got:\n%s", res.Stdout)
 		}
 		// ICMP is the kernel's under the conntrack gate (pass_ct_proto):
 		// then the kernel sends the same error.
-		if d := counters(t, ctx, cli).Sub(before); d["tun_icmp_frag_needed"].Packets != 1 && d["pass_ct_proto"].Packets == 0 {
+		if d := mustCounters(t, ctx, cli).Sub(before); d["tun_icmp_frag_needed"].Packets != 1 && d["pass_ct_proto"].Packets == 0 {
 			t.Errorf("tun_icmp_frag_needed +%d, pass_ct_proto +%d: want the error from XDP, or the ping passed by the gate", d["tun_icmp_frag_needed"].Packets, d["pass_ct_proto"].Packets)
 		}
 		// Below the tunnel MTU the same ping goes through.
@@ -230,7 +221,7 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 		{"wrong local", labkit.AFTR6.String(), labkit.TunRouterOther6.Addr().String(), false, false},
 	} {
 		port := 9900 + i
-		before := counters(t, ctx, cli)
+		before := mustCounters(t, ctx, cli)
 		// The receiver waits for the probe or for an "end" marker sent
 		// locally once the injection is over: scapy takes seconds to start
 		// on a loaded machine, so no fixed timeout fits.
@@ -260,7 +251,7 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 		}
 		_ = recv.Wait()
 		got := strings.Contains(out.String(), "probe")
-		delta := counters(t, ctx, cli).Sub(before)
+		delta := mustCounters(t, ctx, cli).Sub(before)
 		t.Logf("%s: host received %q; counters: %s", tc.name, strings.TrimSpace(out.String()), delta)
 		if got != tc.delivered {
 			t.Errorf("%s (%s -> %s): delivered = %v, want %v", tc.name, tc.src, tc.dst, got, tc.delivered)
@@ -295,12 +286,12 @@ func TestTunnelFixedIPv4NAT44(t *testing.T) {
 	checkNAT44InXDP(t, "upload", delta, up.SenderTCP.SegsOut, up.RecvTCP.SegsOut, "fwd_nat44_snat", "fwd_nat44_dnat")
 	// A download: the bulk comes back as ipip6 to the fixed address, and
 	// XDP decapsulates and translates it back.
-	before := counters(t, ctx, cli)
+	before := mustCounters(t, ctx, cli)
 	dl, err := labkit.Download(ctx, topo.Lab, topo.Host, topo.Internet, internet, bulkSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta = counters(t, ctx, cli).Sub(before)
+	delta = mustCounters(t, ctx, cli).Sub(before)
 	t.Logf("TCP download %s -> host: %d bytes in %v (%.0f Mbit/s), sha256 %s on both ends; counters: %s",
 		internet, dl.Bytes, dl.Elapsed.Round(time.Millisecond), dl.Throughput(), dl.RecvSHA, delta)
 	checkNAT44InXDP(t, "download", delta, dl.SenderTCP.SegsOut, dl.RecvTCP.SegsOut, "fwd_nat44_dnat", "fwd_nat44_snat")

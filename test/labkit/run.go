@@ -199,6 +199,10 @@ type InterfaceStatus struct {
 	ProgramName string `json:"program_name"`
 	ProgramTag  string `json:"program_tag"`
 	LinkPin     string `json:"link_pin"`
+	// TXPath is how XDP transmits to the interface ("xdp_tx", "redirect",
+	// "kernel"), TXNote why.
+	TXPath string `json:"tx_path"`
+	TXNote string `json:"tx_note"`
 }
 
 // MapStatus is one entry of Status.Maps.
@@ -257,6 +261,14 @@ func (c Counters) Sub(before Counters) Counters {
 		out[name] = Counter{Name: name, Packets: v.Packets - b.Packets, Bytes: v.Bytes - b.Bytes}
 	}
 	return out
+}
+
+// NAsSent is how many Neighbor Advertisements the NDP proxy sent, by
+// whichever path the port allows: XDP_TX (tx_ndp_na), a redirect to a veth
+// (tx_ndp_na_redirect), or TC for a veth whose peer has no NAPI
+// (pass_ndp_na_tc).
+func (c Counters) NAsSent() uint64 {
+	return c["tx_ndp_na"].Packets + c["tx_ndp_na_redirect"].Packets + c["pass_ndp_na_tc"].Packets
 }
 
 // String lists the non-zero counters, in a stable order.

@@ -63,10 +63,14 @@ func dialIn(ctx context.Context, lab *netlab.Lab, ns string, addr net.Addr) (net
 }
 
 func listenIn(ctx context.Context, lab *netlab.Lab, ns string, addr netip.Addr) (net.Listener, func(), error) {
+	return listenInPort(ctx, lab, ns, netip.AddrPortFrom(addr, 0))
+}
+
+func listenInPort(ctx context.Context, lab *netlab.Lab, ns string, addr netip.AddrPort) (net.Listener, func(), error) {
 	var ln net.Listener
 	err := lab.Do(ns, func() error {
 		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+		ln, err = net.Listen("tcp", addr.String())
 		return err
 	})
 	if err != nil {
@@ -81,12 +85,23 @@ func listenIn(ctx context.Context, lab *netlab.Lab, ns string, addr netip.Addr) 
 // the digest back; the transfer fails unless both ends agree on the length
 // and the digest. It is bounded by ctx and by a one-minute deadline.
 func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to netip.Addr, size int64) (TransferResult, error) {
+	return TransferVia(ctx, lab, fromNS, toNS, netip.AddrPort{}, netip.AddrPortFrom(to, 0), size)
+}
+
+// TransferVia is Transfer to a listener on listen in toNS, connected to at
+// dial from fromNS: the two differ where a port forward (DNAT) lies
+// between them. An invalid dial means the listener's own address.
+func TransferVia(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, dial, listen netip.AddrPort, size int64) (TransferResult, error) {
 	var res TransferResult
-	ln, closeLn, err := listenIn(ctx, lab, toNS, to)
+	ln, closeLn, err := listenInPort(ctx, lab, toNS, listen)
 	if err != nil {
 		return res, err
 	}
 	defer closeLn()
+	target := ln.Addr()
+	if dial.IsValid() {
+		target = net.TCPAddrFromAddrPort(dial)
+	}
 
 	type recvOut struct {
 		n   int64
@@ -119,15 +134,15 @@ func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to neti
 			out.err = fmt.Errorf("send digest back: %w", err)
 			return
 		}
-		out.tcp, out.err = tcpStats(c)
+		out.tcp, out.err = ConnTCPStats(c)
 	}()
 
 	start := time.Now()
-	conn, err := dialIn(ctx, lab, fromNS, ln.Addr())
+	conn, err := dialIn(ctx, lab, fromNS, target)
 	if err != nil {
 		ln.Close()
 		<-recvDone
-		return res, fmt.Errorf("connect from %s to %s: %w", fromNS, ln.Addr(), err)
+		return res, fmt.Errorf("connect from %s to %s: %w", fromNS, target, err)
 	}
 	sent, sendTCP, sendErr := send(ctx, conn.(*net.TCPConn), size)
 	out := <-recvDone
@@ -135,11 +150,11 @@ func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to neti
 	res.Bytes, res.RecvTCP, res.SenderTCP = out.n, out.tcp, sendTCP
 	res.SentSHA, res.RecvSHA = hex.EncodeToString(sent), hex.EncodeToString(out.sum)
 	if err := errors.Join(sendErr, out.err); err != nil {
-		return res, fmt.Errorf("TCP %s -> %s: %w", fromNS, ln.Addr(), err)
+		return res, fmt.Errorf("TCP %s -> %s: %w", fromNS, target, err)
 	}
 	if res.Bytes != size || res.SentSHA != res.RecvSHA {
 		return res, fmt.Errorf("TCP %s -> %s: sent %d bytes sha256 %s, received %d bytes sha256 %s",
-			fromNS, ln.Addr(), size, res.SentSHA, res.Bytes, res.RecvSHA)
+			fromNS, target, size, res.SentSHA, res.Bytes, res.RecvSHA)
 	}
 	return res, nil
 }
@@ -179,11 +194,12 @@ func send(ctx context.Context, c *net.TCPConn, size int64) (sum []byte, st TCPSt
 	if !bytes.Equal(peer, sum) {
 		return sum, st, fmt.Errorf("receiver's digest %x differs from the sender's %x", peer, sum)
 	}
-	st, err = tcpStats(c)
+	st, err = ConnTCPStats(c)
 	return sum, st, err
 }
 
-func tcpStats(c net.Conn) (TCPStats, error) {
+// ConnTCPStats reads TCP_INFO of c.
+func ConnTCPStats(c net.Conn) (TCPStats, error) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return TCPStats{}, fmt.Errorf("not a TCP connection: %T", c)

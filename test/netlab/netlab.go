@@ -156,6 +156,17 @@ func (l *Lab) MustExec(ns string, cmds ...[]string) error {
 	return nil
 }
 
+// NFT loads an nft script (`nft -f -`) in ns; the error carries nft's
+// message and the script.
+func (l *Lab) NFT(ns, script string) error {
+	cmd := l.Command(ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft -f - in %s: %w: %s\n%s", ns, err, bytes.TrimSpace(out), script)
+	}
+	return nil
+}
+
 // Command returns an unstarted command that runs in ns.
 func (l *Lab) Command(ns string, args ...string) *exec.Cmd {
 	full := InNS(ns, args...)

@@ -172,9 +172,17 @@ type PrefixInformation struct {
 	PrefixLength                   uint8
 	OnLink                         bool
 	AutonomousAddressConfiguration bool
-	ValidLifetime                  time.Duration
-	PreferredLifetime              time.Duration
-	Prefix                         netip.Addr
+	// RouterAddress is the R flag of RFC 6275, Section 7.2: the option's
+	// prefix field holds a complete address of the sending router, given
+	// in Router (Prefix is its first PrefixLength bits, as always). The
+	// address has the prefix's lifetimes.
+	RouterAddress     bool
+	ValidLifetime     time.Duration
+	PreferredLifetime time.Duration
+	Prefix            netip.Addr
+	// Router is the router's address when RouterAddress is set; the zero
+	// Addr otherwise.
+	Router netip.Addr
 }
 
 // Code implements Option.
@@ -208,6 +216,15 @@ func (pi *PrefixInformation) marshal() ([]byte, error) {
 	if pi.AutonomousAddressConfiguration {
 		raw.Value[1] |= (1 << 6)
 	}
+	field := pi.Prefix
+	if pi.RouterAddress {
+		raw.Value[1] |= (1 << 5)
+		if !pi.Router.Is6() || netip.PrefixFrom(pi.Router, int(pi.PrefixLength)).Masked().Addr() != pi.Prefix {
+			return nil, fmt.Errorf("ndp: invalid prefix information: router address %s is not in %s/%d",
+				pi.Router, pi.Prefix, pi.PrefixLength)
+		}
+		field = pi.Router
+	}
 
 	valid := pi.ValidLifetime.Seconds()
 	binary.BigEndian.PutUint32(raw.Value[2:6], uint32(valid))
@@ -217,7 +234,7 @@ func (pi *PrefixInformation) marshal() ([]byte, error) {
 
 	// 4 bytes reserved.
 
-	copy(raw.Value[14:30], pi.Prefix.AsSlice())
+	copy(raw.Value[14:30], field.AsSlice())
 
 	return raw.marshal()
 }
@@ -236,6 +253,7 @@ func (pi *PrefixInformation) unmarshal(b []byte) error {
 	var (
 		oFlag = (raw.Value[1] & 0x80) != 0
 		aFlag = (raw.Value[1] & 0x40) != 0
+		rFlag = (raw.Value[1] & 0x20) != 0
 
 		valid     = time.Duration(binary.BigEndian.Uint32(raw.Value[2:6])) * time.Second
 		preferred = time.Duration(binary.BigEndian.Uint32(raw.Value[6:10])) * time.Second
@@ -260,9 +278,13 @@ func (pi *PrefixInformation) unmarshal(b []byte) error {
 		PrefixLength:                   pl,
 		OnLink:                         oFlag,
 		AutonomousAddressConfiguration: aFlag,
+		RouterAddress:                  rFlag,
 		ValidLifetime:                  valid,
 		PreferredLifetime:              preferred,
 		Prefix:                         p.Addr(),
+	}
+	if rFlag {
+		pi.Router = ip
 	}
 
 	return nil
