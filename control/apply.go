@@ -35,6 +35,9 @@ type Deps struct {
 	Tunnels TunnelDataplane
 	TunDevs TunnelDevs
 	NAT     NAT44
+	// HostAddrs lists the host's IPv4 addresses for the tunnels' inner
+	// source filter; nil takes the config's alone.
+	HostAddrs HostAddrs
 	// NPT programs NPT and the NDP proxy; nil leaves that state alone.
 	NPT Translator
 	// Net6 installs learned IPv6 addresses and routes (the daemon's);

@@ -72,6 +72,10 @@ type Status struct {
 	// TXChanges are the transmit paths the caller changed before reading
 	// (RefreshTX), for it to report.
 	TXChanges []TXChange `json:"tx_changes,omitempty"`
+	// TunnelSourceFilter are the inner IPv4 sources decapsulation drops
+	// (besides 0/8, 127/8 and 224/3): the router's own addresses and the
+	// LAN subnets.
+	TunnelSourceFilter []SourceNet `json:"tunnel_source_filter,omitempty"`
 }
 
 // TunnelStatus is one programmed tunnel and its slow-path netdev.
@@ -165,6 +169,11 @@ func (d *Dataplane) Status() (Status, error) {
 			l.Close()
 		}
 		st.Tunnels = append(st.Tunnels, ts)
+	}
+	if len(tuns) > 0 {
+		if st.TunnelSourceFilter, err = d.TunnelSourceFilter(); err != nil {
+			return st, err
+		}
 	}
 
 	entries, err := os.ReadDir(d.dir)

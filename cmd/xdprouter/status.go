@@ -16,6 +16,7 @@ import (
 	"github.com/xdprouter/xdprouter/control/api"
 	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/learned"
+	"github.com/xdprouter/xdprouter/control/reasm"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -41,11 +42,12 @@ error. Without a daemon for this --bpffs it reads the pinned maps.`,
 				// kernel's tables are as near from here.
 				st.Firewall = control.ReadFirewall()
 			}
+			st.OuterFragments = outerFragments(st)
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
 			printDaemon(cmd.OutOrStdout(), st.Daemon)
-			printStatus(cmd.OutOrStdout(), st.Status)
+			printStatus(cmd.OutOrStdout(), st.Status, st.OuterFragments)
 			printFirewall(cmd.OutOrStdout(), st.Firewall)
 			return nil
 		},
@@ -170,7 +172,30 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 	}
 }
 
-func printStatus(w io.Writer, st loader.Status) {
+// outerFragments says what becomes of ipip6 that arrives fragmented in
+// the outer header: the kernel reassembles it, and only the daemon's
+// relay (control/reasm) hands it back to be decapsulated.
+func outerFragments(st api.Status) string {
+	if len(st.Tunnels) == 0 {
+		return ""
+	}
+	if st.Daemon == nil {
+		return "not decapsulated: without the daemon (xdprouter run) nothing takes them after the kernel reassembles them; " +
+			"their fragments are counted as pass_tun_fragment"
+	}
+	var rs reasm.Stats
+	if raw, ok := st.Daemon.Tasks["ipip6-reassembly"]; ok && json.Unmarshal(raw, &rs) == nil && rs.Device != "" {
+		return fmt.Sprintf("reassembled by the kernel, decapsulated through %s (%d packets)", rs.Device, rs.Packets)
+	}
+	if raw, ok := st.Daemon.Tasks["ipip6-reassembly-last-error"]; ok {
+		var msg string
+		_ = json.Unmarshal(raw, &msg)
+		return "not decapsulated: the daemon's reassembly relay failed (started again): " + msg
+	}
+	return "not decapsulated: the daemon's reassembly relay is not running"
+}
+
+func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 	fmt.Fprintf(w, "bpffs: %s\n", st.BPFFS)
 	for _, c := range st.TXChanges {
 		fmt.Fprintln(w, c)
@@ -215,6 +240,16 @@ func printStatus(w io.Writer, st loader.Status) {
 				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, t.TCLink)
 		}
 		tw.Flush()
+		if outerFrags != "" {
+			fmt.Fprintf(w, "outer-fragmented ipip6: %s\n", outerFrags)
+		}
+		if len(st.TunnelSourceFilter) > 0 {
+			var ps []string
+			for _, n := range st.TunnelSourceFilter {
+				ps = append(ps, fmt.Sprintf("%s (%s)", n.Prefix, n.Kind))
+			}
+			fmt.Fprintf(w, "inner IPv4 sources dropped: 0/8, 127/8, 224/3, %s\n", strings.Join(ps, ", "))
+		}
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -22,6 +22,9 @@ type Status struct {
 	// (mode, rules, counters); nil where nft is not installed.
 	Firewall *control.FirewallStatus `json:"firewall,omitempty"`
 	Daemon   *Daemon                 `json:"daemon,omitempty"`
+	// OuterFragments says what becomes of ipip6 fragmented in the outer
+	// header (only the daemon decapsulates it); empty without tunnels.
+	OuterFragments string `json:"ipip6_outer_fragments,omitempty"`
 }
 
 // Daemon describes the running daemon and its reconciler.

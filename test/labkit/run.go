@@ -170,6 +170,13 @@ type Status struct {
 	Maps       []MapStatus       `json:"maps"`
 	// Daemon is set when a daemon answered (see DaemonStatus).
 	Daemon *DaemonStatus `json:"daemon"`
+	// OuterFragments says what becomes of outer-fragmented ipip6.
+	OuterFragments string `json:"ipip6_outer_fragments"`
+	// TunnelSourceFilter are the inner IPv4 sources decapsulation drops.
+	TunnelSourceFilter []struct {
+		Prefix string `json:"prefix"`
+		Kind   string `json:"kind"`
+	} `json:"tunnel_source_filter"`
 }
 
 // TunnelStatus is one entry of Status.Tunnels.
