@@ -166,7 +166,7 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		switch {
 		case len(p.Delegated) > 0:
 			d := choosePrefix(p.Delegated, now, func(learned.Prefix) bool { return true })
-			sub, err := subnet64(d.Prefix, l.SLAID)
+			sub, err := config.Subnet64(d.Prefix, l.SLAID)
 			if err != nil {
 				p.Pending = append(p.Pending, fmt.Sprintf("lan[%d].sla-id: %v", i, err))
 				break
@@ -348,25 +348,6 @@ func sharesWAN64(cfg *config.Config) bool {
 		}
 	}
 	return false
-}
-
-// subnet64 is the sla-id'th /64 of a delegated prefix (wide-dhcpv6's
-// sla-id with sla-len = 64 - the delegated length).
-func subnet64(d netip.Prefix, slaID int) (netip.Prefix, error) {
-	if d.Bits() > 64 {
-		return netip.Prefix{}, fmt.Errorf("the delegated prefix %s is longer than /64", d)
-	}
-	if room := 64 - d.Bits(); room < 16 && slaID >= 1<<room {
-		return netip.Prefix{}, fmt.Errorf("%d does not fit the delegated %s, which has %d /64s (sla-id 0-%d)", slaID, d, 1<<room, (1<<room)-1)
-	}
-	b := d.Masked().Addr().As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	hi |= uint64(slaID)
-	for i := 0; i < 8; i++ {
-		b[i] = byte(hi >> (56 - 8*i))
-	}
-	return netip.PrefixFrom(netip.AddrFrom16(b), 64), nil
 }
 
 // withIID is the address made of p's upper 64 bits and iid's lower 64.

@@ -23,6 +23,9 @@ type Config struct {
 	NPT      []NPT
 	NDPProxy []NDPProxy
 	Firewall Firewall
+	// VXLAN are the kernel vxlan tunnels: tunnels[] of mode vxlan.
+	VXLAN         []VXLAN
+	PolicyRouting PolicyRouting
 }
 
 // WAN is the upstream interface.
