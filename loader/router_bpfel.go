@@ -72,7 +72,8 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 53
 	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 54
 	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 55
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV           routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 57
 )
 
 type routerXdprCounterVal struct {
@@ -143,6 +144,36 @@ type routerXdprIface struct {
 	CtLiberal uint8
 	Name      [16]int8
 }
+
+type routerXdprKtunnel struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Kind    uint32
+	Vni     uint32
+	Port    uint16
+	Pad     [2]uint8
+	Remote  struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Name [16]int8
+}
+
+type routerXdprKtunnelKind uint32
+
+const (
+	routerXdprKtunnelKindXDPR_KTUN_VXLAN routerXdprKtunnelKind = 1
+)
 
 type routerXdprLpm6Key struct {
 	_         structs.HostLayout
@@ -320,6 +351,7 @@ const (
 	routerMapXdprFeatures            = "xdpr_features"
 	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
 	routerMapXdprIfaces              = "xdpr_ifaces"
+	routerMapXdprKtunnels            = "xdpr_ktunnels"
 	routerMapXdprNdpProxy            = "xdpr_ndp_proxy"
 	routerMapXdprNpt64In             = "xdpr_npt64_in"
 	routerMapXdprNpt64Out            = "xdpr_npt64_out"
@@ -349,6 +381,7 @@ const (
 	routerVarXdprCtUdpTimeoutMs      = "xdpr_ct_udp_timeout_ms"
 	routerVarXdprEventNames          = "xdpr_event_names"
 	routerVarXdprFeatureNames        = "xdpr_feature_names"
+	routerVarXdprKtunnelKindNames    = "xdpr_ktunnel_kind_names"
 	routerVarXdprNptModeNames        = "xdpr_npt_mode_names"
 	routerVarXdprPortCtGate          = "xdpr_port_ct_gate"
 	routerVarXdprPortIfindex         = "xdpr_port_ifindex"
@@ -417,6 +450,7 @@ type routerMapSpecs struct {
 	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprKtunnels    *ebpf.MapSpec `ebpf:"xdpr_ktunnels"`
 	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
@@ -447,6 +481,7 @@ type routerVariableSpecs struct {
 	XdprCtUdpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.VariableSpec `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
+	XdprKtunnelKindNames    *ebpf.VariableSpec `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprNptModeNames        *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.VariableSpec `ebpf:"xdpr_port_ct_gate"`
 	XdprPortIfindex         *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
@@ -482,6 +517,7 @@ type routerMaps struct {
 	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprKtunnels    *ebpf.Map `ebpf:"xdpr_ktunnels"`
 	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In     *ebpf.Map `ebpf:"xdpr_npt64_in"`
 	XdprNpt64Out    *ebpf.Map `ebpf:"xdpr_npt64_out"`
@@ -504,6 +540,7 @@ func (m *routerMaps) Close() error {
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprKtunnels,
 		m.XdprNdpProxy,
 		m.XdprNpt64In,
 		m.XdprNpt64Out,
@@ -535,6 +572,7 @@ type routerVariables struct {
 	XdprCtUdpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.Variable `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.Variable `ebpf:"xdpr_feature_names"`
+	XdprKtunnelKindNames    *ebpf.Variable `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprNptModeNames        *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.Variable `ebpf:"xdpr_port_ct_gate"`
 	XdprPortIfindex         *ebpf.Variable `ebpf:"xdpr_port_ifindex"`

@@ -49,10 +49,12 @@ type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Tunnels    []TunnelStatus    `json:"tunnels"`
-	Maps       []MapStatus       `json:"maps"`
-	NPT        []NPTRule         `json:"npt"`
-	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
-	TCLinks    []string          `json:"tc_links"` // pins of the NPT slow-path links
+	// KernelTunnels are the vxlan netdevs xdprouter created.
+	KernelTunnels []KernelTunnelStatus `json:"kernel_tunnels"`
+	Maps          []MapStatus          `json:"maps"`
+	NPT           []NPTRule            `json:"npt"`
+	NDPProxy      []NDPProxyEntry      `json:"ndp_proxy"`
+	TCLinks       []string             `json:"tc_links"` // pins of the NPT slow-path links
 	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
 	// data plane skips the lookups of the others.
 	Features []string `json:"features"`
@@ -147,6 +149,10 @@ func (d *Dataplane) Status() (Status, error) {
 			l.Close()
 		}
 		st.Tunnels = append(st.Tunnels, ts)
+	}
+
+	if st.KernelTunnels, err = d.kernelTunnelStatus(); err != nil {
+		return st, err
 	}
 
 	entries, err := os.ReadDir(d.dir)

@@ -69,6 +69,8 @@ enum xdpr_counter {
 	 * a flow it carries through a nat44 tunnel */
 	XDPR_CNT_FWD_NAT44_SNAT,      /* source rewritten to the tunnel's ipv4-address (SNAT, or un-DNAT of a port forward's reply), encapsulated */
 	XDPR_CNT_FWD_NAT44_DNAT,      /* decapsulated, destination rewritten to the LAN host (un-SNAT of a reply, or a port forward's DNAT) */
+	/* Kernel tunnel devices (ktunnel.h) */
+	XDPR_CNT_PASS_TUNNEL_DEV,     /* routed into a kernel tunnel device xdprouter owns (vxlan): the kernel encapsulates */
 	XDPR_CNT__MAX,
 };
 
@@ -124,6 +126,11 @@ enum xdpr_tunnel_flag {
 	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded to nat44_addr: the kernel makes the binding, XDP applies it (nat44.h) */
 };
 
+/* What kind of kernel tunnel device an xdpr_ktunnels entry is (ktunnel.h). */
+enum xdpr_ktunnel_kind {
+	XDPR_KTUN_VXLAN = 1,
+};
+
 /* How an NPT rule rewrites the address (npt.h). */
 enum xdpr_npt_mode {
 	XDPR_NPT_RFC6296 = 0,        /* checksum-neutral: one non-prefix word adjusted */
@@ -153,6 +160,8 @@ enum xdpr_ndp_mode {
 
 #define XDPR_MAX_IFACES 256
 #define XDPR_MAX_TUNNELS 64
+/* Kernel tunnel devices (vxlan): a server has one per peer (seed 001: 255). */
+#define XDPR_MAX_KTUNNELS 1024
 /* Tunnel netdevs with an ifindex below this are also found by array index
  * (xdpr_tun_index). */
 #define XDPR_TUN_INDEX_MAX 1024

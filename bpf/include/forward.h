@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include "consts.h"
 #include "maps.h"
+#include "ktunnel.h"
 #include "compiler.h"
 
 #ifndef AF_INET
@@ -92,7 +93,7 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 	/* The low bits of flags are the verdict on a miss, so an egress port
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
 	if (unlikely(bpf_redirect_map(&xdpr_tx_ports, p->ifindex, XDP_PASS) != XDP_REDIRECT))
-		return XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+		return egress_pass_reason(p->ifindex);
 	eth_set_macs(eth, p->dmac, p->smac);
 	return 0;
 }
