@@ -34,6 +34,11 @@ type Deps struct {
 	Tunnels TunnelDataplane
 	TunDevs TunnelDevs
 	NAT     NAT44
+	// VXLAN, KTunnels and Steering program the vxlan tunnels and their
+	// source steering; nil when the config has none to program.
+	VXLAN    VXLANDevs
+	KTunnels KernelTunnels
+	Steering Steering
 	// NPT programs NPT and the NDP proxy; nil leaves that state alone.
 	NPT Translator
 	// Net6 installs learned IPv6 addresses and routes (the daemon's);
@@ -197,6 +202,9 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	}
 	add := func(s Step) { steps = append(steps, s) }
 	if err := applyTunnels(cfg, deps, add, &undo); err != nil {
+		return fail(err)
+	}
+	if err := applyVXLAN(cfg, deps, add, &undo); err != nil {
 		return fail(err)
 	}
 	if deps.NPT != nil {

@@ -34,8 +34,19 @@ type FirewallRules struct {
 	LANs []LANSources
 	// Remotes are the tunnels' far ends, the only sources of ipip6 the
 	// router accepts for itself.
-	Remotes  []netip.Addr
+	Remotes []netip.Addr
+	// VXLAN are the vxlan tunnels' far ends: the kernel decapsulates
+	// whatever reaches its UDP port with the VNI, so only their remotes
+	// may send to it.
+	VXLAN    []VXLANPeer
 	Pinholes []ResolvedPinhole
+}
+
+// VXLANPeer is a vxlan tunnel's remote and UDP port.
+type VXLANPeer struct {
+	Tunnel string
+	Remote netip.Addr
+	Port   uint16
 }
 
 // LANSources is what a LAN may send as source address (BCP 38).
@@ -86,8 +97,17 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 			fw.Remotes = append(fw.Remotes, t.Remote)
 		}
 	}
+	// What arrives by a vxlan tunnel is as untrusted as the WAN's.
+	carved := map[string][]netip.Prefix{}
+	for _, v := range cfg.VXLAN {
+		fw.WAN = append(fw.WAN, v.Name)
+		fw.VXLAN = append(fw.VXLAN, VXLANPeer{Tunnel: v.Name, Remote: v.Remote, Port: v.Port})
+		for _, c := range v.Carved {
+			carved[c.LAN] = append(carved[c.LAN], c.Prefix)
+		}
+	}
 	static := cfg.StaticLANPrefixes()
-	known := cfg.DynamicLANPrefixes() || len(static) > 0
+	known := cfg.DynamicLANPrefixes() || len(static) > 0 || len(carved) > 0
 	for _, l := range cfg.LAN {
 		ls := LANSources{Interface: l.Interface}
 		if l.IPv4.IsValid() {
@@ -99,6 +119,8 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 			// An npt inside prefix is on the inside, but the config does
 			// not say behind which LAN: every LAN may use it.
 			ls.IPv6 = appendNew(ls.IPv6, static...)
+			// A tunnel's fixed prefixes are carved per LAN.
+			ls.IPv6 = appendNew(ls.IPv6, carved[l.Interface]...)
 		}
 		fw.LANs = append(fw.LANs, ls)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdprouter/xdprouter/control/learned"
@@ -110,6 +111,11 @@ func (p Plan) addrs() []Addr6 {
 			out = append(out, l.Addr)
 		}
 		out = append(out, l.RetiredAddrs...)
+		for _, f := range l.Fixed {
+			if f.Addr.IsValid() {
+				out = append(out, f.Addr)
+			}
+		}
 	}
 	return out
 }
@@ -125,6 +131,10 @@ func (p Plan) without(ifnames map[string]string) Plan {
 	for _, l := range p.LANs {
 		if ifnames[l.Interface] != "" {
 			l.Addr, l.RetiredAddrs = Addr6{}, nil
+			l.Fixed = slices.Clone(l.Fixed)
+			for i := range l.Fixed {
+				l.Fixed[i].Addr = Addr6{}
+			}
 		}
 		out.LANs = append(out.LANs, l)
 	}

@@ -199,6 +199,14 @@ func (fw *FirewallRules) wanInput(b *strings.Builder) {
 	if len(fw.Remotes) > 0 {
 		rules = append(rules, "meta l4proto ipip ip6 saddr "+addrSet(fw.Remotes)+" accept comment "+quote("ipip6 from the tunnels' remotes"))
 	}
+	for _, v := range fw.VXLAN {
+		fam := "ip6"
+		if v.Remote.Is4() {
+			fam = "ip"
+		}
+		rules = append(rules, fmt.Sprintf("%s saddr %s udp dport %d accept comment %s", fam, v.Remote, v.Port,
+			quote(fmt.Sprintf("vxlan %s from its remote", v.Tunnel))))
+	}
 	rules = append(rules,
 		rule("meta l4proto ipip", CtrDropIPIPRemote, "drop", "ipip6 from an unknown remote"),
 		rule("", CtrDropWANInput, "drop", "anything else from the WAN side"))

@@ -57,12 +57,34 @@ type LANPlan struct {
 	// 0), so connections hosts still have on old addresses keep a route.
 	Retired      []learned.Prefix `json:"retired,omitempty"`
 	RetiredAddrs []Addr6          `json:"retired_addresses,omitempty"`
+	// Fixed are the LAN's /64s of the tunnels' fixed prefixes, advertised
+	// beside the ISP's with FixedValid and FixedPreferred.
+	Fixed []FixedLAN `json:"fixed_prefixes,omitempty"`
 }
+
+// FixedLAN is a LAN's /64 of a tunnel's prefix and the router's address
+// in it (permanent: the prefix is the router's as long as the config
+// says so).
+type FixedLAN struct {
+	Tunnel string       `json:"tunnel"`
+	From   netip.Prefix `json:"from"`   // the tunnel prefix it was carved from
+	Prefix netip.Prefix `json:"prefix"` // the /64
+	Addr   Addr6        `json:"address"`
+}
+
+// Lifetimes LAN RAs give a tunnel's fixed prefixes, radvd's defaults for
+// a configured prefix: a host keeps its address a day after the last RA,
+// and prefers it for four hours.
+const (
+	FixedValid     = 24 * time.Hour
+	FixedPreferred = 4 * time.Hour
+)
 
 // Advert is what one LAN's Router Advertisements carry.
 type Advert struct {
 	Interface string
 	Prefixes  []learned.Prefix // the current one first, then retired ones
+	Fixed     []netip.Prefix   // the tunnels' /64s, with FixedValid and FixedPreferred
 	DNS       []learned.Server
 	DNSSL     []string
 	MTU       int
@@ -81,11 +103,16 @@ const LANRouterLifetime = 1800 * time.Second
 func (p Plan) Adverts() []Advert {
 	var out []Advert
 	for _, l := range p.LANs {
-		if !l.Prefix.Prefix.IsValid() && len(l.Retired) == 0 {
+		if !l.Prefix.Prefix.IsValid() && len(l.Retired) == 0 && len(l.Fixed) == 0 {
 			continue
 		}
 		ad := Advert{Interface: l.Interface, DNS: p.DNS, DNSSL: p.DNSSL, MTU: p.MTU}
-		if p.Gateway.IsValid() {
+		for _, f := range l.Fixed {
+			ad.Fixed = append(ad.Fixed, f.Prefix)
+		}
+		// A tunnel with fixed prefixes is a default route for their
+		// sources (its own table), WAN router or not.
+		if p.Gateway.IsValid() || len(l.Fixed) > 0 {
 			ad.RouterLifetime = LANRouterLifetime
 		}
 		if l.Prefix.Prefix.IsValid() {
@@ -192,8 +219,17 @@ func NewPlan(in Inputs, now time.Time) Plan {
 			lp.Addr = Addr6{Interface: l.Interface, Prefix: netip.PrefixFrom(withIID(lp.Prefix.Prefix, l.Token), 64),
 				Valid: lp.Prefix.Valid, Preferred: lp.Prefix.Preferred}
 		}
+		for _, v := range cfg.VXLAN {
+			for _, c := range v.Carved {
+				if c.LAN == l.Interface {
+					lp.Fixed = append(lp.Fixed, FixedLAN{Tunnel: v.Name, From: c.From, Prefix: c.Prefix,
+						Addr: Addr6{Interface: l.Interface, Prefix: netip.PrefixFrom(withIID(c.Prefix, l.Token), 64),
+							Valid: learned.Forever, Preferred: learned.Forever}})
+				}
+			}
+		}
 		for _, r := range in.Learned.Retired[l.Interface] {
-			if r.Valid.After(now) && r.Prefix != lp.Prefix.Prefix {
+			if r.Valid.After(now) && r.Prefix != lp.Prefix.Prefix && !slices.ContainsFunc(lp.Fixed, func(f FixedLAN) bool { return f.Prefix == r.Prefix }) {
 				lp.Retired = append(lp.Retired, r)
 				lp.RetiredAddrs = append(lp.RetiredAddrs, Addr6{Interface: l.Interface,
 					Prefix: netip.PrefixFrom(withIID(r.Prefix, l.Token), 64), Valid: r.Valid, Preferred: r.Preferred})
@@ -212,8 +248,12 @@ func NewPlan(in Inputs, now time.Time) Plan {
 func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
 	out := map[string][]learned.Prefix{}
 	cur := map[string]netip.Prefix{}
+	fixed := map[string][]netip.Prefix{}
 	for _, l := range next.LANs {
 		cur[l.Interface] = l.Prefix.Prefix
+		for _, f := range l.Fixed {
+			fixed[l.Interface] = append(fixed[l.Interface], f.Prefix)
+		}
 		for _, r := range l.Retired {
 			out[l.Interface] = append(out[l.Interface], r)
 		}
@@ -231,6 +271,22 @@ func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
 			old.Valid = limit
 		}
 		out[l.Interface] = append(out[l.Interface], old)
+	}
+	// A tunnel prefix taken out of the config is deprecated the same way
+	// (hosts were told it lasts FixedValid; two hours is what RFC 4862
+	// lets an RA shorten that to).
+	for _, l := range prev.LANs {
+		if _, still := cur[l.Interface]; !still {
+			continue
+		}
+		for _, f := range l.Fixed {
+			if slices.Contains(fixed[l.Interface], f.Prefix) ||
+				slices.ContainsFunc(out[l.Interface], func(r learned.Prefix) bool { return r.Prefix == f.Prefix }) {
+				continue
+			}
+			out[l.Interface] = append(out[l.Interface], learned.Prefix{Prefix: f.Prefix, Valid: now.Add(2 * time.Hour), Preferred: now,
+				OnLink: true, Autonomous: true})
+		}
 	}
 	if len(out) == 0 {
 		return nil
