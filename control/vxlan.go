@@ -17,8 +17,9 @@ type VXLANDevs interface {
 	// Ensure creates or adopts v's netdev, with its address, and says
 	// its ifindex and whether it was (re)made.
 	Ensure(v config.VXLAN) (ifindex int, created bool, err error)
-	// SetRoutes makes routes via gw through the netdev exactly these.
-	SetRoutes(name string, gw netip.Addr, routes []netip.Prefix) error
+	// SetRoutes makes routes via gw through the netdev exactly these and
+	// says whether it changed any.
+	SetRoutes(name string, gw netip.Addr, routes []netip.Prefix) (bool, error)
 	// Owned lists the netdevs xdprouter made, by name.
 	Owned() ([]string, error)
 	Remove(name string) error
@@ -55,20 +56,22 @@ func applyVXLAN(cfg *config.Config, deps Deps, add func(Step), undo *[]func() er
 			return fmt.Errorf("%s: %w", v.Path, err)
 		}
 		res := map[bool]string{true: "created", false: "present"}[created]
-		add(Step{What: fmt.Sprintf("vxlan netdev %s (ifindex %d, vni %d, remote %s port %d, dev %s)", v.Name, ifindex, v.VNI, v.Remote, v.Port, v.Underlay), Result: res})
+		what := fmt.Sprintf("vxlan netdev %s (ifindex %d, vni %d, remote %s port %d, dev %s", v.Name, ifindex, v.VNI, v.Remote, v.Port, v.Underlay)
 		if v.Address.IsValid() {
-			add(Step{What: fmt.Sprintf("address %s on %s", v.Address, v.Name), Result: "set"})
+			what += ", address " + v.Address.String()
 		}
+		add(Step{What: what + ")", Result: res})
 		err = deps.KTunnels.PutKernelTunnel(loader.KernelTunnel{Name: v.Name, Ifindex: ifindex, Kind: "vxlan",
 			VNI: v.VNI, Port: v.Port, Remote: v.Remote, Local: v.Local})
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.Path, err)
 		}
-		if err := deps.VXLAN.SetRoutes(v.Name, v.Gateway, v.Routes); err != nil {
+		changed, err := deps.VXLAN.SetRoutes(v.Name, v.Gateway, v.Routes)
+		if err != nil {
 			return fmt.Errorf("%s.routes: %w", v.Path, err)
 		}
 		for _, r := range v.Routes {
-			add(Step{What: fmt.Sprintf("route %s via %s dev %s", r, v.Gateway, v.Name), Result: "set"})
+			add(Step{What: fmt.Sprintf("route %s via %s dev %s", r, v.Gateway, v.Name), Result: map[bool]string{true: "set", false: "present"}[changed]})
 		}
 	}
 	s, err := deps.Steering.Sync(desiredSteering(cfg))

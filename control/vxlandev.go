@@ -127,33 +127,40 @@ func setOnlyGlobal6(l netlink.Link, p netip.Prefix) error {
 
 // SetRoutes makes routes, via gw, exactly the IPv6 routes xdprouter
 // keeps in the main table through the netdev name: new ones first, then
-// the stale ones removed (make before break).
-func (NetlinkVXLANDevs) SetRoutes(name string, gw netip.Addr, routes []netip.Prefix) error {
+// the stale ones removed (make before break). It says whether it changed
+// any.
+func (NetlinkVXLANDevs) SetRoutes(name string, gw netip.Addr, routes []netip.Prefix) (bool, error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("vxlan netdev %q: %w", name, err)
-	}
-	for _, p := range routes {
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Protocol: rtprotXDPRouter,
-			Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}}
-		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("route %s via %s dev %s: %w", p, gw, name, err)
-		}
+		return false, fmt.Errorf("vxlan netdev %q: %w", name, err)
 	}
 	have, err := netlink.RouteListFiltered(netlink.FAMILY_V6,
 		&netlink.Route{LinkIndex: l.Attrs().Index, Protocol: rtprotXDPRouter},
 		netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
-		return fmt.Errorf("list routes via %q: %w", name, err)
+		return false, fmt.Errorf("list routes via %q: %w", name, err)
+	}
+	changed := false
+	for _, p := range routes {
+		if slices.ContainsFunc(have, func(r netlink.Route) bool { return netlinkPrefix(r.Dst) == p && r.Gw.Equal(gw.AsSlice()) }) {
+			continue
+		}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Protocol: rtprotXDPRouter,
+			Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}}
+		if err := netlink.RouteReplace(r); err != nil {
+			return changed, fmt.Errorf("route %s via %s dev %s: %w", p, gw, name, err)
+		}
+		changed = true
 	}
 	for _, r := range have {
 		if p := netlinkPrefix(r.Dst); !slices.Contains(routes, p) {
 			if err := netlink.RouteDel(&r); err != nil {
-				return fmt.Errorf("remove route %s via %q: %w", p, name, err)
+				return changed, fmt.Errorf("remove route %s via %q: %w", p, name, err)
 			}
+			changed = true
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // Owned lists the vxlan netdevs xdprouter made (by their mark).
