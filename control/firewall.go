@@ -38,8 +38,14 @@ type FirewallRules struct {
 	// VXLAN are the vxlan tunnels' far ends: the kernel decapsulates
 	// whatever reaches its UDP port with the VNI, so only their remotes
 	// may send to it.
-	VXLAN    []VXLANPeer
-	Pinholes []ResolvedPinhole
+	VXLAN []VXLANPeer
+	// Downstream are vxlan tunnels to peers this router routes prefixes
+	// to (a delegation's, or a tunnel with routes): like a LAN they may
+	// send from those prefixes only (BCP 38), and unlike a LAN what the
+	// outside sends them passes (each peer's own router filters, as an
+	// ISP's edge does not for its customers).
+	Downstream []LANSources
+	Pinholes   []ResolvedPinhole
 }
 
 // VXLANPeer is a vxlan tunnel's remote and UDP port.
@@ -100,8 +106,16 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 	// What arrives by a vxlan tunnel is as untrusted as the WAN's.
 	carved := map[string][]netip.Prefix{}
 	for _, v := range cfg.VXLAN {
-		fw.WAN = append(fw.WAN, v.Name)
 		fw.VXLAN = append(fw.VXLAN, VXLANPeer{Tunnel: v.Name, Remote: v.Remote, Port: v.Port})
+		if len(v.Routes) > 0 && len(v.Prefixes) == 0 {
+			ds := LANSources{Interface: v.Name, IPv6: []netip.Prefix{linkLocal6}}
+			if v.Address.IsValid() {
+				ds.IPv6 = append(ds.IPv6, v.Address.Masked())
+			}
+			fw.Downstream = append(fw.Downstream, LANSources{Interface: v.Name, IPv6: append(ds.IPv6, v.Routes...)})
+			continue
+		}
+		fw.WAN = append(fw.WAN, v.Name)
 		for _, c := range v.Carved {
 			carved[c.LAN] = append(carved[c.LAN], c.Prefix)
 		}

@@ -52,6 +52,7 @@ func applyNet6(p Plan, n Net6, now time.Time) ([]Step, error) {
 	for _, d := range p.Delegated {
 		unreach = append(unreach, d.Prefix)
 	}
+	unreach = append(unreach, p.Carved...)
 	s, err := n.SyncUnreachable(unreach)
 	return append(steps, s...), err
 }

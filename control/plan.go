@@ -33,6 +33,10 @@ type Plan struct {
 	Shared bool `json:"shared_64,omitempty"`
 	// Pending says what waits for an input that has not been learned.
 	Pending []string `json:"pending,omitempty"`
+	// Carved are the parent prefixes of the config's delegations, which
+	// an unreachable route covers as well: a peer number not in the
+	// config is not routed back out.
+	Carved []netip.Prefix `json:"carved,omitempty"`
 }
 
 // Addr6 is an address the plan installs, with its prefix length and
@@ -165,6 +169,9 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		}
 	}
 	p.Shared = cfg.WAN != nil && cfg.WAN.DHCPv6PD == nil && sharesWAN64(cfg)
+	for _, d := range cfg.Delegations {
+		p.Carved = append(p.Carved, d.Prefix)
+	}
 
 	if w := cfg.WAN; w != nil {
 		p.WANInterface = w.Interface

@@ -14,6 +14,7 @@ type rawConfig struct {
 	Firewall *rawFirewall  `yaml:"firewall"`
 	// PolicyRouting: policyrouting.go; Delegations: delegations.go.
 	PolicyRouting *rawPolicyRouting `yaml:"policy-routing"`
+	Delegations   []rawDelegation   `yaml:"delegations"`
 }
 
 type rawWAN struct {

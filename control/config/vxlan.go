@@ -104,49 +104,20 @@ func (rt *rawTunnel) validateVXLAN(path string, c *Config) (*VXLAN, error) {
 		return nil, fmt.Errorf("%s.vni: %d is out of range 0-%d (24 bits)", path, *rt.VNI, MaxVNI)
 	}
 	v.VNI = uint32(*rt.VNI)
-	if rt.Port != nil {
-		if *rt.Port < 1 || *rt.Port > 65535 {
-			return nil, fmt.Errorf("%s.port: %d is out of range 1-65535", path, *rt.Port)
-		}
-		v.Port = uint16(*rt.Port)
-	}
 	var err error
 	if v.Remote, err = underlayAddr(path+".remote", rt.Remote, "the peer's underlay address, e.g. 10.1.1.1"); err != nil {
 		return nil, err
 	}
-	switch local := strings.TrimSpace(rt.Local); local {
-	case "", "auto":
-		// The kernel picks the source of the route to the remote, as
-		// `ip link add … type vxlan` without `local`: it follows the
-		// underlay's address with nothing to learn.
-	default:
-		if v.Local, err = underlayAddr(path+".local", local, "this router's underlay address, or auto"); err != nil {
-			return nil, err
-		}
+	if err := v.underlaySettings(path, rt.Local, rt.Underlay, rt.Port, rt.MTU, c); err != nil {
+		return nil, err
+	}
+	if v.Local.IsValid() {
 		if v.Local.Is4() != v.Remote.Is4() {
 			return nil, fmt.Errorf("%s.local: %s and remote %s are of different families", path, v.Local, v.Remote)
 		}
 		if v.Local == v.Remote {
 			return nil, fmt.Errorf("%s.local: %s is also the remote address", path, v.Local)
 		}
-	}
-	switch {
-	case rt.Underlay != nil:
-		if err := checkIfname(path+".underlay", *rt.Underlay); err != nil {
-			return nil, err
-		}
-		v.Underlay = *rt.Underlay
-	case c.WAN != nil:
-		v.Underlay = c.WAN.Interface
-	default:
-		return nil, fmt.Errorf("%s.underlay: required without wan (the interface the outer packets leave by)", path)
-	}
-	if rt.MTU != nil {
-		// The inner packets are IPv6: at least its minimum link MTU.
-		if *rt.MTU < 1280 || *rt.MTU > MaxTunnelMTU {
-			return nil, fmt.Errorf("%s.mtu: %d is out of range 1280-%d (IPv6 needs 1280)", path, *rt.MTU, MaxTunnelMTU)
-		}
-		v.MTU = *rt.MTU
 	}
 	if rt.Address != nil {
 		if v.Address, err = linkAddress(path+".address", *rt.Address); err != nil {
@@ -185,6 +156,48 @@ func (rt *rawTunnel) validateVXLAN(path string, c *Config) (*VXLAN, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// underlaySettings reads what a tunnel entry and a delegation both give:
+// local, underlay, port and mtu.
+func (v *VXLAN) underlaySettings(path, local string, underlay *string, port, mtu *int, c *Config) error {
+	switch local = strings.TrimSpace(local); local {
+	case "", "auto":
+		// The kernel picks the source of the route to the remote, as
+		// `ip link add … type vxlan` without `local`: it follows the
+		// underlay's address with nothing to learn.
+	default:
+		a, err := underlayAddr(path+".local", local, "this router's underlay address, or auto")
+		if err != nil {
+			return err
+		}
+		v.Local = a
+	}
+	switch {
+	case underlay != nil:
+		if err := checkIfname(path+".underlay", *underlay); err != nil {
+			return err
+		}
+		v.Underlay = *underlay
+	case c.WAN != nil:
+		v.Underlay = c.WAN.Interface
+	default:
+		return fmt.Errorf("%s.underlay: required without wan (the interface the outer packets leave by)", path)
+	}
+	if port != nil {
+		if *port < 1 || *port > 65535 {
+			return fmt.Errorf("%s.port: %d is out of range 1-65535", path, *port)
+		}
+		v.Port = uint16(*port)
+	}
+	if mtu != nil {
+		// The inner packets are IPv6: at least its minimum link MTU.
+		if *mtu < 1280 || *mtu > MaxTunnelMTU {
+			return fmt.Errorf("%s.mtu: %d is out of range 1280-%d (IPv6 needs 1280)", path, *mtu, MaxTunnelMTU)
+		}
+		v.MTU = *mtu
+	}
+	return nil
 }
 
 // checkOverlaps refuses a tunnel whose own prefixes, routes and link net

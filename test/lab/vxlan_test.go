@@ -209,4 +209,3 @@ func withHost(p netip.Prefix, host byte) netip.Addr {
 	b[15] = host
 	return netip.AddrFrom16(b)
 }
-
