@@ -46,7 +46,7 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 		s, err := deps.Steering.Sync(SteeringState{})
 		steps = append(steps, s...)
 		errs = append(errs, err)
-		if err := removeStaleVXLAN(&config.Config{}, deps, func(s Step) { steps = append(steps, s) }); err != nil {
+		if err := removeStaleVXLAN(&config.Config{}, nil, deps, func(s Step) { steps = append(steps, s) }); err != nil {
 			errs = append(errs, err)
 		}
 	}

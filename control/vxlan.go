@@ -44,8 +44,10 @@ func applyVXLAN(cfg *config.Config, deps Deps, add func(Step), undo *[]func() er
 		}
 		return nil
 	}
+	current := map[string]int{}
 	for _, v := range cfg.VXLAN {
 		ifindex, created, err := deps.VXLAN.Ensure(v)
+		current[v.Name] = ifindex
 		if created {
 			name, idx := v.Name, ifindex
 			*undo = append(*undo, func() error {
@@ -81,12 +83,13 @@ func applyVXLAN(cfg *config.Config, deps Deps, add func(Step), undo *[]func() er
 	if err != nil {
 		return fmt.Errorf("policy-routing: %w", err)
 	}
-	return removeStaleVXLAN(cfg, deps, add)
+	return removeStaleVXLAN(cfg, current, deps, add)
 }
 
 // removeStaleVXLAN removes the vxlan netdevs xdprouter made (found by
-// their mark, or recorded in the data plane) that cfg no longer names.
-func removeStaleVXLAN(cfg *config.Config, deps Deps, add func(Step)) error {
+// their mark, or recorded in the data plane) that cfg no longer names,
+// and the records of netdevs made anew (current: name -> ifindex now).
+func removeStaleVXLAN(cfg *config.Config, current map[string]int, deps Deps, add func(Step)) error {
 	keep := func(name string) bool {
 		return slices.ContainsFunc(cfg.VXLAN, func(v config.VXLAN) bool { return v.Name == name })
 	}
@@ -100,6 +103,10 @@ func removeStaleVXLAN(cfg *config.Config, deps Deps, add func(Step)) error {
 	}
 	var errs []error
 	for _, t := range recorded {
+		if idx, ok := current[t.Name]; ok && idx != t.Ifindex {
+			errs = append(errs, deps.KTunnels.DeleteKernelTunnel(t.Ifindex))
+			continue
+		}
 		if !keep(t.Name) {
 			errs = append(errs, deps.KTunnels.DeleteKernelTunnel(t.Ifindex))
 			if !slices.Contains(owned, t.Name) {

@@ -179,6 +179,13 @@ func TestApplyVXLAN(t *testing.T) {
 			t.Errorf("second apply: %+v", s)
 		}
 	}
+	// A new VNI makes the netdev anew: one record, of the new ifindex.
+	if _, err := Apply(parse(t, strings.Replace(seed001, "vni: 1", "vni: 2", 1)), deps); err != nil {
+		t.Fatal(err)
+	}
+	if idx2 := f.index["vxlan01"]; idx2 == idx || len(f.kt) != 1 || f.kt[idx2].VNI != 2 {
+		t.Errorf("after a new VNI: ifindex %d (was %d), records %+v", idx2, idx, f.kt)
+	}
 	// A reload without the tunnel: netdev, record and rules go.
 	if _, err := Apply(parse(t, "wan: {interface: wan0}\nlan: [{interface: lan0}]\n"), deps); err != nil {
 		t.Fatal(err)
