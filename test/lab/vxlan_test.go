@@ -23,6 +23,44 @@ import (
 // no tunnel-prefix packet on the ISP's wire (only VXLAN in UDP), no
 // ISP-prefix packet in the tunnel.
 func TestVXLANSeed001(t *testing.T) {
+	runSeed001(t, func(ctx context.Context, topo *labkit.VXLANTopology) (labkit.CLI, bool) {
+		if err := topo.ServerSeed001(); err != nil {
+			t.Fatal(err)
+		}
+		return labkit.CLI{}, false
+	})
+}
+
+// The same with xdprouter on both ends (acceptance 5b): the server is
+// `xdprouter apply` of a delegation of the seed's /40 with peer 1, the
+// router, whose tunnel and routes it makes as the seed's lines did; its
+// XDP leaves what far sends to the tunnel to the kernel (pass_tunnel_dev).
+func TestVXLANDelegationsBothEnds(t *testing.T) {
+	runSeed001(t, func(ctx context.Context, topo *labkit.VXLANTopology) (labkit.CLI, bool) {
+		cli := labkit.CLI{Runner: labkit.Runner{Log: t}, Bin: xdprouterBin, NS: topo.Server,
+			BPFFS: filepath.Join(topo.Lab.RunDir(), "server"), Socket: filepath.Join(topo.Lab.RunDir(), "server.sock")}
+		cfg := filepath.Join(topo.Lab.RunDir(), "server.yaml")
+		if err := os.WriteFile(cfg, []byte(topo.ServerConfig()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustCLI(t, ctx, cli, "apply", "--config", cfg)
+		out, err := topo.Lab.Exec(topo.Server, "ip", "-6", "route", "show", "dev", labkit.VXLANName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []string{labkit.VXLANPeer64.String() + " via " + labkit.VXLANLinkClient.Addr().String(),
+			labkit.VXLANPeer48.String() + " via " + labkit.VXLANLinkClient.Addr().String()} {
+			if !strings.Contains(out, w) {
+				t.Errorf("server: no %q in\n%s", w, out)
+			}
+		}
+		return cli, true
+	})
+}
+
+// runSeed001 is the seed-001 lab with the server set up by server,
+// which returns the server's xdprouter CLI when it runs one.
+func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology) (labkit.CLI, bool)) {
 	needRoot(t)
 	needISP(t, "radvd", "kea-dhcp6", "tcpdump")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -32,9 +70,7 @@ func TestVXLANSeed001(t *testing.T) {
 		t.Fatal(err)
 	}
 	labkit.CloseAtEnd(t, topo)
-	if err := topo.ServerSeed001(); err != nil {
-		t.Fatal(err)
-	}
+	serverCLI, serverXDP := server(ctx, topo)
 	cli := labkit.CLI{Runner: labkit.Runner{Log: t}, Bin: xdprouterBin, NS: topo.Router, BPFFS: topo.BPFFS,
 		Socket: filepath.Join(topo.Lab.RunDir(), "xdprouter.sock")}
 	cfg := filepath.Join(topo.Lab.RunDir(), "seed001.yaml")
@@ -91,6 +127,33 @@ func TestVXLANSeed001(t *testing.T) {
 		}
 	}
 
+	// Status shows the tunnel, the steering and the fixed prefixes.
+	st, err := cli.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.KernelTunnels) != 1 || st.KernelTunnels[0].Name != labkit.VXLANName || !st.KernelTunnels[0].Present ||
+		st.KernelTunnels[0].VNI != 1 || st.KernelTunnels[0].Remote != labkit.VXLANServer4.Addr().String() {
+		t.Errorf("status --json kernel_tunnels: %+v", st.KernelTunnels)
+	}
+	if st.Steering == nil || len(st.Steering.Rules) != 8 || len(st.Steering.Routes) != 3 {
+		t.Errorf("status --json steering: %+v", st.Steering)
+	}
+	if l := st.Daemon.IPv6.LANs[0]; len(l.Fixed) != 2 || l.Fixed[0].Prefix != labkit.VXLANPeer64.String() ||
+		l.Fixed[0].Address.Address != withHost(labkit.VXLANPeer64, 1).String()+"/64" {
+		t.Errorf("status --json lans[0].fixed_prefixes: %+v", l.Fixed)
+	}
+	human := mustCLI(t, ctx, cli, "status").Stdout
+	for _, want := range []string{
+		"lan lan0: fixed prefix " + labkit.VXLANPeer64.String() + " of " + labkit.VXLANPeer64.String() + " by vxlan01",
+		"VXLAN", "source steering (ip -6 rule, protocol 200):", "2001: from " + labkit.VXLANPeer48.String() + " lookup 2000",
+		"table 2000: default via " + labkit.VXLANLinkServer.Addr().String() + " dev vxlan01",
+	} {
+		if !strings.Contains(human, want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+
 	r := labkit.Runner{Log: t}
 	far, native := labkit.VXLANFar6.Addr(), labkit.VXLANNative6.Addr()
 	for _, p := range []struct{ src, dst netip.Addr }{{hostTun, far}, {host48, far}, {hostISP, native}} {
@@ -109,6 +172,10 @@ func TestVXLANSeed001(t *testing.T) {
 	stopTun := startCapture(t, topo.Lab, topo.Router, labkit.VXLANName, tun, "ip6")
 	stopUnder := startCapture(t, topo.Lab, topo.Server, labkit.ISPWANIf, underlay, "udp", "port", "4789")
 	before := mustCounters(t, ctx, cli)
+	var serverBefore labkit.Counters
+	if serverXDP {
+		serverBefore = mustCounters(t, ctx, serverCLI)
+	}
 
 	const size = 4 << 20
 	for _, x := range []struct {
@@ -163,6 +230,12 @@ func TestVXLANSeed001(t *testing.T) {
 	// XDP forwarded the native flow and left the tunnel's to the kernel.
 	if delta["fwd_ipv6"].Packets == 0 || delta["pass_tunnel_dev"].Packets == 0 {
 		t.Errorf("counters: fwd_ipv6 %d, pass_tunnel_dev %d; want both > 0\n%s", delta["fwd_ipv6"].Packets, delta["pass_tunnel_dev"].Packets, delta)
+	}
+
+	if serverXDP {
+		if n := mustCounters(t, ctx, serverCLI).Sub(serverBefore)["pass_tunnel_dev"].Packets; n == 0 {
+			t.Errorf("server: pass_tunnel_dev %d; far's packets to the router's tunnel address should have been left to vxlan01", n)
+		}
 	}
 
 	// Stopping with --detach-on-exit takes it all away again.

@@ -191,6 +191,18 @@ func (t *VXLANTopology) ServerSeed001() error {
 		[]string{"ip", "-6", "route", "add", VXLANPeer48.String(), "via", VXLANLinkClient.Addr().String(), "dev", VXLANName})
 }
 
+// ServerConfig is the server's config when xdprouter runs there too: a
+// delegation of the seed's /40 with the router as peer 1 (vxlan01), the
+// same tunnel and routes ServerSeed001 makes by hand.
+func (t *VXLANTopology) ServerConfig() string {
+	return fmt.Sprintf(`wan: {interface: %s}
+lan: [{interface: %s}]
+delegations:
+  - prefix: %s
+    peers: [{id: 1, remote: %s}]
+`, ISPWANIf, VXLANFarIf, VXLANParent, VXLANRouterWAN4.Addr())
+}
+
 // ClientConfig is the router's config: the ISP's prefix by DHCPv6-PD on
 // lan0 (sla-id 0), and seed 001's vxlan01 with the /64 and /48 the server
 // routes to it.
