@@ -9,5 +9,6 @@ func SystemDeps(d *loader.Dataplane) Deps {
 		DP: d, Addrs: NetlinkAddresses{}, Net6: NetlinkNet6{},
 		Tunnels: d, TunDevs: NetlinkTunnelDevs{}, NAT: NFTables{}, HostAddrs: NetlinkHostAddrs{},
 		NPT: d, Multicast: NetlinkMulticast{},
+		VXLAN: NetlinkVXLANDevs{}, KTunnels: d, Steering: NetlinkSteering{},
 	}
 }

@@ -83,7 +83,8 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN          routerXdprCounter = 64
 	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE  routerXdprCounter = 65
 	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED      routerXdprCounter = 66
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 67
+	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV           routerXdprCounter = 67
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 68
 )
 
 type routerXdprCounterVal struct {
@@ -156,6 +157,36 @@ type routerXdprIface struct {
 	Name      [16]int8
 	_         [3]byte
 }
+
+type routerXdprKtunnel struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Kind    uint32
+	Vni     uint32
+	Port    uint16
+	Pad     [2]uint8
+	Remote  struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Name [16]int8
+}
+
+type routerXdprKtunnelKind uint32
+
+const (
+	routerXdprKtunnelKindXDPR_KTUN_VXLAN routerXdprKtunnelKind = 1
+)
 
 type routerXdprLpm6Key struct {
 	_         structs.HostLayout
@@ -383,6 +414,7 @@ const (
 	routerMapXdprFeatures            = "xdpr_features"
 	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
 	routerMapXdprIfaces              = "xdpr_ifaces"
+	routerMapXdprKtunnels            = "xdpr_ktunnels"
 	routerMapXdprNdpForeign          = "xdpr_ndp_foreign"
 	routerMapXdprNdpProxy            = "xdpr_ndp_proxy"
 	routerMapXdprNpt64In             = "xdpr_npt64_in"
@@ -416,6 +448,7 @@ const (
 	routerVarXdprCtUdpTimeoutMs      = "xdpr_ct_udp_timeout_ms"
 	routerVarXdprEventNames          = "xdpr_event_names"
 	routerVarXdprFeatureNames        = "xdpr_feature_names"
+	routerVarXdprKtunnelKindNames    = "xdpr_ktunnel_kind_names"
 	routerVarXdprMetaNames           = "xdpr_meta_names"
 	routerVarXdprNptModeNames        = "xdpr_npt_mode_names"
 	routerVarXdprPortCtGate          = "xdpr_port_ct_gate"
@@ -489,6 +522,7 @@ type routerMapSpecs struct {
 	XdprFeatures     *ebpf.MapSpec `ebpf:"xdpr_features"`
 	XdprIcmpBucket   *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces       *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprKtunnels     *ebpf.MapSpec `ebpf:"xdpr_ktunnels"`
 	XdprNdpForeign   *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
 	XdprNdpProxy     *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In      *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
@@ -521,6 +555,7 @@ type routerVariableSpecs struct {
 	XdprCtUdpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.VariableSpec `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
+	XdprKtunnelKindNames    *ebpf.VariableSpec `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprMetaNames           *ebpf.VariableSpec `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.VariableSpec `ebpf:"xdpr_port_ct_gate"`
@@ -559,6 +594,7 @@ type routerMaps struct {
 	XdprFeatures     *ebpf.Map `ebpf:"xdpr_features"`
 	XdprIcmpBucket   *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
 	XdprIfaces       *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprKtunnels     *ebpf.Map `ebpf:"xdpr_ktunnels"`
 	XdprNdpForeign   *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
 	XdprNdpProxy     *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
 	XdprNpt64In      *ebpf.Map `ebpf:"xdpr_npt64_in"`
@@ -583,6 +619,7 @@ func (m *routerMaps) Close() error {
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprKtunnels,
 		m.XdprNdpForeign,
 		m.XdprNdpProxy,
 		m.XdprNpt64In,
@@ -616,6 +653,7 @@ type routerVariables struct {
 	XdprCtUdpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.Variable `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.Variable `ebpf:"xdpr_feature_names"`
+	XdprKtunnelKindNames    *ebpf.Variable `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprMetaNames           *ebpf.Variable `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.Variable `ebpf:"xdpr_port_ct_gate"`

@@ -58,10 +58,12 @@ type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Tunnels    []TunnelStatus    `json:"tunnels"`
-	Maps       []MapStatus       `json:"maps"`
-	NPT        []NPTRule         `json:"npt"`
-	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
-	TCLinks    []string          `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
+	// KernelTunnels are the vxlan netdevs xdprouter created.
+	KernelTunnels []KernelTunnelStatus `json:"kernel_tunnels"`
+	Maps          []MapStatus          `json:"maps"`
+	NPT           []NPTRule            `json:"npt"`
+	NDPProxy      []NDPProxyEntry      `json:"ndp_proxy"`
+	TCLinks       []string             `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
 	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
 	// data plane skips the lookups of the others.
 	Features []string `json:"features"`
@@ -174,6 +176,10 @@ func (d *Dataplane) Status() (Status, error) {
 		if st.TunnelSourceFilter, err = d.TunnelSourceFilter(); err != nil {
 			return st, err
 		}
+	}
+
+	if st.KernelTunnels, err = d.kernelTunnelStatus(); err != nil {
+		return st, err
 	}
 
 	entries, err := os.ReadDir(d.dir)

@@ -92,6 +92,8 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_NDP_FOREIGN,    /* a WAN router's own address (RA prefix option with the R flag) */
 	XDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE, /* the router's neighbour table has it on this port at another MAC */
 	XDPR_CNT_PASS_NDP_DAD_UNOWNED,/* prefix mode: DAD probe for a target not known behind a LAN */
+	/* Kernel tunnel devices (ktunnel.h) */
+	XDPR_CNT_PASS_TUNNEL_DEV,     /* routed into a kernel tunnel device xdprouter owns (vxlan): the kernel encapsulates */
 	XDPR_CNT__MAX,
 };
 
@@ -180,6 +182,11 @@ enum xdpr_src_kind {
 	XDPR_SRC_LAN = 2,   /* a LAN subnet: its hosts are behind a LAN port, never behind a tunnel */
 };
 
+/* What kind of kernel tunnel device an xdpr_ktunnels entry is (ktunnel.h). */
+enum xdpr_ktunnel_kind {
+	XDPR_KTUN_VXLAN = 1,
+};
+
 /* How an NPT rule rewrites the address (npt.h). */
 enum xdpr_npt_mode {
 	XDPR_NPT_RFC6296 = 0,        /* checksum-neutral: one non-prefix word adjusted */
@@ -217,6 +224,8 @@ enum xdpr_ndp_mode {
 #define XDPR_MAX_TUNNELS 64
 /* Entries of the tunnels' inner source filter (xdpr_tun_src_filter). */
 #define XDPR_MAX_SRC_NETS 32
+/* Kernel tunnel devices (vxlan): a server has one per peer (seed 001: 255). */
+#define XDPR_MAX_KTUNNELS 1024
 /* Tunnel netdevs with an ifindex below this are also found by array index
  * (xdpr_tun_index). */
 #define XDPR_TUN_INDEX_MAX 1024

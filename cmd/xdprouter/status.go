@@ -43,11 +43,15 @@ error. Without a daemon for this --bpffs it reads the pinned maps.`,
 				st.Firewall = control.ReadFirewall()
 			}
 			st.OuterFragments = outerFragments(st)
+			if st.Steering == nil {
+				st.Steering = control.ReadSteering()
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
 			printDaemon(cmd.OutOrStdout(), st.Daemon)
 			printStatus(cmd.OutOrStdout(), st.Status, st.OuterFragments)
+			printSteering(cmd.OutOrStdout(), st.Steering)
 			printFirewall(cmd.OutOrStdout(), st.Firewall)
 			return nil
 		},
@@ -156,9 +160,16 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 	for _, d := range p.Delegated {
 		fmt.Fprintf(w, "delegated prefix: %s (%s)\n", d.Prefix, left(d.Valid, d.Preferred))
 	}
+	for _, c := range p.Carved {
+		fmt.Fprintf(w, "carved for peers: %s (unreachable but for the peers' routes)\n", c)
+	}
 	for _, l := range p.LANs {
 		if l.Prefix.Prefix.IsValid() {
 			fmt.Fprintf(w, "lan %s: prefix %s, address %s (%s)\n", l.Interface, l.Prefix.Prefix, l.Addr.Prefix, left(l.Prefix.Valid, l.Prefix.Preferred))
+		}
+		for _, f := range l.Fixed {
+			fmt.Fprintf(w, "lan %s: fixed prefix %s of %s by %s, address %s (advertised valid %s, preferred %s)\n", l.Interface, f.Prefix, f.From, f.Tunnel,
+				f.Addr.Prefix, control.FixedValid, control.FixedPreferred)
 		}
 		for _, r := range l.Retired {
 			fmt.Fprintf(w, "lan %s: deprecated prefix %s (valid %s)\n", l.Interface, r.Prefix, learned.Left(r.Valid, now))
@@ -251,6 +262,22 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 			fmt.Fprintf(w, "inner IPv4 sources dropped: 0/8, 127/8, 224/3, %s\n", strings.Join(ps, ", "))
 		}
 	}
+	if len(st.KernelTunnels) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VXLAN\tIFINDEX\tVNI\tREMOTE\tLOCAL\tPORT")
+		for _, t := range st.KernelTunnels {
+			name, local := t.Name, "auto"
+			if !t.Present {
+				name += " (gone)"
+			}
+			if t.Local.IsValid() {
+				local = t.Local.String()
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", name, t.Ifindex, t.VNI, t.Remote, local, t.Port)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAP\tID\tTYPE\tMAX ENTRIES\tPIN")
@@ -278,6 +305,21 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Interface, e.Prefix, e.ModeName)
 		}
 		tw.Flush()
+	}
+}
+
+// printSteering shows the source steering: which sources look up which
+// table (ip -6 rule), and what those tables route.
+func printSteering(w io.Writer, s *control.SteeringState) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintln(w, "\nsource steering (ip -6 rule, protocol 200):")
+	for _, r := range s.Rules {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
+	for _, r := range s.Routes {
+		fmt.Fprintf(w, "  %s\n", r)
 	}
 }
 

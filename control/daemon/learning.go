@@ -208,7 +208,11 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 	now := map[string]bool{}
 	own := ownAddrs(p)
 	for _, ad := range p.Adverts() {
-		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, DNS: ad.DNS, Own: own, DNSSL: ad.DNSSL, MTU: ad.MTU,
+		var fixed []lanra.FixedPrefix
+		for _, f := range ad.Fixed {
+			fixed = append(fixed, lanra.FixedPrefix{Prefix: f, Valid: control.FixedValid, Preferred: control.FixedPreferred})
+		}
+		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, Fixed: fixed, DNS: ad.DNS, Own: own, DNSSL: ad.DNSSL, MTU: ad.MTU,
 			RouterLifetime: ad.RouterLifetime})
 		now[ad.Interface] = true
 	}
@@ -235,6 +239,9 @@ func ownAddrs(p control.Plan) []netip.Addr {
 		add(l.Addr)
 		for _, r := range l.RetiredAddrs {
 			add(r)
+		}
+		for _, f := range l.Fixed {
+			add(f.Addr)
 		}
 	}
 	return out
