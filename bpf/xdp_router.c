@@ -45,6 +45,7 @@ const enum xdpr_event xdpr_event_names __attribute__((unused));
 const enum xdpr_ct_gate xdpr_ct_gate_names __attribute__((unused));
 const enum xdpr_tx_path xdpr_tx_path_names __attribute__((unused));
 const enum xdpr_meta xdpr_meta_names __attribute__((unused));
+const enum xdpr_src_kind xdpr_src_kind_names __attribute__((unused));
 
 /* mb_frame_len is asked when an IP packet reaches past the frame's first
  * buffer (end): either the frame is cut short, or it has more than one
@@ -204,6 +205,12 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	if (role == XDPR_ROLE_WAN &&
 	    (ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS)) {
 		int act = tunnel_decap(ctx, ip6, feat >> 32, gate, mb_len);
+
+		if (act >= 0)
+			return act;
+	}
+	if (role == XDPR_ROLE_WAN && unlikely(ip6->nexthdr == IPPROTO_FRAGMENT)) {
+		int act = tunnel_outer_fragment(ctx, ip6, feat >> 32);
 
 		if (act >= 0)
 			return act;

@@ -35,6 +35,14 @@ type Deps struct {
 	Tunnels TunnelDataplane
 	TunDevs TunnelDevs
 	NAT     NAT44
+	// HostAddrs lists the host's IPv4 addresses for the tunnels' inner
+	// source filter; nil takes the config's alone.
+	HostAddrs HostAddrs
+	// VXLAN, KTunnels and Steering program the vxlan tunnels and their
+	// source steering; nil when the config has none to program.
+	VXLAN    VXLANDevs
+	KTunnels KernelTunnels
+	Steering Steering
 	// NPT programs NPT and the NDP proxy; nil leaves that state alone.
 	NPT Translator
 	// Net6 installs learned IPv6 addresses and routes (the daemon's);
@@ -228,6 +236,9 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	}
 	add := func(s Step) { steps = append(steps, s) }
 	if err := applyTunnels(cfg, deps, add, &undo); err != nil {
+		return fail(err)
+	}
+	if err := applyVXLAN(cfg, deps, add, &undo); err != nil {
 		return fail(err)
 	}
 	if deps.NPT != nil {

@@ -34,8 +34,25 @@ type FirewallRules struct {
 	LANs []LANSources
 	// Remotes are the tunnels' far ends, the only sources of ipip6 the
 	// router accepts for itself.
-	Remotes  []netip.Addr
-	Pinholes []ResolvedPinhole
+	Remotes []netip.Addr
+	// VXLAN are the vxlan tunnels' far ends: the kernel decapsulates
+	// whatever reaches its UDP port with the VNI, so only their remotes
+	// may send to it.
+	VXLAN []VXLANPeer
+	// Downstream are vxlan tunnels to peers this router routes prefixes
+	// to (a delegation's, or a tunnel with routes): like a LAN they may
+	// send from those prefixes only (BCP 38), and unlike a LAN what the
+	// outside sends them passes (each peer's own router filters, as an
+	// ISP's edge does not for its customers).
+	Downstream []LANSources
+	Pinholes   []ResolvedPinhole
+}
+
+// VXLANPeer is a vxlan tunnel's remote and UDP port.
+type VXLANPeer struct {
+	Tunnel string
+	Remote netip.Addr
+	Port   uint16
 }
 
 // LANSources is what a LAN may send as source address (BCP 38).
@@ -86,8 +103,25 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 			fw.Remotes = append(fw.Remotes, t.Remote)
 		}
 	}
+	// What arrives by a vxlan tunnel is as untrusted as the WAN's.
+	carved := map[string][]netip.Prefix{}
+	for _, v := range cfg.VXLAN {
+		fw.VXLAN = append(fw.VXLAN, VXLANPeer{Tunnel: v.Name, Remote: v.Remote, Port: v.Port})
+		if len(v.Routes) > 0 && len(v.Prefixes) == 0 {
+			ds := LANSources{Interface: v.Name, IPv6: []netip.Prefix{linkLocal6}}
+			if v.Address.IsValid() {
+				ds.IPv6 = append(ds.IPv6, v.Address.Masked())
+			}
+			fw.Downstream = append(fw.Downstream, LANSources{Interface: v.Name, IPv6: append(ds.IPv6, v.Routes...)})
+			continue
+		}
+		fw.WAN = append(fw.WAN, v.Name)
+		for _, c := range v.Carved {
+			carved[c.LAN] = append(carved[c.LAN], c.Prefix)
+		}
+	}
 	static := cfg.StaticLANPrefixes()
-	known := cfg.DynamicLANPrefixes() || len(static) > 0
+	known := cfg.DynamicLANPrefixes() || len(static) > 0 || len(carved) > 0
 	for _, l := range cfg.LAN {
 		ls := LANSources{Interface: l.Interface}
 		if l.IPv4.IsValid() {
@@ -99,6 +133,8 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 			// An npt inside prefix is on the inside, but the config does
 			// not say behind which LAN: every LAN may use it.
 			ls.IPv6 = appendNew(ls.IPv6, static...)
+			// A tunnel's fixed prefixes are carved per LAN.
+			ls.IPv6 = appendNew(ls.IPv6, carved[l.Interface]...)
 		}
 		fw.LANs = append(fw.LANs, ls)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdprouter/xdprouter/control/learned"
@@ -51,6 +52,7 @@ func applyNet6(p Plan, n Net6, now time.Time) ([]Step, error) {
 	for _, d := range p.Delegated {
 		unreach = append(unreach, d.Prefix)
 	}
+	unreach = append(unreach, p.Carved...)
 	s, err := n.SyncUnreachable(unreach)
 	return append(steps, s...), err
 }
@@ -110,6 +112,11 @@ func (p Plan) addrs() []Addr6 {
 			out = append(out, l.Addr)
 		}
 		out = append(out, l.RetiredAddrs...)
+		for _, f := range l.Fixed {
+			if f.Addr.IsValid() {
+				out = append(out, f.Addr)
+			}
+		}
 	}
 	return out
 }
@@ -125,6 +132,10 @@ func (p Plan) without(ifnames map[string]string) Plan {
 	for _, l := range p.LANs {
 		if ifnames[l.Interface] != "" {
 			l.Addr, l.RetiredAddrs = Addr6{}, nil
+			l.Fixed = slices.Clone(l.Fixed)
+			for i := range l.Fixed {
+				l.Fixed[i].Addr = Addr6{}
+			}
 		}
 		out.LANs = append(out.LANs, l)
 	}

@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/xdprouter/xdprouter/control/config"
@@ -168,12 +169,17 @@ func (fw *FirewallRules) table(b *strings.Builder, prev map[string]CounterValue,
 		when(wan != "", "iifname "+wan+" jump wan_input"))
 	fw.wanInput(b)
 
+	down := ifnameSet(lanNames(fw.Downstream))
 	chain(b, "forward", "type filter hook forward priority filter; policy drop;",
 		when(lan != "", "iifname "+lan+" jump lan_forward"),
 		when(wan != "", "iifname "+wan+" jump wan_forward"),
+		when(down != "", "iifname "+down+" jump downstream_forward"),
 		"accept comment "+quote("entered by an interface xdprouter does not manage: left to other rulesets"))
 	fw.lanForward(b)
-	fw.wanForward(b, lan)
+	fw.wanForward(b, lan, down)
+	if down != "" {
+		fw.downstreamForward(b)
+	}
 	b.WriteString("}\n")
 }
 
@@ -199,6 +205,7 @@ func (fw *FirewallRules) wanInput(b *strings.Builder) {
 	if len(fw.Remotes) > 0 {
 		rules = append(rules, "meta l4proto ipip ip6 saddr "+addrSet(fw.Remotes)+" accept comment "+quote("ipip6 from the tunnels' remotes"))
 	}
+	rules = append(rules, fw.vxlanInput()...)
 	rules = append(rules,
 		rule("meta l4proto ipip", CtrDropIPIPRemote, "drop", "ipip6 from an unknown remote"),
 		rule("", CtrDropWANInput, "drop", "anything else from the WAN side"))
@@ -233,7 +240,7 @@ func (fw *FirewallRules) lanForward(b *strings.Builder) {
 // Unrelated ICMPv6 errors and unsolicited echo requests are dropped (RFC
 // 6092 REC-10 and REC-11 leave the latter to policy; OpenWrt passes them
 // rate limited, xdprouter keeps the LAN dark: open one with a pinhole).
-func (fw *FirewallRules) wanForward(b *strings.Builder, lan string) {
+func (fw *FirewallRules) wanForward(b *strings.Builder, lan, down string) {
 	rules := []string{
 		"ct state established,related accept comment " + quote("replies and related ICMP errors of flows from inside"),
 		rule("ct state invalid", CtrDropInvalid, "drop", "conntrack state invalid"),
@@ -245,8 +252,65 @@ func (fw *FirewallRules) wanForward(b *strings.Builder, lan string) {
 		}
 		rules = append(rules, pinholeRule(p, lan))
 	}
+	if down != "" {
+		rules = append(rules, "oifname "+down+" accept comment "+quote("to a downstream vxlan peer: its own router filters"))
+	}
 	rules = append(rules, rule("", CtrDropWANForward, "drop", "unsolicited from the WAN side"))
 	chain(b, "wan_forward", "", rules...)
+}
+
+// downstreamForward is BCP 38 for the downstream vxlan peers: each sends
+// from the prefixes routed to it and its link net only.
+func (fw *FirewallRules) downstreamForward(b *strings.Builder) {
+	rules := []string{
+		rule("ip6 saddr { ::, ::1, ::ffff:0:0/96, ff00::/8 }", CtrDropBogonSource, "drop", "unspecified, loopback, IPv4-mapped or multicast IPv6 source"),
+	}
+	for _, d := range fw.Downstream {
+		rules = append(rules, rule(fmt.Sprintf("iifname %q ip6 saddr != %s", d.Interface, prefixSet(d.IPv6)),
+			CtrDropLANSpoofed, "drop", "BCP 38: IPv6 source outside what is routed to "+d.Interface))
+	}
+	rules = append(rules,
+		rule("ct state invalid", CtrDropInvalid, "drop", "conntrack state invalid"),
+		"accept comment "+quote("downstream vxlan peer to anywhere"))
+	chain(b, "downstream_forward", "", rules...)
+}
+
+// vxlanInput lets each vxlan tunnel's remote, and no one else, reach its
+// UDP port: the kernel decapsulates whatever arrives there with the VNI.
+// One rule per family and port, the remotes in a set (a delegation has
+// hundreds).
+func (fw *FirewallRules) vxlanInput() []string {
+	type key struct {
+		fam  string
+		port uint16
+	}
+	var (
+		order   []key
+		remotes = map[key][]netip.Addr{}
+		names   = map[key][]string{}
+	)
+	for _, v := range fw.VXLAN {
+		k := key{"ip6", v.Port}
+		if v.Remote.Is4() {
+			k.fam = "ip"
+		}
+		if _, ok := remotes[k]; !ok {
+			order = append(order, k)
+		}
+		if !slices.Contains(remotes[k], v.Remote) {
+			remotes[k] = append(remotes[k], v.Remote)
+		}
+		names[k] = append(names[k], v.Tunnel)
+	}
+	var out []string
+	for _, k := range order {
+		what := "vxlan " + strings.Join(names[k], ", ") + " from its remote"
+		if len(names[k]) > 1 {
+			what = fmt.Sprintf("vxlan from the %d tunnels' remotes (%s, ...)", len(names[k]), names[k][0])
+		}
+		out = append(out, fmt.Sprintf("%s saddr %s udp dport %d accept comment %s", k.fam, addrSet(remotes[k]), k.port, quote(what)))
+	}
+	return out
 }
 
 func pinholeRule(p ResolvedPinhole, lan string) string {

@@ -37,6 +37,10 @@ type Plan struct {
 	Shared bool `json:"shared_64,omitempty"`
 	// Pending says what waits for an input that has not been learned.
 	Pending []string `json:"pending,omitempty"`
+	// Carved are the parent prefixes of the config's delegations, which
+	// an unreachable route covers as well: a peer number not in the
+	// config is not routed back out.
+	Carved []netip.Prefix `json:"carved,omitempty"`
 }
 
 // Addr6 is an address the plan installs, with its prefix length and
@@ -61,12 +65,34 @@ type LANPlan struct {
 	// 0), so connections hosts still have on old addresses keep a route.
 	Retired      []learned.Prefix `json:"retired,omitempty"`
 	RetiredAddrs []Addr6          `json:"retired_addresses,omitempty"`
+	// Fixed are the LAN's /64s of the tunnels' fixed prefixes, advertised
+	// beside the ISP's with FixedValid and FixedPreferred.
+	Fixed []FixedLAN `json:"fixed_prefixes,omitempty"`
 }
+
+// FixedLAN is a LAN's /64 of a tunnel's prefix and the router's address
+// in it (permanent: the prefix is the router's as long as the config
+// says so).
+type FixedLAN struct {
+	Tunnel string       `json:"tunnel"`
+	From   netip.Prefix `json:"from"`   // the tunnel prefix it was carved from
+	Prefix netip.Prefix `json:"prefix"` // the /64
+	Addr   Addr6        `json:"address"`
+}
+
+// Lifetimes LAN RAs give a tunnel's fixed prefixes, radvd's defaults for
+// a configured prefix: a host keeps its address a day after the last RA,
+// and prefers it for four hours.
+const (
+	FixedValid     = 24 * time.Hour
+	FixedPreferred = 4 * time.Hour
+)
 
 // Advert is what one LAN's Router Advertisements carry.
 type Advert struct {
 	Interface string
 	Prefixes  []learned.Prefix // the current one first, then retired ones
+	Fixed     []netip.Prefix   // the tunnels' /64s, with FixedValid and FixedPreferred
 	DNS       []learned.Server
 	DNSSL     []string
 	MTU       int
@@ -85,11 +111,16 @@ const LANRouterLifetime = 1800 * time.Second
 func (p Plan) Adverts() []Advert {
 	var out []Advert
 	for _, l := range p.LANs {
-		if !l.Prefix.Prefix.IsValid() && len(l.Retired) == 0 {
+		if !l.Prefix.Prefix.IsValid() && len(l.Retired) == 0 && len(l.Fixed) == 0 {
 			continue
 		}
 		ad := Advert{Interface: l.Interface, DNS: p.DNS, DNSSL: p.DNSSL, MTU: p.MTU}
-		if p.Gateway.IsValid() {
+		for _, f := range l.Fixed {
+			ad.Fixed = append(ad.Fixed, f.Prefix)
+		}
+		// A tunnel with fixed prefixes is a default route for their
+		// sources (its own table), WAN router or not.
+		if p.Gateway.IsValid() || len(l.Fixed) > 0 {
 			ad.RouterLifetime = LANRouterLifetime
 		}
 		if l.Prefix.Prefix.IsValid() {
@@ -147,6 +178,9 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		}
 	}
 	p.Shared = cfg.WAN != nil && cfg.WAN.DHCPv6PD == nil && sharesWAN64(cfg)
+	for _, d := range cfg.Delegations {
+		p.Carved = append(p.Carved, d.Prefix)
+	}
 
 	if w := cfg.WAN; w != nil {
 		p.WANInterface = w.Interface
@@ -175,7 +209,7 @@ func NewPlan(in Inputs, now time.Time) Plan {
 		switch {
 		case len(p.Delegated) > 0:
 			d := choosePrefix(p.Delegated, now, func(learned.Prefix) bool { return true })
-			sub, err := subnet64(d.Prefix, l.SLAID)
+			sub, err := config.Subnet64(d.Prefix, l.SLAID)
 			if err != nil {
 				p.Pending = append(p.Pending, fmt.Sprintf("lan[%d].sla-id: %v", i, err))
 				break
@@ -201,8 +235,17 @@ func NewPlan(in Inputs, now time.Time) Plan {
 			lp.Addr = Addr6{Interface: l.Interface, Prefix: netip.PrefixFrom(withIID(lp.Prefix.Prefix, l.Token), 64),
 				Valid: lp.Prefix.Valid, Preferred: lp.Prefix.Preferred}
 		}
+		for _, v := range cfg.VXLAN {
+			for _, c := range v.Carved {
+				if c.LAN == l.Interface {
+					lp.Fixed = append(lp.Fixed, FixedLAN{Tunnel: v.Name, From: c.From, Prefix: c.Prefix,
+						Addr: Addr6{Interface: l.Interface, Prefix: netip.PrefixFrom(withIID(c.Prefix, l.Token), 64),
+							Valid: learned.Forever, Preferred: learned.Forever}})
+				}
+			}
+		}
 		for _, r := range in.Learned.Retired[l.Interface] {
-			if r.Valid.After(now) && r.Prefix != lp.Prefix.Prefix {
+			if r.Valid.After(now) && r.Prefix != lp.Prefix.Prefix && !slices.ContainsFunc(lp.Fixed, func(f FixedLAN) bool { return f.Prefix == r.Prefix }) {
 				lp.Retired = append(lp.Retired, r)
 				lp.RetiredAddrs = append(lp.RetiredAddrs, Addr6{Interface: l.Interface,
 					Prefix: netip.PrefixFrom(withIID(r.Prefix, l.Token), 64), Valid: r.Valid, Preferred: r.Preferred})
@@ -221,8 +264,12 @@ func NewPlan(in Inputs, now time.Time) Plan {
 func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
 	out := map[string][]learned.Prefix{}
 	cur := map[string]netip.Prefix{}
+	fixed := map[string][]netip.Prefix{}
 	for _, l := range next.LANs {
 		cur[l.Interface] = l.Prefix.Prefix
+		for _, f := range l.Fixed {
+			fixed[l.Interface] = append(fixed[l.Interface], f.Prefix)
+		}
 		for _, r := range l.Retired {
 			out[l.Interface] = append(out[l.Interface], r)
 		}
@@ -240,6 +287,22 @@ func retire(prev, next Plan, now time.Time) map[string][]learned.Prefix {
 			old.Valid = limit
 		}
 		out[l.Interface] = append(out[l.Interface], old)
+	}
+	// A tunnel prefix taken out of the config is deprecated the same way
+	// (hosts were told it lasts FixedValid; two hours is what RFC 4862
+	// lets an RA shorten that to).
+	for _, l := range prev.LANs {
+		if _, still := cur[l.Interface]; !still {
+			continue
+		}
+		for _, f := range l.Fixed {
+			if slices.Contains(fixed[l.Interface], f.Prefix) ||
+				slices.ContainsFunc(out[l.Interface], func(r learned.Prefix) bool { return r.Prefix == f.Prefix }) {
+				continue
+			}
+			out[l.Interface] = append(out[l.Interface], learned.Prefix{Prefix: f.Prefix, Valid: now.Add(2 * time.Hour), Preferred: now,
+				OnLink: true, Autonomous: true})
+		}
 	}
 	if len(out) == 0 {
 		return nil
@@ -357,25 +420,6 @@ func sharesWAN64(cfg *config.Config) bool {
 		}
 	}
 	return false
-}
-
-// subnet64 is the sla-id'th /64 of a delegated prefix (wide-dhcpv6's
-// sla-id with sla-len = 64 - the delegated length).
-func subnet64(d netip.Prefix, slaID int) (netip.Prefix, error) {
-	if d.Bits() > 64 {
-		return netip.Prefix{}, fmt.Errorf("the delegated prefix %s is longer than /64", d)
-	}
-	if room := 64 - d.Bits(); room < 16 && slaID >= 1<<room {
-		return netip.Prefix{}, fmt.Errorf("%d does not fit the delegated %s, which has %d /64s (sla-id 0-%d)", slaID, d, 1<<room, (1<<room)-1)
-	}
-	b := d.Masked().Addr().As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	hi |= uint64(slaID)
-	for i := 0; i < 8; i++ {
-		b[i] = byte(hi >> (56 - 8*i))
-	}
-	return netip.PrefixFrom(netip.AddrFrom16(b), 64), nil
 }
 
 // withIID is the address made of p's upper 64 bits and iid's lower 64.

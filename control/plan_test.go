@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/control/learned"
 )
 
@@ -184,9 +185,9 @@ func TestSubnet64(t *testing.T) {
 		{"2001:db8:1:ab13::/64", 1, "error"},
 		{"2001:db8:1:ab00::/56", 256, "error"},
 	} {
-		got, err := subnet64(pfx(tc.d), tc.sla)
+		got, err := config.Subnet64(pfx(tc.d), tc.sla)
 		if s := fmt.Sprint(got); (err != nil) != (tc.want == "error") || (err == nil && s != tc.want) {
-			t.Errorf("subnet64(%s, %d) = %v, %v; want %s", tc.d, tc.sla, got, err, tc.want)
+			t.Errorf("config.Subnet64(%s, %d) = %v, %v; want %s", tc.d, tc.sla, got, err, tc.want)
 		}
 	}
 }

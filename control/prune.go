@@ -35,9 +35,18 @@ func Prune(prev, next *config.Config, deps Deps) ([]Step, error) {
 		errs  []error
 	)
 	// Tunnels go with the whole config (a reload's Apply already removed
-	// those the new config dropped): devices, routes, maps, NAT44 rules.
+	// those the new config dropped): devices, routes, maps, NAT44 rules,
+	// vxlan netdevs and the steering rules and tables.
 	if next == nil && deps.Tunnels != nil && deps.TunDevs != nil {
 		if err := removeStaleTunnels(&config.Config{}, deps, func(s Step) { steps = append(steps, s) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if next == nil && deps.VXLAN != nil && deps.KTunnels != nil && deps.Steering != nil {
+		s, err := deps.Steering.Sync(SteeringState{})
+		steps = append(steps, s...)
+		errs = append(errs, err)
+		if err := removeStaleVXLAN(&config.Config{}, nil, deps, func(s Step) { steps = append(steps, s) }); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/learned"
 )
@@ -113,7 +114,7 @@ func delegationProblem(d netip.Prefix, in Inputs, wan netip.Prefix) (reason, why
 	}
 	if wan.IsValid() && in.Config != nil {
 		for i, l := range in.Config.LAN {
-			if sub, err := subnet64(d, l.SLAID); err == nil && sub == wan.Masked() {
+			if sub, err := config.Subnet64(d, l.SLAID); err == nil && sub == wan.Masked() {
 				return RefusePDWAN64, fmt.Sprintf("lan[%d]'s /64 (sla-id %d) would be %s, the WAN's own /64", i, l.SLAID, sub)
 			}
 		}

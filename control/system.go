@@ -7,7 +7,8 @@ import "github.com/xdprouter/xdprouter/loader"
 func SystemDeps(d *loader.Dataplane) Deps {
 	return Deps{
 		DP: d, Addrs: NetlinkAddresses{}, Net6: NetlinkNet6{},
-		Tunnels: d, TunDevs: NetlinkTunnelDevs{}, NAT: NFTables{},
+		Tunnels: d, TunDevs: NetlinkTunnelDevs{}, NAT: NFTables{}, HostAddrs: NetlinkHostAddrs{},
 		NPT: d, Multicast: NetlinkMulticast{},
+		VXLAN: NetlinkVXLANDevs{}, KTunnels: d, Steering: NetlinkSteering{},
 	}
 }

@@ -17,6 +17,7 @@ type TunnelDataplane interface {
 	DeleteTunnel(ifindex int) error
 	Tunnels() ([]loader.Tunnel, error)
 	AttachTunnelTC(tunIfname, wanIfname string) error
+	SetTunnelSourceFilter(nets []loader.SourceNet) error
 }
 
 // TunnelDev is a tunnel's netdev as the data plane needs it.
@@ -74,6 +75,12 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 			return errors.New("tunnels: this build of apply cannot program tunnels")
 		}
 		return applyRuleset(cfg, deps, add)
+	}
+	// Before any tunnel decapsulates.
+	if len(cfg.Tunnels) > 0 {
+		if err := applyTunnelSources(cfg, deps, add); err != nil {
+			return err
+		}
 	}
 	for i, t := range cfg.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)

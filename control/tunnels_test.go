@@ -22,6 +22,7 @@ type fakeTunnels struct {
 	rs      *Ruleset
 	failDev string
 	next    int
+	srcs    []loader.SourceNet // the inner source filter
 }
 
 func newFakeTunnels() *fakeTunnels {
@@ -47,6 +48,10 @@ func (f *fakeTunnels) Tunnels() ([]loader.Tunnel, error) {
 	return out, nil
 }
 func (f *fakeTunnels) AttachTunnelTC(tun, wan string) error { f.tc[tun] = wan; return nil }
+func (f *fakeTunnels) SetTunnelSourceFilter(nets []loader.SourceNet) error {
+	f.srcs = nets
+	return nil
+}
 
 func (f *fakeTunnels) Ensure(name string, mtu int, addr netip.Addr) (TunnelDev, bool, error) {
 	if name == f.failDev {

@@ -413,7 +413,7 @@ func (d *Dataplane) Detach(ifname string) error {
 
 // DetachAll removes every link, map and pin in the directory.
 func (d *Dataplane) DetachAll() error {
-	if err := d.removeTunnelDevs(); err != nil {
+	if err := errors.Join(d.removeTunnelDevs(), d.removeKernelTunnelDevs()); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(filepath.Join(d.dir, linksDir))

@@ -53,36 +53,40 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE         routerXdprCounter = 34
 	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44            routerXdprCounter = 35
 	routerXdprCounterXDPR_CNT_TUN_NO_ROOM               routerXdprCounter = 36
-	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT              routerXdprCounter = 37
-	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT              routerXdprCounter = 38
-	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE       routerXdprCounter = 39
-	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED        routerXdprCounter = 40
-	routerXdprCounterXDPR_CNT_TX_NDP_NA                 routerXdprCounter = 41
-	routerXdprCounterXDPR_CNT_TX_NDP_NA_REDIRECT        routerXdprCounter = 42
-	routerXdprCounterXDPR_CNT_PASS_NDP_NA_TC            routerXdprCounter = 43
-	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 44
-	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 45
-	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 46
-	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 47
-	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 48
-	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 49
-	routerXdprCounterXDPR_CNT_PASS_CT_NEW               routerXdprCounter = 50
-	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED         routerXdprCounter = 51
-	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS         routerXdprCounter = 52
-	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE         routerXdprCounter = 53
-	routerXdprCounterXDPR_CNT_PASS_CT_PROTO             routerXdprCounter = 54
-	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 55
-	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 56
-	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 57
-	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 58
-	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 59
-	routerXdprCounterXDPR_CNT_PASS_NDP_ANYCAST          routerXdprCounter = 60
-	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN          routerXdprCounter = 61
-	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE  routerXdprCounter = 62
-	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED      routerXdprCounter = 63
-	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 64
-	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 65
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 66
+	routerXdprCounterXDPR_CNT_PASS_TUN_FRAGMENT         routerXdprCounter = 37
+	routerXdprCounterXDPR_CNT_DROP_TUN_SRC_LOCAL        routerXdprCounter = 38
+	routerXdprCounterXDPR_CNT_DROP_TUN_SRC_LAN          routerXdprCounter = 39
+	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT              routerXdprCounter = 40
+	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT              routerXdprCounter = 41
+	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE       routerXdprCounter = 42
+	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED        routerXdprCounter = 43
+	routerXdprCounterXDPR_CNT_TX_NDP_NA                 routerXdprCounter = 44
+	routerXdprCounterXDPR_CNT_TX_NDP_NA_REDIRECT        routerXdprCounter = 45
+	routerXdprCounterXDPR_CNT_PASS_NDP_NA_TC            routerXdprCounter = 46
+	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 47
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 48
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 49
+	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 50
+	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 51
+	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 52
+	routerXdprCounterXDPR_CNT_PASS_CT_NEW               routerXdprCounter = 53
+	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED         routerXdprCounter = 54
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS         routerXdprCounter = 55
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE         routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_CT_PROTO             routerXdprCounter = 57
+	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 58
+	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 59
+	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 60
+	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 61
+	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 62
+	routerXdprCounterXDPR_CNT_PASS_NDP_ANYCAST          routerXdprCounter = 63
+	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN          routerXdprCounter = 64
+	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE  routerXdprCounter = 65
+	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED      routerXdprCounter = 66
+	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 67
+	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 68
+	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV           routerXdprCounter = 69
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 70
 )
 
 type routerXdprCounterVal struct {
@@ -155,6 +159,36 @@ type routerXdprIface struct {
 	Name      [16]int8
 	_         [3]byte
 }
+
+type routerXdprKtunnel struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Kind    uint32
+	Vni     uint32
+	Port    uint16
+	Pad     [2]uint8
+	Remote  struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Name [16]int8
+}
+
+type routerXdprKtunnelKind uint32
+
+const (
+	routerXdprKtunnelKindXDPR_KTUN_VXLAN routerXdprKtunnelKind = 1
+)
 
 type routerXdprLpm6Key struct {
 	_         structs.HostLayout
@@ -236,23 +270,47 @@ const (
 	routerXdprRoleXDPR_ROLE_LAN  routerXdprRole = 2
 )
 
+type routerXdprSrcFilter struct {
+	_     structs.HostLayout
+	Count uint32
+	Nets  [32]routerXdprSrcNet
+}
+
+type routerXdprSrcKind uint32
+
+const (
+	routerXdprSrcKindXDPR_SRC_LOCAL routerXdprSrcKind = 1
+	routerXdprSrcKindXDPR_SRC_LAN   routerXdprSrcKind = 2
+)
+
+type routerXdprSrcNet struct {
+	_    structs.HostLayout
+	Addr uint32
+	Mask uint32
+	Kind uint32
+}
+
 type routerXdprTcCounter uint32
 
 const (
-	routerXdprTcCounterXDPR_TC_ENCAP             routerXdprTcCounter = 0
-	routerXdprTcCounterXDPR_TC_DECAP             routerXdprTcCounter = 1
-	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL    routerXdprTcCounter = 2
-	routerXdprTcCounterXDPR_TC_DROP_MALFORMED    routerXdprTcCounter = 3
-	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE     routerXdprTcCounter = 4
-	routerXdprTcCounterXDPR_TC_DROP_ECN          routerXdprTcCounter = 5
-	routerXdprTcCounterXDPR_TC_DROP_ERROR        routerXdprTcCounter = 6
-	routerXdprTcCounterXDPR_TC_SNPT              routerXdprTcCounter = 7
-	routerXdprTcCounterXDPR_TC_DNPT              routerXdprTcCounter = 8
-	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE   routerXdprTcCounter = 9
-	routerXdprTcCounterXDPR_TC_NPT_EXCLUDED      routerXdprTcCounter = 10
-	routerXdprTcCounterXDPR_TC_DROP_NPT_EXCLUDED routerXdprTcCounter = 11
-	routerXdprTcCounterXDPR_TC_REPLY             routerXdprTcCounter = 12
-	routerXdprTcCounterXDPR_TC__MAX              routerXdprTcCounter = 13
+	routerXdprTcCounterXDPR_TC_ENCAP                 routerXdprTcCounter = 0
+	routerXdprTcCounterXDPR_TC_DECAP                 routerXdprTcCounter = 1
+	routerXdprTcCounterXDPR_TC_DROP_NO_TUNNEL        routerXdprTcCounter = 2
+	routerXdprTcCounterXDPR_TC_DROP_MALFORMED        routerXdprTcCounter = 3
+	routerXdprTcCounterXDPR_TC_DROP_NO_ROUTE         routerXdprTcCounter = 4
+	routerXdprTcCounterXDPR_TC_DROP_ECN              routerXdprTcCounter = 5
+	routerXdprTcCounterXDPR_TC_DROP_ERROR            routerXdprTcCounter = 6
+	routerXdprTcCounterXDPR_TC_DECAP_REASSEMBLED     routerXdprTcCounter = 7
+	routerXdprTcCounterXDPR_TC_DROP_UNKNOWN_ENDPOINT routerXdprTcCounter = 8
+	routerXdprTcCounterXDPR_TC_DROP_SRC_LOCAL        routerXdprTcCounter = 9
+	routerXdprTcCounterXDPR_TC_DROP_SRC_LAN          routerXdprTcCounter = 10
+	routerXdprTcCounterXDPR_TC_SNPT                  routerXdprTcCounter = 11
+	routerXdprTcCounterXDPR_TC_DNPT                  routerXdprTcCounter = 12
+	routerXdprTcCounterXDPR_TC_DROP_UNMAPPABLE       routerXdprTcCounter = 13
+	routerXdprTcCounterXDPR_TC_NPT_EXCLUDED          routerXdprTcCounter = 14
+	routerXdprTcCounterXDPR_TC_DROP_NPT_EXCLUDED     routerXdprTcCounter = 15
+	routerXdprTcCounterXDPR_TC_REPLY                 routerXdprTcCounter = 16
+	routerXdprTcCounterXDPR_TC__MAX                  routerXdprTcCounter = 17
 )
 
 type routerXdprTokenBucket struct {
@@ -358,6 +416,7 @@ const (
 	routerMapXdprFeatures            = "xdpr_features"
 	routerMapXdprIcmpBucket          = "xdpr_icmp_bucket"
 	routerMapXdprIfaces              = "xdpr_ifaces"
+	routerMapXdprKtunnels            = "xdpr_ktunnels"
 	routerMapXdprNdpForeign          = "xdpr_ndp_foreign"
 	routerMapXdprNdpProxy            = "xdpr_ndp_proxy"
 	routerMapXdprNpt64In             = "xdpr_npt64_in"
@@ -368,6 +427,7 @@ const (
 	routerMapXdprTcCounters          = "xdpr_tc_counters"
 	routerMapXdprTunIndex            = "xdpr_tun_index"
 	routerMapXdprTunNexthops         = "xdpr_tun_nexthops"
+	routerMapXdprTunSrcFilter        = "xdpr_tun_src_filter"
 	routerMapXdprTunnelEps           = "xdpr_tunnel_eps"
 	routerMapXdprTunnels             = "xdpr_tunnels"
 	routerMapXdprTxPorts             = "xdpr_tx_ports"
@@ -378,6 +438,7 @@ const (
 	routerProgXdprTcSnpt             = "xdpr_tc_snpt"
 	routerProgXdprTunEgress          = "xdpr_tun_egress"
 	routerProgXdprTunIngress         = "xdpr_tun_ingress"
+	routerProgXdprTunReasm           = "xdpr_tun_reasm"
 	routerVarIcmpBurst               = "icmp_burst"
 	routerVarIcmpRatePerSec          = "icmp_rate_per_sec"
 	routerVarTunNexthopTtlNs         = "tun_nexthop_ttl_ns"
@@ -390,12 +451,14 @@ const (
 	routerVarXdprCtUdpTimeoutMs      = "xdpr_ct_udp_timeout_ms"
 	routerVarXdprEventNames          = "xdpr_event_names"
 	routerVarXdprFeatureNames        = "xdpr_feature_names"
+	routerVarXdprKtunnelKindNames    = "xdpr_ktunnel_kind_names"
 	routerVarXdprMetaNames           = "xdpr_meta_names"
 	routerVarXdprNptModeNames        = "xdpr_npt_mode_names"
 	routerVarXdprPortCtGate          = "xdpr_port_ct_gate"
 	routerVarXdprPortIfindex         = "xdpr_port_ifindex"
 	routerVarXdprPortMac             = "xdpr_port_mac"
 	routerVarXdprPortRole            = "xdpr_port_role"
+	routerVarXdprSrcKindNames        = "xdpr_src_kind_names"
 	routerVarXdprTcCounterNames      = "xdpr_tc_counter_names"
 	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
 	routerVarXdprTxPathNames         = "xdpr_tx_path_names"
@@ -449,32 +512,35 @@ type routerProgramSpecs struct {
 	XdprTcSnpt     *ebpf.ProgramSpec `ebpf:"xdpr_tc_snpt"`
 	XdprTunEgress  *ebpf.ProgramSpec `ebpf:"xdpr_tun_egress"`
 	XdprTunIngress *ebpf.ProgramSpec `ebpf:"xdpr_tun_ingress"`
+	XdprTunReasm   *ebpf.ProgramSpec `ebpf:"xdpr_tun_reasm"`
 }
 
 // routerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
-	XdprCounters    *ebpf.MapSpec `ebpf:"xdpr_counters"`
-	XdprCtCache     *ebpf.MapSpec `ebpf:"xdpr_ct_cache"`
-	XdprDecapCache  *ebpf.MapSpec `ebpf:"xdpr_decap_cache"`
-	XdprFeatures    *ebpf.MapSpec `ebpf:"xdpr_features"`
-	XdprIcmpBucket  *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
-	XdprIfaces      *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
-	XdprNdpForeign  *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
-	XdprNdpProxy    *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
-	XdprNpt64In     *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
-	XdprNpt64Out    *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
-	XdprNptCache    *ebpf.MapSpec `ebpf:"xdpr_npt_cache"`
-	XdprNptIn       *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
-	XdprNptOut      *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
-	XdprTcCounters  *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
-	XdprTunIndex    *ebpf.MapSpec `ebpf:"xdpr_tun_index"`
-	XdprTunNexthops *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
-	XdprTunnelEps   *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
-	XdprTunnels     *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
-	XdprTxPorts     *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
-	XdprTxPortsMb   *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
+	XdprCounters     *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprCtCache      *ebpf.MapSpec `ebpf:"xdpr_ct_cache"`
+	XdprDecapCache   *ebpf.MapSpec `ebpf:"xdpr_decap_cache"`
+	XdprFeatures     *ebpf.MapSpec `ebpf:"xdpr_features"`
+	XdprIcmpBucket   *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces       *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprKtunnels     *ebpf.MapSpec `ebpf:"xdpr_ktunnels"`
+	XdprNdpForeign   *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
+	XdprNdpProxy     *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
+	XdprNpt64In      *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
+	XdprNpt64Out     *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
+	XdprNptCache     *ebpf.MapSpec `ebpf:"xdpr_npt_cache"`
+	XdprNptIn        *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
+	XdprNptOut       *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
+	XdprTcCounters   *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
+	XdprTunIndex     *ebpf.MapSpec `ebpf:"xdpr_tun_index"`
+	XdprTunNexthops  *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
+	XdprTunSrcFilter *ebpf.MapSpec `ebpf:"xdpr_tun_src_filter"`
+	XdprTunnelEps    *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels      *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
+	XdprTxPorts      *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
+	XdprTxPortsMb    *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -493,12 +559,14 @@ type routerVariableSpecs struct {
 	XdprCtUdpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.VariableSpec `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
+	XdprKtunnelKindNames    *ebpf.VariableSpec `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprMetaNames           *ebpf.VariableSpec `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.VariableSpec `ebpf:"xdpr_port_ct_gate"`
 	XdprPortIfindex         *ebpf.VariableSpec `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac             *ebpf.VariableSpec `ebpf:"xdpr_port_mac"`
 	XdprPortRole            *ebpf.VariableSpec `ebpf:"xdpr_port_role"`
+	XdprSrcKindNames        *ebpf.VariableSpec `ebpf:"xdpr_src_kind_names"`
 	XdprTcCounterNames      *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTxPathNames         *ebpf.VariableSpec `ebpf:"xdpr_tx_path_names"`
@@ -524,26 +592,28 @@ func (o *routerObjects) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
-	XdprCounters    *ebpf.Map `ebpf:"xdpr_counters"`
-	XdprCtCache     *ebpf.Map `ebpf:"xdpr_ct_cache"`
-	XdprDecapCache  *ebpf.Map `ebpf:"xdpr_decap_cache"`
-	XdprFeatures    *ebpf.Map `ebpf:"xdpr_features"`
-	XdprIcmpBucket  *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
-	XdprIfaces      *ebpf.Map `ebpf:"xdpr_ifaces"`
-	XdprNdpForeign  *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
-	XdprNdpProxy    *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
-	XdprNpt64In     *ebpf.Map `ebpf:"xdpr_npt64_in"`
-	XdprNpt64Out    *ebpf.Map `ebpf:"xdpr_npt64_out"`
-	XdprNptCache    *ebpf.Map `ebpf:"xdpr_npt_cache"`
-	XdprNptIn       *ebpf.Map `ebpf:"xdpr_npt_in"`
-	XdprNptOut      *ebpf.Map `ebpf:"xdpr_npt_out"`
-	XdprTcCounters  *ebpf.Map `ebpf:"xdpr_tc_counters"`
-	XdprTunIndex    *ebpf.Map `ebpf:"xdpr_tun_index"`
-	XdprTunNexthops *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
-	XdprTunnelEps   *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
-	XdprTunnels     *ebpf.Map `ebpf:"xdpr_tunnels"`
-	XdprTxPorts     *ebpf.Map `ebpf:"xdpr_tx_ports"`
-	XdprTxPortsMb   *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
+	XdprCounters     *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprCtCache      *ebpf.Map `ebpf:"xdpr_ct_cache"`
+	XdprDecapCache   *ebpf.Map `ebpf:"xdpr_decap_cache"`
+	XdprFeatures     *ebpf.Map `ebpf:"xdpr_features"`
+	XdprIcmpBucket   *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces       *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprKtunnels     *ebpf.Map `ebpf:"xdpr_ktunnels"`
+	XdprNdpForeign   *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
+	XdprNdpProxy     *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
+	XdprNpt64In      *ebpf.Map `ebpf:"xdpr_npt64_in"`
+	XdprNpt64Out     *ebpf.Map `ebpf:"xdpr_npt64_out"`
+	XdprNptCache     *ebpf.Map `ebpf:"xdpr_npt_cache"`
+	XdprNptIn        *ebpf.Map `ebpf:"xdpr_npt_in"`
+	XdprNptOut       *ebpf.Map `ebpf:"xdpr_npt_out"`
+	XdprTcCounters   *ebpf.Map `ebpf:"xdpr_tc_counters"`
+	XdprTunIndex     *ebpf.Map `ebpf:"xdpr_tun_index"`
+	XdprTunNexthops  *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
+	XdprTunSrcFilter *ebpf.Map `ebpf:"xdpr_tun_src_filter"`
+	XdprTunnelEps    *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels      *ebpf.Map `ebpf:"xdpr_tunnels"`
+	XdprTxPorts      *ebpf.Map `ebpf:"xdpr_tx_ports"`
+	XdprTxPortsMb    *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
 }
 
 func (m *routerMaps) Close() error {
@@ -554,6 +624,7 @@ func (m *routerMaps) Close() error {
 		m.XdprFeatures,
 		m.XdprIcmpBucket,
 		m.XdprIfaces,
+		m.XdprKtunnels,
 		m.XdprNdpForeign,
 		m.XdprNdpProxy,
 		m.XdprNpt64In,
@@ -564,6 +635,7 @@ func (m *routerMaps) Close() error {
 		m.XdprTcCounters,
 		m.XdprTunIndex,
 		m.XdprTunNexthops,
+		m.XdprTunSrcFilter,
 		m.XdprTunnelEps,
 		m.XdprTunnels,
 		m.XdprTxPorts,
@@ -587,12 +659,14 @@ type routerVariables struct {
 	XdprCtUdpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.Variable `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.Variable `ebpf:"xdpr_feature_names"`
+	XdprKtunnelKindNames    *ebpf.Variable `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprMetaNames           *ebpf.Variable `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`
 	XdprPortCtGate          *ebpf.Variable `ebpf:"xdpr_port_ct_gate"`
 	XdprPortIfindex         *ebpf.Variable `ebpf:"xdpr_port_ifindex"`
 	XdprPortMac             *ebpf.Variable `ebpf:"xdpr_port_mac"`
 	XdprPortRole            *ebpf.Variable `ebpf:"xdpr_port_role"`
+	XdprSrcKindNames        *ebpf.Variable `ebpf:"xdpr_src_kind_names"`
 	XdprTcCounterNames      *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTxPathNames         *ebpf.Variable `ebpf:"xdpr_tx_path_names"`
@@ -608,6 +682,7 @@ type routerPrograms struct {
 	XdprTcSnpt     *ebpf.Program `ebpf:"xdpr_tc_snpt"`
 	XdprTunEgress  *ebpf.Program `ebpf:"xdpr_tun_egress"`
 	XdprTunIngress *ebpf.Program `ebpf:"xdpr_tun_ingress"`
+	XdprTunReasm   *ebpf.Program `ebpf:"xdpr_tun_reasm"`
 }
 
 func (p *routerPrograms) Close() error {
@@ -618,6 +693,7 @@ func (p *routerPrograms) Close() error {
 		p.XdprTcSnpt,
 		p.XdprTunEgress,
 		p.XdprTunIngress,
+		p.XdprTunReasm,
 	)
 }
 

@@ -58,10 +58,12 @@ type Status struct {
 	BPFFS      string            `json:"bpffs"`
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Tunnels    []TunnelStatus    `json:"tunnels"`
-	Maps       []MapStatus       `json:"maps"`
-	NPT        []NPTRule         `json:"npt"`
-	NDPProxy   []NDPProxyEntry   `json:"ndp_proxy"`
-	TCLinks    []string          `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
+	// KernelTunnels are the vxlan netdevs xdprouter created.
+	KernelTunnels []KernelTunnelStatus `json:"kernel_tunnels"`
+	Maps          []MapStatus          `json:"maps"`
+	NPT           []NPTRule            `json:"npt"`
+	NDPProxy      []NDPProxyEntry      `json:"ndp_proxy"`
+	TCLinks       []string             `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
 	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
 	// data plane skips the lookups of the others.
 	Features []string `json:"features"`
@@ -72,6 +74,10 @@ type Status struct {
 	// TXChanges are the transmit paths the caller changed before reading
 	// (RefreshTX), for it to report.
 	TXChanges []TXChange `json:"tx_changes,omitempty"`
+	// TunnelSourceFilter are the inner IPv4 sources decapsulation drops
+	// (besides 0/8, 127/8 and 224/3): the router's own addresses and the
+	// LAN subnets.
+	TunnelSourceFilter []SourceNet `json:"tunnel_source_filter,omitempty"`
 }
 
 // TunnelStatus is one programmed tunnel and its slow-path netdev.
@@ -165,6 +171,15 @@ func (d *Dataplane) Status() (Status, error) {
 			l.Close()
 		}
 		st.Tunnels = append(st.Tunnels, ts)
+	}
+	if len(tuns) > 0 {
+		if st.TunnelSourceFilter, err = d.TunnelSourceFilter(); err != nil {
+			return st, err
+		}
+	}
+
+	if st.KernelTunnels, err = d.kernelTunnelStatus(); err != nil {
+		return st, err
 	}
 
 	entries, err := os.ReadDir(d.dir)

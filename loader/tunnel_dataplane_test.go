@@ -38,6 +38,15 @@ var labTunnels = []labTunnel{
 // The tunnels' local address: the router's WAN address.
 var tunLocal = netip.MustParseAddr("2001:db8:2::1")
 
+// labSourceFilter is what control gives the lab router: lan0's subnet, and
+// the router's addresses on lan0 and wan0 with lan0's broadcast address.
+var labSourceFilter = []SourceNet{
+	{netip.MustParsePrefix("10.0.1.0/24"), SourceLAN},
+	{netip.MustParsePrefix("10.0.1.1/32"), SourceLocal},
+	{netip.MustParsePrefix("10.0.1.255/32"), SourceLocal},
+	{netip.MustParsePrefix("10.0.2.1/32"), SourceLocal},
+}
+
 func (lt labTunnel) model() modelTunnel {
 	wan := labIfaceByName("wan0")
 	return modelTunnel{
@@ -96,7 +105,7 @@ func newTunnelRouterLab(t testing.TB) (*routerLab, map[string]int) {
 				return err
 			}
 		}
-		return nil
+		return d.SetTunnelSourceFilter(labSourceFilter)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +148,24 @@ func ipip6(frame []byte, remote, local string, tc uint8) []byte {
 	out = append(out, r[:]...)
 	out = append(out, l[:]...)
 	return append(out, inner...)
+}
+
+// outerFragment turns an IPv6 frame into one fragment of itself: a
+// fragment header (offset off in 8-octet units, M flag more) carrying the
+// frame's next header, with the payload after the IPv6 header as the
+// fragment's data.
+func outerFragment(frame []byte, off int, more bool) []byte {
+	out := bytes.Clone(frame[:14+40])
+	fh := []byte{frame[14+6], 0, 0, 0, 0, 0, 0x12, 0x34}
+	fo := uint16(off << 3)
+	if more {
+		fo |= 1
+	}
+	binary.BigEndian.PutUint16(fh[2:], fo)
+	out[14+6] = 44
+	out = append(append(out, fh...), frame[14+40:]...)
+	binary.BigEndian.PutUint16(out[14+4:], uint16(len(out)-14-40))
+	return out
 }
 
 // tcpSYN builds an IPv4 TCP SYN (or SYN-ACK) from host to dst with the
@@ -238,6 +265,12 @@ func tunnelCases(t testing.TB) []tunCase {
 	}))
 	frag := udp4(t, "10.0.1.2", "100.100.1.1", ipv4(func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments }))
 	inner := toHost(tcp())
+	fromSrc := func(src string, opts ...frameOpt) []byte {
+		return udp4(t, src, "10.0.1.2", append([]frameOpt{to(wanMAC), from(gwMAC)}, opts...)...)
+	}
+	dropSrc := func(name, src, counter string, opts ...frameOpt) tunCase {
+		return tunCase{name, "wan0", ipip6(fromSrc(src, opts...), remote0, local, 0), xdpDrop, counter, nil}
+	}
 
 	cases := []tunCase{
 		// Encapsulation.
@@ -292,6 +325,26 @@ func tunnelCases(t testing.TB) []tunCase {
 		pass("decap inner longer than the outer payload", "wan0", set16(ipip6(toHost(), remote0, local, 0), offV6Plen, 30), "pass_truncated"),
 		pass("decap inner shorter than the outer payload", "wan0", set16(append(ipip6(toHost(), remote0, local, 0), 0, 0, 0, 0), offV6Plen, uint16(len(toHost())-14+4)), "pass_malformed"),
 		pass("decap inner truncated to its first bytes", "wan0", set16(cut(ipip6(toHost(), remote0, local, 0), 14+40+12), offV6Plen, 12), "pass_truncated"),
+		// Inner sources no tunnel may bring: dropped, as the kernel drops
+		// martian and local sources and rp_filter a LAN host's.
+		dropSrc("decap inner source loopback", "127.0.0.1", "drop_tun_src_local"),
+		dropSrc("decap inner source 0/8", "0.0.0.0", "drop_tun_src_local"),
+		dropSrc("decap inner source multicast", "224.0.0.5", "drop_tun_src_local"),
+		dropSrc("decap inner source class e", "240.0.0.1", "drop_tun_src_local"),
+		dropSrc("decap inner source limited broadcast", "255.255.255.255", "drop_tun_src_local"),
+		dropSrc("decap inner source the router's lan address", "10.0.1.1", "drop_tun_src_local"),
+		dropSrc("decap inner source the router's wan address", "10.0.2.1", "drop_tun_src_local"),
+		dropSrc("decap inner source the lan broadcast", "10.0.1.255", "drop_tun_src_local"),
+		dropSrc("decap inner source a lan host", "10.0.1.7", "drop_tun_src_lan"),
+		dropSrc("decap inner fragment from a lan host", "10.0.1.7", "drop_tun_src_lan", ipv4(func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments })),
+		dec("decap inner source next to the lan subnet", fromSrc("10.0.0.255"), 0),
+		dec("decap inner source next to the router's address", fromSrc("10.0.2.3"), 0),
+		// Fragmented in the outer header: the kernel reassembles.
+		pass("outer fragment of ipip6 from a configured pair", "wan0", outerFragment(ipip6(toHost(), remote0, local, 0), 0, true), "pass_tun_fragment"),
+		pass("outer non-first fragment of ipip6", "wan0", outerFragment(ipip6(toHost(), remote0, local, 0), 16, false), "pass_tun_fragment"),
+		pass("outer fragment of a linux peer's ipip6", "wan0", outerFragment(withEncapLimit(ipip6(inner, remote0, local, 0), linuxEncapLimit), 0, true), "pass_tun_fragment"),
+		pass("outer fragment of ipip6 from an unknown remote", "wan0", outerFragment(ipip6(toHost(), "2001:db8:100::99", local, 0), 0, true), "pass_fragment"),
+		pass("outer fragment of udp from the remote", "wan0", outerFragment(udp6(t, remote0, local, to(wanMAC), from(gwMAC)), 0, true), "pass_fragment"),
 		pass("decap inner icmp error to the kernel path", "wan0", ipip6(fixIPv4Checksum(set(toHost(noL4(), ipv4(func(ip *layers.IPv4) { ip.Protocol = layers.IPProtocolICMPv4; ip.Flags = layers.IPv4MoreFragments })), 34, 3, 4)), remote0, local, 0), "pass_fragment"),
 	}
 	return cases

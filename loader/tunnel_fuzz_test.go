@@ -49,6 +49,20 @@ func martian4(src, dst [4]byte) bool {
 	return false
 }
 
+// innerSourceDenied is the model of the tunnels' inner source filter: 0/8,
+// 127/8, 224/3 and the lab's labSourceFilter.
+func innerSourceDenied(src [4]byte) bool {
+	if src[0] == 0 || src[0] == 127 || src[0] >= 224 {
+		return true
+	}
+	for _, n := range labSourceFilter {
+		if n.Prefix.Contains(netip.AddrFrom4(src)) {
+			return true
+		}
+	}
+	return false
+}
+
 // cleanIPv4 is the model's notion of a packet XDP may rewrite: option-less,
 // whole, checksummed, not a fragment, not martian, TTL > 1.
 func cleanIPv4(ip []byte) bool {
@@ -149,6 +163,12 @@ func predictDecap(frame []byte) prediction {
 		return prediction{}
 	}
 	inner := frame[54+ext : 54+plen]
+	// A whole, checksummed header with a source no tunnel may bring is
+	// dropped before anything else is looked at.
+	if len(inner) >= 20 && inner[0] == 0x45 && int(binary.BigEndian.Uint16(inner[2:4])) == plen-ext &&
+		onesSum(inner[:20]) == 0xffff && innerSourceDenied([4]byte(inner[12:16])) {
+		return prediction{claim: true, verdict: xdpDrop}
+	}
 	if !cleanIPv4(inner) || int(binary.BigEndian.Uint16(inner[2:4])) != plen-ext {
 		return prediction{claim: true, verdict: xdpPass}
 	}

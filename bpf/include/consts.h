@@ -51,6 +51,9 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_TUN_OVERSIZE,   /* over the tunnel MTU without DF: the kernel fragments */
 	XDPR_CNT_PASS_TUN_NAT44,      /* NAT44 tunnel: conntrack in the kernel must see it */
 	XDPR_CNT_TUN_NO_ROOM,         /* frame could not be resized: passed untouched (never seen in practice) */
+	XDPR_CNT_PASS_TUN_FRAGMENT,   /* ipip6 fragmented in the outer header, from a configured pair: the kernel reassembles, the daemon decapsulates (tunnel_tc.h) */
+	XDPR_CNT_DROP_TUN_SRC_LOCAL,  /* inner IPv4 source is the router's own, loopback, 0/8, multicast, broadcast or class E */
+	XDPR_CNT_DROP_TUN_SRC_LAN,    /* inner IPv4 source inside a LAN subnet: spoofed (the kernel's rp_filter would drop it) */
 	/* NPTv6 and NDP proxy (npt.h, ndp.h) */
 	XDPR_CNT_FWD_NPT_SNPT,        /* forwarded, source inside -> outside */
 	XDPR_CNT_FWD_NPT_DNPT,        /* forwarded, destination outside -> inside */
@@ -93,6 +96,8 @@ enum xdpr_counter {
 	 * (xdpr_main, mb_frame_len) */
 	XDPR_CNT_PASS_MB_HEADERS,     /* first buffer shorter than XDPR_MB_LINEAR_MIN, or the transport header beyond it */
 	XDPR_CNT_PASS_MB_EGRESS,      /* routed out of a port whose driver cannot transmit a multi-buffer frame */
+	/* Kernel tunnel devices (ktunnel.h) */
+	XDPR_CNT_PASS_TUNNEL_DEV,     /* routed into a kernel tunnel device xdprouter owns (vxlan): the kernel encapsulates */
 	XDPR_CNT__MAX,
 };
 
@@ -135,6 +140,10 @@ enum xdpr_tc_counter {
 	XDPR_TC_DROP_NO_ROUTE,      /* no route to the tunnel's remote */
 	XDPR_TC_DROP_ECN,           /* outer CE on a not-ECT packet (RFC 6040) */
 	XDPR_TC_DROP_ERROR,         /* a helper refused (no room, no memory) */
+	XDPR_TC_DECAP_REASSEMBLED,  /* ipip6 the kernel reassembled, handed back by the daemon, decapsulated to the tunnel netdev */
+	XDPR_TC_DROP_UNKNOWN_ENDPOINT, /* reassembled ipip6 from or to no configured pair */
+	XDPR_TC_DROP_SRC_LOCAL,     /* inner IPv4 source is the router's own, loopback, 0/8, multicast, broadcast or class E */
+	XDPR_TC_DROP_SRC_LAN,       /* inner IPv4 source inside a LAN subnet: spoofed */
 	XDPR_TC_SNPT,               /* egress: source inside -> outside */
 	XDPR_TC_DNPT,               /* ingress: destination outside -> inside */
 	XDPR_TC_DROP_UNMAPPABLE,    /* NPT: every candidate word is 0xffff */
@@ -168,6 +177,18 @@ enum xdpr_meta {
 /* Tunnel flags (struct xdpr_tunnel.flags). */
 enum xdpr_tunnel_flag {
 	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded to nat44_addr: the kernel makes the binding, XDP applies it (nat44.h) */
+};
+
+/* What an entry of the tunnels' inner source filter stands for
+ * (struct xdpr_src_net.kind, tunnel_maps.h). */
+enum xdpr_src_kind {
+	XDPR_SRC_LOCAL = 1, /* one of the router's own IPv4 addresses, or a broadcast address of its subnets */
+	XDPR_SRC_LAN = 2,   /* a LAN subnet: its hosts are behind a LAN port, never behind a tunnel */
+};
+
+/* What kind of kernel tunnel device an xdpr_ktunnels entry is (ktunnel.h). */
+enum xdpr_ktunnel_kind {
+	XDPR_KTUN_VXLAN = 1,
 };
 
 /* How an NPT rule rewrites the address (npt.h). */
@@ -205,6 +226,10 @@ enum xdpr_ndp_mode {
 
 #define XDPR_MAX_IFACES 256
 #define XDPR_MAX_TUNNELS 64
+/* Entries of the tunnels' inner source filter (xdpr_tun_src_filter). */
+#define XDPR_MAX_SRC_NETS 32
+/* Kernel tunnel devices (vxlan): a server has one per peer (seed 001: 255). */
+#define XDPR_MAX_KTUNNELS 1024
 /* Tunnel netdevs with an ifindex below this are also found by array index
  * (xdpr_tun_index). */
 #define XDPR_TUN_INDEX_MAX 1024

@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include "consts.h"
 #include "maps.h"
+#include "ktunnel.h"
 #include "compiler.h"
 
 #ifndef AF_INET
@@ -75,11 +76,13 @@ static __always_inline __u32 fib_route(struct xdp_md *ctx, struct bpf_fib_lookup
 /* egress_miss_reason names why a redirect to the port ifindex found no
  * xdpr_tx_ports entry: the port is not attached, or it is one XDP cannot
  * transmit to (a veth whose peer has no NAPI), which the loader keeps out
- * of the map so that the kernel forwards what would be dropped. */
+ * of the map so that the kernel forwards what would be dropped; or a
+ * kernel tunnel device, or no port of xdprouter's (egress_pass_reason). */
 static __always_inline __u32 egress_miss_reason(__u32 ifindex)
 {
-	return port_tx_path(ifindex) == XDPR_TX_KERNEL ? XDPR_CNT_PASS_EGRESS_NO_NAPI
-						       : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+	if (port_tx_path(ifindex) == XDPR_TX_KERNEL)
+		return XDPR_CNT_PASS_EGRESS_NO_NAPI;
+	return egress_pass_reason(ifindex);
 }
 
 /* redirect_port arms a redirect to the attached port ifindex. A

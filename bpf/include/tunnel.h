@@ -206,6 +206,30 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	return tun_count(nat ? XDPR_CNT_FWD_NAT44_SNAT : XDPR_CNT_TUN_ENCAP, rx_len, XDP_REDIRECT);
 }
 
+/* tunnel_outer_fragment is the hook in forward_ipv6 for a fragment header
+ * right behind the IPv6 header on a WAN port. A fragment of ipip6 from a
+ * configured pair goes to the kernel, which reassembles the packet
+ * (RFC 6333 5.3: reassemble, then decapsulate); the daemon decapsulates it
+ * then (xdpr_tun_reasm in tunnel_tc.h). Counted apart from other
+ * fragments, so that they are seen where no daemon runs. It returns the
+ * counted verdict, or -1 for any other fragment. */
+static __always_inline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	const __u8 *fh = (const __u8 *)(ip6 + 1);
+
+	if ((void *)(fh + 8) > data_end)
+		return -1;
+	/* Every fragment's header names the first header of the fragmentable
+	 * part: the inner IPv4, or a Linux ip6tnl peer's destination options
+	 * (tunnel_hdr.h). */
+	if (fh[0] != IPPROTO_IPIP && fh[0] != IPPROTO_DSTOPTS)
+		return -1;
+	if (!tunnel_ep_lookup(&ip6->saddr, &ip6->daddr, gen))
+		return -1;
+	return tun_count(XDPR_CNT_PASS_TUN_FRAGMENT, data_end - data, XDP_PASS);
+}
+
 /* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
  * It returns the counted verdict, or -1 to let the packet take the normal
  * IPv6 forward path (ipip6 in transit to someone else). The caller checked
@@ -269,6 +293,12 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 		return tun_count(XDPR_CNT_PASS_MALFORMED, rx_len, XDP_PASS);
 	if (!ipv4_header_ok(iph))
 		return tun_count(XDPR_CNT_PASS_BAD_CHECKSUM, rx_len, XDP_PASS);
+	/* A source no tunnel may bring (the router's own, a LAN host's, a
+	 * martian): the kernel would drop it, and so does the slow path. */
+	reason = tun_inner_src_kind(iph->saddr);
+	if (unlikely(reason))
+		return tun_count(reason == XDPR_SRC_LAN ? XDPR_CNT_DROP_TUN_SRC_LAN : XDPR_CNT_DROP_TUN_SRC_LOCAL,
+				 rx_len, XDP_DROP);
 	if (iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
 		return tun_count(XDPR_CNT_PASS_FRAGMENT, rx_len, XDP_PASS);
 	reason = ipv4_addr_reason(iph->saddr, iph->daddr);

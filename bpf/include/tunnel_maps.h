@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include "consts.h"
 #include "maps.h"
+#include "ip.h"
 
 /* One ipip6 tunnel, keyed by the ifindex of its netdev. The netdev carries
  * the kernel's IPv4 routes into the tunnel, so bpf_fib_lookup naming it as
@@ -186,6 +187,58 @@ struct {
 	__type(value, struct xdpr_token_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_icmp_bucket SEC(".maps");
+
+/* Inner IPv4 sources a tunnel never brings: the router's own addresses and
+ * the broadcast addresses of its subnets (the kernel drops such a source
+ * as a martian: fib_validate_source) and the LAN subnets (their hosts are
+ * behind a LAN port; the kernel's rp_filter drops them in strict mode,
+ * and a CPE must whatever the sysctl says). The control plane writes the
+ * whole list at once (loader SetTunnelSourceFilter); a packet that reads
+ * it during that write may see part of the old list and part of the new. */
+struct xdpr_src_net {
+	__be32 addr; /* network order, host bits zero */
+	__be32 mask; /* network order */
+	__u32 kind;  /* enum xdpr_src_kind */
+};
+
+struct xdpr_src_filter {
+	__u32 count; /* entries in use, the router's own addresses first */
+	struct xdpr_src_net nets[XDPR_MAX_SRC_NETS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpr_src_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tun_src_filter SEC(".maps");
+
+/* tun_inner_src_kind says whether an inner IPv4 source (from a configured
+ * tunnel) must be dropped: XDPR_SRC_LOCAL for 0/8, 127/8, 224/4 (multicast),
+ * 240/4 (class E, with 255.255.255.255) and the router's own addresses,
+ * XDPR_SRC_LAN for a LAN subnet, else 0. A short list scanned in order:
+ * a home router has a handful of entries, and a compare per entry costs
+ * less than a trie walk. */
+static __always_inline __u32 tun_inner_src_kind(__be32 saddr)
+{
+	__u32 zero = 0;
+	struct xdpr_src_filter *f;
+
+	/* 1-223 except 127 are the only first octets of a unicast source. */
+	if (!ipv4_octet_plain(((__u8 *)&saddr)[0]))
+		return XDPR_SRC_LOCAL;
+	f = bpf_map_lookup_elem(&xdpr_tun_src_filter, &zero);
+	if (!f)
+		return 0;
+	for (__u32 i = 0; i < XDPR_MAX_SRC_NETS; i++) {
+		if (i >= f->count)
+			break;
+		if ((saddr & f->nets[i].mask) == f->nets[i].addr)
+			return f->nets[i].kind;
+	}
+	return 0;
+}
 
 
 /* tun_count is count() for paths that resize the frame: it records the

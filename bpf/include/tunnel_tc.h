@@ -121,44 +121,53 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 /* BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (Linux 6.3), missing from older uapi headers. */
 #define XDPR_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 
-SEC("tcx/ingress")
-int xdpr_tun_ingress(struct __sk_buff *skb)
+/* tc_tun_decap decapsulates ipip6 of a configured pair and delivers the
+ * inner packet to the tunnel netdev. reasm (a constant at each call site)
+ * says where it runs: 0 on the WAN's ingress, where anything else is
+ * someone else's (TCX_NEXT); 1 on the reassembly device, where the daemon
+ * writes only the ipip6 packets the kernel reassembled and anything that
+ * cannot be decapsulated is dropped and counted. */
+static __always_inline int tc_tun_decap(struct __sk_buff *skb, const int reasm)
 {
 	struct xdpr_tunnel_ep ep;
 	struct xdpr_tunnel_decap *dv;
 	struct xdpr_tunnel *t;
+	__u64 rx_len = skb->len;
 	int tos;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	/* Only frames for this host, as XDP's for_this_port: the kernel
 	 * drops other hosts' (promiscuous mode) and leaves broadcast and
 	 * multicast ipip6 alone, so must the slow path. */
 	if (skb->pkt_type != PACKET_HOST)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	bpf_skb_pull_data(skb, TC_PULL_LEN);
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 	if ((void *)(ip6 + 1) > data_end)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	int ext = ipip6_ext_len(ip6, (const __u8 *)(ip6 + 1), data_end);
 	if (ext < 0)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	struct iphdr *iph = ext ? (void *)(ip6 + 1) + 8 : (void *)(ip6 + 1);
 	if ((void *)(iph + 1) > data_end)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	ep.remote = ip6->saddr;
 	ep.local = ip6->daddr;
 	dv = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
 	if (!dv)
-		return TCX_NEXT;
-	__u64 rx_len = skb->len;
+		return reasm ? tc_count(XDPR_TC_DROP_UNKNOWN_ENDPOINT, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	t = bpf_map_lookup_elem(&xdpr_tunnels, &dv->ifindex);
 	if (!t)
 		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
 	if (iph->version != 4)
 		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
+	/* What XDP drops (tun_inner_src_kind), the slow path drops too. */
+	__u32 src = tun_inner_src_kind(iph->saddr);
+	if (src)
+		return tc_count(src == XDPR_SRC_LAN ? XDPR_TC_DROP_SRC_LAN : XDPR_TC_DROP_SRC_LOCAL, rx_len, TC_ACT_SHOT);
 	tos = ecn_decap(ipv6_tclass(ip6), iph->tos);
 	if (tos < 0)
 		return tc_count(XDPR_TC_DROP_ECN, rx_len, TC_ACT_SHOT);
@@ -189,7 +198,31 @@ int xdpr_tun_ingress(struct __sk_buff *skb)
 	 * PACKET_OTHERHOST. */
 	__builtin_memcpy(eth->h_dest, t->dev_mac, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IP);
-	return tc_count(XDPR_TC_DECAP, rx_len, bpf_redirect(t->ifindex, BPF_F_INGRESS));
+	/* A redirect to ingress checks no MTU (since Linux 5.12): a
+	 * reassembled inner packet larger than the tunnel MTU arrives whole,
+	 * as from a kernel ip6_tnl. */
+	return tc_count(reasm ? XDPR_TC_DECAP_REASSEMBLED : XDPR_TC_DECAP, rx_len,
+			bpf_redirect(t->ifindex, BPF_F_INGRESS));
+}
+
+SEC("tcx/ingress")
+int xdpr_tun_ingress(struct __sk_buff *skb)
+{
+	return tc_tun_decap(skb, 0);
+}
+
+/* The ipip6 that arrived fragmented in the outer header: XDP and the WAN's
+ * TC program leave fragments to the kernel (pass_tun_fragment), which
+ * reassembles them (nf_defrag_ipv6, or ipv6_frag_rcv on local delivery)
+ * and, having no ipip6 handler, delivers the whole packet only to raw
+ * sockets. The daemon's raw socket reads it (control/reasm) and writes it,
+ * with its outer header rebuilt, to a tap device of its own whose ingress
+ * runs this program: the same checks and the same decapsulation as the
+ * WAN's, RFC 6333 5.3's "reassemble, then decapsulate". */
+SEC("tcx/ingress")
+int xdpr_tun_reasm(struct __sk_buff *skb)
+{
+	return tc_tun_decap(skb, 1);
 }
 
 #endif

@@ -138,9 +138,10 @@ unmounting it if attach mounted it there: nothing is left behind.`,
 				return err
 			}
 			if all {
-				// Tunnel netdevs go with the maps; the NAT44 table too;
+				// Tunnel netdevs go with the maps (vxlan ones too); the
+				// NAT44 table and the steering rules and tables too;
 				// Purge takes whatever pins DetachAll does not know.
-				err = errors.Join(d.DetachAll(), control.NFTables{}.Set(nil))
+				err = errors.Join(d.DetachAll(), control.NFTables{}.Set(nil), control.RemoveSteering())
 				if err == nil {
 					err = d.Close()
 					d = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -76,6 +77,7 @@ While it runs, status and stats ask it over --socket (root only), and
 			sigs := make(chan os.Signal, 4)
 			signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 			defer signal.Stop(sigs)
+			learning := daemon.LearningOptions{StateDir: stateDir, ReleaseOnExit: release, AttachReassembly: attachReassembly(g)}
 			return daemon.Run(context.Background(), daemon.Options{
 				ConfigFile:    path,
 				BPFFS:         g.bpffs,
@@ -88,7 +90,7 @@ While it runs, status and stats ask it over --socket (root only), and
 				Notify:        daemon.Systemd{Log: log},
 				Firewall:      control.ReadFirewall,
 				Log:           log,
-				Learning:      daemon.LearningOptions{StateDir: stateDir, ReleaseOnExit: release},
+				Learning:      learning,
 				Sysctls:       daemon.ProcSysctls{},
 			})
 		},
@@ -119,5 +121,18 @@ func openSystem(g *globalFlags) control.System {
 		// (a late USB NIC, a VLAN made later) instead of failing.
 		deps.Links = control.NetlinkLinks{}
 		return deps, d.Close, nil
+	}
+}
+
+// attachReassembly attaches the decapsulation of reassembled ipip6 to the
+// daemon's tap device; the link outlives the handle on the pinned state.
+func attachReassembly(g *globalFlags) func(string) (io.Closer, error) {
+	return func(ifname string) (io.Closer, error) {
+		d, err := loader.Open(g.bpffs)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		return d.AttachReassembly(ifname)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/xdprouter/xdprouter/control/api"
 	"github.com/xdprouter/xdprouter/control/endpoint"
 	"github.com/xdprouter/xdprouter/control/learned"
+	"github.com/xdprouter/xdprouter/control/reasm"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -41,11 +42,16 @@ error. Without a daemon for this --bpffs it reads the pinned maps.`,
 				// kernel's tables are as near from here.
 				st.Firewall = control.ReadFirewall()
 			}
+			st.OuterFragments = outerFragments(st)
+			if st.Steering == nil {
+				st.Steering = control.ReadSteering()
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
 			printDaemon(cmd.OutOrStdout(), st.Daemon)
-			printStatus(cmd.OutOrStdout(), st.Status)
+			printStatus(cmd.OutOrStdout(), st.Status, st.OuterFragments)
+			printSteering(cmd.OutOrStdout(), st.Steering)
 			printFirewall(cmd.OutOrStdout(), st.Firewall)
 			return nil
 		},
@@ -154,9 +160,16 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 	for _, d := range p.Delegated {
 		fmt.Fprintf(w, "delegated prefix: %s (%s)\n", d.Prefix, left(d.Valid, d.Preferred))
 	}
+	for _, c := range p.Carved {
+		fmt.Fprintf(w, "carved for peers: %s (unreachable but for the peers' routes)\n", c)
+	}
 	for _, l := range p.LANs {
 		if l.Prefix.Prefix.IsValid() {
 			fmt.Fprintf(w, "lan %s: prefix %s, address %s (%s)\n", l.Interface, l.Prefix.Prefix, l.Addr.Prefix, left(l.Prefix.Valid, l.Prefix.Preferred))
+		}
+		for _, f := range l.Fixed {
+			fmt.Fprintf(w, "lan %s: fixed prefix %s of %s by %s, address %s (advertised valid %s, preferred %s)\n", l.Interface, f.Prefix, f.From, f.Tunnel,
+				f.Addr.Prefix, control.FixedValid, control.FixedPreferred)
 		}
 		for _, r := range l.Retired {
 			fmt.Fprintf(w, "lan %s: deprecated prefix %s (valid %s)\n", l.Interface, r.Prefix, learned.Left(r.Valid, now))
@@ -170,7 +183,30 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 	}
 }
 
-func printStatus(w io.Writer, st loader.Status) {
+// outerFragments says what becomes of ipip6 that arrives fragmented in
+// the outer header: the kernel reassembles it, and only the daemon's
+// relay (control/reasm) hands it back to be decapsulated.
+func outerFragments(st api.Status) string {
+	if len(st.Tunnels) == 0 {
+		return ""
+	}
+	if st.Daemon == nil {
+		return "not decapsulated: without the daemon (xdprouter run) nothing takes them after the kernel reassembles them; " +
+			"their fragments are counted as pass_tun_fragment"
+	}
+	var rs reasm.Stats
+	if raw, ok := st.Daemon.Tasks["ipip6-reassembly"]; ok && json.Unmarshal(raw, &rs) == nil && rs.Device != "" {
+		return fmt.Sprintf("reassembled by the kernel, decapsulated through %s (%d packets)", rs.Device, rs.Packets)
+	}
+	if raw, ok := st.Daemon.Tasks["ipip6-reassembly-last-error"]; ok {
+		var msg string
+		_ = json.Unmarshal(raw, &msg)
+		return "not decapsulated: the daemon's reassembly relay failed (started again): " + msg
+	}
+	return "not decapsulated: the daemon's reassembly relay is not running"
+}
+
+func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 	fmt.Fprintf(w, "bpffs: %s\n", st.BPFFS)
 	for _, c := range st.TXChanges {
 		fmt.Fprintln(w, c)
@@ -215,6 +251,32 @@ func printStatus(w io.Writer, st loader.Status) {
 				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, t.TCLink)
 		}
 		tw.Flush()
+		if outerFrags != "" {
+			fmt.Fprintf(w, "outer-fragmented ipip6: %s\n", outerFrags)
+		}
+		if len(st.TunnelSourceFilter) > 0 {
+			var ps []string
+			for _, n := range st.TunnelSourceFilter {
+				ps = append(ps, fmt.Sprintf("%s (%s)", n.Prefix, n.Kind))
+			}
+			fmt.Fprintf(w, "inner IPv4 sources dropped: 0/8, 127/8, 224/3, %s\n", strings.Join(ps, ", "))
+		}
+	}
+	if len(st.KernelTunnels) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VXLAN\tIFINDEX\tVNI\tREMOTE\tLOCAL\tPORT")
+		for _, t := range st.KernelTunnels {
+			name, local := t.Name, "auto"
+			if !t.Present {
+				name += " (gone)"
+			}
+			if t.Local.IsValid() {
+				local = t.Local.String()
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", name, t.Ifindex, t.VNI, t.Remote, local, t.Port)
+		}
+		tw.Flush()
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -243,6 +305,21 @@ func printStatus(w io.Writer, st loader.Status) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Interface, e.Prefix, e.ModeName)
 		}
 		tw.Flush()
+	}
+}
+
+// printSteering shows the source steering: which sources look up which
+// table (ip -6 rule), and what those tables route.
+func printSteering(w io.Writer, s *control.SteeringState) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintln(w, "\nsource steering (ip -6 rule, protocol 200):")
+	for _, r := range s.Rules {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
+	for _, r := range s.Routes {
+		fmt.Fprintf(w, "  %s\n", r)
 	}
 }
 

@@ -21,7 +21,14 @@ type Status struct {
 	// Firewall is xdprouter's nftables state as the kernel holds it
 	// (mode, rules, counters); nil where nft is not installed.
 	Firewall *control.FirewallStatus `json:"firewall,omitempty"`
-	Daemon   *Daemon                 `json:"daemon,omitempty"`
+	// Steering is xdprouter's source steering as the kernel holds it:
+	// its policy rules and the routes of its tables (policy-routing);
+	// nil when there is none.
+	Steering *control.SteeringState `json:"steering,omitempty"`
+	Daemon   *Daemon                `json:"daemon,omitempty"`
+	// OuterFragments says what becomes of ipip6 fragmented in the outer
+	// header (only the daemon decapsulates it); empty without tunnels.
+	OuterFragments string `json:"ipip6_outer_fragments,omitempty"`
 }
 
 // Daemon describes the running daemon and its reconciler.

@@ -23,6 +23,11 @@ type Config struct {
 	NPT      []NPT
 	NDPProxy []NDPProxy
 	Firewall Firewall
+	// VXLAN are the kernel vxlan tunnels: tunnels[] of mode vxlan, then
+	// the delegations' peers.
+	VXLAN         []VXLAN
+	PolicyRouting PolicyRouting
+	Delegations   []Delegation
 }
 
 // WAN is the upstream interface.

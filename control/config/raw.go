@@ -12,6 +12,9 @@ type rawConfig struct {
 	NPT      []rawNPT      `yaml:"npt"`
 	NDPProxy []rawNDPProxy `yaml:"ndp-proxy"`
 	Firewall *rawFirewall  `yaml:"firewall"`
+	// PolicyRouting: policyrouting.go; Delegations: delegations.go.
+	PolicyRouting *rawPolicyRouting `yaml:"policy-routing"`
+	Delegations   []rawDelegation   `yaml:"delegations"`
 }
 
 type rawWAN struct {

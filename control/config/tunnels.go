@@ -20,6 +20,13 @@ type rawTunnel struct {
 	IPv4Address  *string                `yaml:"ipv4-address"`
 	NAT44        *bool                  `yaml:"nat44"`
 	Provisioning *endpoint.Provisioning `yaml:"provisioning"`
+	// mode vxlan (vxlan.go)
+	VNI      *int     `yaml:"vni"`
+	Port     *int     `yaml:"port"`
+	Underlay *string  `yaml:"underlay"`
+	Address  *string  `yaml:"address"`
+	Gateway  *string  `yaml:"gateway"`
+	Prefixes []string `yaml:"prefixes"`
 }
 
 // Tunnel defaults: MTU 1460 is what IPoE (FLET'S) ipip6 services ask for
@@ -70,8 +77,34 @@ func (r *rawConfig) validateTunnels(c *Config) []error {
 	for _, ifname := range c.Interfaces() {
 		names[ifname] = "an interface of wan/lan"
 	}
+	steer := newSteering(c.PolicyRouting)
 	for i, rt := range r.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)
+		switch mode := tunnelMode(rt.Mode); mode {
+		case "vxlan":
+			v, err := rt.validateVXLAN(path, c)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if prev, dup := names[v.Name]; dup {
+				errs = append(errs, fmt.Errorf("%s.name: %q is already %s; the tunnel's netdev takes this name", path, v.Name, prev))
+			}
+			names[v.Name] = "used by " + path + ".name"
+			if err := steer.assign(path, i, v); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c.VXLAN = append(c.VXLAN, *v)
+			continue
+		case "6in4":
+			errs = append(errs, fmt.Errorf("%s.mode: 6in4 is not supported yet (its data plane is later work); ipip6 and vxlan are", path))
+			continue
+		case "ipip6":
+		default:
+			errs = append(errs, fmt.Errorf("%s.mode: %q is not supported; the modes are ipip6 (IPv4 in IPv6) and vxlan (the kernel's vxlan device)", path, mode))
+			continue
+		}
 		t, err := rt.validate(path, c)
 		if err != nil {
 			errs = append(errs, err)
@@ -99,13 +132,21 @@ func (r *rawConfig) validateTunnels(c *Config) []error {
 	return errs
 }
 
+// tunnelMode is the mode a tunnel entry asks for; ipip6 when absent.
+func tunnelMode(m *string) string {
+	if m == nil {
+		return "ipip6"
+	}
+	return strings.TrimSpace(*m)
+}
+
 func (r *rawTunnel) validate(path string, c *Config) (*Tunnel, error) {
 	t := &Tunnel{Name: r.Name, Mode: "ipip6", MTU: DefaultTunnelMTU, HopLimit: DefaultTunnelHopLimit}
 	if err := checkIfname(path+".name", r.Name); err != nil {
 		return nil, err
 	}
-	if r.Mode != nil && *r.Mode != "ipip6" {
-		return nil, fmt.Errorf("%s.mode: %q is not supported; the one mode is ipip6 (IPv4 in IPv6)", path, *r.Mode)
+	if given := r.vxlanFieldsGiven(); len(given) > 0 {
+		return nil, fmt.Errorf("%s.%s: not a setting of mode ipip6 (only of vxlan)", path, given[0])
 	}
 	if c.WAN == nil {
 		return nil, fmt.Errorf("%s: a tunnel leaves by the WAN: give wan.interface", path)

@@ -90,7 +90,7 @@ func (b *backend) Status() (api.Status, error) {
 	if b.firewall != nil {
 		fw = b.firewall()
 	}
-	return api.Status{Status: st, Firewall: fw, Daemon: &api.Daemon{
+	return api.Status{Status: st, Firewall: fw, Steering: control.ReadSteering(), Daemon: &api.Daemon{
 		LastReloadError: reloadErr,
 		PID:             os.Getpid(),
 		ConfigFile:      b.configFile,

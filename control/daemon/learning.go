@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/xdprouter/xdprouter/control/lanra"
 	"github.com/xdprouter/xdprouter/control/learned"
 	"github.com/xdprouter/xdprouter/control/ndpwake"
+	"github.com/xdprouter/xdprouter/control/reasm"
 	"github.com/xdprouter/xdprouter/control/wanra"
 )
 
@@ -34,6 +36,10 @@ type LearningOptions struct {
 	// daemon stops (with --detach-on-exit: the router stops routing);
 	// otherwise the hosts keep the router while the data plane forwards.
 	FinalRA bool
+	// AttachReassembly attaches the data plane's decapsulation of
+	// reassembled ipip6 to a device (loader.Dataplane.AttachReassembly);
+	// nil runs no reassembly relay.
+	AttachReassembly func(ifname string) (io.Closer, error)
 }
 
 // lanRAMinDelay lets a renumbering reach the LAN within a second. RFC
@@ -57,6 +63,8 @@ type learning struct {
 	resolver    *endpoint.Resolver
 	provisioner *endpoint.Provisioner
 	ndpWake     *ndpwake.Waker
+	// reasm hands ipip6 the kernel reassembled to the data plane.
+	reasm *reasm.Relay
 	// pd is the DHCPv6 client, which a router starting to advertise
 	// M/O restarts.
 	pd pdRestarter
@@ -89,6 +97,7 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 		retry: func(why string) { l.inbox.put("links", control.InputChange{Retry: why}) }}
 	l.tx = &txWatcher{log: log.With("task", "tx-path"),
 		retry: func(why string) { l.inbox.put("tx-path", control.InputChange{Retry: why}) }}
+	l.reasm = &reasm.Relay{Attach: opt.AttachReassembly, Log: log.With("task", "ipip6-reassembly")}
 	l.provisioner = endpoint.NewProvisioner(endpoint.ProvisionerOptions{DNS: l.dns, Log: log.With("task", "provisioning")})
 	return l
 }
@@ -135,6 +144,10 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 	}
 	out = append(out, taskSpec{name: "links", key: "links", new: func() task { return l.links }})
 	out = append(out, taskSpec{name: "tx-path", key: "tx-path", new: func() task { return l.tx }})
+	// Outer-fragmented ipip6 reaches the kernel's raw sockets only.
+	if len(cfg.Tunnels) > 0 && l.opt.AttachReassembly != nil {
+		out = append(out, taskSpec{name: "ipip6-reassembly", key: "ipip6-reassembly", new: func() task { return l.reasm }})
+	}
 	if wantsNDPWake(cfg) {
 		out = append(out, taskSpec{name: "ndp-wake", key: "ndp-wake", new: func() task { return l.ndpWake }})
 	}
@@ -195,7 +208,11 @@ func (l *learning) inForce(in control.Inputs, p control.Plan) {
 	now := map[string]bool{}
 	own := ownAddrs(p)
 	for _, ad := range p.Adverts() {
-		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, DNS: ad.DNS, Own: own, DNSSL: ad.DNSSL, MTU: ad.MTU,
+		var fixed []lanra.FixedPrefix
+		for _, f := range ad.Fixed {
+			fixed = append(fixed, lanra.FixedPrefix{Prefix: f, Valid: control.FixedValid, Preferred: control.FixedPreferred})
+		}
+		l.lanRA.Set(ad.Interface, lanra.Advert{Prefixes: ad.Prefixes, Fixed: fixed, DNS: ad.DNS, Own: own, DNSSL: ad.DNSSL, MTU: ad.MTU,
 			RouterLifetime: ad.RouterLifetime})
 		now[ad.Interface] = true
 	}
@@ -223,6 +240,9 @@ func ownAddrs(p control.Plan) []netip.Addr {
 		for _, r := range l.RetiredAddrs {
 			add(r)
 		}
+		for _, f := range l.Fixed {
+			add(f.Addr)
+		}
 	}
 	return out
 }
@@ -236,7 +256,7 @@ func (l *learning) stats() map[string]any {
 	for name, n := range l.sup.Panics() {
 		out[name+"-panics"] = n
 	}
-	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning", "ndp-wake"} {
+	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning", "ndp-wake", "ipip6-reassembly"} {
 		switch t := l.sup.Task(name).(type) {
 		case *dhcp6pd.Client:
 			out[name] = t.Stats()
@@ -249,6 +269,8 @@ func (l *learning) stats() map[string]any {
 		case *endpoint.Provisioner:
 			out[name] = t.Stats()
 		case *ndpwake.Waker:
+			out[name] = t.Stats()
+		case *reasm.Relay:
 			out[name] = t.Stats()
 		}
 	}

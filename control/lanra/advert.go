@@ -23,6 +23,11 @@ type Advert struct {
 	// out with preferred lifetime 0 (deprecated: how renumbering retires
 	// the old prefix) until its Valid deadline, then no more.
 	Prefixes []learned.Prefix
+	// Fixed are prefixes the router holds for good (a tunnel's fixed
+	// prefixes, carved per LAN): every RA carries them with the same
+	// lifetimes, as radvd advertises a configured prefix, where Prefixes
+	// count down to what the router itself was given.
+	Fixed []FixedPrefix
 	// DNS servers (RDNSS option); each is advertised with the smaller of
 	// what remains of its lifetime and the sender's DNS lifetime. Only
 	// global unicast addresses that are not in Own are advertised (see
@@ -38,6 +43,12 @@ type Advert struct {
 	// RouterLifetime 0 says "not a default router" (RFC 7084 wants that
 	// while the WAN has no default route). Capped at 65535 s (RFC 8319).
 	RouterLifetime time.Duration
+}
+
+// FixedPrefix is a prefix advertised with constant lifetimes.
+type FixedPrefix struct {
+	Prefix           netip.Prefix
+	Valid, Preferred time.Duration
 }
 
 // RA header values a LAN gets: no DHCPv6 (M and O clear), hop limit 64.
@@ -85,6 +96,18 @@ func (ad Advert) message(now time.Time, mac net.HardwareAddr, dnsLifetime time.D
 		})
 		stats = append(stats, PrefixStat{Prefix: pm.String(), Valid: uint32(valid / time.Second), Preferred: uint32(preferred / time.Second)})
 	}
+	for _, f := range ad.Fixed {
+		pm := f.Prefix.Masked()
+		ra.Options = append(ra.Options, &ndp.PrefixInformation{
+			PrefixLength:                   uint8(pm.Bits()),
+			OnLink:                         true,
+			AutonomousAddressConfiguration: pm.Bits() == 64,
+			ValidLifetime:                  f.Valid,
+			PreferredLifetime:              min(f.Preferred, f.Valid),
+			Prefix:                         pm.Addr(),
+		})
+		stats = append(stats, PrefixStat{Prefix: pm.String(), Valid: uint32(f.Valid / time.Second), Preferred: uint32(min(f.Preferred, f.Valid) / time.Second)})
+	}
 	// One RDNSS option per distinct lifetime, servers in the given order.
 	var rdnss []*ndp.RecursiveDNSServer
 	dns, _ := ad.resolvers()
@@ -122,6 +145,9 @@ func (ad Advert) shape(now time.Time) string {
 		default:
 			prefixes = append(prefixes, p.Prefix.Masked().String())
 		}
+	}
+	for _, f := range ad.Fixed {
+		prefixes = append(prefixes, f.Prefix.Masked().String())
 	}
 	var dns []string
 	ok, _ := ad.resolvers()

@@ -93,6 +93,7 @@ type Sender struct {
 // advertised). A change a host would notice goes out at once.
 func (s *Sender) Set(ifname string, ad Advert) {
 	ad.Prefixes = slices.Clone(ad.Prefixes)
+	ad.Fixed = slices.Clone(ad.Fixed)
 	ad.DNS = slices.Clone(ad.DNS)
 	ad.DNSSL = slices.Clone(ad.DNSSL)
 	ad.Own = slices.Clone(ad.Own)

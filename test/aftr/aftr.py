@@ -21,6 +21,7 @@ minutes.
 Usage:
   aftr.py relay --wan IF --tun IF --aftr ADDR --stats FILE [--hop-limit N]
   aftr.py inject --wan IF --dst-mac MAC --src ADDR --dst ADDR --inner-src A --inner-dst B
+                 [--size N] [--df] [--frag-size N [--reverse]] [--encap-limit N]
 """
 import argparse
 import fcntl
@@ -176,23 +177,40 @@ class Relay:
         self.dump()
 
 
+def pattern(n):
+    """The payload of a probe of n bytes: the tests recompute it."""
+    return bytes((i * 7 + 3) & 0xFF for i in range(n))
+
+
 def inject(args):
     # Scapy only here: a one-off crafted packet, no hot loop.
     from scapy.all import Ether, IPv6, IP, UDP, Raw, sendp, get_if_hwaddr
-    from scapy.layers.inet6 import IPv6ExtHdrDestOpt, PadN
-    outer = Ether(dst=args.dst_mac, src=get_if_hwaddr(args.wan)) / IPv6(src=args.src, dst=args.dst, hlim=64)
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, PadN, fragment6
+    ip6 = IPv6(src=args.src, dst=args.dst, hlim=64)
+    if args.frag_size:
+        # An AFTR that fragments the outer packet (RFC 6333 5.3: the inner
+        # packet does not fit the path behind the tunnel header).
+        ip6 = ip6 / IPv6ExtHdrFragment()
     if args.encap_limit is not None:
         # What Linux ip6tnl sends by default (RFC 2473 4.1.1): a tunnel
         # encapsulation limit option (type 4) padded with PadN.
         from scapy.layers.inet6 import HBHOptUnknown
-        outer = outer / IPv6ExtHdrDestOpt(nh=IPPROTO_IPIP, options=[
+        ip6 = ip6 / IPv6ExtHdrDestOpt(nh=IPPROTO_IPIP, options=[
             HBHOptUnknown(otype=4, optlen=1, optdata=bytes([args.encap_limit])), PadN(optdata=b"\x00")])
+    elif args.frag_size:
+        ip6[IPv6ExtHdrFragment].nh = IPPROTO_IPIP
     else:
-        outer[IPv6].nh = IPPROTO_IPIP
-    pkt = (outer /
-           IP(src=args.inner_src, dst=args.inner_dst, ttl=64) /
-           UDP(sport=40000, dport=args.port) / Raw(b"xdprouter wrong-endpoint probe"))
-    sendp(pkt, iface=args.wan, count=args.count, verbose=False)
+        ip6.nh = IPPROTO_IPIP
+    payload = pattern(args.size) if args.size is not None else b"xdprouter wrong-endpoint probe"
+    inner = IP(src=args.inner_src, dst=args.inner_dst, ttl=64, flags="DF" if args.df else 0) / \
+        UDP(sport=40000, dport=args.port) / Raw(payload)
+    pkts = [ip6 / inner]
+    if args.frag_size:
+        pkts = fragment6(pkts[0], args.frag_size)
+        if args.reverse:
+            pkts.reverse()
+    eth = Ether(dst=args.dst_mac, src=get_if_hwaddr(args.wan))
+    sendp([eth / p for p in pkts] * args.count, iface=args.wan, verbose=False)
 
 
 def main():
@@ -215,6 +233,11 @@ def main():
     i.add_argument("--count", type=int, default=3)
     i.add_argument("--encap-limit", type=int, default=None,
                    help="add the destination options header Linux ip6tnl sends")
+    i.add_argument("--size", type=int, default=None, help="UDP payload of this many pattern bytes")
+    i.add_argument("--df", action="store_true", help="set DF on the inner packet")
+    i.add_argument("--frag-size", type=int, default=0,
+                   help="fragment the outer packet into fragments of at most this many bytes")
+    i.add_argument("--reverse", action="store_true", help="send the fragments last first")
     args = p.parse_args()
     if args.cmd == "relay":
         Relay(args).run()

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,8 +72,8 @@ func testSeed000(t *testing.T, mode string) {
 	}
 
 	ispPcap, hostPcap := filepath.Join(dir, "isp.pcap"), filepath.Join(dir, "host.pcap")
-	stopISP := startCapture(t, topo, topo.ISP, labkit.ISPIf, ispPcap)
-	stopHost := startCapture(t, topo, topo.Host, labkit.HostIf, hostPcap)
+	stopISP := startCapture(t, topo.Lab, topo.ISP, labkit.ISPIf, ispPcap, "ip6")
+	stopHost := startCapture(t, topo.Lab, topo.Host, labkit.HostIf, hostPcap, "ip6")
 
 	// 1. The first packet: the ISP has no neighbour entry for the outside
 	// address (the proxy must answer), the CPE none for the LAN host nor
@@ -251,55 +250,6 @@ func mustCounters(t *testing.T, ctx context.Context, cli labkit.CLI) labkit.Coun
 		t.Fatal(err)
 	}
 	return c
-}
-
-// startCapture runs tcpdump on dev in ns until the returned stop is called.
-func startCapture(t *testing.T, topo *labkit.NPTTopology, ns, dev, file string) func() {
-	t.Helper()
-	cmd := topo.Lab.Command(ns, "tcpdump", "-i", dev, "-U", "-n", "-w", file, "ip6")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// tcpdump says "listening on" once the capture is open.
-	ready := make(chan struct{})
-	go func() {
-		buf := make([]byte, 512)
-		var seen strings.Builder
-		for {
-			n, err := stderr.Read(buf)
-			seen.Write(buf[:n])
-			if strings.Contains(seen.String(), "listening on") {
-				close(ready)
-				io.Copy(io.Discard, stderr)
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("tcpdump on %s did not start", dev)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		time.Sleep(200 * time.Millisecond) // let the last packets be written
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-	}
-	t.Cleanup(stop)
-	return stop
 }
 
 type captureSummary struct {

@@ -182,6 +182,13 @@ type IPv6Status struct {
 		Retired []struct {
 			Prefix string `json:"prefix"`
 		} `json:"retired"`
+		Fixed []struct {
+			Tunnel  string `json:"tunnel"`
+			Prefix  string `json:"prefix"`
+			Address struct {
+				Address string `json:"address"`
+			} `json:"address"`
+		} `json:"fixed_prefixes"`
 	} `json:"lans"`
 	DNS []struct {
 		Addr string `json:"addr"`

@@ -168,8 +168,48 @@ type Status struct {
 	Interfaces []InterfaceStatus `json:"interfaces"`
 	Tunnels    []TunnelStatus    `json:"tunnels"`
 	Maps       []MapStatus       `json:"maps"`
+	// KernelTunnels are the vxlan netdevs xdprouter made.
+	KernelTunnels []KernelTunnelStatus `json:"kernel_tunnels"`
+	// Steering is the source steering in force (nil: none).
+	Steering *SteeringStatus `json:"steering"`
 	// Daemon is set when a daemon answered (see DaemonStatus).
 	Daemon *DaemonStatus `json:"daemon"`
+	// OuterFragments says what becomes of outer-fragmented ipip6.
+	OuterFragments string `json:"ipip6_outer_fragments"`
+	// TunnelSourceFilter are the inner IPv4 sources decapsulation drops.
+	TunnelSourceFilter []struct {
+		Prefix string `json:"prefix"`
+		Kind   string `json:"kind"`
+	} `json:"tunnel_source_filter"`
+}
+
+// KernelTunnelStatus is one entry of Status.KernelTunnels.
+type KernelTunnelStatus struct {
+	Name    string `json:"name"`
+	Ifindex int    `json:"ifindex"`
+	Kind    string `json:"kind"`
+	VNI     uint32 `json:"vni"`
+	Port    uint16 `json:"port"`
+	Remote  string `json:"remote"`
+	Present bool   `json:"present"`
+}
+
+// SteeringStatus is Status.Steering: policy rules and the routes of
+// xdprouter's tables.
+type SteeringStatus struct {
+	Rules []struct {
+		Priority int    `json:"priority"`
+		From     string `json:"from"`
+		To       string `json:"to"`
+		Table    int    `json:"table"`
+	} `json:"rules"`
+	Routes []struct {
+		Table       int    `json:"table"`
+		To          string `json:"to"`
+		Via         string `json:"via"`
+		Dev         string `json:"dev"`
+		Unreachable bool   `json:"unreachable"`
+	} `json:"routes"`
 }
 
 // TunnelStatus is one entry of Status.Tunnels.

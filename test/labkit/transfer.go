@@ -50,11 +50,15 @@ const transferTimeout = 60 * time.Second
 
 // listenIn opens a TCP listener on addr (any port) inside namespace ns; it
 // closes when ctx ends or when the returned func is called.
-// dialIn connects to addr from namespace ns; the socket stays in ns.
-func dialIn(ctx context.Context, lab *netlab.Lab, ns string, addr net.Addr) (net.Conn, error) {
+// dialIn connects to addr from namespace ns, from source address src
+// when it is valid (else the kernel's choice); the socket stays in ns.
+func dialIn(ctx context.Context, lab *netlab.Lab, ns string, src netip.Addr, addr net.Addr) (net.Conn, error) {
 	var conn net.Conn
 	err := lab.Do(ns, func() error {
 		d := net.Dialer{Timeout: 10 * time.Second}
+		if src.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
 		var err error
 		conn, err = d.DialContext(ctx, "tcp", addr.String())
 		return err
@@ -92,6 +96,16 @@ func Transfer(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, to neti
 // dial from fromNS: the two differ where a port forward (DNAT) lies
 // between them. An invalid dial means the listener's own address.
 func TransferVia(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, dial, listen netip.AddrPort, size int64) (TransferResult, error) {
+	return transfer(ctx, lab, fromNS, netip.Addr{}, toNS, dial, listen, size)
+}
+
+// TransferFrom is Transfer from source address src (of a host with more
+// than one: which one it sends from decides the way out).
+func TransferFrom(ctx context.Context, lab *netlab.Lab, fromNS string, src netip.Addr, toNS string, to netip.Addr, size int64) (TransferResult, error) {
+	return transfer(ctx, lab, fromNS, src, toNS, netip.AddrPort{}, netip.AddrPortFrom(to, 0), size)
+}
+
+func transfer(ctx context.Context, lab *netlab.Lab, fromNS string, src netip.Addr, toNS string, dial, listen netip.AddrPort, size int64) (TransferResult, error) {
 	var res TransferResult
 	ln, closeLn, err := listenInPort(ctx, lab, toNS, listen)
 	if err != nil {
@@ -138,7 +152,7 @@ func TransferVia(ctx context.Context, lab *netlab.Lab, fromNS, toNS string, dial
 	}()
 
 	start := time.Now()
-	conn, err := dialIn(ctx, lab, fromNS, target)
+	conn, err := dialIn(ctx, lab, fromNS, src, target)
 	if err != nil {
 		ln.Close()
 		<-recvDone
@@ -231,6 +245,12 @@ func ConnTCPStats(c net.Conn) (TCPStats, error) {
 // which sends size random bytes; the client checks length and digest. It
 // is the traffic shape of a LAN host behind NAT fetching from the internet.
 func Download(ctx context.Context, lab *netlab.Lab, clientNS, serverNS string, to netip.Addr, size int64) (TransferResult, error) {
+	return DownloadFrom(ctx, lab, clientNS, netip.Addr{}, serverNS, to, size)
+}
+
+// DownloadFrom is Download with the client's connection from source
+// address src (invalid: the kernel's choice).
+func DownloadFrom(ctx context.Context, lab *netlab.Lab, clientNS string, src netip.Addr, serverNS string, to netip.Addr, size int64) (TransferResult, error) {
 	var res TransferResult
 	ln, closeLn, err := listenIn(ctx, lab, serverNS, to)
 	if err != nil {
@@ -254,7 +274,7 @@ func Download(ctx context.Context, lab *netlab.Lab, clientNS, serverNS string, t
 	}()
 
 	start := time.Now()
-	conn, err := dialIn(ctx, lab, clientNS, ln.Addr())
+	conn, err := dialIn(ctx, lab, clientNS, src, ln.Addr())
 	if err != nil {
 		ln.Close()
 		<-sent

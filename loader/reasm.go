@@ -1,0 +1,39 @@
+package loader
+
+import (
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// AttachReassembly attaches the decapsulation of reassembled ipip6
+// (xdpr_tun_reasm) to the ingress of ifname, the daemon's tap device that
+// it writes what the kernel reassembled to (control/reasm). The TCX link is
+// not pinned: the tap lives as long as the daemon's file descriptor, and so
+// does the link. Close detaches it.
+func (d *Dataplane) AttachReassembly(ifname string) (io.Closer, error) {
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("reassembly device %q: %w", ifname, err)
+	}
+	spec, err := loadRouter()
+	if err != nil {
+		return nil, err
+	}
+	var progs struct {
+		XdprTunReasm *ebpf.Program `ebpf:"xdpr_tun_reasm"`
+	}
+	if err := spec.LoadAndAssign(&progs, &ebpf.CollectionOptions{MapReplacements: d.maps.replacements()}); err != nil {
+		return nil, fmt.Errorf("load xdpr_tun_reasm: %w", err)
+	}
+	// The link holds the program.
+	defer progs.XdprTunReasm.Close()
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifc.Index, Program: progs.XdprTunReasm, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return nil, fmt.Errorf("attach tcx ingress to %s: %w", ifname, err)
+	}
+	return l, nil
+}
