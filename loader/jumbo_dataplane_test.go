@@ -116,6 +116,10 @@ func jumboCases(t *testing.T) []tunCase {
 		// Out of it: 9000 octets decapsulated to a LAN host.
 		dec("decap udp of the tunnel mtu", toHost(totalLen(jumboTunMTU))),
 		dec("decap tcp", toHost(tcp(), totalLen(7000))),
+		// An outer fragment of ipip6 is the kernel's to reassemble, counted
+		// with every buffer as all counters are.
+		pass("outer fragment of ipip6 to the kernel", "wan0",
+			outerFragment(ipip6(toHost(totalLen(jumboTunMTU-8)), jumboTunnel.remote, tunLocal.String(), 0), 0, true), "pass_tun_fragment"),
 	}
 }
 

@@ -215,7 +215,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
  * counted verdict, or -1 for any other fragment. */
 static __always_inline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	void *data_end = (void *)(long)ctx->data_end;
 	const __u8 *fh = (const __u8 *)(ip6 + 1);
 
 	if ((void *)(fh + 8) > data_end)
@@ -227,7 +227,9 @@ static __always_inline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6
 		return -1;
 	if (!tunnel_ep_lookup(&ip6->saddr, &ip6->daddr, gen))
 		return -1;
-	return tun_count(XDPR_CNT_PASS_TUN_FRAGMENT, data_end - data, XDP_PASS);
+	/* pass counts the whole frame: data_end - data is only the first
+	 * buffer of a multi-buffer one. */
+	return pass(ctx, XDPR_CNT_PASS_TUN_FRAGMENT);
 }
 
 /* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
