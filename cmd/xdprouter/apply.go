@@ -31,12 +31,13 @@ and run would accept the file.
 With --system (or as 'xdprouter doctor') it inspects this host, in the
 network namespace it runs in, for what would defeat the router or its XDP
 fast path: forwarding and accept_ra sysctls, veth peers without NAPI (no
-GRO, no XDP program), LRO, generic XDP, MTUs beyond single-buffer XDP,
-kernel features (BTF, TCX, conntrack kfuncs), the bpffs, and other daemons
-sending RAs or running a DHCPv6 client. One line per finding with its
-fix; exit status 1 when any is an error. The interfaces examined are
-those named with -i, else those of --config, else those with an XDP
-program, else every Ethernet interface (then only warnings).`,
+GRO, no XDP program), LRO, generic XDP, MTUs beyond one XDP buffer on a
+driver without multi-buffer XDP, kernel features (BTF, TCX, conntrack
+kfuncs), the bpffs, and other daemons sending RAs or running a DHCPv6
+client. One line per finding with its fix; exit status 1 when any is an
+error. The interfaces examined are those named with -i, else those of
+--config, else those with an XDP program, else every Ethernet interface
+(then their per-port sysctls are not judged).`,
 		Example: `  xdprouter check --config /etc/xdprouter/config.yaml
   xdprouter check --system --config /etc/xdprouter/config.yaml
   xdprouter doctor -i wan0 -i lan0 --json`,

@@ -97,8 +97,7 @@ type System interface {
 type Options struct {
 	// Interfaces the router uses (from -i or a config). Empty: those with
 	// an XDP program attached, or, when none has one, every Ethernet
-	// interface (findings that only matter to a router port are then
-	// warnings).
+	// interface (whose per-port sysctls are then not judged).
 	Interfaces []string
 	// BPFFS is the directory the state is pinned under.
 	BPFFS string
