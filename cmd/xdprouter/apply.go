@@ -152,6 +152,8 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
+			// After the re-exec openForWrite may do: printed once.
+			reportKernel(cmd.ErrOrStderr())
 			steps, err := control.Apply(cfg, control.SystemDeps(d))
 			for _, s := range steps {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.What, s.Result)
