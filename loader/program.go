@@ -127,7 +127,8 @@ func loadTCPrograms(maps *routerMaps, mode TCMode) (*tcPrograms, error) {
 // tcSpec is the router objects for loading TC programs in mode. A clsact
 // filter takes programs of no particular attach type: the TC programs'
 // sections name TCX's (tcx/ingress, tcx/egress), which a kernel without
-// TCX does not know.
+// TCX does not know (it ignores the expected attach type of a SCHED_CLS
+// program, but nothing needs one there).
 func tcSpec(mode TCMode) (*ebpf.CollectionSpec, error) {
 	spec, err := compatSpec(ProbeKernel())
 	if err != nil {
