@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 
@@ -158,16 +159,32 @@ func probeKernel(p kernelProbes, cached map[string]error) KernelReport {
 var (
 	stableProbes sync.Once
 	stableAnswer map[string]error
+	// found holds the volatile features found once: a module's kfuncs
+	// stay while anything uses the module, and asking again would parse
+	// its BTF on every attach.
+	found = struct {
+		sync.Mutex
+		m map[string]error
+	}{m: map[string]error{}}
 )
 
 // ProbeKernel finds which of the features the data plane uses the running
 // kernel has. It needs root (it loads and runs tiny programs); without,
-// every probe fails and says so. Only the volatile questions are asked
-// again after the first call (reading BTF costs far less than the program
-// load it precedes).
+// every probe fails and says so. After the first call only the volatile
+// questions not yet answered yes are asked again.
 func ProbeKernel() KernelReport {
 	stableProbes.Do(probeStable)
-	return probeKernel(realProbes, stableAnswer)
+	found.Lock()
+	defer found.Unlock()
+	known := maps.Clone(stableAnswer)
+	maps.Copy(known, found.m)
+	r := probeKernel(realProbes, known)
+	for _, f := range r.Features {
+		if f.Present {
+			found.m[f.Name] = nil
+		}
+	}
+	return r
 }
 
 func probeStable() {
