@@ -233,8 +233,9 @@ func (d *Dataplane) attachClsact(kind string, ifindex int, prog *ebpf.Program) (
 			modify = netlink.FilterReplace
 		}
 		if err := modify(want); err != nil {
-			return "", fmt.Errorf("%s tc filter %s on ifindex %d: %w", map[bool]string{true: "replace", false: "add"}[cur != nil],
-				want.Name, ifindex, err)
+			// A qdisc added for nothing goes again.
+			return "", errors.Join(fmt.Errorf("%s tc filter %s on ifindex %d: %w",
+				map[bool]string{true: "replace", false: "add"}[cur != nil], want.Name, ifindex, err), releaseQdisc(d.dir, ifindex))
 		}
 	}
 	if err := pinProgram(pin, prog); err != nil {
