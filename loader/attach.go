@@ -87,9 +87,13 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	}
 	res.Ifindex = ifc.Index
 
+	kern := ProbeKernel()
+	if gate.on() && !kern.ctKfuncs() {
+		res.Warning = kern.ctKfuncsLine()
+	}
 	settings := fmt.Sprintf("xdp %s %s %s ct-gate %s", role, mode, ifc.HardwareAddr, gate)
 	if prev, ok := d.iface(ifc.Index); ok && prev.Role == routerXdprRole(role) && prev.Mac == ifaceEntry(ifc, role, 0, gate).Mac &&
-		prev.CtGate == gate.value() && stillVerified(settings, d.linkPin(ifc.Index)) {
+		prev.CtGate == gate.record(kern) && stillVerified(settings, d.linkPin(ifc.Index)) {
 		res, err = d.unchanged(res, ifc, prev)
 		if err == nil {
 			err = d.useTX(&res, &prev)
@@ -100,7 +104,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 		return res, err
 	}
 
-	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role, gate)
+	spec, err := portSpecFor(ifc.Index, ifc.HardwareAddr, role, gate, kern)
 	if err != nil {
 		return res, err
 	}
@@ -118,6 +122,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 
 	prev, hadEntry := d.iface(ifc.Index)
 	entry := ifaceEntry(ifc, role, prev.XdpMode, gate)
+	entry.CtGate = gate.record(kern)
 	entry.CtLiberal = prev.CtLiberal
 	// What the port has in force until useTX below looks again.
 	entry.TxPath = prev.TxPath
@@ -162,7 +167,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	res.Mode = modeName(attachMode)
 	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
 		attachMode == routerXdprXdpModeXDPR_MODE_NATIVE {
-		res.Warning = vethChecksumWarning
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + vethChecksumWarning
 	}
 	res.LinkID = uint32(info.ID)
 	res.ProgramID = uint32(info.Program)
@@ -261,7 +266,7 @@ func (d *Dataplane) unchanged(res AttachResult, ifc *net.Interface, prev routerX
 	res.Mode = modeName(prev.XdpMode)
 	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
 		prev.XdpMode == routerXdprXdpModeXDPR_MODE_NATIVE {
-		res.Warning = vethChecksumWarning
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + vethChecksumWarning
 	}
 	res.LinkID, res.ProgramID, res.Action = uint32(info.ID), uint32(info.Program), "unchanged"
 	return res, nil
@@ -395,7 +400,7 @@ func (d *Dataplane) DetachAll() error {
 		return err
 	}
 	for _, e := range entries {
-		if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+		if err := removePin(d.dir, filepath.Join(d.dir, linksDir, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -426,7 +431,7 @@ func (d *Dataplane) detachIndex(ifindex int) error {
 	suffix := "_" + strconv.Itoa(ifindex)
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), suffix) {
-			if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+			if err := removePin(d.dir, filepath.Join(d.dir, linksDir, e.Name())); err != nil {
 				return err
 			}
 		}

@@ -85,7 +85,11 @@ type TunnelStatus struct {
 	Tunnel
 	Present bool   `json:"present"` // the netdev exists
 	TCPin   string `json:"tc_link_pin"`
-	TCLink  uint32 `json:"tc_link_id"`
+	TCLink  uint32 `json:"tc_link_id"` // with TCX
+	// TCMode is how the encapsulating program is attached ("tcx",
+	// "clsact"; "" when it is not), TCProgram the program it runs.
+	TCMode    string `json:"tc_mode"`
+	TCProgram uint32 `json:"tc_program_id"`
 }
 
 // Status reads the attached interfaces, their links and the pinned maps.
@@ -169,6 +173,12 @@ func (d *Dataplane) Status() (Status, error) {
 				ts.TCLink = uint32(info.ID)
 			}
 			l.Close()
+			ts.TCMode = string(TCModeTCX)
+		} else if isProgramPin(ts.TCPin) {
+			ts.TCMode = string(TCModeClsact)
+		}
+		if prog, err := pinnedProgram(ts.TCPin); err == nil {
+			ts.TCProgram = uint32(prog)
 		}
 		st.Tunnels = append(st.Tunnels, ts)
 	}

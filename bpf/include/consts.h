@@ -74,7 +74,7 @@ enum xdpr_counter {
 	XDPR_CNT_DROP_NPT_EXCLUDED,   /* inside source whose SNPT is the router's own address */
 	XDPR_CNT_PASS_NDP_EXCLUDED,   /* NS for the router's own outside address: the kernel answers */
 	/* The conntrack gate (conntrack.h), on attachments that have it on */
-	XDPR_CNT_PASS_CT_NEW,         /* no conntrack entry (or the lookup failed): netfilter decides */
+	XDPR_CNT_PASS_CT_NEW,         /* no conntrack entry (or the lookup failed, or the kernel lacks the kfuncs): netfilter decides */
 	XDPR_CNT_PASS_CT_UNREPLIED,   /* entry without a reply seen yet (not established) */
 	XDPR_CNT_PASS_CT_TCP_FLAGS,   /* TCP SYN, FIN or RST: conntrack must see every state change */
 	XDPR_CNT_PASS_CT_TCP_STATE,   /* TCP entry not ESTABLISHED (handshake or closing) */
@@ -109,6 +109,11 @@ enum xdpr_event {
 enum xdpr_ct_gate {
 	XDPR_CT_GATE_OFF = 0,
 	XDPR_CT_GATE_ON = 1,
+	/* On, but loaded where the kernel lacked the conntrack kfuncs
+	 * (compat.h): every gated packet goes to the kernel. Only recorded in
+	 * xdpr_ifaces (the program sees ON), so that attaching again once the
+	 * kfuncs are there replaces the program. */
+	XDPR_CT_GATE_ON_NO_KFUNCS = 2,
 };
 
 /* What an attached interface faces. Recorded at attach time. */
