@@ -167,8 +167,10 @@ func TestDoctorFindings(t *testing.T) {
 	if len(find(r, "service", "dhclient")) != 0 {
 		t.Error("a DHCPv4-only dhclient was reported")
 	}
-	if r.Errors != 3 {
-		t.Errorf("errors = %d, want 3", r.Errors)
+	// IPv6 forwarding off and lan0's MTU; TCX and the veth peer are
+	// warnings (clsact, the kernel path carry them).
+	if r.Errors != 2 {
+		t.Errorf("errors = %d, want 2", r.Errors)
 	}
 	if !strings.Contains(r.String(), "kernel 6.1.0-9-amd64: no TCX (6.6), slow path on tc clsact") {
 		t.Errorf("the report lacks the TCX line attach prints:\n%s", r)
