@@ -44,6 +44,7 @@ const enum xdpr_feature_bit xdpr_feature_names __attribute__((unused));
 const enum xdpr_event xdpr_event_names __attribute__((unused));
 const enum xdpr_ct_gate xdpr_ct_gate_names __attribute__((unused));
 const enum xdpr_tx_path xdpr_tx_path_names __attribute__((unused));
+const enum xdpr_counter_layout xdpr_counter_layout_names __attribute__((unused));
 const enum xdpr_meta xdpr_meta_names __attribute__((unused));
 const enum xdpr_src_kind xdpr_src_kind_names __attribute__((unused));
 

@@ -109,7 +109,7 @@ func (cl *ctLab) run(prog *ebpf.Program, frame []byte, ingress string) (uint32, 
 // allCounters is counterSnapshot with the event slots behind the packet
 // counters.
 func allCounters(m *ebpf.Map) ([]routerXdprCounterVal, error) {
-	return sumCounters(m, int(routerXdprCounterXDPR_CNT__MAX)+int(routerXdprEventXDPR_EV__MAX))
+	return sumCounters(m, int(routerXdprCounterLayoutXDPR_EV_BASE)+int(routerXdprEventXDPR_EV__MAX))
 }
 
 // ctCase is one gate decision: the conntrack entries present (conntrack -I
@@ -284,7 +284,7 @@ func TestConntrackGateRefresh(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	refreshIdx := int(routerXdprCounterXDPR_CNT__MAX) + int(routerXdprEventXDPR_EV_CT_REFRESH)
+	refreshIdx := int(routerXdprCounterLayoutXDPR_EV_BASE) + int(routerXdprEventXDPR_EV_CT_REFRESH)
 	for _, c := range []struct {
 		name      string
 		timeout   uint64

@@ -87,6 +87,14 @@ const (
 	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 68
 )
 
+type routerXdprCounterLayout uint32
+
+const (
+	routerXdprCounterLayoutXDPR_EV_BASE          routerXdprCounterLayout = 448
+	routerXdprCounterLayoutXDPR_COUNTER_SLOTS    routerXdprCounterLayout = 512
+	routerXdprCounterLayoutXDPR_TC_COUNTER_SLOTS routerXdprCounterLayout = 128
+)
+
 type routerXdprCounterVal struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -441,6 +449,7 @@ const (
 	routerVarIcmpRatePerSec          = "icmp_rate_per_sec"
 	routerVarTunNexthopTtlNs         = "tun_nexthop_ttl_ns"
 	routerVarXdprAdjRoomDecapL3      = "xdpr_adj_room_decap_l3"
+	routerVarXdprCounterLayoutNames  = "xdpr_counter_layout_names"
 	routerVarXdprCounterNames        = "xdpr_counter_names"
 	routerVarXdprCtCacheJiffies      = "xdpr_ct_cache_jiffies"
 	routerVarXdprCtGateNames         = "xdpr_ct_gate_names"
@@ -551,6 +560,7 @@ type routerVariableSpecs struct {
 	IcmpRatePerSec          *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs         *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
 	XdprAdjRoomDecapL3      *ebpf.VariableSpec `ebpf:"xdpr_adj_room_decap_l3"`
+	XdprCounterLayoutNames  *ebpf.VariableSpec `ebpf:"xdpr_counter_layout_names"`
 	XdprCounterNames        *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
 	XdprCtCacheJiffies      *ebpf.VariableSpec `ebpf:"xdpr_ct_cache_jiffies"`
 	XdprCtGateNames         *ebpf.VariableSpec `ebpf:"xdpr_ct_gate_names"`
@@ -652,6 +662,7 @@ type routerVariables struct {
 	IcmpRatePerSec          *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs         *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
 	XdprAdjRoomDecapL3      *ebpf.Variable `ebpf:"xdpr_adj_room_decap_l3"`
+	XdprCounterLayoutNames  *ebpf.Variable `ebpf:"xdpr_counter_layout_names"`
 	XdprCounterNames        *ebpf.Variable `ebpf:"xdpr_counter_names"`
 	XdprCtCacheJiffies      *ebpf.Variable `ebpf:"xdpr_ct_cache_jiffies"`
 	XdprCtGateNames         *ebpf.Variable `ebpf:"xdpr_ct_gate_names"`

@@ -274,22 +274,25 @@ func (d *Dataplane) Counters() ([]Counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	names = append(names, events...)
 	tcNames, err := TCCounterNames()
 	if err != nil {
 		return nil, err
 	}
-	out, err := readCounters(d.maps.XdprCounters, names, nil)
+	out, err := readCounters(d.maps.XdprCounters, 0, names, nil)
 	if err != nil {
 		return nil, err
 	}
-	return readCounters(d.maps.XdprTcCounters, tcNames, out)
+	if out, err = readCounters(d.maps.XdprCounters, uint32(routerXdprCounterLayoutXDPR_EV_BASE), events, out); err != nil {
+		return nil, err
+	}
+	return readCounters(d.maps.XdprTcCounters, 0, tcNames, out)
 }
 
-func readCounters(m *ebpf.Map, names []string, out []Counter) ([]Counter, error) {
+// readCounters appends the counters of m from index base on, one per name.
+func readCounters(m *ebpf.Map, base uint32, names []string, out []Counter) ([]Counter, error) {
 	var perCPU []routerXdprCounterVal
 	for i, name := range names {
-		if err := m.Lookup(uint32(i), &perCPU); err != nil {
+		if err := m.Lookup(base+uint32(i), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counter %s: %w", name, err)
 		}
 		c := Counter{Name: name}

@@ -146,7 +146,7 @@ extern int bpf_ct_change_timeout(struct nf_conn___xdpr *nfct, __u32 timeout) __k
  * behind the packet counters. */
 static __always_inline void ct_event(__u32 ev)
 {
-	__u32 k = XDPR_CNT__MAX + ev;
+	__u32 k = XDPR_EV_BASE + ev;
 	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &k);
 
 	if (v)

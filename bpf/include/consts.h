@@ -97,13 +97,25 @@ enum xdpr_counter {
 	XDPR_CNT__MAX,
 };
 
-/* Events, not packets: counted in xdpr_counters at XDPR_CNT__MAX + event,
+/* Events, not packets: counted in xdpr_counters at XDPR_EV_BASE + event,
  * beside the one counter every packet has. */
 enum xdpr_event {
 	XDPR_EV_CT_REFRESH = 0,       /* conntrack timeout of an XDP-forwarded flow refreshed */
 	XDPR_EV_CT_CACHE_HIT,         /* gate verdict reused from this CPU's xdpr_ct_cache */
 	XDPR_EV__MAX,
 };
+
+/* The counter maps have sizes of their own, not the enums': a version that
+ * adds counters keeps the pinned maps' layout, so it opens the pins of the
+ * one before and an upgrade stays hitless. Packet counters from 0, events
+ * from XDPR_EV_BASE. Never change these numbers. */
+enum xdpr_counter_layout {
+	XDPR_EV_BASE = 448,
+	XDPR_COUNTER_SLOTS = 512,
+	XDPR_TC_COUNTER_SLOTS = 128,
+};
+_Static_assert((int)XDPR_CNT__MAX <= (int)XDPR_EV_BASE, "packet counters run into the events");
+_Static_assert((int)XDPR_EV_BASE + (int)XDPR_EV__MAX <= (int)XDPR_COUNTER_SLOTS, "events run past xdpr_counters");
 
 /* Whether an attachment's forward path is gated by conntrack (conntrack.h). */
 enum xdpr_ct_gate {
@@ -153,6 +165,7 @@ enum xdpr_tc_counter {
 	XDPR_TC_REPLY,              /* ingress: an answer XDP built for a port it cannot transmit to, sent back out */
 	XDPR_TC__MAX,
 };
+_Static_assert((int)XDPR_TC__MAX <= (int)XDPR_TC_COUNTER_SLOTS, "tc counters run past xdpr_tc_counters");
 
 /* How frames reach the wire through a port (struct xdpr_iface.tx_path),
  * set by the loader from what the kernel says of the interface. A veth
