@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -32,6 +33,7 @@ type options struct {
 	guestTimeout time.Duration
 	cpus, memMB  int
 	strict       bool
+	only         string
 }
 
 func (o *options) logf(format string, args ...any) {
@@ -49,6 +51,7 @@ func main() {
 	flag.DurationVar(&o.guestTimeout, "guest-timeout", 20*time.Minute, "limit of one guest, boot to power-off")
 	flag.IntVar(&o.cpus, "cpus", 2, "guest CPUs")
 	flag.IntVar(&o.memMB, "mem", 3072, "guest memory, MiB")
+	flag.StringVar(&o.only, "run", "", "only the subset's tests whose name matches this regexp (while working on one kernel's failure)")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a cell is fail or error (without it only a harness failure does)")
 	flag.Parse()
 	o.kernels = strings.Split(*kernels, ",")
@@ -94,24 +97,32 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	plan, err := newPlan(ctx, bins, o.subset == "ci")
+	only, err := regexp.Compile(o.only)
+	if err != nil {
+		return fmt.Errorf("-run: %w", err)
+	}
+	plan, err := newPlan(ctx, bins, o.subset == "ci", only)
 	if err != nil {
 		return err
 	}
 	accel := chooseAccel()
-	rep := &Report{Date: start, Commit: commit(root), Subset: o.subset, Accel: accel, Features: features}
+	rep := &Report{Date: start, Commit: commit(root), Subset: o.subset, Only: o.only, Accel: accel, Features: features}
 	o.logf("guests under %s: %s", accel.Name, accel.Reason)
 	a := apt{dir: filepath.Join(o.cache, "apt")}
+	var aptErr error
 	if slices.ContainsFunc(o.kernels, func(k string) bool { return k != "host" }) {
-		if err := a.update(ctx, o.logf); err != nil {
-			return err
-		}
+		aptErr = a.update(ctx, o.logf)
 	}
 	for _, k := range o.kernels {
 		var row *Row
-		if k == "host" {
+		switch {
+		case k == "host":
 			row = runHost(ctx, o, plan, bins)
-		} else {
+		case aptErr != nil:
+			// No kernel to boot (the mirror unreachable on a first run):
+			// the row says so, the others still run.
+			row = &Row{Name: k, Mode: accel.Name, Status: aptErr.Error()}
+		default:
 			row = runGuest(ctx, o, a, accel, k, plan, bins)
 		}
 		rep.cellsOf(row, plan)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -59,6 +60,9 @@ func parseEvents(pkg string, r io.Reader) (map[string]*TestResult, error) {
 				continue
 			}
 			res := &TestResult{Pkg: pkg, Name: top, Outcome: e.Action, Seconds: e.Elapsed}
+			if res.Seconds == 0 {
+				res.Seconds = elapsed(top, lines[top])
+			}
 			if e.Action == "skip" {
 				res.Outcome = NA
 			}
@@ -69,7 +73,23 @@ func parseEvents(pkg string, r io.Reader) (map[string]*TestResult, error) {
 	return out, sc.Err()
 }
 
-var fileLine = regexp.MustCompile(`^\s+\S+\.go:\d+: `)
+var (
+	fileLine = regexp.MustCompile(`^\s+\S+\.go:\d+: `)
+	endLine  = regexp.MustCompile(`^--- (?:PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)`)
+)
+
+// elapsed reads a test's time from its "--- PASS: Name (1.23s)" line,
+// for the events that test2json leaves without one (seen when it
+// converts a binary's -test.v=test2json output after the fact).
+func elapsed(name string, lines []string) float64 {
+	for _, l := range lines {
+		if m := endLine.FindStringSubmatch(strings.TrimLeft(l, "\x16")); m != nil && m[1] == name {
+			s, _ := strconv.ParseFloat(m[2], 64)
+			return s
+		}
+	}
+	return 0
+}
 
 // reason picks the message that explains an outcome: the last
 // "file.go:N:" message of the test (a t.Fatal's, or the last t.Error's;

@@ -9,7 +9,7 @@ import (
 // multi-line verifier message after a log line, one skip, a subtest.
 const events = `{"Action":"run","Test":"TestA"}
 {"Action":"output","Test":"TestA","Output":"--- PASS: TestA (0.10s)\n"}
-{"Action":"pass","Test":"TestA","Elapsed":0.1}
+{"Action":"pass","Test":"TestA"}
 {"Action":"run","Test":"TestB"}
 {"Action":"output","Test":"TestB","Output":"    b_test.go:10: lab: diagram\n"}
 {"Action":"run","Test":"TestB/sub"}
@@ -34,6 +34,9 @@ func TestParseEventsAndDecide(t *testing.T) {
 		if r := res[name]; r == nil || r.Outcome != want {
 			t.Errorf("%s: %+v, want %s", name, r, want)
 		}
+	}
+	if got := res["TestA"].Seconds; got != 0.1 {
+		t.Errorf("TestA took %v s, want 0.1 from its --- PASS line", got)
 	}
 	if _, ok := res["TestB/sub"]; ok {
 		t.Errorf("subtest reported on its own: %+v", res)

@@ -59,7 +59,7 @@ type Plan struct {
 	Run      map[string][]string  // pkg -> test names to run
 }
 
-func newPlan(ctx context.Context, b *Binaries, ci bool) (*Plan, error) {
+func newPlan(ctx context.Context, b *Binaries, ci bool, only *regexp.Regexp) (*Plan, error) {
 	p := &Plan{Selected: map[string][]TestRef{}, Exists: map[string][]string{}, Run: map[string][]string{}}
 	listed := map[string][]string{}
 	for pkg, bin := range b.Tests {
@@ -81,6 +81,9 @@ func newPlan(ctx context.Context, b *Binaries, ci bool) (*Plan, error) {
 			p.Selected[f.Key] = append(p.Selected[f.Key], ref)
 			var names []string
 			for _, n := range listed[ref.Pkg] {
+				if !only.MatchString(n) {
+					continue
+				}
 				if n == ref.Name || (ref.Prefix && strings.HasPrefix(n, ref.Name)) {
 					names = append(names, n)
 				}

@@ -13,7 +13,8 @@ import (
 type Report struct {
 	Date     time.Time `json:"date"`
 	Commit   string    `json:"commit"`
-	Subset   string    `json:"subset"` // "full" or "ci"
+	Subset   string    `json:"subset"`        // "full" or "ci"
+	Only     string    `json:"run,omitempty"` // -run: only the tests matching it ran; the others show as n/a
 	Accel    Accel     `json:"accel"`
 	Seconds  float64   `json:"seconds"`
 	Features []Feature `json:"features"`
@@ -41,6 +42,9 @@ func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Kernel matrix, %s\n\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Commit %s, %s subset, %s in all. Guests: %s (%s).\n\n", r.Commit, r.Subset, duration(r.Seconds), r.Accel.Name, r.Accel.Reason)
+	if r.Only != "" {
+		fmt.Fprintf(&b, "Only the tests matching `%s` ran (-run); the others show as n/a.\n\n", r.Only)
+	}
 	b.WriteString(r.Table())
 	b.WriteString("\n## Rows\n\n")
 	for _, row := range r.Rows {
