@@ -48,7 +48,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "test/kernels/work", "per-run directories: binaries, consoles, guest logs, test output")
 	flag.StringVar(&o.out, "out", "test/kernels/results", "where the report goes (<date>.{json,md} and latest.{json,md})")
 	flag.StringVar(&o.lock, "lock", "/tmp/xdpr-kernel.lock", "the shared lock of kernel tests on this host, held by the host row")
-	flag.DurationVar(&o.guestTimeout, "guest-timeout", 20*time.Minute, "limit of one guest, boot to power-off")
+	flag.DurationVar(&o.guestTimeout, "guest-timeout", 40*time.Minute, "limit of one guest, boot to power-off")
 	flag.IntVar(&o.cpus, "cpus", 2, "guest CPUs")
 	flag.IntVar(&o.memMB, "mem", 3072, "guest memory, MiB")
 	flag.StringVar(&o.only, "run", "", "only the subset's tests whose name matches this regexp (while working on one kernel's failure)")

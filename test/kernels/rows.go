@@ -46,7 +46,7 @@ type Row struct {
 func writeGuestInputs(dir string, p *Plan, b *Binaries, root string) error {
 	var plan strings.Builder
 	for _, pkg := range p.pkgs() {
-		fmt.Fprintf(&plan, "%s\t%s\t%s\t%s\t%s\n", resultName(pkg), filepath.Join(root, pkg), b.Tests[pkg], p.runPattern(pkg), "15m")
+		fmt.Fprintf(&plan, "%s\t%s\t%s\t%s\t%s\n", resultName(pkg), filepath.Join(root, pkg), b.Tests[pkg], p.runPattern(pkg), "30m")
 	}
 	files := map[string]string{
 		"plan":    plan.String(),
