@@ -66,7 +66,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, iph->version != 4 || iph->ihl < 5 ? XDPR_CNT_PASS_MALFORMED
 								 : XDPR_CNT_PASS_IPV4_OPTIONS);
 
-	__u16 tot_len = bpf_ntohs(iph->tot_len);
+	__u16 tot_len = len16(iph->tot_len);
 	if (unlikely(tot_len < sizeof(*iph)))
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
 	if (unlikely((void *)iph + tot_len > c->end))
@@ -169,7 +169,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	 * without a role has no lookup here. */
 	feat = role != XDPR_ROLE_NONE ? features() : 0;
 
-	__u16 plen = bpf_ntohs(ip6->payload_len);
+	__u16 plen = len16(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (unlikely(payload_end > c->end))
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);

@@ -101,7 +101,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = data_end - data;
 	struct xdpr_tunnel *t = tunnel_for_egress(ctx, iph, ip4, reason);
-	__u16 len = bpf_ntohs(iph->tot_len);
+	__u16 len = len16(iph->tot_len);
 	__u32 label;
 	__u8 tos;
 

@@ -94,7 +94,7 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 	if ((void *)(iph + 1) > data_end)
 		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
-	len = bpf_ntohs(iph->tot_len);
+	len = len16(iph->tot_len);
 	tos = iph->tos;
 	if (iph->ihl == 5 && !(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
 		ports = ipv4_ports(iph, data_end, (void *)iph + len);
