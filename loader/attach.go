@@ -56,7 +56,31 @@ func CheckInterface(ifname string) (*net.Interface, error) {
 	if len(ifc.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %q has no Ethernet address: the data plane forwards Ethernet frames", ifname)
 	}
+	if l, err := netlink.LinkByIndex(ifc.Index); err == nil {
+		if err := unsupportedKind(ifname, l); err != nil {
+			return nil, err
+		}
+	}
 	return ifc, nil
+}
+
+// unsupportedKind refuses the netdevs XDP cannot serve as a port. An
+// 802.1Q VLAN device has no native XDP, and in generic mode what XDP
+// redirects out of it is lost (the kernel matrix's TestVLAN, on Debian's
+// 6.1 and 6.12): the kernel forwarded it before attach. On the VLAN's
+// lower link the program passes tagged frames to the kernel (pass_vlan),
+// which carries them as before.
+func unsupportedKind(ifname string, l netlink.Link) error {
+	if v, ok := l.(*netlink.Vlan); ok {
+		lower := fmt.Sprintf("ifindex %d", v.ParentIndex)
+		if p, err := netlink.LinkByIndex(v.ParentIndex); err == nil {
+			lower = p.Attrs().Name
+		}
+		return fmt.Errorf("interface %q is an 802.1Q VLAN device (id %d on %s): xdprouter does not attach to VLAN devices yet "+
+			"(generic XDP there would lose what it forwards); attach %s, whose tagged frames go to the kernel, or leave the VLAN to the kernel",
+			ifname, v.VlanId, lower, lower)
+	}
+	return nil
 }
 
 // Attach loads the XDP program, attaches it to ifname through a pinned
