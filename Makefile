@@ -12,10 +12,14 @@ PKGS_RUN   := iproute2 util-linux procps ethtool iputils-ping bpftool nftables p
 PKGS_ISP   := radvd kea-dhcp6-server
 PKGS_TEST  := $(PKGS_RUN) $(PKGS_ISP) tcpdump iptables tshark ndppd python3-scapy conntrack
 PKGS_GEN   := clang-19 llvm-19 libbpf-dev linux-libc-dev
+# The kernel matrix: qemu, busybox for the guests' initramfs, kmod for
+# depmod/modprobe on the host and in the guests, the decompressors of
+# Debian's kernel images and modules.
+PKGS_KVM   := qemu-system-x86 busybox-static kmod xz-utils zstd
 
 BIN := bin/xdprouter
 
-.PHONY: all build generate test test-unit fuzz bench bench-quick demo deps-demo deps-run deps-test deps-gen clean
+.PHONY: all build generate test test-unit test-kernels fuzz bench bench-quick demo deps-demo deps-run deps-test deps-gen deps-kvm clean
 
 all: build
 
@@ -37,6 +41,8 @@ deps-test:
 	$(call apt_ensure,$(PKGS_TEST))
 deps-gen:
 	$(call apt_ensure,$(PKGS_GEN))
+deps-kvm:
+	$(call apt_ensure,$(PKGS_KVM))
 
 build:
 	$(GO) build -o $(BIN) ./cmd/xdprouter
@@ -55,6 +61,15 @@ test: deps-test build
 	$(GO) test -count=1 -timeout 15m ./...
 	cd third_party/mdlayher-ndp && $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
+
+# The kernel matrix (test/kernels/README.md): Debian's kernels booted under
+# qemu (KVM where it can run them, TCG otherwise) plus this host natively,
+# kernel x feature, saved under test/kernels/results. KERNELS picks rows,
+# KERNELS_SUBSET=ci the shorter test list CI runs.
+KERNELS        ?= bookworm,trixie,host
+KERNELS_SUBSET ?= full
+test-kernels: deps-test deps-kvm
+	$(GO) run ./test/kernels -kernels $(KERNELS) -subset $(KERNELS_SUBSET)
 
 # Every parser of network input, fuzzed for FUZZTIME each (the seed
 # corpora also run as plain tests in `go test`). A failure leaves the

@@ -44,6 +44,7 @@ const enum xdpr_feature_bit xdpr_feature_names __attribute__((unused));
 const enum xdpr_event xdpr_event_names __attribute__((unused));
 const enum xdpr_ct_gate xdpr_ct_gate_names __attribute__((unused));
 const enum xdpr_tx_path xdpr_tx_path_names __attribute__((unused));
+const enum xdpr_counter_layout xdpr_counter_layout_names __attribute__((unused));
 const enum xdpr_meta xdpr_meta_names __attribute__((unused));
 const enum xdpr_src_kind xdpr_src_kind_names __attribute__((unused));
 
@@ -89,7 +90,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, iph->version != 4 || iph->ihl < 5 ? XDPR_CNT_PASS_MALFORMED
 								 : XDPR_CNT_PASS_IPV4_OPTIONS);
 
-	__u16 tot_len = bpf_ntohs(iph->tot_len);
+	__u16 tot_len = len16(iph->tot_len);
 	if (unlikely(tot_len < sizeof(*iph)))
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
 	if (unlikely((void *)iph + tot_len > c->end)) {
@@ -195,7 +196,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	 * without a role has no lookup here. */
 	feat = role != XDPR_ROLE_NONE ? features() : 0;
 
-	__u16 plen = bpf_ntohs(ip6->payload_len);
+	__u16 plen = len16(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
 	if (unlikely(payload_end > c->end)) {
 		mb_len = mb_frame_len(ctx, eth, c->end, sizeof(*eth) + sizeof(*ip6) + plen, &reason);

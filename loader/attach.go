@@ -59,7 +59,31 @@ func CheckInterface(ifname string) (*net.Interface, error) {
 	if len(ifc.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %q has no Ethernet address: the data plane forwards Ethernet frames", ifname)
 	}
+	if l, err := netlink.LinkByIndex(ifc.Index); err == nil {
+		if err := unsupportedKind(ifname, l); err != nil {
+			return nil, err
+		}
+	}
 	return ifc, nil
+}
+
+// unsupportedKind refuses the netdevs XDP cannot serve as a port. An
+// 802.1Q VLAN device has no native XDP, and in generic mode what XDP
+// redirects out of it is lost (the kernel matrix's TestVLAN, on Debian's
+// 6.1 and 6.12): the kernel forwarded it before attach. On the VLAN's
+// lower link the program passes tagged frames to the kernel (pass_vlan),
+// which carries them as before.
+func unsupportedKind(ifname string, l netlink.Link) error {
+	if v, ok := l.(*netlink.Vlan); ok {
+		lower := fmt.Sprintf("ifindex %d", v.ParentIndex)
+		if p, err := netlink.LinkByIndex(v.ParentIndex); err == nil {
+			lower = p.Attrs().Name
+		}
+		return fmt.Errorf("interface %q is an 802.1Q VLAN device (id %d on %s): xdprouter does not attach to VLAN devices yet "+
+			"(generic XDP there would lose what it forwards); attach %s, whose tagged frames go to the kernel, or leave the VLAN to the kernel",
+			ifname, v.VlanId, lower, lower)
+	}
+	return nil
 }
 
 // Attach loads the XDP program, attaches it to ifname through a pinned
@@ -90,9 +114,13 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	}
 	res.Ifindex = ifc.Index
 
+	kern := ProbeKernel()
+	if gate.on() && !kern.ctKfuncs() {
+		res.Warning = kern.ctKfuncsLine()
+	}
 	settings := fmt.Sprintf("xdp %s %s %s ct-gate %s", role, mode, ifc.HardwareAddr, gate)
 	if prev, ok := d.iface(ifc.Index); ok && prev.Role == routerXdprRole(role) && prev.Mac == ifaceEntry(ifc, role, 0, gate).Mac &&
-		prev.CtGate == gate.value() && stillVerified(settings, d.linkPin(ifc.Index)) {
+		prev.CtGate == gate.record(kern) && stillVerified(settings, d.linkPin(ifc.Index)) {
 		res, err = d.unchanged(res, ifc, prev)
 		if err == nil {
 			err = d.useTX(&res, &prev, ifc.MTU)
@@ -103,7 +131,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 		return res, err
 	}
 
-	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role, gate)
+	spec, err := portSpecFor(ifc.Index, ifc.HardwareAddr, role, gate, kern)
 	if err != nil {
 		return res, err
 	}
@@ -121,6 +149,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 
 	prev, hadEntry := d.iface(ifc.Index)
 	entry := ifaceEntry(ifc, role, prev.XdpMode, gate)
+	entry.CtGate = gate.record(kern)
 	entry.CtLiberal = prev.CtLiberal
 	// What the port has in force until useTX below looks again.
 	entry.TxPath = prev.TxPath
@@ -165,7 +194,7 @@ func (d *Dataplane) Attach(ifname string, role Role, mode Mode, gate CTGate) (re
 	res.Mode = modeName(attachMode)
 	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
 		attachMode == routerXdprXdpModeXDPR_MODE_NATIVE {
-		res.Warning = vethChecksumWarning
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + vethChecksumWarning
 	}
 	if fallback != "" {
 		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + fallback
@@ -272,7 +301,7 @@ func (d *Dataplane) unchanged(res AttachResult, ifc *net.Interface, prev routerX
 	res.Mode = modeName(prev.XdpMode)
 	if nlink, err := netlink.LinkByIndex(ifc.Index); err == nil && nlink.Type() == "veth" &&
 		prev.XdpMode == routerXdprXdpModeXDPR_MODE_NATIVE {
-		res.Warning = vethChecksumWarning
+		res.Warning = strings.TrimPrefix(res.Warning+"; ", "; ") + vethChecksumWarning
 	}
 	res.LinkID, res.ProgramID, res.Action = uint32(info.ID), uint32(info.Program), "unchanged"
 	return res, nil
@@ -421,7 +450,7 @@ func (d *Dataplane) DetachAll() error {
 		return err
 	}
 	for _, e := range entries {
-		if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+		if err := removePin(d.dir, filepath.Join(d.dir, linksDir, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -452,7 +481,7 @@ func (d *Dataplane) detachIndex(ifindex int) error {
 	suffix := "_" + strconv.Itoa(ifindex)
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), suffix) {
-			if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+			if err := removePin(d.dir, filepath.Join(d.dir, linksDir, e.Name())); err != nil {
 				return err
 			}
 		}

@@ -169,7 +169,7 @@ func Purge(dir string) error {
 		return err
 	}
 	for _, e := range links {
-		if err := unpinLink(filepath.Join(dir, linksDir, e.Name())); err != nil {
+		if err := removePin(dir, filepath.Join(dir, linksDir, e.Name())); err != nil {
 			return err
 		}
 	}

@@ -44,10 +44,20 @@ func ParseCTGate(s string) (CTGate, error) {
 func (g CTGate) on() bool { return g == CTGateOn }
 
 func ctGateOf(v uint8) CTGate {
-	if routerXdprCtGate(v) == routerXdprCtGateXDPR_CT_GATE_ON {
+	switch routerXdprCtGate(v) {
+	case routerXdprCtGateXDPR_CT_GATE_ON, routerXdprCtGateXDPR_CT_GATE_ON_NO_KFUNCS:
 		return CTGateOn
 	}
 	return CTGateOff
+}
+
+// record is the xdpr_ifaces value of the gate g loaded for kern: a gate
+// without the kfuncs is told apart from one with them.
+func (g CTGate) record(kern KernelReport) uint8 {
+	if g.on() && !kern.ctKfuncs() {
+		return uint8(routerXdprCtGateXDPR_CT_GATE_ON_NO_KFUNCS)
+	}
+	return g.value()
 }
 
 func (g CTGate) value() uint8 {

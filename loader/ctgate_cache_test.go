@@ -84,7 +84,7 @@ func (cl *ctLab) expectGate(t *testing.T, frame []byte, ingress string, verdict 
 	if err := cl.checkCounters(delta[:routerXdprCounterXDPR_CNT__MAX], cl.counterIndex(t, counter), len(frame)); err != nil {
 		t.Error(err)
 	}
-	hits := delta[int(routerXdprCounterXDPR_CNT__MAX)+int(routerXdprEventXDPR_EV_CT_CACHE_HIT)].Packets
+	hits := delta[int(routerXdprCounterLayoutXDPR_EV_BASE)+int(routerXdprEventXDPR_EV_CT_CACHE_HIT)].Packets
 	if (hits == 1) != hit || hits > 1 {
 		t.Errorf("%s: ct_cache_hit +%d, want cached %v", counter, hits, hit)
 	}

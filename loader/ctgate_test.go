@@ -10,6 +10,7 @@ package loader
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 )
 
 // ctLab is the data-plane lab with a gated program beside each ungated one.
@@ -106,7 +109,7 @@ func (cl *ctLab) run(prog *ebpf.Program, frame []byte, ingress string) (uint32, 
 // allCounters is counterSnapshot with the event slots behind the packet
 // counters.
 func allCounters(m *ebpf.Map) ([]routerXdprCounterVal, error) {
-	return sumCounters(m, int(routerXdprCounterXDPR_CNT__MAX)+int(routerXdprEventXDPR_EV__MAX))
+	return sumCounters(m, int(routerXdprCounterLayoutXDPR_EV_BASE)+int(routerXdprEventXDPR_EV__MAX))
 }
 
 // ctCase is one gate decision: the conntrack entries present (conntrack -I
@@ -281,7 +284,7 @@ func TestConntrackGateRefresh(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	refreshIdx := int(routerXdprCounterXDPR_CNT__MAX) + int(routerXdprEventXDPR_EV_CT_REFRESH)
+	refreshIdx := int(routerXdprCounterLayoutXDPR_EV_BASE) + int(routerXdprEventXDPR_EV_CT_REFRESH)
 	for _, c := range []struct {
 		name      string
 		timeout   uint64
@@ -339,4 +342,110 @@ func ctTimeoutLeft(t *testing.T, listing string) uint64 {
 	}
 	t.Fatalf("no entry in %q", listing)
 	return 0
+}
+
+// TestConntrackGateWithoutKfuncs: on a kernel without the conntrack
+// kfuncs (nf_conntrack not loaded, or older than the gate needs), cilium/ebpf
+// poisons the gate's weak kfunc calls and the verifier rejects a poisoned
+// call it can reach, so a gated port could not be attached at all. The
+// variant for such kernels (compat.h) must load with the calls poisoned,
+// and hand to the kernel every packet the gate would have forwarded
+// (pass_ct_new: netfilter decides), never forward one.
+func TestConntrackGateWithoutKfuncs(t *testing.T) {
+	cl := newCTLab(t)
+	cl.setNPT(t, []nptTestRule{nptTestRules[2]})
+	this := ProbeKernel()
+	if !this.ctKfuncs() {
+		t.Skipf("this kernel lacks the conntrack kfuncs: %s", this.ctKfuncsLine())
+	}
+	noCT := without(this, featureCTLookup)
+	err := cl.lab.Do(cl.ns, func() error {
+		ifc, err := net.InterfaceByName("lan0")
+		if err != nil {
+			return err
+		}
+		for _, kern := range []KernelReport{this, noCT} {
+			spec, err := portSpecFor(ifc.Index, ifc.HardwareAddr, RoleLAN, CTGateOn, kern)
+			if err != nil {
+				return err
+			}
+			poisoned := 0
+			for _, p := range spec.Programs {
+				for i, ins := range p.Instructions {
+					if ins.IsKfuncCall() {
+						// What cilium/ebpf makes of a weak kfunc the
+						// kernel lacks (linker.go, kfuncCallPoisonBase).
+						p.Instructions[i] = asm.BuiltinFunc(0xdedc0de).Call().WithMetadata(ins.Metadata)
+						p.Instructions[i] = btf.WithFuncMetadata(p.Instructions[i], nil)
+						poisoned++
+					}
+				}
+			}
+			if poisoned == 0 {
+				return fmt.Errorf("no kfunc call in the gated program")
+			}
+			for _, m := range spec.Maps {
+				m.Pinning = ebpf.PinNone
+			}
+			var progs struct {
+				XdprMain *ebpf.Program `ebpf:"xdpr_main"`
+			}
+			err = spec.LoadAndAssign(&progs, &ebpf.CollectionOptions{MapReplacements: cl.maps.replacements()})
+			var ve *ebpf.VerifierError
+			switch {
+			case kern.ctKfuncs() && !errors.As(err, &ve):
+				return fmt.Errorf("poisoned kfunc calls reachable, yet no verifier error: %v", err)
+			case !kern.ctKfuncs() && err != nil:
+				return fmt.Errorf("the variant without kfuncs does not load with them poisoned: %w", err)
+			case err == nil:
+				progs.XdprMain.Close()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	gated := map[string]*ebpf.Program{}
+	err = cl.lab.Do(cl.ns, func() error {
+		for name, role := range map[string]Role{"lan0": RoleLAN, "wan0": RoleWAN} {
+			ifc, err := net.InterfaceByName(name)
+			if err != nil {
+				return err
+			}
+			p, err := loadPortProgramFor(ifc, role, CTGateOn, cl.maps, noCT)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { p.Close() })
+			gated[name] = p
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ctCases(t) {
+		if c.ungated || c.verdict != xdpRedirect {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			cl.conntrack(t, "-F")
+			for _, e := range c.entries {
+				cl.conntrack(t, e...)
+			}
+			verdict, out, delta, err := cl.run(gated[c.ingress], c.frame, c.ingress)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if verdict != xdpPass || !bytes.Equal(out, c.frame) {
+				t.Errorf("verdict %s (frame changed: %t), want XDP_PASS untouched", verdictName(verdict), !bytes.Equal(out, c.frame))
+			}
+			if err := cl.checkCounters(delta[:routerXdprCounterXDPR_CNT__MAX], cl.counterIndex(t, "pass_ct_new"), len(c.frame)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	cl.conntrack(t, "-F")
 }

@@ -153,7 +153,7 @@ func newRouterLab(t testing.TB) *routerLab {
 	}
 
 	rl := &routerLab{lab: lab, ns: r, maps: loadTestMaps(t), progs: map[string]*ebpf.Program{}, ifindex: map[string]int{}, names: names}
-	tc, err := loadTCPrograms(rl.maps)
+	tc, err := loadTCPrograms(rl.maps, TCModeAuto)
 	if err != nil {
 		skipOrFail(t, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -27,6 +28,75 @@ func unpinLink(pin string) error {
 		}
 	}
 	return nil
+}
+
+// removePin removes one entry of links/: a link's pin (the kernel
+// detaches the program with the last reference), a clsact filter's record
+// (the filter goes too) or the record of a clsact qdisc xdprouter added
+// (see clsact.go).
+func removePin(dir, pin string) error {
+	if kind, ifindex, ok := splitPin(filepath.Base(pin)); ok && kind == qdiscMarker {
+		return releaseQdisc(dir, ifindex)
+	}
+	if isProgramPin(pin) {
+		return removeClsact(dir, pin)
+	}
+	return unpinLink(pin)
+}
+
+// attachTC attaches prog as kind's slow-path program (a key of
+// clsactSlots) on ifindex, through TCX or clsact as ResolveTCMode says.
+// An attachment left in the other mode gives way first.
+func (d *Dataplane) attachTC(kind string, ifindex int, prog *ebpf.Program) (string, error) {
+	mode, err := ResolveTCMode()
+	if err != nil {
+		return "", err
+	}
+	pin := d.pinPath(kind, ifindex)
+	if mode == TCModeClsact {
+		if !isProgramPin(pin) {
+			if err := unpinLink(pin); err != nil {
+				return "", err
+			}
+		}
+		return d.attachClsact(kind, ifindex, prog)
+	}
+	if isProgramPin(pin) {
+		if err := removeClsact(d.dir, pin); err != nil {
+			return "", err
+		}
+	}
+	hook := ebpf.AttachTCXIngress
+	if clsactSlots[kind].egress {
+		hook = ebpf.AttachTCXEgress
+	}
+	var anchor link.Anchor
+	if clsactSlots[kind].head {
+		anchor = link.Head()
+	}
+	return d.attachTCXAt(kind, ifindex, prog, hook, anchor)
+}
+
+// pinnedProgram is the program a pin of links/ stands for: its link's, or
+// for a clsact record, what the filter runs now.
+func pinnedProgram(pin string) (ebpf.ProgramID, error) {
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		defer l.Close()
+		info, err := l.Info()
+		if err != nil {
+			return 0, fmt.Errorf("link info of %s: %w", pin, err)
+		}
+		return info.Program, nil
+	}
+	kind, ifindex, ok := splitPin(filepath.Base(pin))
+	if !ok || !isProgramPin(pin) {
+		return 0, fmt.Errorf("%s: %w", pin, os.ErrNotExist)
+	}
+	id, err := clsactProgram(kind, ifindex)
+	if err == nil && id == 0 {
+		err = fmt.Errorf("%s: no tc filter runs it: %w", pin, os.ErrNotExist)
+	}
+	return id, err
 }
 
 // attachTCX attaches prog to ifindex at the TCX hook (ebpf.AttachTCXIngress

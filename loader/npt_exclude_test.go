@@ -46,7 +46,7 @@ func (rl *routerLab) tcCounters(t *testing.T) map[string]uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := readCounters(rl.maps.XdprTcCounters, names, nil)
+	cs, err := readCounters(rl.maps.XdprTcCounters, 0, names, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,12 @@ import (
 // port also gets the conntrack timeouts of the calling thread's network
 // namespace (xdpr_ct_* in bpf/include/conntrack.h).
 func portSpec(ifindex int, mac net.HardwareAddr, role Role, gate CTGate) (*ebpf.CollectionSpec, error) {
-	spec, err := loadRouter()
+	return portSpecFor(ifindex, mac, role, gate, ProbeKernel())
+}
+
+// portSpecFor is portSpec for the kernel kern describes.
+func portSpecFor(ifindex int, mac net.HardwareAddr, role Role, gate CTGate, kern KernelReport) (*ebpf.CollectionSpec, error) {
+	spec, err := compatSpec(kern)
 	if err != nil {
 		return nil, err
 	}
@@ -38,14 +43,8 @@ func portSpec(ifindex int, mac net.HardwareAddr, role Role, gate CTGate) (*ebpf.
 		vars["xdpr_ct_udp_refresh_jiffies"] = t.udpRefreshJ
 		vars["xdpr_ct_cache_jiffies"] = t.cacheJ
 	}
-	for name, v := range vars {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			return nil, fmt.Errorf("BPF object lacks variable %s", name)
-		}
-		if err := vs.Set(v); err != nil {
-			return nil, fmt.Errorf("set %s: %w", name, err)
-		}
+	if err := setVariables(spec, vars); err != nil {
+		return nil, err
 	}
 	return spec, nil
 }
@@ -79,7 +78,12 @@ func loadUnpinnedMaps() (*routerMaps, error) {
 
 // loadPortProgram loads the program for one interface over existing maps.
 func loadPortProgram(ifc *net.Interface, role Role, gate CTGate, maps *routerMaps) (*ebpf.Program, error) {
-	spec, err := portSpec(ifc.Index, ifc.HardwareAddr, role, gate)
+	return loadPortProgramFor(ifc, role, gate, maps, ProbeKernel())
+}
+
+// loadPortProgramFor is loadPortProgram for the kernel kern describes.
+func loadPortProgramFor(ifc *net.Interface, role Role, gate CTGate, maps *routerMaps, kern KernelReport) (*ebpf.Program, error) {
+	spec, err := portSpecFor(ifc.Index, ifc.HardwareAddr, role, gate, kern)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +111,9 @@ func (p *tcPrograms) Close() error {
 	return errors.Join(p.XdprTcDnpt.Close(), p.XdprTcSnpt.Close())
 }
 
-// loadTCPrograms loads the NPT TC programs over maps.
-func loadTCPrograms(maps *routerMaps) (*tcPrograms, error) {
-	spec, err := loadRouter()
+// loadTCPrograms loads the NPT TC programs over maps, for mode.
+func loadTCPrograms(maps *routerMaps, mode TCMode) (*tcPrograms, error) {
+	spec, err := tcSpec(mode)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +124,36 @@ func loadTCPrograms(maps *routerMaps) (*tcPrograms, error) {
 	return &progs, nil
 }
 
+// tcSpec is the router objects for loading TC programs in mode. A clsact
+// filter takes programs of no particular attach type: the TC programs'
+// sections name TCX's (tcx/ingress, tcx/egress), which a kernel without
+// TCX does not know (it ignores the expected attach type of a SCHED_CLS
+// program, but nothing needs one there).
+func tcSpec(mode TCMode) (*ebpf.CollectionSpec, error) {
+	spec, err := compatSpec(ProbeKernel())
+	if err != nil {
+		return nil, err
+	}
+	if mode == TCModeClsact {
+		for _, p := range spec.Programs {
+			if p.Type == ebpf.SchedCLS {
+				p.AttachType = ebpf.AttachNone
+			}
+		}
+	}
+	return spec, nil
+}
+
 // loadTunnelPrograms loads the TC slow-path programs over existing maps
 // (unpinned), for tests.
 func loadTunnelPrograms(maps *routerMaps) (*routerPrograms, error) {
-	spec, err := loadRouter()
+	return loadTunnelProgramsFor(maps, ProbeKernel())
+}
+
+// loadTunnelProgramsFor is loadTunnelPrograms for the kernel kern
+// describes.
+func loadTunnelProgramsFor(maps *routerMaps, kern KernelReport) (*routerPrograms, error) {
+	spec, err := compatSpec(kern)
 	if err != nil {
 		return nil, err
 	}

@@ -67,3 +67,22 @@ func TestCString(t *testing.T) {
 		t.Errorf("cString without NUL = %q", s)
 	}
 }
+
+// The counter maps keep one size in every version (enum
+// xdpr_counter_layout), so that a version that adds counters opens the
+// maps an earlier one pinned and an upgrade stays hitless. The literals are
+// that contract: the sizes of the pins earlier versions leave.
+func TestCounterMapsKeepTheirSize(t *testing.T) {
+	spec, err := loadRouter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint32{"xdpr_counters": 512, "xdpr_tc_counters": 128} {
+		if got := spec.Maps[name].MaxEntries; got != want {
+			t.Errorf("%s holds %d entries, want %d (a pinned map of another size is refused on upgrade)", name, got, want)
+		}
+	}
+	if n := int(routerXdprCounterXDPR_CNT__MAX); n > int(routerXdprCounterLayoutXDPR_EV_BASE) {
+		t.Errorf("%d packet counters run into the events at %d", n, routerXdprCounterLayoutXDPR_EV_BASE)
+	}
+}

@@ -89,6 +89,14 @@ const (
 	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 70
 )
 
+type routerXdprCounterLayout uint32
+
+const (
+	routerXdprCounterLayoutXDPR_EV_BASE          routerXdprCounterLayout = 448
+	routerXdprCounterLayoutXDPR_COUNTER_SLOTS    routerXdprCounterLayout = 512
+	routerXdprCounterLayoutXDPR_TC_COUNTER_SLOTS routerXdprCounterLayout = 128
+)
+
 type routerXdprCounterVal struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -111,8 +119,9 @@ type routerXdprCtCacheEntry struct {
 type routerXdprCtGate uint32
 
 const (
-	routerXdprCtGateXDPR_CT_GATE_OFF routerXdprCtGate = 0
-	routerXdprCtGateXDPR_CT_GATE_ON  routerXdprCtGate = 1
+	routerXdprCtGateXDPR_CT_GATE_OFF          routerXdprCtGate = 0
+	routerXdprCtGateXDPR_CT_GATE_ON           routerXdprCtGate = 1
+	routerXdprCtGateXDPR_CT_GATE_ON_NO_KFUNCS routerXdprCtGate = 2
 )
 
 type routerXdprDecapCacheEntry struct {
@@ -442,15 +451,19 @@ const (
 	routerVarIcmpBurst               = "icmp_burst"
 	routerVarIcmpRatePerSec          = "icmp_rate_per_sec"
 	routerVarTunNexthopTtlNs         = "tun_nexthop_ttl_ns"
+	routerVarXdprAdjRoomDecapL3      = "xdpr_adj_room_decap_l3"
+	routerVarXdprCounterLayoutNames  = "xdpr_counter_layout_names"
 	routerVarXdprCounterNames        = "xdpr_counter_names"
 	routerVarXdprCtCacheJiffies      = "xdpr_ct_cache_jiffies"
 	routerVarXdprCtGateNames         = "xdpr_ct_gate_names"
+	routerVarXdprCtKfuncs            = "xdpr_ct_kfuncs"
 	routerVarXdprCtTcpRefreshJiffies = "xdpr_ct_tcp_refresh_jiffies"
 	routerVarXdprCtTcpTimeoutMs      = "xdpr_ct_tcp_timeout_ms"
 	routerVarXdprCtUdpRefreshJiffies = "xdpr_ct_udp_refresh_jiffies"
 	routerVarXdprCtUdpTimeoutMs      = "xdpr_ct_udp_timeout_ms"
 	routerVarXdprEventNames          = "xdpr_event_names"
 	routerVarXdprFeatureNames        = "xdpr_feature_names"
+	routerVarXdprFibSkipNeigh        = "xdpr_fib_skip_neigh"
 	routerVarXdprKtunnelKindNames    = "xdpr_ktunnel_kind_names"
 	routerVarXdprMetaNames           = "xdpr_meta_names"
 	routerVarXdprNptModeNames        = "xdpr_npt_mode_names"
@@ -550,15 +563,19 @@ type routerVariableSpecs struct {
 	IcmpBurst               *ebpf.VariableSpec `ebpf:"icmp_burst"`
 	IcmpRatePerSec          *ebpf.VariableSpec `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs         *ebpf.VariableSpec `ebpf:"tun_nexthop_ttl_ns"`
+	XdprAdjRoomDecapL3      *ebpf.VariableSpec `ebpf:"xdpr_adj_room_decap_l3"`
+	XdprCounterLayoutNames  *ebpf.VariableSpec `ebpf:"xdpr_counter_layout_names"`
 	XdprCounterNames        *ebpf.VariableSpec `ebpf:"xdpr_counter_names"`
 	XdprCtCacheJiffies      *ebpf.VariableSpec `ebpf:"xdpr_ct_cache_jiffies"`
 	XdprCtGateNames         *ebpf.VariableSpec `ebpf:"xdpr_ct_gate_names"`
+	XdprCtKfuncs            *ebpf.VariableSpec `ebpf:"xdpr_ct_kfuncs"`
 	XdprCtTcpRefreshJiffies *ebpf.VariableSpec `ebpf:"xdpr_ct_tcp_refresh_jiffies"`
 	XdprCtTcpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_tcp_timeout_ms"`
 	XdprCtUdpRefreshJiffies *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_refresh_jiffies"`
 	XdprCtUdpTimeoutMs      *ebpf.VariableSpec `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.VariableSpec `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.VariableSpec `ebpf:"xdpr_feature_names"`
+	XdprFibSkipNeigh        *ebpf.VariableSpec `ebpf:"xdpr_fib_skip_neigh"`
 	XdprKtunnelKindNames    *ebpf.VariableSpec `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprMetaNames           *ebpf.VariableSpec `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.VariableSpec `ebpf:"xdpr_npt_mode_names"`
@@ -650,15 +667,19 @@ type routerVariables struct {
 	IcmpBurst               *ebpf.Variable `ebpf:"icmp_burst"`
 	IcmpRatePerSec          *ebpf.Variable `ebpf:"icmp_rate_per_sec"`
 	TunNexthopTtlNs         *ebpf.Variable `ebpf:"tun_nexthop_ttl_ns"`
+	XdprAdjRoomDecapL3      *ebpf.Variable `ebpf:"xdpr_adj_room_decap_l3"`
+	XdprCounterLayoutNames  *ebpf.Variable `ebpf:"xdpr_counter_layout_names"`
 	XdprCounterNames        *ebpf.Variable `ebpf:"xdpr_counter_names"`
 	XdprCtCacheJiffies      *ebpf.Variable `ebpf:"xdpr_ct_cache_jiffies"`
 	XdprCtGateNames         *ebpf.Variable `ebpf:"xdpr_ct_gate_names"`
+	XdprCtKfuncs            *ebpf.Variable `ebpf:"xdpr_ct_kfuncs"`
 	XdprCtTcpRefreshJiffies *ebpf.Variable `ebpf:"xdpr_ct_tcp_refresh_jiffies"`
 	XdprCtTcpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_tcp_timeout_ms"`
 	XdprCtUdpRefreshJiffies *ebpf.Variable `ebpf:"xdpr_ct_udp_refresh_jiffies"`
 	XdprCtUdpTimeoutMs      *ebpf.Variable `ebpf:"xdpr_ct_udp_timeout_ms"`
 	XdprEventNames          *ebpf.Variable `ebpf:"xdpr_event_names"`
 	XdprFeatureNames        *ebpf.Variable `ebpf:"xdpr_feature_names"`
+	XdprFibSkipNeigh        *ebpf.Variable `ebpf:"xdpr_fib_skip_neigh"`
 	XdprKtunnelKindNames    *ebpf.Variable `ebpf:"xdpr_ktunnel_kind_names"`
 	XdprMetaNames           *ebpf.Variable `ebpf:"xdpr_meta_names"`
 	XdprNptModeNames        *ebpf.Variable `ebpf:"xdpr_npt_mode_names"`

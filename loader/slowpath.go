@@ -2,39 +2,43 @@ package loader
 
 import (
 	"os"
-
-	"github.com/cilium/ebpf"
 )
 
 // AttachNPTSlowPath attaches the TC programs that translate what XDP hands
-// to the kernel on the NPT outside interface ifname: DNPT at TCX ingress
-// (before the kernel routes), SNPT at TCX egress (after it). The links are
-// pinned as tc_dnpt_<ifindex> and tc_snpt_<ifindex>, so detaching the
-// interface removes them with its XDP link. Idempotent like Attach.
+// to the kernel on the NPT outside interface ifname: DNPT at TC ingress
+// (before the kernel routes), SNPT at TC egress (after it), through TCX or
+// clsact (ResolveTCMode). They are pinned as tc_dnpt_<ifindex> and
+// tc_snpt_<ifindex>, so detaching the interface removes them with its XDP
+// link. Idempotent like Attach.
 func (d *Dataplane) AttachNPTSlowPath(ifname string) (string, error) {
 	ifindex, err := ifindexByName(ifname)
 	if err != nil {
 		return "", err
 	}
+	mode, err := ResolveTCMode()
+	if err != nil {
+		return "", err
+	}
+	settings := "tc " + string(mode)
 	pins := []string{d.pinPath("tc_dnpt", ifindex), d.pinPath("tc_snpt", ifindex)}
-	if stillVerified("tc", pins...) {
+	if stillVerified(settings, pins...) {
 		return "unchanged", nil
 	}
-	objs, err := loadTCPrograms(&d.maps)
+	objs, err := loadTCPrograms(&d.maps, mode)
 	if err != nil {
 		return "", err
 	}
 	defer objs.Close()
-	in, err := d.attachTCX("tc_dnpt", ifindex, objs.XdprTcDnpt, ebpf.AttachTCXIngress)
+	in, err := d.attachTC("tc_dnpt", ifindex, objs.XdprTcDnpt)
 	if err != nil {
 		return "", err
 	}
-	out, err := d.attachTCX("tc_snpt", ifindex, objs.XdprTcSnpt, ebpf.AttachTCXEgress)
+	out, err := d.attachTC("tc_snpt", ifindex, objs.XdprTcSnpt)
 	if err != nil {
 		return "", err
 	}
 	for _, pin := range pins {
-		remember(pin, "tc")
+		remember(pin, settings)
 	}
 	if in == out {
 		return in, nil
@@ -56,7 +60,7 @@ func (d *Dataplane) DetachNPTSlowPath(ifname string) (bool, error) {
 		if _, err := os.Stat(pin); err != nil {
 			continue
 		}
-		if err := unpinLink(pin); err != nil {
+		if err := removePin(d.dir, pin); err != nil {
 			return removed, err
 		}
 		removed = true

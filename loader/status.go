@@ -85,7 +85,11 @@ type TunnelStatus struct {
 	Tunnel
 	Present bool   `json:"present"` // the netdev exists
 	TCPin   string `json:"tc_link_pin"`
-	TCLink  uint32 `json:"tc_link_id"`
+	TCLink  uint32 `json:"tc_link_id"` // with TCX
+	// TCMode is how the encapsulating program is attached ("tcx",
+	// "clsact"; "" when it is not), TCProgram the program it runs.
+	TCMode    string `json:"tc_mode"`
+	TCProgram uint32 `json:"tc_program_id"`
 }
 
 // Status reads the attached interfaces, their links and the pinned maps.
@@ -169,6 +173,12 @@ func (d *Dataplane) Status() (Status, error) {
 				ts.TCLink = uint32(info.ID)
 			}
 			l.Close()
+			ts.TCMode = string(TCModeTCX)
+		} else if isProgramPin(ts.TCPin) {
+			ts.TCMode = string(TCModeClsact)
+		}
+		if prog, err := pinnedProgram(ts.TCPin); err == nil {
+			ts.TCProgram = uint32(prog)
 		}
 		st.Tunnels = append(st.Tunnels, ts)
 	}
@@ -264,22 +274,25 @@ func (d *Dataplane) Counters() ([]Counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	names = append(names, events...)
 	tcNames, err := TCCounterNames()
 	if err != nil {
 		return nil, err
 	}
-	out, err := readCounters(d.maps.XdprCounters, names, nil)
+	out, err := readCounters(d.maps.XdprCounters, 0, names, nil)
 	if err != nil {
 		return nil, err
 	}
-	return readCounters(d.maps.XdprTcCounters, tcNames, out)
+	if out, err = readCounters(d.maps.XdprCounters, uint32(routerXdprCounterLayoutXDPR_EV_BASE), events, out); err != nil {
+		return nil, err
+	}
+	return readCounters(d.maps.XdprTcCounters, 0, tcNames, out)
 }
 
-func readCounters(m *ebpf.Map, names []string, out []Counter) ([]Counter, error) {
+// readCounters appends the counters of m from index base on, one per name.
+func readCounters(m *ebpf.Map, base uint32, names []string, out []Counter) ([]Counter, error) {
 	var perCPU []routerXdprCounterVal
 	for i, name := range names {
-		if err := m.Lookup(uint32(i), &perCPU); err != nil {
+		if err := m.Lookup(base+uint32(i), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counter %s: %w", name, err)
 		}
 		c := Counter{Name: name}

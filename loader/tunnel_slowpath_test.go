@@ -77,3 +77,49 @@ func TestTunnelFastPathEqualsSlowPath(t *testing.T) {
 		})
 	}
 }
+
+// TestTunnelSlowPathUnresolvedNextHop: the TC egress program hands the
+// encapsulated packet to bpf_redirect_neigh, which resolves the outer next
+// hop itself, so an unresolved one (t3's gateway has no neighbour entry)
+// must not stop it. Kernels without BPF_FIB_LOOKUP_SKIP_NEIGH (before 6.3
+// and 6.1.57) answer the route lookup NO_NEIGH there, with the egress
+// filled in: their program variant (compat.h) must take that answer, on
+// this kernel too.
+func TestTunnelSlowPathUnresolvedNextHop(t *testing.T) {
+	rl, tunIdx := newTunnelRouterLab(t)
+	this := ProbeKernel()
+	for _, kern := range []struct {
+		name string
+		r    KernelReport
+	}{
+		{"this kernel", this},
+		{"without " + featureFibSkipNeigh, without(this, featureFibSkipNeigh)},
+	} {
+		t.Run(kern.name, func(t *testing.T) {
+			progs, err := loadTunnelProgramsFor(rl.maps, kern.r)
+			if err != nil {
+				skipOrFail(t, err)
+			}
+			t.Cleanup(func() { progs.Close() })
+			for _, tun := range []string{"t0", "t3"} {
+				dst := map[string]string{"t0": "100.100.1.1", "t3": "100.103.1.1"}[tun]
+				err := rl.lab.Do(rl.ns, func() error {
+					v, out, err := runTC(progs.XdprTunEgress, kernelForwarded(udp4(t, "10.0.1.2", dst)), tunIdx[tun])
+					if err != nil {
+						return err
+					}
+					if v != tcActRedirect {
+						t.Errorf("%s: TC verdict %d, want TC_ACT_REDIRECT (7)", tun, v)
+					}
+					if len(out) < 14+40 || out[12] != 0x86 || out[13] != 0xdd || out[14+6] != 4 {
+						t.Errorf("%s: not an ipip6 frame: % x", tun, out[:min(len(out), 60)])
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

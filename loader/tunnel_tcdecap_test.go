@@ -14,10 +14,25 @@ import (
 // outer header must leave the inner packet, whatever its length;
 // bpf_skb_adjust_room refuses a shrink that leaves fewer bytes than the
 // skb's current network header (40 for IPv6) unless told the new L3 is
-// IPv4, and the program dropped such packets (tc_drop_error).
+// IPv4, and the program dropped such packets (tc_drop_error). Kernels
+// before 6.3 know no such flag: the program variant for them (compat.h)
+// must decapsulate the same packets, which this kernel runs too.
 func TestTunnelSlowPathDecapShort(t *testing.T) {
 	rl, _ := newTunnelRouterLab(t)
-	progs, err := loadTunnelPrograms(rl.maps)
+	this := ProbeKernel()
+	for _, kern := range []struct {
+		name string
+		r    KernelReport
+	}{
+		{"this kernel", this},
+		{"without " + featureDecapL3, without(this, featureDecapL3)},
+	} {
+		t.Run(kern.name, func(t *testing.T) { testDecapShort(t, rl, kern.r) })
+	}
+}
+
+func testDecapShort(t *testing.T, rl *routerLab, kern KernelReport) {
+	progs, err := loadTunnelProgramsFor(rl.maps, kern)
 	if err != nil {
 		skipOrFail(t, err)
 	}

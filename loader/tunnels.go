@@ -158,7 +158,7 @@ func (d *Dataplane) SetTunnelLocal(ifindex int, local netip.Addr) error {
 // DeleteTunnel removes a tunnel's entries and its slow-path link (not its
 // netdev).
 func (d *Dataplane) DeleteTunnel(ifindex int) error {
-	if err := unpinLink(d.pinPath("tunegress", ifindex)); err != nil {
+	if err := removePin(d.dir, d.pinPath("tunegress", ifindex)); err != nil {
 		return err
 	}
 	var v routerXdprTunnel
@@ -205,7 +205,7 @@ func (d *Dataplane) detachIngressIfNoTunnels() error {
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), "tuningress_") {
-			if err := unpinLink(filepath.Join(d.dir, linksDir, e.Name())); err != nil {
+			if err := removePin(d.dir, filepath.Join(d.dir, linksDir, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -307,7 +307,7 @@ func (d *Dataplane) Tunnels() ([]Tunnel, error) {
 
 // AttachTunnelTC attaches the slow-path programs: encapsulation on the
 // tunnel netdev's egress and decapsulation on the WAN's ingress, each
-// through a pinned TCX link (idempotent).
+// through a pinned TCX link or a clsact filter (ResolveTCMode); idempotent.
 func (d *Dataplane) AttachTunnelTC(tunIfname, wanIfname string) error {
 	tun, err := net.InterfaceByName(tunIfname)
 	if err != nil {
@@ -317,11 +317,16 @@ func (d *Dataplane) AttachTunnelTC(tunIfname, wanIfname string) error {
 	if err != nil {
 		return fmt.Errorf("wan interface %q: %w", wanIfname, err)
 	}
+	mode, err := ResolveTCMode()
+	if err != nil {
+		return err
+	}
+	settings := "tc " + string(mode)
 	pins := []string{d.pinPath("tunegress", tun.Index), d.pinPath("tuningress", wan.Index)}
-	if stillVerified("tc", pins...) {
+	if stillVerified(settings, pins...) {
 		return nil
 	}
-	spec, err := loadRouter()
+	spec, err := tcSpec(mode)
 	if err != nil {
 		return err
 	}
@@ -331,20 +336,20 @@ func (d *Dataplane) AttachTunnelTC(tunIfname, wanIfname string) error {
 		return fmt.Errorf("load tunnel programs: %w", err)
 	}
 	defer objs.Close()
-	if _, err := d.attachTCX("tunegress", tun.Index, objs.XdprTunEgress, ebpf.AttachTCXEgress); err != nil {
+	if _, err := d.attachTC("tunegress", tun.Index, objs.XdprTunEgress); err != nil {
 		return err
 	}
-	if _, err := d.attachTCX("tuningress", wan.Index, objs.XdprTunIngress, ebpf.AttachTCXIngress); err != nil {
+	if _, err := d.attachTC("tuningress", wan.Index, objs.XdprTunIngress); err != nil {
 		return err
 	}
 	for _, pin := range pins {
-		remember(pin, "tc")
+		remember(pin, settings)
 	}
 	return nil
 }
 
 // removeTunnelDevs deletes the netdevs of every tunnel in the map (with
-// their routes and TCX links) and the entries: detach --all leaves no
+// their routes and TC programs) and the entries: detach --all leaves no
 // tunnel behind.
 func (d *Dataplane) removeTunnelDevs() error {
 	ts, err := d.Tunnels()

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/xdprouter/xdprouter/loader/vethnapi"
 )
 
@@ -100,7 +99,7 @@ type replyProgram struct {
 }
 
 func loadReplyProgram(maps *routerMaps) (*ebpf.Program, error) {
-	spec, err := loadRouter()
+	spec, err := compatSpec(ProbeKernel())
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +136,7 @@ func (d *Dataplane) applyTX(entry *routerXdprIface, path TXPath) (bool, string, 
 			defer prog.Close()
 			// Ahead of the other TC programs (NPT's would translate an
 			// answer whose destination is in the outside prefix).
-			if _, err := d.attachTCXAt(replyKind, ifindex, prog, ebpf.AttachTCXIngress, link.Head()); err != nil {
+			if _, err := d.attachTC(replyKind, ifindex, prog); err != nil {
 				return false, "", err
 			}
 			remember(pin, replyKind)

@@ -4,11 +4,10 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 )
 
 // verified remembers, for the life of this process, which program each
-// pinned link was last found or made to run, and for what settings. The
+// pinned link (or clsact filter) was last found or made to run, and for what settings. The
 // daemon reconciles on every Router Advertisement; loading and verifying
 // the programs again only to learn that nothing changed would take a
 // second per pass. The embedded object cannot change under a running
@@ -29,17 +28,12 @@ type verifiedLink struct {
 // remember records that the link pinned at pin runs its current program
 // for settings.
 func remember(pin, settings string) {
-	l, err := link.LoadPinnedLink(pin, nil)
-	if err != nil {
-		return
-	}
-	defer l.Close()
-	info, err := l.Info()
+	prog, err := pinnedProgram(pin)
 	if err != nil {
 		return
 	}
 	verified.Lock()
-	verified.links[pin] = verifiedLink{prog: info.Program, settings: settings}
+	verified.links[pin] = verifiedLink{prog: prog, settings: settings}
 	verified.Unlock()
 }
 
@@ -53,13 +47,8 @@ func stillVerified(settings string, pins ...string) bool {
 		if !ok || v.settings != settings {
 			return false
 		}
-		l, err := link.LoadPinnedLink(pin, nil)
-		if err != nil {
-			return false
-		}
-		info, err := l.Info()
-		l.Close()
-		if err != nil || info.Program != v.prog {
+		prog, err := pinnedProgram(pin)
+		if err != nil || prog != v.prog {
 			return false
 		}
 	}

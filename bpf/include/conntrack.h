@@ -33,7 +33,8 @@
  *
  * The kfuncs are weak: a kernel without them (nf_conntrack not loaded)
  * still loads the program with the gate off, where the verifier removes the
- * calls as dead code. */
+ * calls as dead code, and with the gate on and xdpr_ct_kfuncs 0 (compat.h),
+ * where every gated packet goes to the kernel. */
 #ifndef XDPR_CONNTRACK_H
 #define XDPR_CONNTRACK_H
 
@@ -47,6 +48,7 @@
 #include "consts.h"
 #include "maps.h"
 #include "compiler.h"
+#include "compat.h"
 
 /* Per attachment, set by the loader before loading (enum xdpr_ct_gate).
  * Off, the verifier drops the gated copies of the forward paths, so the
@@ -144,7 +146,7 @@ extern int bpf_ct_change_timeout(struct nf_conn___xdpr *nfct, __u32 timeout) __k
  * behind the packet counters. */
 static __always_inline void ct_event(__u32 ev)
 {
-	__u32 k = XDPR_CNT__MAX + ev;
+	__u32 k = XDPR_EV_BASE + ev;
 	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &k);
 
 	if (v)
@@ -320,6 +322,9 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 	__u32 reason = 0;
 	__u64 now = 0;
 
+	/* A kernel without the kfuncs (compat.h): netfilter decides. */
+	if (!xdpr_ct_kfuncs)
+		return XDPR_CNT_PASS_CT_NEW;
 	if (xdpr_ct_cache_jiffies) {
 		__u32 slot = ct_key(key, t, tlen, proto);
 

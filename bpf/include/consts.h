@@ -74,7 +74,7 @@ enum xdpr_counter {
 	XDPR_CNT_DROP_NPT_EXCLUDED,   /* inside source whose SNPT is the router's own address */
 	XDPR_CNT_PASS_NDP_EXCLUDED,   /* NS for the router's own outside address: the kernel answers */
 	/* The conntrack gate (conntrack.h), on attachments that have it on */
-	XDPR_CNT_PASS_CT_NEW,         /* no conntrack entry (or the lookup failed): netfilter decides */
+	XDPR_CNT_PASS_CT_NEW,         /* no conntrack entry (or the lookup failed, or the kernel lacks the kfuncs): netfilter decides */
 	XDPR_CNT_PASS_CT_UNREPLIED,   /* entry without a reply seen yet (not established) */
 	XDPR_CNT_PASS_CT_TCP_FLAGS,   /* TCP SYN, FIN or RST: conntrack must see every state change */
 	XDPR_CNT_PASS_CT_TCP_STATE,   /* TCP entry not ESTABLISHED (handshake or closing) */
@@ -101,7 +101,7 @@ enum xdpr_counter {
 	XDPR_CNT__MAX,
 };
 
-/* Events, not packets: counted in xdpr_counters at XDPR_CNT__MAX + event,
+/* Events, not packets: counted in xdpr_counters at XDPR_EV_BASE + event,
  * beside the one counter every packet has. */
 enum xdpr_event {
 	XDPR_EV_CT_REFRESH = 0,       /* conntrack timeout of an XDP-forwarded flow refreshed */
@@ -109,10 +109,27 @@ enum xdpr_event {
 	XDPR_EV__MAX,
 };
 
+/* The counter maps have sizes of their own, not the enums': a version that
+ * adds counters keeps the pinned maps' layout, so it opens the pins of the
+ * one before and an upgrade stays hitless. Packet counters from 0, events
+ * from XDPR_EV_BASE. Never change these numbers. */
+enum xdpr_counter_layout {
+	XDPR_EV_BASE = 448,
+	XDPR_COUNTER_SLOTS = 512,
+	XDPR_TC_COUNTER_SLOTS = 128,
+};
+_Static_assert((int)XDPR_CNT__MAX <= (int)XDPR_EV_BASE, "packet counters run into the events");
+_Static_assert((int)XDPR_EV_BASE + (int)XDPR_EV__MAX <= (int)XDPR_COUNTER_SLOTS, "events run past xdpr_counters");
+
 /* Whether an attachment's forward path is gated by conntrack (conntrack.h). */
 enum xdpr_ct_gate {
 	XDPR_CT_GATE_OFF = 0,
 	XDPR_CT_GATE_ON = 1,
+	/* On, but loaded where the kernel lacked the conntrack kfuncs
+	 * (compat.h): every gated packet goes to the kernel. Only recorded in
+	 * xdpr_ifaces (the program sees ON), so that attaching again once the
+	 * kfuncs are there replaces the program. */
+	XDPR_CT_GATE_ON_NO_KFUNCS = 2,
 };
 
 /* What an attached interface faces. Recorded at attach time. */
@@ -152,6 +169,7 @@ enum xdpr_tc_counter {
 	XDPR_TC_REPLY,              /* ingress: an answer XDP built for a port it cannot transmit to, sent back out */
 	XDPR_TC__MAX,
 };
+_Static_assert((int)XDPR_TC__MAX <= (int)XDPR_TC_COUNTER_SLOTS, "tc counters run past xdpr_tc_counters");
 
 /* How frames reach the wire through a port (struct xdpr_iface.tx_path),
  * set by the loader from what the kernel says of the interface. A veth

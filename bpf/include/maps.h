@@ -13,8 +13,8 @@
  * per enum xdpr_event. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDPR_CNT__MAX + XDPR_EV__MAX);
-	__type(key, __u32); /* enum xdpr_counter, XDPR_CNT__MAX + enum xdpr_event */
+	__uint(max_entries, XDPR_COUNTER_SLOTS);
+	__type(key, __u32); /* enum xdpr_counter, XDPR_EV_BASE + enum xdpr_event */
 	__type(value, struct xdpr_counter_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_counters SEC(".maps");
@@ -154,7 +154,7 @@ struct {
 /* Counters of the TC slow path (enum xdpr_tc_counter). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDPR_TC__MAX);
+	__uint(max_entries, XDPR_TC_COUNTER_SLOTS);
 	__type(key, __u32); /* enum xdpr_tc_counter */
 	__type(value, struct xdpr_counter_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

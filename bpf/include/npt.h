@@ -148,7 +148,7 @@ static __always_inline __u32 npt_translate(struct ipv6hdr *ip6, void *end,
 	cs->off = 0;
 	if ((void *)(ip6 + 1) > end)
 		return XDPR_CNT_DROP_NPT_MALFORMED;
-	pend = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
+	pend = (void *)(ip6 + 1) + len16(ip6->payload_len);
 	outer = dnpt ? ip6->daddr : ip6->saddr;
 	if (dnpt && npt_is_excluded(&outer, r))
 		return XDPR_CNT_PASS_NPT_EXCLUDED;

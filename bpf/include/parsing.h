@@ -15,6 +15,21 @@ struct cursor {
 	void *end;
 };
 
+/* len16 reads a 16-bit length field (IPv4 total length, IPv6 payload
+ * length) that goes into a packet pointer. The verifiers of 6.1 and 6.12
+ * know nothing of a byte swap's result (BPF_END leaves an unbounded
+ * scalar) and refuse it in pointer arithmetic ("math between pkt pointer
+ * and register with unbounded min value"), so the programs would not load
+ * there; the mask bounds it for them, and the barrier keeps clang from
+ * dropping a mask it knows to be a no-op. */
+static __always_inline __u32 len16(__be16 v)
+{
+	__u32 x = bpf_ntohs(v);
+
+	barrier_var(x);
+	return x & 0xffff;
+}
+
 static __always_inline void *cursor_pull(struct cursor *c, __u32 len)
 {
 	void *start = c->pos;

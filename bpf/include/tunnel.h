@@ -24,6 +24,7 @@
 #include "npt.h"
 #include "conntrack.h"
 #include "nat44.h"
+#include "compat.h"
 
 #define IPV4_DF 0x4000
 #define TUN_OUTER_LEN ((int)sizeof(struct ipv6hdr))
@@ -46,7 +47,7 @@ static __always_inline struct xdpr_tunnel *tunnel_for_egress(struct xdp_md *ctx,
 		q.ipv4_src = iph->saddr;
 		q.ipv4_dst = iph->daddr;
 		q.ifindex = ctx->ingress_ifindex;
-		if (bpf_fib_lookup(ctx, &q, sizeof(q), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+		if (!fib_routed(bpf_fib_lookup(ctx, &q, sizeof(q), xdpr_fib_skip_neigh)))
 			return NULL;
 		ifindex = q.ifindex;
 	} else if (reason != XDPR_CNT_PASS_EGRESS_NOT_ATTACHED && reason != XDPR_CNT_PASS_NO_NEIGH) {
@@ -102,7 +103,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = mb_len ? mb_len : data_end - data;
 	struct xdpr_tunnel *t = tunnel_for_egress(ctx, iph, ip4, reason);
-	__u16 len = bpf_ntohs(iph->tot_len);
+	__u16 len = len16(iph->tot_len);
 	__u32 label;
 	__u8 tos;
 
@@ -272,7 +273,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 		__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
 		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
 		p.ifindex = ctx->ingress_ifindex;
-		if (bpf_fib_lookup(ctx, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) == BPF_FIB_LKUP_RET_NOT_FWDED)
+		if (bpf_fib_lookup(ctx, &p, sizeof(p), xdpr_fib_skip_neigh) == BPF_FIB_LKUP_RET_NOT_FWDED)
 			return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
 		return -1;
 	}

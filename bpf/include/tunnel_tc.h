@@ -24,6 +24,7 @@
 #include "tunnel_maps.h"
 #include "tunnel_hdr.h"
 #include "mss.h"
+#include "compat.h"
 
 /* Headers the programs read: Ethernet, outer IPv6, IPv4 and TCP with
  * options. */
@@ -93,7 +94,7 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 	if ((void *)(iph + 1) > data_end)
 		return tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT);
-	len = bpf_ntohs(iph->tot_len);
+	len = len16(iph->tot_len);
 	tos = iph->tos;
 	if (iph->ihl == 5 && !(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
 		ports = ipv4_ports(iph, data_end, (void *)iph + len);
@@ -104,7 +105,9 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 	__builtin_memcpy(p.ipv6_src, &t->local, sizeof(p.ipv6_src));
 	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
 	p.ifindex = ifindex;
-	if (bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+	/* The egress is all bpf_redirect_neigh needs: it resolves the
+	 * neighbour itself. */
+	if (!fib_routed(bpf_fib_lookup(skb, &p, sizeof(p), xdpr_fib_skip_neigh)))
 		return tc_count(XDPR_TC_DROP_NO_ROUTE, rx_len, TC_ACT_SHOT);
 
 	if (bpf_skb_adjust_room(skb, sizeof(o), BPF_ADJ_ROOM_MAC,
@@ -117,9 +120,6 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
 	return tc_count(XDPR_TC_ENCAP, rx_len, bpf_redirect_neigh(p.ifindex, NULL, 0, 0));
 }
-
-/* BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (Linux 6.3), missing from older uapi headers. */
-#define XDPR_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 
 /* tc_tun_decap decapsulates ipip6 of a configured pair and delivers the
  * inner packet to the tunnel netdev. reasm (a constant at each call site)
@@ -178,14 +178,7 @@ static __always_inline int tc_tun_decap(struct __sk_buff *skb, const int reasm)
 		bpf_skb_store_bytes(skb, ip_off, &new, sizeof(new), 0);
 		bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), old, new, 2);
 	}
-	/* Told that the L3 left is IPv4, the helper checks the rest against
-	 * an IPv4 header (and sets skb->protocol); without the flag it holds
-	 * it against the current IPv6 header and refuses inner packets under
-	 * 40 bytes (a UDP datagram of under 12 bytes). Kernels before 6.3
-	 * know no such flag: the second call, as before. */
-	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC,
-				XDPR_ADJ_ROOM_DECAP_L3_IPV4) &&
-	    bpf_skb_adjust_room(skb, -(int)sizeof(struct ipv6hdr) - ext, BPF_ADJ_ROOM_MAC, 0))
+	if (skb_decap_ipip6(skb, sizeof(struct ipv6hdr) + ext))
 		return tc_count(XDPR_TC_DROP_ERROR, rx_len, TC_ACT_SHOT);
 	tc_mss_clamp(skb, sizeof(struct ethhdr), t->mtu - 40);
 

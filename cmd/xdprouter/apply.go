@@ -155,6 +155,8 @@ removed again. Running it twice changes nothing the second time.`,
 			if err != nil {
 				return err
 			}
+			// After the re-exec openForWrite may do: printed once.
+			reportKernel(cmd.ErrOrStderr())
 			deps := control.SystemDeps(d)
 			// Without a daemon, the WAN's addresses are what the
 			// kernel has: NPT keeps the router's out of translation.

@@ -77,6 +77,8 @@ gate, or a newer program, replaces the program atomically.`,
 			if err != nil {
 				return err
 			}
+			// After the re-exec openForWrite may do: printed once.
+			reportKernel(cmd.ErrOrStderr())
 			for _, ifname := range args {
 				var res loader.AttachResult
 				if res, err = d.Attach(ifname, r, m, gate); err != nil {

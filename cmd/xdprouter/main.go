@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -24,6 +25,7 @@ func main() {
 type globalFlags struct {
 	bpffs  string
 	socket string
+	tcMode string
 }
 
 func newRootCmd() *cobra.Command {
@@ -65,8 +67,36 @@ that created it and can be inspected with bpftool:
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", sock,
 		"the daemon's status API socket (env XDPROUTER_SOCKET): run listens on it, status and stats ask it first")
+	tcMode := os.Getenv("XDPROUTER_TC_MODE")
+	if tcMode == "" {
+		tcMode = string(loader.TCModeAuto)
+	}
+	root.PersistentFlags().StringVar(&g.tcMode, "tc-mode", tcMode,
+		"for testing: how the TC slow path (tunnels, NPT) attaches (env XDPROUTER_TC_MODE): auto (TCX where\n"+
+			"the kernel has it, Linux 6.6+, else tc clsact filters), tcx, or clsact (the path of older kernels, on any kernel)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		m, err := loader.ParseTCMode(g.tcMode)
+		if err != nil {
+			return fmt.Errorf("--tc-mode: %w", err)
+		}
+		loader.SetTCMode(m)
+		return nil
+	}
 	root.AddCommand(newAttachCmd(g), newDetachCmd(g), newApplyCmd(g), newCheckCmd(g), newDoctorCmd(g), newRunCmd(g), newStatusCmd(g), newStatsCmd(g))
 	return root
+}
+
+// reportKernel prints one line for each feature of the data plane the
+// running kernel lacks, saying what it costs (as `xdprouter doctor` does),
+// and the TC mode when a test forces clsact where TCX exists.
+func reportKernel(w io.Writer) {
+	kern := loader.ProbeKernel()
+	for _, l := range kern.Missing() {
+		fmt.Fprintln(w, l)
+	}
+	if m, err := loader.ResolveTCMode(); err == nil && m == loader.TCModeClsact && kern.Has(loader.FeatureTCX) {
+		fmt.Fprintln(w, "tc mode clsact (--tc-mode, for testing): slow path on tc clsact although the kernel has TCX")
+	}
 }
 
 // openPinned opens pinned state for reading, turning "nothing pinned" into a

@@ -74,6 +74,13 @@ While it runs, status and stats ask it over --socket (root only), and
 			if err := d.Close(); err != nil {
 				return err
 			}
+			var kern strings.Builder
+			reportKernel(&kern)
+			for _, l := range strings.Split(strings.TrimSpace(kern.String()), "\n") {
+				if l != "" {
+					log.Warn(l)
+				}
+			}
 			sigs := make(chan os.Signal, 4)
 			signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 			defer signal.Stop(sigs)

@@ -241,14 +241,21 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 	if len(st.Tunnels) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TUNNEL\tIFINDEX\tLOCAL\tREMOTE\tMTU\tHOP LIMIT\tNAT44\tTC LINK")
+		fmt.Fprintln(tw, "TUNNEL\tIFINDEX\tLOCAL\tREMOTE\tMTU\tHOP LIMIT\tNAT44\tTC")
 		for _, t := range st.Tunnels {
 			name := t.Name
 			if !t.Present {
 				name += " (gone)"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%t\t%d\n",
-				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, t.TCLink)
+			tc := "-"
+			switch {
+			case t.TCLink != 0:
+				tc = fmt.Sprintf("tcx link %d", t.TCLink)
+			case t.TCMode != "":
+				tc = fmt.Sprintf("%s prog %d", t.TCMode, t.TCProgram)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%t\t%s\n",
+				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, tc)
 		}
 		tw.Flush()
 		if outerFrags != "" {

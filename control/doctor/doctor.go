@@ -8,7 +8,6 @@
 package doctor
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -91,6 +90,9 @@ type System interface {
 	Glob(pattern string) ([]string, error)
 	// IsBPFFS says whether path is on a bpf filesystem.
 	IsBPFFS(path string) bool
+	// Kernel is what the data plane's probe found in the running kernel
+	// (loader.ProbeKernel).
+	Kernel() loader.KernelReport
 }
 
 // Options choose what is checked.
@@ -331,37 +333,34 @@ func checkMTU(l Link) (Finding, bool) {
 	return Finding{}, false
 }
 
-// Kernel features: names whose presence in the kernel's BTF proves them.
-var kernelFeatures = []struct {
-	name, symbol string
-	sev          Severity
-	why, fix     string
-}{
-	{"TCX", "tcx_link", Error, "the TC slow path (tunnels, NPT) attaches with TCX (Linux 6.6+)", "a kernel of 6.6 or later"},
-	{"conntrack kfuncs", "bpf_xdp_ct_lookup", Warn, "without bpf_xdp_ct_lookup the conntrack gate cannot run (ct-gate off: the firewall cannot see fast-path flows)", "modprobe nf_conntrack, or a kernel with CONFIG_NF_CONNTRACK and BTF"},
+// kernelFixes says what brings a missing kernel feature (the name of
+// loader.KernelFeature) back; without an entry, a newer kernel.
+var kernelFixes = map[string]string{
+	"bpf_xdp_ct_lookup":     ctKfuncFix,
+	"bpf_ct_release":        ctKfuncFix,
+	"bpf_ct_change_timeout": ctKfuncFix,
 }
 
+const ctKfuncFix = "modprobe nf_conntrack (a kernel with CONFIG_NF_CONNTRACK and BTF), then attach again"
+
 func checkKernel(sys System) []Finding {
-	vmlinux, err := sys.ReadFile("/sys/kernel/btf/vmlinux")
-	if err != nil {
+	if _, err := sys.ReadFile("/sys/kernel/btf/vmlinux"); err != nil {
 		return []Finding{{Severity: Error, Check: "kernel", Subject: "BTF", What: "/sys/kernel/btf/vmlinux missing",
 			Why: "the programs need the kernel's BTF", Fix: "a kernel built with CONFIG_DEBUG_INFO_BTF=y"}}
 	}
 	out := []Finding{{Severity: OK, Check: "kernel", Subject: "BTF", What: "present"}}
-	btfs := [][]byte{vmlinux}
-	// kfuncs of a module are in that module's BTF.
-	if b, err := sys.ReadFile("/sys/kernel/btf/nf_conntrack"); err == nil {
-		btfs = append(btfs, b)
-	}
-	for _, f := range kernelFeatures {
-		sym := []byte("\x00" + f.symbol + "\x00")
-		found := slices.ContainsFunc(btfs, func(b []byte) bool { return bytes.Contains(b, sym) })
-		if found {
-			out = append(out, Finding{Severity: OK, Check: "kernel", Subject: f.name, What: "available"})
-		} else {
-			out = append(out, Finding{Severity: f.sev, Check: "kernel", Subject: f.name, What: f.symbol + " not in the kernel's BTF",
-				Why: f.why, Fix: f.fix})
+	// The lines attach and apply print: what is missing, and its cost.
+	kern := sys.Kernel()
+	for _, f := range kern.Features {
+		if f.Present {
+			out = append(out, Finding{Severity: OK, Check: "kernel", Subject: f.Name, What: "available"})
+			continue
 		}
+		fix, ok := kernelFixes[f.Name]
+		if !ok {
+			fix = "Linux " + f.Since + " or later"
+		}
+		out = append(out, Finding{Severity: Warn, Check: "kernel", Subject: f.Name, What: kern.Line(f.Name), Fix: fix})
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/xdprouter/xdprouter/control/sysctl"
+	"github.com/xdprouter/xdprouter/loader"
 	"github.com/xdprouter/xdprouter/loader/vethnapi"
 
 	"github.com/vishvananda/netlink"
@@ -25,6 +26,8 @@ func (Host) Sysctl(path string) (string, error) { return sysctl.Get(path) }
 func (Host) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
 func (Host) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+
+func (Host) Kernel() loader.KernelReport { return loader.ProbeKernel() }
 
 func (Host) IsBPFFS(path string) bool {
 	var st unix.Statfs_t

@@ -162,7 +162,9 @@ func (m *routeMonitor) stop() []string {
 // is, the tunnel netdev and its TC link are the same, and the stream
 // loses nothing across both reloads (routes are added before stale ones
 // are deleted).
-func TestDaemonTunnelReload(t *testing.T) {
+func TestDaemonTunnelReload(t *testing.T) { forEachTCMode(t, testDaemonTunnelReload) }
+
+func testDaemonTunnelReload(t *testing.T) {
 	topo, cli, ctx := newDaemonTunnelLab(t)
 	r := cli.Runner
 	internet := labkit.Internet4.Addr()
@@ -175,8 +177,8 @@ func TestDaemonTunnelReload(t *testing.T) {
 	first := mustStatus(t, ctx, cli)
 	tun := mustTunnel(t, first, labkit.TunnelName)
 	t.Logf("tunnel in force: %+v", tun)
-	if !tun.Present || tun.TCLink == 0 || tun.Local != labkit.TunRouterWAN6.Addr().String() || tun.Remote != labkit.AFTR6.String() {
-		t.Fatalf("tunnel status %+v: want present, with a TC link, %s -> %s", tun, labkit.TunRouterWAN6.Addr(), labkit.AFTR6)
+	if !tun.Present || !tcAttached(tun) || tun.Local != labkit.TunRouterWAN6.Addr().String() || tun.Remote != labkit.AFTR6.String() {
+		t.Fatalf("tunnel status %+v: want present, with a TC program (%s), %s -> %s", tun, tcMode(), labkit.TunRouterWAN6.Addr(), labkit.AFTR6)
 	}
 	if got, want := tunnelRoutes(t, ctx, r, topo.Router), []string{"0.0.0.0/0 " + labkit.TunnelName}; !slices.Equal(got, want) {
 		t.Fatalf("routes with proto %s: %v, want %v", tunRouteProto, got, want)
@@ -372,7 +374,9 @@ func TestDaemonTunnelReload(t *testing.T) {
 // prefix has a route all the time.
 // (Before applyTunnels added every tunnel's routes ahead of deleting stale
 // ones, this lost ~0.3-0.6 s of traffic.)
-func TestDaemonTunnelMovePrefix(t *testing.T) {
+func TestDaemonTunnelMovePrefix(t *testing.T) { forEachTCMode(t, testDaemonTunnelMovePrefix) }
+
+func testDaemonTunnelMovePrefix(t *testing.T) {
 	topo, cli, ctx := newDaemonTunnelLab(t)
 	r := cli.Runner
 	internet := labkit.Internet4.Addr()
@@ -444,16 +448,31 @@ firewall: {mode: "off"}  # this lab sends unsolicited inbound traffic on purpose
 	}
 }
 
+// tcAttached says whether a tunnel's encapsulating program is attached in
+// the TC mode of the running subtest (forEachTCMode).
+func tcAttached(tun labkit.TunnelStatus) bool {
+	return tun.TCProgram != 0 && tun.TCMode == tcMode() && (tun.TCMode != "tcx" || tun.TCLink != 0)
+}
+
 // pinnedLinks returns the BPF links pinned under bpffs/links, by id, with
-// the pin's name: every XDP and TCX link the daemon made.
-func pinnedLinks(t *testing.T, ctx context.Context, r labkit.Runner, bpffs string) map[uint32]string {
+// the pin's name: every XDP and TCX link the daemon made. The pins of
+// clsact filters' programs are not links: they are counted in programs;
+// the records of clsact qdiscs (directories) are skipped.
+func pinnedLinks(t *testing.T, ctx context.Context, r labkit.Runner, bpffs string) (out map[uint32]string, programs int) {
 	t.Helper()
 	pins, err := filepath.Glob(filepath.Join(bpffs, "links", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[uint32]string{}
+	out = map[uint32]string{}
 	for _, p := range pins {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			continue // links/qdisc_<ifindex>: xdprouter added a clsact qdisc
+		}
+		if _, err := (labkit.Runner{}).Run(ctx, nil, "bpftool", "prog", "show", "pinned", p); err == nil {
+			programs++
+			continue
+		}
 		res := mustRun(t, ctx, labkit.Runner{}, "bpftool", "-j", "link", "show", "pinned", p)
 		var l bpfLink
 		if err := json.Unmarshal([]byte(res.Stdout), &l); err != nil {
@@ -461,14 +480,16 @@ func pinnedLinks(t *testing.T, ctx context.Context, r labkit.Runner, bpffs strin
 		}
 		out[l.ID] = fmt.Sprintf("%s (type %v, prog %d)", filepath.Base(p), l.Type, l.ProgID)
 	}
-	return out
+	return out, programs
 }
 
 // TestDaemonTunnelDetachOnExit: a daemon with --detach-on-exit programs a
 // fixed-IPv4 + NAT44 tunnel; traffic passes; SIGTERM removes everything:
 // pins and links, the tunnel netdev, its routes, the nftables table and
 // the config's LAN address.
-func TestDaemonTunnelDetachOnExit(t *testing.T) {
+func TestDaemonTunnelDetachOnExit(t *testing.T) { forEachTCMode(t, testDaemonTunnelDetachOnExit) }
+
+func testDaemonTunnelDetachOnExit(t *testing.T) {
 	topo, cli, ctx := newDaemonTunnelLab(t)
 	r := cli.Runner
 	internet := labkit.Internet4.Addr()
@@ -489,12 +510,15 @@ func TestDaemonTunnelDetachOnExit(t *testing.T) {
 
 	st := mustStatus(t, ctx, cli)
 	tun := mustTunnel(t, st, labkit.TunnelName)
-	if !tun.Present || !tun.NAT44 || tun.TCLink == 0 {
-		t.Fatalf("tunnel status %+v: want present, nat44, with a TC link", tun)
+	if !tun.Present || !tun.NAT44 || !tcAttached(tun) {
+		t.Fatalf("tunnel status %+v: want present, nat44, with a TC program (%s)", tun, tcMode())
 	}
-	links := pinnedLinks(t, ctx, r, topo.BPFFS)
-	t.Logf("links pinned by the daemon: %v", links)
-	want := []uint32{tun.TCLink}
+	links, programs := pinnedLinks(t, ctx, r, topo.BPFFS)
+	t.Logf("links pinned by the daemon: %v, and %d clsact programs", links, programs)
+	var want []uint32
+	if tun.TCLink != 0 {
+		want = append(want, tun.TCLink)
+	}
 	for _, dev := range []string{labkit.TunLANIf, labkit.TunWANIf} {
 		want = append(want, mustIface(t, st, dev).LinkID)
 	}
@@ -503,9 +527,10 @@ func TestDaemonTunnelDetachOnExit(t *testing.T) {
 			t.Errorf("link %d from status is not pinned under %s", id, topo.BPFFS)
 		}
 	}
-	// XDP on lan0 and wan0, TCX egress on the tunnel, TCX ingress on wan0.
-	if len(links) < 4 {
-		t.Errorf("%d pinned links, want at least 4 (xdp lan0, xdp wan0, tcx tunnel egress, tcx wan0 ingress)", len(links))
+	// XDP on lan0 and wan0, TC egress on the tunnel, TC ingress on wan0
+	// (links with TCX, programs with clsact).
+	if len(links)+programs < 4 {
+		t.Errorf("%d pinned links and %d programs, want at least 4 (xdp lan0, xdp wan0, tc tunnel egress, tc wan0 ingress)", len(links), programs)
 	}
 	if got := tunnelRoutes(t, ctx, r, topo.Router); !slices.Equal(got, []string{"0.0.0.0/0 " + labkit.TunnelName}) {
 		t.Errorf("routes with proto %s: %v, want the default into %s", tunRouteProto, got, labkit.TunnelName)
@@ -551,6 +576,8 @@ func TestDaemonTunnelDetachOnExit(t *testing.T) {
 		if xdpProgOn(t, ctx, r, topo.Router, dev) {
 			t.Errorf("%s still has an XDP program", dev)
 		}
+		// With clsact, the qdisc xdprouter added goes with its filters.
+		checkNoClsact(t, ctx, r, topo.Router, dev)
 	}
 	if res, err := r.InNS(ctx, topo.Router, "ip", "link", "show", labkit.TunnelName); err == nil {
 		t.Errorf("tunnel netdev left behind:\n%s", res.Stdout)

@@ -178,7 +178,9 @@ type diffScenario struct {
 // With the gate off (`xdprouter attach wan0 lan0 --ct-gate off` after
 // apply) every unsolicited, INVALID, spoofed and tunnel/NPT inbound case
 // fails: the kernel run drops it, the xdprouter run delivers it in XDP.
-func TestDifferentialFirewall(t *testing.T) {
+func TestDifferentialFirewall(t *testing.T) { forEachTCMode(t, testDifferentialFirewall) }
+
+func testDifferentialFirewall(t *testing.T) {
 	needRoot(t)
 	for _, bin := range []string{"nft", "conntrack"} {
 		if _, err := exec.LookPath(bin); err != nil {

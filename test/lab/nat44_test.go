@@ -19,7 +19,9 @@ import (
 // (fwd_nat44_dnat), and translates the host's ACKs back to the fixed
 // address and encapsulates them (fwd_nat44_snat). The content is verified
 // end to end; pass_tun_nat44 and pass_ct_nat stay at 0.
-func TestTunnelFixedIPv4PortForward(t *testing.T) {
+func TestTunnelFixedIPv4PortForward(t *testing.T) { forEachTCMode(t, testTunnelFixedIPv4PortForward) }
+
+func testTunnelFixedIPv4PortForward(t *testing.T) {
 	const (
 		fwdPort  = 8080
 		hostPort = 5001

@@ -34,7 +34,9 @@ import (
 // always the kernel's (pass_ct_proto), so the pings are translated by the
 // TC slow path, once; the TCP connection's handshake and close go the
 // same way, its established data segments are translated in XDP.
-func TestSeed000(t *testing.T) {
+func TestSeed000(t *testing.T) { forEachTCMode(t, testSeed000Modes) }
+
+func testSeed000Modes(t *testing.T) {
 	for _, mode := range []string{"preserve-host", "rfc6296"} {
 		t.Run(mode, func(t *testing.T) { testSeed000(t, mode) })
 	}
@@ -490,7 +492,9 @@ func checkStatusNPT(t *testing.T, ctx context.Context, cli labkit.CLI, mode stri
 
 // Removing npt from the config removes its TC slow path: nothing of NPT
 // stays attached to the WAN.
-func TestNPTRemovedDetachesSlowPath(t *testing.T) {
+func TestNPTRemovedDetachesSlowPath(t *testing.T) { forEachTCMode(t, testNPTRemovedDetachesSlowPath) }
+
+func testNPTRemovedDetachesSlowPath(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -528,6 +532,8 @@ func TestNPTRemovedDetachesSlowPath(t *testing.T) {
 	if strings.Contains(out, "tc_dnpt") || strings.Contains(out, "tc_snpt") {
 		t.Errorf("TC programs still on %s:\n%s", labkit.CPEWANIf, out)
 	}
+	// With clsact, the qdisc xdprouter added to the WAN goes too.
+	checkNoClsact(t, ctx, cli.Runner, topo.CPE, labkit.CPEWANIf)
 }
 
 // newNPTLab builds the isp — cpe — host lab, removed when the test ends.

@@ -21,7 +21,9 @@ import (
 //	host-a 10.10.0.2 — ra (lan 10.10.0.1, wan 2001:db8:a::1)
 //	                     ===ipip6===
 //	host-b 10.20.0.2 — rb (lan 10.20.0.1, wan 2001:db8:a::2)
-func TestTunnelSiteToSite(t *testing.T) {
+func TestTunnelSiteToSite(t *testing.T) { forEachTCMode(t, testTunnelSiteToSite) }
+
+func testTunnelSiteToSite(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -111,7 +111,9 @@ type labkitLab = labkit.TunnelTopology
 // the TC slow path; MSS is clamped; DF packets over the tunnel MTU get a
 // frag-needed from XDP; ipip6 from a wrong remote or to a wrong local
 // address is not delivered.
-func TestTunnelDSLite(t *testing.T) {
+func TestTunnelDSLite(t *testing.T) { forEachTCMode(t, testTunnelDSLite) }
+
+func testTunnelDSLite(t *testing.T) {
 	topo, cli, ctx := newTunnelLab(t, tunnelConfig(""))
 	r := cli.Runner
 	internet := labkit.Internet4.Addr()
@@ -270,7 +272,9 @@ func testWrongEndpoints(t *testing.T, ctx context.Context, cli labkit.CLI, topo 
 // 10 MB upload and a 10 MB download, content-verified, go through XDP with
 // pass_tun_nat44 at 0; the AFTR sees only the fixed address. detach --all
 // removes the netdev and the nftables table.
-func TestTunnelFixedIPv4NAT44(t *testing.T) {
+func TestTunnelFixedIPv4NAT44(t *testing.T) { forEachTCMode(t, testTunnelFixedIPv4NAT44) }
+
+func testTunnelFixedIPv4NAT44(t *testing.T) {
 	topo, cli, ctx := newTunnelLab(t, tunnelConfig(fmt.Sprintf("    ipv4-address: %s\n    nat44: true\n", labkit.FixedIPv4)))
 	r := cli.Runner
 	internet := labkit.Internet4.Addr()

@@ -223,6 +223,9 @@ type TunnelStatus struct {
 	HopLimit int    `json:"hop_limit"`
 	NAT44    bool   `json:"nat44"`
 	TCLink   uint32 `json:"tc_link_id"`
+	// TCMode is "tcx" or "clsact", TCProgram the encapsulating program.
+	TCMode    string `json:"tc_mode"`
+	TCProgram uint32 `json:"tc_program_id"`
 }
 
 // InterfaceStatus is one entry of Status.Interfaces.
