@@ -2,7 +2,6 @@ package control
 
 import (
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -17,14 +16,7 @@ import (
 // changes nothing, a renumbered LAN prefix moves its rule, and removing
 // it all leaves a rule of the user's alone.
 func TestNetlinkVXLANAndSteering(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lab.Close() })
+	lab := netlab.ForTest(t)
 	ns, err := lab.AddNS("r", true)
 	if err != nil {
 		t.Fatal(err)

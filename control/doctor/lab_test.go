@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -17,14 +16,7 @@ import (
 // warning once it has not. A jumbo MTU on a veth is fine (the program is
 // multi-buffer), and the veth's XDP features are read through netlink.
 func TestDoctorLabVethPeer(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lab.Close() })
+	lab := netlab.ForTest(t)
 	ns, err := lab.AddNS("r", true)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package vethnapi
 
 import (
 	"net"
-	"os"
 	"testing"
 
 	"github.com/xdprouter/xdprouter/test/netlab"
@@ -13,14 +12,7 @@ import (
 // XDP, single- and multi-buffer (ndo-xmit, ndo-xmit-sg), exactly while its
 // peer has NAPI, here GRO.
 func TestXDPFeaturesVeth(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	lab, err := netlab.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lab.Close() })
+	lab := netlab.ForTest(t)
 	ns, err := lab.AddNS("f", false)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -280,4 +281,19 @@ func (l *Lab) MAC(ns, ifname string) (net.HardwareAddr, error) {
 		return nil
 	})
 	return mac, err
+}
+
+// ForTest is a Lab for a test: t is skipped without root (namespaces need
+// it), fails if the lab cannot be made, and the lab closes with t.
+func ForTest(t testing.TB) *Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	lab, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lab.Close() })
+	return lab
 }
