@@ -44,6 +44,7 @@ func newJumboRouterLab(t testing.TB) *routerLab {
 		[]string{"ip", "route", "add", lt.route, "dev", lt.name}); err != nil {
 		t.Fatal(err)
 	}
+	rl.multiBufferPorts(t, "lan0", "wan0")
 	d := &Dataplane{maps: *rl.maps}
 	err := rl.lab.Do(rl.ns, func() error {
 		ifc, err := net.InterfaceByName(lt.name)
@@ -57,6 +58,26 @@ func newJumboRouterLab(t testing.TB) *routerLab {
 		t.Fatal(err)
 	}
 	return rl
+}
+
+// multiBufferPorts puts the ports into xdpr_tx_ports_mb: the tables test
+// the program's multi-buffer paths whatever this kernel's redirect does
+// with such frames (before 6.3 it takes none, so setTxPorts leaves them
+// out: TestTransmitsMultiBuffer).
+func (rl *routerLab) multiBufferPorts(t testing.TB, ports ...string) {
+	t.Helper()
+	err := rl.lab.Do(rl.ns, func() error {
+		for _, port := range ports {
+			ifindex := uint32(rl.ifindex[port])
+			if err := rl.maps.XdprTxPortsMb.Put(ifindex, ifindex); err != nil {
+				return fmt.Errorf("%s into xdpr_tx_ports_mb: %w", port, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // bigDstOpts is a destination options header of n options of 248 octets

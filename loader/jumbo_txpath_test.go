@@ -52,6 +52,7 @@ func TestJumboEgressWithoutNAPI(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			rl.setTX(t, "wan0", TXRedirect)
 			rl.setTX(t, "lan0", TXRedirect)
+			rl.multiBufferPorts(t, "lan0", "wan0")
 			runJumboCase(t, rl, c)
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"github.com/xdprouter/xdprouter/loader/vethnapi"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,6 +86,7 @@ const (
 	featureFibSkipNeigh = "BPF_FIB_LOOKUP_SKIP_NEIGH"
 	featureFibSrc       = "BPF_FIB_LOOKUP_SRC"
 	featureDecapL3      = "BPF_F_ADJ_ROOM_DECAP_L3_IPV4"
+	FeatureXDPFeatures  = "xdp-features"
 )
 
 // costCTGate is what a missing conntrack kfunc costs (compat.h).
@@ -101,6 +103,7 @@ type kernelProbes struct {
 	kfunc          func(name string) error
 	fibFlag        func(flag uint32) error
 	adjustRoomFlag func(flag uint64) error
+	xdpFeatures    func() error
 }
 
 // kernelFeatures lists what is probed, oldest requirement first. Since
@@ -127,6 +130,12 @@ var kernelFeatures = []struct {
 		func(p kernelProbes) error { return p.fibFlag(bpfFibLookupSrc) }},
 	{featureDecapL3, "6.3", "the tunnel slow path decapsulates with one helper call more", false,
 		func(p kernelProbes) error { return p.adjustRoomFlag(bpfAdjRoomDecapL3IPv4) }},
+	// The same series let XDP redirect multi-buffer frames to devices
+	// that say they take them (xdp_do_redirect refused them before), and
+	// a veth say whether its peer has NAPI.
+	{FeatureXDPFeatures, "6.3", "frames beyond one buffer (an MTU above " + fmt.Sprint(SingleBufferMTU) +
+		" on a veth) are forwarded by the kernel, not XDP, and a veth's peer in another namespace is read from there", false,
+		func(p kernelProbes) error { return p.xdpFeatures() }},
 }
 
 // UAPI values golang.org/x/sys does not name.
@@ -208,6 +217,15 @@ var realProbes = kernelProbes{
 	kfunc:          probeKfunc,
 	fibFlag:        probeFibFlag,
 	adjustRoomFlag: probeAdjustRoomFlag,
+	xdpFeatures:    probeXDPFeatures,
+}
+
+func probeXDPFeatures() error {
+	err := vethnapi.Available()
+	if errors.Is(err, vethnapi.ErrNoXDPFeatures) {
+		return fmt.Errorf("%w: %w", err, ebpf.ErrNotSupported)
+	}
+	return err
 }
 
 func kernelRelease() string {

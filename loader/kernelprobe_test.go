@@ -35,6 +35,7 @@ func fakeProbes(release string, missing []string, broken map[string]error) kerne
 			return answer(featureFibSrc)
 		},
 		adjustRoomFlag: func(uint64) error { return answer(featureDecapL3) },
+		xdpFeatures:    func() error { return answer(FeatureXDPFeatures) },
 	}
 }
 
@@ -62,13 +63,14 @@ func TestKernelReportLines(t *testing.T) {
 	if !full.ctKfuncs() || !full.Has(FeatureTCX) {
 		t.Errorf("a kernel with every feature: %+v", full)
 	}
-	old := probeKernel(fakeProbes("6.1.0-9-amd64", []string{FeatureTCX, featureCTTimeout, featureDecapL3},
+	old := probeKernel(fakeProbes("6.1.0-9-amd64", []string{FeatureTCX, featureCTTimeout, featureDecapL3, FeatureXDPFeatures},
 		map[string]error{featureFibSrc: unix.EPERM}), nil)
 	want := []string{
 		"kernel 6.1.0-9-amd64: no TCX (6.6), slow path on tc clsact",
 		"kernel 6.1.0-9-amd64: no bpf_ct_change_timeout (6.0), " + costCTGate,
 		"kernel 6.1.0-9-amd64: no BPF_FIB_LOOKUP_SRC (6.8, 6.1.81), ICMP \"fragmentation needed\" for IPv4 into a tunnel is sent by the kernel, not XDP (probe failed: operation not permitted)",
 		"kernel 6.1.0-9-amd64: no BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (6.3), the tunnel slow path decapsulates with one helper call more",
+		"kernel 6.1.0-9-amd64: no xdp-features (6.3), frames beyond one buffer (an MTU above 3498 on a veth) are forwarded by the kernel, not XDP, and a veth's peer in another namespace is read from there",
 	}
 	if got := old.Missing(); !slices.Equal(got, want) {
 		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -68,8 +68,8 @@ func planTX(ifindex int) (txPlan, error) {
 }
 
 // planFor chooses the transmit path for what Inspect found. A veth whose
-// peer cannot be told about keeps the fast path (the behaviour before the
-// kernel could say), with a warning.
+// peer cannot be told about is put on the kernel path: what XDP sends to
+// a peer without NAPI is lost, what the kernel forwards is not.
 func planFor(p vethnapi.Port) txPlan {
 	if !p.Veth {
 		return txPlan{path: TXXDP}
@@ -87,10 +87,14 @@ func planFor(p vethnapi.Port) txPlan {
 	case vethnapi.Yes:
 		return txPlan{path: TXRedirect, note: "veth peer has NAPI (GRO or an XDP program): answers leave by redirect"}
 	}
-	return txPlan{path: TXRedirect, warn: true, note: "cannot tell whether the veth peer has NAPI " +
-		"(it is in another network namespace and this kernel reports no xdp-features): " +
-		"if it has neither GRO nor an XDP program, what XDP sends to " + p.Name + " is lost; " +
-		"`ethtool -K " + peer + " gro on` on the peer rules that out"}
+	why := "this kernel reports no xdp-features"
+	if p.Unknown != "" {
+		why += "; " + p.Unknown
+	}
+	return txPlan{path: TXKernel, warn: true, note: "cannot tell whether the veth peer has NAPI (" + why + "): " +
+		"what XDP sent to " + p.Name + " would be lost if it had neither GRO nor an XDP program, so what is routed " +
+		"out of it goes through the kernel, off the fast path; run xdprouter where it can open the peer's network " +
+		"namespace (named in /run/netns or held by a process it sees), or on Linux 6.3 or later, to restore it"}
 }
 
 // replyProgram is the TC half of answering on a TXKernel port (tc_reply.h).

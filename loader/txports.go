@@ -19,17 +19,32 @@ const SingleBufferMTU = 3498
 // veth always can when it can take redirects at all: it sets ndo-xmit and
 // ndo-xmit-sg together, while its peer has NAPI (GRO or an XDP program),
 // and reports neither otherwise, which is the transmit path's business
-// (a TXKernel port is in neither devmap). Unknown (a kernel before 6.3) is
-// no for other drivers: such frames are left to the kernel.
+// (a TXKernel port is in neither devmap). A kernel without xdp-features
+// (before 6.3) refuses every redirect of a multi-buffer frame to a device
+// (xdp_do_redirect: -EOPNOTSUPP outside a cpumap), veth or not: such
+// frames are left to the kernel.
 func TransmitsMultiBuffer(ifindex int) (bool, string) {
-	if l, err := netlink.LinkByIndex(ifindex); err == nil && l.Type() == "veth" {
+	kind := ""
+	if l, err := netlink.LinkByIndex(ifindex); err == nil {
+		kind = l.Type()
+	}
+	return transmitsMultiBuffer(kind, ifindex, vethnapi.XDPFeatures)
+}
+
+// noMultiBufferRedirect is why a kernel before 6.3 takes no multi-buffer
+// frame from XDP.
+const noMultiBufferRedirect = "this kernel (before 6.3, no xdp-features) redirects no multi-buffer frame"
+
+func transmitsMultiBuffer(kind string, ifindex int, features func(int) (uint64, error)) (bool, string) {
+	f, err := features(ifindex)
+	switch {
+	case errors.Is(err, vethnapi.ErrNoXDPFeatures):
+		return false, noMultiBufferRedirect
+	case kind == "veth":
 		return true, "veth"
-	}
-	f, err := vethnapi.XDPFeatures(ifindex)
-	if err != nil {
+	case err != nil:
 		return false, err.Error()
-	}
-	if f&vethnapi.NDOXmitSG == 0 {
+	case f&vethnapi.NDOXmitSG == 0:
 		return false, "the driver does not advertise ndo-xmit-sg"
 	}
 	return true, "ndo-xmit-sg"

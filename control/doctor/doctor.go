@@ -268,9 +268,9 @@ func checkLinks(sys System, opt Options) []Finding {
 					Why: "XDP cannot transmit to " + l.Name + ": what is routed out of it goes through the kernel, NDP proxy answers through TC, off the fast path",
 					Fix: fix + " (or attach any XDP program to it)"})
 			case l.PeerNAPI != string(vethnapi.Yes) && l.PeerOtherNS:
-				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace; this kernel does not tell whether it has GRO or an XDP program",
-					Why: "a veth delivers frames from XDP only to a peer with NAPI (GRO on or an XDP program); the router assumes it has",
-					Fix: "in the peer's namespace: ethtool -K PEER gro on"})
+				add(Finding{Severity: Warn, Check: "veth-peer", What: "peer is in another network namespace, which cannot be opened, and this kernel does not tell whether it has GRO or an XDP program",
+					Why: "a veth delivers frames from XDP only to a peer with NAPI (GRO on or an XDP program): what is routed out of " + l.Name + " goes through the kernel, off the fast path",
+					Fix: "run xdprouter where it sees the peer's namespace (named in /run/netns or held by a visible process), or Linux 6.3 or later"})
 			}
 		}
 		if l.LRO {
@@ -309,9 +309,10 @@ func checkLinks(sys System, opt Options) []Finding {
 // (else native attach is refused, and auto mode attaches generic), and
 // XDP redirects a jumbo frame out of a port only if its driver transmits
 // one (else the kernel forwards it, counted as pass_mb_egress). A veth
-// does both, whenever its peer has NAPI (the veth-peer check).
+// does both, whenever its peer has NAPI (the veth-peer check), on a kernel
+// that reports XDP features: before 6.3 no redirect takes such a frame.
 func checkMTU(l Link) (Finding, bool) {
-	if l.MTU <= loader.SingleBufferMTU || l.Type == "veth" {
+	if l.MTU <= loader.SingleBufferMTU || (l.Type == "veth" && l.XDPFeaturesErr == "") {
 		return Finding{}, false
 	}
 	what := fmt.Sprintf("MTU %d beyond one XDP buffer", l.MTU)
@@ -319,7 +320,7 @@ func checkMTU(l Link) (Finding, bool) {
 	switch {
 	case l.XDPFeaturesErr != "":
 		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver's XDP features are unknown (" + l.XDPFeaturesErr + ")",
-			Why: "whether the driver takes and sends multi-buffer XDP frames is unknown: jumbo frames routed out of it are left to the kernel (pass_mb_egress), and native attach may be refused (auto mode then attaches generic)",
+			Why: "jumbo frames routed out of it are left to the kernel (pass_mb_egress: a kernel before 6.3 redirects no multi-buffer frame), and whether the driver hands them to XDP is unknown: native attach may be refused (auto mode then attaches generic)",
 			Fix: "a kernel of 6.3 or later reports them; or " + smaller}, true
 	case l.XDPFeatures&vethnapi.RxSG == 0:
 		return Finding{Severity: Warn, Check: "mtu", What: what + "; the driver's XDP is single-buffer",

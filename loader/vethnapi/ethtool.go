@@ -27,6 +27,12 @@ func ethtoolFlag(ifname string, cmd, mask uint32) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
+	return ethtoolFlagOn(fd, ifname, cmd, mask)
+}
+
+// ethtoolFlagOn is ethtoolFlag through the socket fd, whose namespace is
+// where ifname is looked up.
+func ethtoolFlagOn(fd int, ifname string, cmd, mask uint32) (bool, error) {
 	val := struct{ cmd, data uint32 }{cmd: cmd}
 	var ifr struct {
 		name [unix.IFNAMSIZ]byte

@@ -54,6 +54,13 @@ func family() (*netlink.GenlFamily, error) {
 	return f, nil
 }
 
+// Available says whether the kernel reports xdp-features: nil, or
+// ErrNoXDPFeatures before 6.3.
+func Available() error {
+	_, err := family()
+	return err
+}
+
 // XDPFeatures returns the xdp-features the kernel reports for the device
 // ifindex of this namespace (NETDEV_XDP_ACT_* bits).
 func XDPFeatures(ifindex int) (uint64, error) {

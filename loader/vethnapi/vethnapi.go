@@ -9,7 +9,8 @@
 // has NAPI, and the devmap refuses a redirect to a device without it. That
 // is read in the veth's own network namespace, wherever the peer is, and
 // every change is announced there. Older kernels leave only the peer to
-// look at, when it is in the same namespace.
+// look at: in this namespace, or in its own when this process can open it
+// (peerElsewhere).
 //
 // The router's loader and its doctor both decide from Inspect. XDPFeatures
 // is also the one reader of any device's xdp-features (multi-buffer
@@ -38,10 +39,14 @@ type Port struct {
 	Name string
 	Veth bool
 	// NAPI, for a veth: whether its peer has NAPI; Source where that
-	// came from ("xdp-features", "peer"), "" when Unknown.
-	NAPI   NAPI
-	Source string
-	// The peer, when it is in this namespace (Peer set), else PeerOtherNS.
+	// came from ("xdp-features", "peer"), "" when Unknown, and then
+	// Unknown why.
+	NAPI    NAPI
+	Source  string
+	Unknown string
+	// The peer: PeerOtherNS when it is in another namespace; Peer, its
+	// state and name, when it could be read (on a kernel without
+	// xdp-features also from another namespace).
 	Peer        string
 	PeerGRO     bool
 	PeerXDP     string // XDPMode of the peer
@@ -76,6 +81,14 @@ func XDPMode(a *netlink.LinkAttrs) string {
 // index (nil: netlink's). A failure to read the xdp-features of a kernel
 // that has them is an error; everything else unknown is Unknown.
 func Inspect(l netlink.Link, peer func(index int) (netlink.Link, error)) (Port, error) {
+	return inspect(l, peer, XDPFeatures, peerElsewhere)
+}
+
+// inspect is Inspect with the kernel's two other answers as arguments:
+// the xdp-features of a device, and the state of a peer in another
+// namespace.
+func inspect(l netlink.Link, peer func(index int) (netlink.Link, error), features func(ifindex int) (uint64, error),
+	elsewhere func(nsid, index int) (string, bool, string, error)) (Port, error) {
 	a := l.Attrs()
 	p := Port{Name: a.Name, NAPI: Unknown}
 	if l.Type() != "veth" {
@@ -92,7 +105,13 @@ func Inspect(l netlink.Link, peer func(index int) (netlink.Link, error)) (Port, 
 		p.PeerXDP = XDPMode(pl.Attrs())
 		p.PeerGRO, _ = GRO(p.Peer)
 	}
-	feat, err := XDPFeatures(a.Index)
+	feat, err := features(a.Index)
+	if errors.Is(err, ErrNoXDPFeatures) && p.PeerOtherNS {
+		var perr error
+		if p.Peer, p.PeerGRO, p.PeerXDP, perr = elsewhere(a.NetNsID, a.ParentIndex); perr != nil {
+			p.Peer, p.Unknown = "", perr.Error()
+		}
+	}
 	switch {
 	case err == nil:
 		p.NAPI, p.Source = No, "xdp-features"
