@@ -258,7 +258,8 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 				name, t.Mode, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, tc)
 		}
 		tw.Flush()
-		if outerFrags != "" {
+		ipip6 := slices.ContainsFunc(st.Tunnels, func(t loader.TunnelStatus) bool { return t.Mode != loader.Mode6in4 })
+		if outerFrags != "" && ipip6 {
 			fmt.Fprintf(w, "outer-fragmented ipip6: %s\n", outerFrags)
 		}
 		if len(st.TunnelSourceFilter) > 0 {

@@ -69,6 +69,9 @@ tunnels:
 	if !regexp.MustCompile(`(?m)^` + labkit.SitName + `\s+6in4\s`).MatchString(st) {
 		t.Errorf("status shows no 6in4 tunnel %s:\n%s", labkit.SitName, st)
 	}
+	if strings.Contains(st, "outer-fragmented ipip6") {
+		t.Errorf("status speaks of ipip6 where there is none:\n%s", st)
+	}
 	// The steering apply installed: from the routed /48 by the tunnel.
 	rules, err := topo.Lab.Exec(topo.Router, "ip", "-6", "rule", "show")
 	if err != nil {
