@@ -19,6 +19,7 @@
 #include "include/forward.h"
 #include "include/tunnel.h"
 #include "include/tunnel_tc.h"
+#include "include/tunnel6in4.h"
 #include "include/npt.h"
 #include "include/ndp.h"
 #include "include/tc_npt.h"
@@ -102,6 +103,15 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, XDPR_CNT_PASS_BAD_CHECKSUM);
 	if (unlikely(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
 		return pass(ctx, XDPR_CNT_PASS_FRAGMENT);
+	/* 6in4 on a WAN port (xdpr_port_role is a load-time constant: other
+	 * ports have no such test), before the gate, which judges the inner
+	 * packet. */
+	if (xdpr_port_role == XDPR_ROLE_WAN && unlikely(iph->protocol == IPPROTO_IPV6)) {
+		int act = tun6in4_decap(ctx, &p, features() >> 32, gate, mb_len);
+
+		if (act >= 0)
+			return act;
+	}
 	reason = ipv4_addr_reason(iph->saddr, iph->daddr);
 	if (unlikely(reason))
 		return pass(ctx, reason);
@@ -262,8 +272,17 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	}
 
 	reason = fib_redirect(ctx, eth, &p, mb_len != 0);
-	if (unlikely(reason))
+	if (unlikely(reason)) {
+		/* Into a 6in4 tunnel's netdev, untranslated (NPT is the
+		 * WAN's; the slow path does not translate either). */
+		if (!dnpt) {
+			int act = tun6in4_encap(ctx, &p, reason, mb_len);
+
+			if (act >= 0)
+				return act;
+		}
 		return pass(ctx, reason);
+	}
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt, &dst,
 			     role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);

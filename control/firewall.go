@@ -97,14 +97,19 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 	if cfg.WAN != nil {
 		fw.WAN = append(fw.WAN, cfg.WAN.Interface)
 	}
+	carved := map[string][]netip.Prefix{}
 	for _, t := range cfg.Tunnels {
 		fw.WAN = append(fw.WAN, t.Name)
-		if t.Remote.IsValid() && !slices.Contains(fw.Remotes, t.Remote) {
+		// 6in4 never reaches netfilter's input: TC decapsulates a
+		// configured pair's, and the kernel has no handler for the rest.
+		if t.Mode != "6in4" && t.Remote.IsValid() && !slices.Contains(fw.Remotes, t.Remote) {
 			fw.Remotes = append(fw.Remotes, t.Remote)
+		}
+		for _, c := range t.Carved {
+			carved[c.LAN] = append(carved[c.LAN], c.Prefix)
 		}
 	}
 	// What arrives by a vxlan tunnel is as untrusted as the WAN's.
-	carved := map[string][]netip.Prefix{}
 	for _, v := range cfg.VXLAN {
 		fw.VXLAN = append(fw.VXLAN, VXLANPeer{Tunnel: v.Name, Remote: v.Remote, Port: v.Port})
 		if len(v.Routes) > 0 && len(v.Prefixes) == 0 {

@@ -235,7 +235,7 @@ func NewPlan(in Inputs, now time.Time) Plan {
 			lp.Addr = Addr6{Interface: l.Interface, Prefix: netip.PrefixFrom(withIID(lp.Prefix.Prefix, l.Token), 64),
 				Valid: lp.Prefix.Valid, Preferred: lp.Prefix.Preferred}
 		}
-		for _, v := range cfg.VXLAN {
+		for _, v := range cfg.RoutedTunnels() {
 			for _, c := range v.Carved {
 				if c.LAN == l.Interface {
 					lp.Fixed = append(lp.Fixed, FixedLAN{Tunnel: v.Name, From: c.From, Prefix: c.Prefix,

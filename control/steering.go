@@ -16,7 +16,7 @@ type Steering interface {
 	Sync(want SteeringState) ([]Step, error)
 }
 
-// SteeringState is the source steering of every vxlan tunnel with
+// SteeringState is the source steering of every vxlan or 6in4 tunnel with
 // prefixes: IPv6 policy rules and the routes of their tables.
 type SteeringState struct {
 	Rules  []SteeringRule  `json:"rules"`
@@ -87,8 +87,8 @@ func tableName(t int) string {
 // forward what the kernel would not.
 func desiredSteering(cfg *config.Config) SteeringState {
 	st := SteeringState{Rules: []SteeringRule{}, Routes: []SteeringRoute{}}
-	var steered []config.VXLAN
-	for _, v := range cfg.VXLAN {
+	var steered []config.RoutedTunnel
+	for _, v := range cfg.RoutedTunnels() {
 		if len(v.Prefixes) > 0 {
 			steered = append(steered, v)
 		}
@@ -127,7 +127,7 @@ func lanPrefixesInForce(cfg *config.Config) []netip.Prefix {
 		out = appendNew(out, cfg.Firewall.LearnedLAN[l.Interface]...)
 	}
 	out = appendNew(out, cfg.StaticLANPrefixes()...)
-	for _, v := range cfg.VXLAN {
+	for _, v := range cfg.RoutedTunnels() {
 		for _, c := range v.Carved {
 			out = appendNew(out, c.Prefix)
 		}

@@ -30,9 +30,12 @@ const rtprotXDPRouter = 200
 type NetlinkTunnelDevs struct{}
 
 // Ensure creates the tunnel netdev name (or adopts the one xdprouter made
-// before), with IPv6 off, the tunnel MTU, addr/32 as its only IPv4 address
-// (none when addr is invalid), and up.
-func (NetlinkTunnelDevs) Ensure(name string, mtu int, addr netip.Addr) (TunnelDev, bool, error) {
+// before) with the tunnel MTU, up. An ipip6 one (ipv6 false) has IPv6 off
+// and addr's address /32 as its only IPv4 address (none when addr is
+// invalid); a 6in4 one (ipv6 true) no IPv4 address, IPv6 on and
+// forwarding (XDP's route lookups "arrive" on it), and addr, the link
+// net's address, when valid.
+func (NetlinkTunnelDevs) Ensure(name string, mtu int, addr netip.Prefix, ipv6 bool) (TunnelDev, bool, error) {
 	created := false
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -55,18 +58,38 @@ func (NetlinkTunnelDevs) Ensure(name string, mtu int, addr netip.Addr) (TunnelDe
 	} else if l.Attrs().Alias != tunnelAlias {
 		return TunnelDev{}, false, fmt.Errorf("a netdev named %q exists and is not an xdprouter tunnel (type %s); rename the tunnel or the device", name, l.Type())
 	}
-	// Only IPv4 is routed into a tunnel: no link-local address, no IPv6.
-	sysctl := filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6")
-	if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return TunnelDev{}, created, fmt.Errorf("disable IPv6 on %q: %w", name, err)
+	// Only IPv4 is routed into an ipip6 tunnel: no link-local address,
+	// no IPv6. A 6in4 tunnel is an IPv6 link that forwards.
+	conf := map[string]string{"disable_ipv6": "1"}
+	if ipv6 {
+		conf = map[string]string{"disable_ipv6": "0", "forwarding": "1", "accept_ra": "0"}
+	}
+	for _, key := range []string{"disable_ipv6", "forwarding", "accept_ra"} {
+		v, ok := conf[key]
+		if !ok {
+			continue
+		}
+		sysctl := filepath.Join("/proc/sys/net/ipv6/conf", name, key)
+		if err := os.WriteFile(sysctl, []byte(v), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return TunnelDev{}, created, fmt.Errorf("set %s=%s on %q: %w", key, v, name, err)
+		}
 	}
 	if l.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(l, mtu); err != nil {
 			return TunnelDev{}, created, fmt.Errorf("set mtu %d on %q: %w", mtu, name, err)
 		}
 	}
-	if err := setOnlyIPv4(l, addr); err != nil {
+	v4 := netip.Addr{}
+	if !ipv6 && addr.IsValid() {
+		v4 = addr.Addr()
+	}
+	if err := setOnlyIPv4(l, v4); err != nil {
 		return TunnelDev{}, created, err
+	}
+	if ipv6 && addr.IsValid() {
+		if err := netlink.AddrReplace(l, toNetlinkAddr(addr)); err != nil {
+			return TunnelDev{}, created, fmt.Errorf("add %s to %q: %w", addr, name, err)
+		}
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return TunnelDev{}, created, fmt.Errorf("set %q up: %w", name, err)

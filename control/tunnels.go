@@ -28,7 +28,9 @@ type TunnelDev struct {
 
 // TunnelDevs manages the tunnels' netdevs; tests pass a fake.
 type TunnelDevs interface {
-	Ensure(name string, mtu int, addr netip.Addr) (dev TunnelDev, created bool, err error)
+	// Ensure: addr is an ipip6 tunnel's ipv4-address /32, or with ipv6
+	// (6in4) the link net's address.
+	Ensure(name string, mtu int, addr netip.Prefix, ipv6 bool) (dev TunnelDev, created bool, err error)
 	AddRoutes(name string, routes []netip.Prefix) error
 	SetRoutes(name string, routes []netip.Prefix) error
 	Remove(name string) error
@@ -84,7 +86,12 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 	}
 	for i, t := range cfg.Tunnels {
 		path := fmt.Sprintf("tunnels[%d]", i)
-		dev, created, err := deps.TunDevs.Ensure(t.Name, t.MTU, t.IPv4Address)
+		six := t.Mode == loader.Mode6in4
+		addr := t.Address
+		if !six && t.IPv4Address.IsValid() {
+			addr = netip.PrefixFrom(t.IPv4Address, 32)
+		}
+		dev, created, err := deps.TunDevs.Ensure(t.Name, t.MTU, addr, six)
 		if created {
 			name, ifindex := t.Name, dev.Ifindex
 			*undo = append(*undo, func() error {
@@ -96,15 +103,29 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 		}
 		add(Step{What: fmt.Sprintf("tunnel netdev %s (ifindex %d, mtu %d)", t.Name, dev.Ifindex, t.MTU), Result: map[bool]string{true: "created", false: "present"}[created]})
 		err = deps.Tunnels.PutTunnel(loader.Tunnel{
-			Name: t.Name, Ifindex: dev.Ifindex, MAC: dev.MAC, Local: t.Local, Remote: t.Remote,
+			Name: t.Name, Mode: t.Mode, Ifindex: dev.Ifindex, MAC: dev.MAC, Local: t.Local, Remote: t.Remote,
 			MTU: t.MTU, HopLimit: t.HopLimit, NAT44: t.NAT44, IPv4Address: t.IPv4Address,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		add(Step{What: fmt.Sprintf("tunnel %s: ipip6 %s -> %s", t.Name, t.Local, t.Remote), Result: "programmed"})
+		add(Step{What: fmt.Sprintf("tunnel %s: %s %s -> %s", t.Name, t.Mode, t.Local, t.Remote), Result: "programmed"})
 		if err := deps.Tunnels.AttachTunnelTC(t.Name, cfg.WAN.Interface); err != nil {
 			return fmt.Errorf("%s: slow path: %w", path, err)
+		}
+		if six {
+			// IPv6 routes via the broker's link address, as vxlan's.
+			if deps.VXLAN == nil {
+				return fmt.Errorf("%s: this build of apply cannot route IPv6 into a tunnel", path)
+			}
+			changed, err := deps.VXLAN.SetRoutes(t.Name, t.Gateway, t.Routes)
+			if err != nil {
+				return fmt.Errorf("%s.routes: %w", path, err)
+			}
+			for _, r := range t.Routes {
+				add(Step{What: fmt.Sprintf("route %s via %s dev %s", r, t.Gateway, t.Name), Result: map[bool]string{true: "set", false: "present"}[changed]})
+			}
+			continue
 		}
 		// Routes last, once the tunnel is programmed; a prefix another
 		// tunnel had moves here in one step.
@@ -117,6 +138,9 @@ func applyTunnels(cfg *config.Config, deps Deps, add func(Step), undo *[]func() 
 	}
 	// Every tunnel's routes are in place: now drop those no longer wanted.
 	for i, t := range cfg.Tunnels {
+		if t.Mode == loader.Mode6in4 {
+			continue
+		}
 		if err := deps.TunDevs.SetRoutes(t.Name, t.Routes); err != nil {
 			return fmt.Errorf("tunnels[%d].routes: %w", i, err)
 		}

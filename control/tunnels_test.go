@@ -53,7 +53,7 @@ func (f *fakeTunnels) SetTunnelSourceFilter(nets []loader.SourceNet) error {
 	return nil
 }
 
-func (f *fakeTunnels) Ensure(name string, mtu int, addr netip.Addr) (TunnelDev, bool, error) {
+func (f *fakeTunnels) Ensure(name string, mtu int, addr netip.Prefix, ipv6 bool) (TunnelDev, bool, error) {
 	if name == f.failDev {
 		return TunnelDev{}, false, errors.New("no ifb")
 	}

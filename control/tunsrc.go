@@ -120,6 +120,31 @@ func tunnelSourceNets(cfg *config.Config, host []HostAddr) (nets []loader.Source
 	return nets, skipped
 }
 
+// tunnelSourceNets6 are the inner IPv6 sources no 6in4 tunnel may bring:
+// the 6in4 tunnels' own link addresses, and the LAN prefixes in force
+// (learned, static and carved from tunnels), the router's LAN addresses
+// among them. None without a 6in4 tunnel; at most what the filter holds.
+func tunnelSourceNets6(cfg *config.Config) []loader.SourceNet {
+	var nets []loader.SourceNet
+	six := false
+	for _, t := range cfg.Tunnels {
+		if t.Mode != loader.Mode6in4 {
+			continue
+		}
+		six = true
+		if t.Address.IsValid() {
+			nets = append(nets, loader.SourceNet{Prefix: netip.PrefixFrom(t.Address.Addr(), 128), Kind: loader.SourceLocal})
+		}
+	}
+	if !six {
+		return nil
+	}
+	for _, p := range lanPrefixesInForce(cfg) {
+		nets = append(nets, loader.SourceNet{Prefix: p, Kind: loader.SourceLAN})
+	}
+	return nets[:min(len(nets), loader.MaxSourceNets)]
+}
+
 // applyTunnelSources programs the tunnels' inner source filter.
 func applyTunnelSources(cfg *config.Config, deps Deps, add func(Step)) error {
 	var host []HostAddr
@@ -130,6 +155,7 @@ func applyTunnelSources(cfg *config.Config, deps Deps, add func(Step)) error {
 		}
 	}
 	nets, skipped := tunnelSourceNets(cfg, host)
+	nets = append(nets, tunnelSourceNets6(cfg)...)
 	if err := deps.Tunnels.SetTunnelSourceFilter(nets); err != nil {
 		return fmt.Errorf("tunnels: %w", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/xdprouter/xdprouter/control/config"
 	"github.com/xdprouter/xdprouter/loader"
 )
 
@@ -70,5 +72,32 @@ func TestTunnelSourceNetsCap(t *testing.T) {
 		if !slices.ContainsFunc(nets, func(n loader.SourceNet) bool { return n.Prefix == netip.MustParsePrefix(p) }) {
 			t.Errorf("%s left out: %v", p, nets)
 		}
+	}
+}
+
+// TestTunnelSourceNets6: with a 6in4 tunnel, its link address and the
+// LAN prefixes (here the ones carved from its own routed prefixes) are
+// refused as inner sources; without one, there is no IPv6 list.
+func TestTunnelSourceNets6(t *testing.T) {
+	cfg, err := config.Parse(strings.NewReader(`
+wan: {interface: wan0}
+lan: [{interface: lan0, sla-id: 1}]
+tunnels:
+  - {name: he, mode: 6in4, remote: 198.51.100.1, local: 203.0.113.2, address: "2001:db8:470:a::2/64",
+     gateway: "2001:db8:470:a::1", prefixes: ["2001:db8:471::/48"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tunnelSourceNets6(cfg)
+	want := []loader.SourceNet{
+		{Prefix: netip.MustParsePrefix("2001:db8:470:a::2/128"), Kind: loader.SourceLocal},
+		{Prefix: netip.MustParsePrefix("2001:db8:471:1::/64"), Kind: loader.SourceLAN},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if n := tunnelSourceNets6(&config.Config{}); n != nil {
+		t.Errorf("without 6in4: %v", n)
 	}
 }

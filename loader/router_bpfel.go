@@ -16,77 +16,83 @@ import (
 type routerXdprCounter uint32
 
 const (
-	routerXdprCounterXDPR_CNT_FWD_IPV4                  routerXdprCounter = 0
-	routerXdprCounterXDPR_CNT_FWD_IPV6                  routerXdprCounter = 1
-	routerXdprCounterXDPR_CNT_PASS_TRUNCATED            routerXdprCounter = 2
-	routerXdprCounterXDPR_CNT_PASS_MALFORMED            routerXdprCounter = 3
-	routerXdprCounterXDPR_CNT_PASS_BAD_CHECKSUM         routerXdprCounter = 4
-	routerXdprCounterXDPR_CNT_PASS_NOT_IP               routerXdprCounter = 5
-	routerXdprCounterXDPR_CNT_PASS_VLAN                 routerXdprCounter = 6
-	routerXdprCounterXDPR_CNT_PASS_L2MULTICAST          routerXdprCounter = 7
-	routerXdprCounterXDPR_CNT_PASS_OTHERHOST            routerXdprCounter = 8
-	routerXdprCounterXDPR_CNT_PASS_IFACE_UNKNOWN        routerXdprCounter = 9
-	routerXdprCounterXDPR_CNT_PASS_IPV4OPTIONS          routerXdprCounter = 10
-	routerXdprCounterXDPR_CNT_PASS_IPV6HOP_BY_HOP       routerXdprCounter = 11
-	routerXdprCounterXDPR_CNT_PASS_IPV6EXT_LIMIT        routerXdprCounter = 12
-	routerXdprCounterXDPR_CNT_PASS_FRAGMENT             routerXdprCounter = 13
-	routerXdprCounterXDPR_CNT_PASS_TTL_EXPIRED          routerXdprCounter = 14
-	routerXdprCounterXDPR_CNT_PASS_IP_MULTICAST         routerXdprCounter = 15
-	routerXdprCounterXDPR_CNT_PASS_LINK_LOCAL           routerXdprCounter = 16
-	routerXdprCounterXDPR_CNT_PASS_MARTIAN              routerXdprCounter = 17
-	routerXdprCounterXDPR_CNT_PASS_LOCAL                routerXdprCounter = 18
-	routerXdprCounterXDPR_CNT_PASS_NO_NEIGH             routerXdprCounter = 19
-	routerXdprCounterXDPR_CNT_PASS_UNREACHABLE          routerXdprCounter = 20
-	routerXdprCounterXDPR_CNT_PASS_FRAG_NEEDED          routerXdprCounter = 21
-	routerXdprCounterXDPR_CNT_PASS_FWD_DISABLED         routerXdprCounter = 22
-	routerXdprCounterXDPR_CNT_PASS_FIB_OTHER            routerXdprCounter = 23
-	routerXdprCounterXDPR_CNT_PASS_HAIRPIN              routerXdprCounter = 24
-	routerXdprCounterXDPR_CNT_PASS_EGRESS_NOT_ATTACHED  routerXdprCounter = 25
-	routerXdprCounterXDPR_CNT_PASS_EGRESS_NO_NAPI       routerXdprCounter = 26
-	routerXdprCounterXDPR_CNT_TUN_ENCAP                 routerXdprCounter = 27
-	routerXdprCounterXDPR_CNT_TUN_DECAP                 routerXdprCounter = 28
-	routerXdprCounterXDPR_CNT_TUN_ICMP_FRAG_NEEDED      routerXdprCounter = 29
-	routerXdprCounterXDPR_CNT_DROP_TUN_ICMP_RATELIMIT   routerXdprCounter = 30
-	routerXdprCounterXDPR_CNT_PASS_ICMP_NO_NAPI         routerXdprCounter = 31
-	routerXdprCounterXDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT routerXdprCounter = 32
-	routerXdprCounterXDPR_CNT_DROP_TUN_ECN              routerXdprCounter = 33
-	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE         routerXdprCounter = 34
-	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44            routerXdprCounter = 35
-	routerXdprCounterXDPR_CNT_TUN_NO_ROOM               routerXdprCounter = 36
-	routerXdprCounterXDPR_CNT_PASS_TUN_FRAGMENT         routerXdprCounter = 37
-	routerXdprCounterXDPR_CNT_DROP_TUN_SRC_LOCAL        routerXdprCounter = 38
-	routerXdprCounterXDPR_CNT_DROP_TUN_SRC_LAN          routerXdprCounter = 39
-	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT              routerXdprCounter = 40
-	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT              routerXdprCounter = 41
-	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE       routerXdprCounter = 42
-	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED        routerXdprCounter = 43
-	routerXdprCounterXDPR_CNT_TX_NDP_NA                 routerXdprCounter = 44
-	routerXdprCounterXDPR_CNT_TX_NDP_NA_REDIRECT        routerXdprCounter = 45
-	routerXdprCounterXDPR_CNT_PASS_NDP_NA_TC            routerXdprCounter = 46
-	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID          routerXdprCounter = 47
-	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH         routerXdprCounter = 48
-	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM          routerXdprCounter = 49
-	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED         routerXdprCounter = 50
-	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED         routerXdprCounter = 51
-	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED         routerXdprCounter = 52
-	routerXdprCounterXDPR_CNT_PASS_CT_NEW               routerXdprCounter = 53
-	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED         routerXdprCounter = 54
-	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS         routerXdprCounter = 55
-	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE         routerXdprCounter = 56
-	routerXdprCounterXDPR_CNT_PASS_CT_PROTO             routerXdprCounter = 57
-	routerXdprCounterXDPR_CNT_PASS_CT_NAT               routerXdprCounter = 58
-	routerXdprCounterXDPR_CNT_PASS_CT_HELPER            routerXdprCounter = 59
-	routerXdprCounterXDPR_CNT_PASS_CT_DYING             routerXdprCounter = 60
-	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT             routerXdprCounter = 61
-	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT             routerXdprCounter = 62
-	routerXdprCounterXDPR_CNT_PASS_NDP_ANYCAST          routerXdprCounter = 63
-	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN          routerXdprCounter = 64
-	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE  routerXdprCounter = 65
-	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED      routerXdprCounter = 66
-	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 67
-	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 68
-	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV           routerXdprCounter = 69
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 70
+	routerXdprCounterXDPR_CNT_FWD_IPV4                     routerXdprCounter = 0
+	routerXdprCounterXDPR_CNT_FWD_IPV6                     routerXdprCounter = 1
+	routerXdprCounterXDPR_CNT_PASS_TRUNCATED               routerXdprCounter = 2
+	routerXdprCounterXDPR_CNT_PASS_MALFORMED               routerXdprCounter = 3
+	routerXdprCounterXDPR_CNT_PASS_BAD_CHECKSUM            routerXdprCounter = 4
+	routerXdprCounterXDPR_CNT_PASS_NOT_IP                  routerXdprCounter = 5
+	routerXdprCounterXDPR_CNT_PASS_VLAN                    routerXdprCounter = 6
+	routerXdprCounterXDPR_CNT_PASS_L2MULTICAST             routerXdprCounter = 7
+	routerXdprCounterXDPR_CNT_PASS_OTHERHOST               routerXdprCounter = 8
+	routerXdprCounterXDPR_CNT_PASS_IFACE_UNKNOWN           routerXdprCounter = 9
+	routerXdprCounterXDPR_CNT_PASS_IPV4OPTIONS             routerXdprCounter = 10
+	routerXdprCounterXDPR_CNT_PASS_IPV6HOP_BY_HOP          routerXdprCounter = 11
+	routerXdprCounterXDPR_CNT_PASS_IPV6EXT_LIMIT           routerXdprCounter = 12
+	routerXdprCounterXDPR_CNT_PASS_FRAGMENT                routerXdprCounter = 13
+	routerXdprCounterXDPR_CNT_PASS_TTL_EXPIRED             routerXdprCounter = 14
+	routerXdprCounterXDPR_CNT_PASS_IP_MULTICAST            routerXdprCounter = 15
+	routerXdprCounterXDPR_CNT_PASS_LINK_LOCAL              routerXdprCounter = 16
+	routerXdprCounterXDPR_CNT_PASS_MARTIAN                 routerXdprCounter = 17
+	routerXdprCounterXDPR_CNT_PASS_LOCAL                   routerXdprCounter = 18
+	routerXdprCounterXDPR_CNT_PASS_NO_NEIGH                routerXdprCounter = 19
+	routerXdprCounterXDPR_CNT_PASS_UNREACHABLE             routerXdprCounter = 20
+	routerXdprCounterXDPR_CNT_PASS_FRAG_NEEDED             routerXdprCounter = 21
+	routerXdprCounterXDPR_CNT_PASS_FWD_DISABLED            routerXdprCounter = 22
+	routerXdprCounterXDPR_CNT_PASS_FIB_OTHER               routerXdprCounter = 23
+	routerXdprCounterXDPR_CNT_PASS_HAIRPIN                 routerXdprCounter = 24
+	routerXdprCounterXDPR_CNT_PASS_EGRESS_NOT_ATTACHED     routerXdprCounter = 25
+	routerXdprCounterXDPR_CNT_PASS_EGRESS_NO_NAPI          routerXdprCounter = 26
+	routerXdprCounterXDPR_CNT_TUN_ENCAP                    routerXdprCounter = 27
+	routerXdprCounterXDPR_CNT_TUN_DECAP                    routerXdprCounter = 28
+	routerXdprCounterXDPR_CNT_TUN_ICMP_FRAG_NEEDED         routerXdprCounter = 29
+	routerXdprCounterXDPR_CNT_DROP_TUN_ICMP_RATELIMIT      routerXdprCounter = 30
+	routerXdprCounterXDPR_CNT_PASS_ICMP_NO_NAPI            routerXdprCounter = 31
+	routerXdprCounterXDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT    routerXdprCounter = 32
+	routerXdprCounterXDPR_CNT_DROP_TUN_ECN                 routerXdprCounter = 33
+	routerXdprCounterXDPR_CNT_PASS_TUN_OVERSIZE            routerXdprCounter = 34
+	routerXdprCounterXDPR_CNT_PASS_TUN_NAT44               routerXdprCounter = 35
+	routerXdprCounterXDPR_CNT_TUN_NO_ROOM                  routerXdprCounter = 36
+	routerXdprCounterXDPR_CNT_PASS_TUN_FRAGMENT            routerXdprCounter = 37
+	routerXdprCounterXDPR_CNT_DROP_TUN_SRC_LOCAL           routerXdprCounter = 38
+	routerXdprCounterXDPR_CNT_DROP_TUN_SRC_LAN             routerXdprCounter = 39
+	routerXdprCounterXDPR_CNT_FWD_NPT_SNPT                 routerXdprCounter = 40
+	routerXdprCounterXDPR_CNT_FWD_NPT_DNPT                 routerXdprCounter = 41
+	routerXdprCounterXDPR_CNT_DROP_NPT_UNMAPPABLE          routerXdprCounter = 42
+	routerXdprCounterXDPR_CNT_DROP_NPT_MALFORMED           routerXdprCounter = 43
+	routerXdprCounterXDPR_CNT_TX_NDP_NA                    routerXdprCounter = 44
+	routerXdprCounterXDPR_CNT_TX_NDP_NA_REDIRECT           routerXdprCounter = 45
+	routerXdprCounterXDPR_CNT_PASS_NDP_NA_TC               routerXdprCounter = 46
+	routerXdprCounterXDPR_CNT_PASS_NDP_INVALID             routerXdprCounter = 47
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_NEIGH            routerXdprCounter = 48
+	routerXdprCounterXDPR_CNT_PASS_NDP_NO_ROOM             routerXdprCounter = 49
+	routerXdprCounterXDPR_CNT_PASS_NPT_EXCLUDED            routerXdprCounter = 50
+	routerXdprCounterXDPR_CNT_DROP_NPT_EXCLUDED            routerXdprCounter = 51
+	routerXdprCounterXDPR_CNT_PASS_NDP_EXCLUDED            routerXdprCounter = 52
+	routerXdprCounterXDPR_CNT_PASS_CT_NEW                  routerXdprCounter = 53
+	routerXdprCounterXDPR_CNT_PASS_CT_UNREPLIED            routerXdprCounter = 54
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_FLAGS            routerXdprCounter = 55
+	routerXdprCounterXDPR_CNT_PASS_CT_TCP_STATE            routerXdprCounter = 56
+	routerXdprCounterXDPR_CNT_PASS_CT_PROTO                routerXdprCounter = 57
+	routerXdprCounterXDPR_CNT_PASS_CT_NAT                  routerXdprCounter = 58
+	routerXdprCounterXDPR_CNT_PASS_CT_HELPER               routerXdprCounter = 59
+	routerXdprCounterXDPR_CNT_PASS_CT_DYING                routerXdprCounter = 60
+	routerXdprCounterXDPR_CNT_FWD_NAT44SNAT                routerXdprCounter = 61
+	routerXdprCounterXDPR_CNT_FWD_NAT44DNAT                routerXdprCounter = 62
+	routerXdprCounterXDPR_CNT_PASS_NDP_ANYCAST             routerXdprCounter = 63
+	routerXdprCounterXDPR_CNT_PASS_NDP_FOREIGN             routerXdprCounter = 64
+	routerXdprCounterXDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE     routerXdprCounter = 65
+	routerXdprCounterXDPR_CNT_PASS_NDP_DAD_UNOWNED         routerXdprCounter = 66
+	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS              routerXdprCounter = 67
+	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS               routerXdprCounter = 68
+	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV              routerXdprCounter = 69
+	routerXdprCounterXDPR_CNT_TUN6IN4ENCAP                 routerXdprCounter = 70
+	routerXdprCounterXDPR_CNT_TUN6IN4DECAP                 routerXdprCounter = 71
+	routerXdprCounterXDPR_CNT_TUN6IN4ICMP_PTB              routerXdprCounter = 72
+	routerXdprCounterXDPR_CNT_PASS_TUN6IN4UNKNOWN_ENDPOINT routerXdprCounter = 73
+	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LOCAL        routerXdprCounter = 74
+	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LAN          routerXdprCounter = 75
+	routerXdprCounterXDPR_CNT__MAX                         routerXdprCounter = 76
 )
 
 type routerXdprCounterLayout uint32
@@ -279,6 +285,31 @@ const (
 	routerXdprRoleXDPR_ROLE_LAN  routerXdprRole = 2
 )
 
+type routerXdprSrc6Filter struct {
+	_     structs.HostLayout
+	Count uint32
+	Nets  [32]routerXdprSrc6Net
+}
+
+type routerXdprSrc6Net struct {
+	_    structs.HostLayout
+	Addr struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Mask struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Kind uint32
+}
+
 type routerXdprSrcFilter struct {
 	_     structs.HostLayout
 	Count uint32
@@ -319,7 +350,11 @@ const (
 	routerXdprTcCounterXDPR_TC_NPT_EXCLUDED          routerXdprTcCounter = 14
 	routerXdprTcCounterXDPR_TC_DROP_NPT_EXCLUDED     routerXdprTcCounter = 15
 	routerXdprTcCounterXDPR_TC_REPLY                 routerXdprTcCounter = 16
-	routerXdprTcCounterXDPR_TC__MAX                  routerXdprTcCounter = 17
+	routerXdprTcCounterXDPR_TC_ENCAP_6IN4            routerXdprTcCounter = 17
+	routerXdprTcCounterXDPR_TC_DECAP_6IN4            routerXdprTcCounter = 18
+	routerXdprTcCounterXDPR_TC_DROP_SRC6LOCAL        routerXdprTcCounter = 19
+	routerXdprTcCounterXDPR_TC_DROP_SRC6LAN          routerXdprTcCounter = 20
+	routerXdprTcCounterXDPR_TC__MAX                  routerXdprTcCounter = 21
 )
 
 type routerXdprTokenBucket struct {
@@ -361,7 +396,8 @@ type routerXdprTunnel struct {
 	HopLimit  uint8
 	Flags     uint8
 	DevMac    [6]uint8
-	Pad       [2]uint8
+	Mode      uint8
+	Pad       uint8
 	Slot      uint32
 	Name      [16]int8
 	Nat44Addr uint32
@@ -397,6 +433,13 @@ type routerXdprTunnelFlag uint32
 
 const (
 	routerXdprTunnelFlagXDPR_TUN_F_NAT44 routerXdprTunnelFlag = 1
+)
+
+type routerXdprTunnelMode uint32
+
+const (
+	routerXdprTunnelModeXDPR_TUN_IPIP6 routerXdprTunnelMode = 0
+	routerXdprTunnelModeXDPR_TUN_6IN4  routerXdprTunnelMode = 1
 )
 
 type routerXdprTxPath uint32
@@ -436,6 +479,7 @@ const (
 	routerMapXdprTcCounters          = "xdpr_tc_counters"
 	routerMapXdprTunIndex            = "xdpr_tun_index"
 	routerMapXdprTunNexthops         = "xdpr_tun_nexthops"
+	routerMapXdprTunSrc6Filter       = "xdpr_tun_src6_filter"
 	routerMapXdprTunSrcFilter        = "xdpr_tun_src_filter"
 	routerMapXdprTunnelEps           = "xdpr_tunnel_eps"
 	routerMapXdprTunnels             = "xdpr_tunnels"
@@ -474,6 +518,7 @@ const (
 	routerVarXdprSrcKindNames        = "xdpr_src_kind_names"
 	routerVarXdprTcCounterNames      = "xdpr_tc_counter_names"
 	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
+	routerVarXdprTunnelModeNames     = "xdpr_tunnel_mode_names"
 	routerVarXdprTxPathNames         = "xdpr_tx_path_names"
 )
 
@@ -532,28 +577,29 @@ type routerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type routerMapSpecs struct {
-	XdprCounters     *ebpf.MapSpec `ebpf:"xdpr_counters"`
-	XdprCtCache      *ebpf.MapSpec `ebpf:"xdpr_ct_cache"`
-	XdprDecapCache   *ebpf.MapSpec `ebpf:"xdpr_decap_cache"`
-	XdprFeatures     *ebpf.MapSpec `ebpf:"xdpr_features"`
-	XdprIcmpBucket   *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
-	XdprIfaces       *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
-	XdprKtunnels     *ebpf.MapSpec `ebpf:"xdpr_ktunnels"`
-	XdprNdpForeign   *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
-	XdprNdpProxy     *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
-	XdprNpt64In      *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
-	XdprNpt64Out     *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
-	XdprNptCache     *ebpf.MapSpec `ebpf:"xdpr_npt_cache"`
-	XdprNptIn        *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
-	XdprNptOut       *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
-	XdprTcCounters   *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
-	XdprTunIndex     *ebpf.MapSpec `ebpf:"xdpr_tun_index"`
-	XdprTunNexthops  *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
-	XdprTunSrcFilter *ebpf.MapSpec `ebpf:"xdpr_tun_src_filter"`
-	XdprTunnelEps    *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
-	XdprTunnels      *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
-	XdprTxPorts      *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
-	XdprTxPortsMb    *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
+	XdprCounters      *ebpf.MapSpec `ebpf:"xdpr_counters"`
+	XdprCtCache       *ebpf.MapSpec `ebpf:"xdpr_ct_cache"`
+	XdprDecapCache    *ebpf.MapSpec `ebpf:"xdpr_decap_cache"`
+	XdprFeatures      *ebpf.MapSpec `ebpf:"xdpr_features"`
+	XdprIcmpBucket    *ebpf.MapSpec `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces        *ebpf.MapSpec `ebpf:"xdpr_ifaces"`
+	XdprKtunnels      *ebpf.MapSpec `ebpf:"xdpr_ktunnels"`
+	XdprNdpForeign    *ebpf.MapSpec `ebpf:"xdpr_ndp_foreign"`
+	XdprNdpProxy      *ebpf.MapSpec `ebpf:"xdpr_ndp_proxy"`
+	XdprNpt64In       *ebpf.MapSpec `ebpf:"xdpr_npt64_in"`
+	XdprNpt64Out      *ebpf.MapSpec `ebpf:"xdpr_npt64_out"`
+	XdprNptCache      *ebpf.MapSpec `ebpf:"xdpr_npt_cache"`
+	XdprNptIn         *ebpf.MapSpec `ebpf:"xdpr_npt_in"`
+	XdprNptOut        *ebpf.MapSpec `ebpf:"xdpr_npt_out"`
+	XdprTcCounters    *ebpf.MapSpec `ebpf:"xdpr_tc_counters"`
+	XdprTunIndex      *ebpf.MapSpec `ebpf:"xdpr_tun_index"`
+	XdprTunNexthops   *ebpf.MapSpec `ebpf:"xdpr_tun_nexthops"`
+	XdprTunSrc6Filter *ebpf.MapSpec `ebpf:"xdpr_tun_src6_filter"`
+	XdprTunSrcFilter  *ebpf.MapSpec `ebpf:"xdpr_tun_src_filter"`
+	XdprTunnelEps     *ebpf.MapSpec `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels       *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
+	XdprTxPorts       *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
+	XdprTxPortsMb     *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -586,6 +632,7 @@ type routerVariableSpecs struct {
 	XdprSrcKindNames        *ebpf.VariableSpec `ebpf:"xdpr_src_kind_names"`
 	XdprTcCounterNames      *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
+	XdprTunnelModeNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_mode_names"`
 	XdprTxPathNames         *ebpf.VariableSpec `ebpf:"xdpr_tx_path_names"`
 }
 
@@ -609,28 +656,29 @@ func (o *routerObjects) Close() error {
 //
 // It can be passed to loadRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type routerMaps struct {
-	XdprCounters     *ebpf.Map `ebpf:"xdpr_counters"`
-	XdprCtCache      *ebpf.Map `ebpf:"xdpr_ct_cache"`
-	XdprDecapCache   *ebpf.Map `ebpf:"xdpr_decap_cache"`
-	XdprFeatures     *ebpf.Map `ebpf:"xdpr_features"`
-	XdprIcmpBucket   *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
-	XdprIfaces       *ebpf.Map `ebpf:"xdpr_ifaces"`
-	XdprKtunnels     *ebpf.Map `ebpf:"xdpr_ktunnels"`
-	XdprNdpForeign   *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
-	XdprNdpProxy     *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
-	XdprNpt64In      *ebpf.Map `ebpf:"xdpr_npt64_in"`
-	XdprNpt64Out     *ebpf.Map `ebpf:"xdpr_npt64_out"`
-	XdprNptCache     *ebpf.Map `ebpf:"xdpr_npt_cache"`
-	XdprNptIn        *ebpf.Map `ebpf:"xdpr_npt_in"`
-	XdprNptOut       *ebpf.Map `ebpf:"xdpr_npt_out"`
-	XdprTcCounters   *ebpf.Map `ebpf:"xdpr_tc_counters"`
-	XdprTunIndex     *ebpf.Map `ebpf:"xdpr_tun_index"`
-	XdprTunNexthops  *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
-	XdprTunSrcFilter *ebpf.Map `ebpf:"xdpr_tun_src_filter"`
-	XdprTunnelEps    *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
-	XdprTunnels      *ebpf.Map `ebpf:"xdpr_tunnels"`
-	XdprTxPorts      *ebpf.Map `ebpf:"xdpr_tx_ports"`
-	XdprTxPortsMb    *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
+	XdprCounters      *ebpf.Map `ebpf:"xdpr_counters"`
+	XdprCtCache       *ebpf.Map `ebpf:"xdpr_ct_cache"`
+	XdprDecapCache    *ebpf.Map `ebpf:"xdpr_decap_cache"`
+	XdprFeatures      *ebpf.Map `ebpf:"xdpr_features"`
+	XdprIcmpBucket    *ebpf.Map `ebpf:"xdpr_icmp_bucket"`
+	XdprIfaces        *ebpf.Map `ebpf:"xdpr_ifaces"`
+	XdprKtunnels      *ebpf.Map `ebpf:"xdpr_ktunnels"`
+	XdprNdpForeign    *ebpf.Map `ebpf:"xdpr_ndp_foreign"`
+	XdprNdpProxy      *ebpf.Map `ebpf:"xdpr_ndp_proxy"`
+	XdprNpt64In       *ebpf.Map `ebpf:"xdpr_npt64_in"`
+	XdprNpt64Out      *ebpf.Map `ebpf:"xdpr_npt64_out"`
+	XdprNptCache      *ebpf.Map `ebpf:"xdpr_npt_cache"`
+	XdprNptIn         *ebpf.Map `ebpf:"xdpr_npt_in"`
+	XdprNptOut        *ebpf.Map `ebpf:"xdpr_npt_out"`
+	XdprTcCounters    *ebpf.Map `ebpf:"xdpr_tc_counters"`
+	XdprTunIndex      *ebpf.Map `ebpf:"xdpr_tun_index"`
+	XdprTunNexthops   *ebpf.Map `ebpf:"xdpr_tun_nexthops"`
+	XdprTunSrc6Filter *ebpf.Map `ebpf:"xdpr_tun_src6_filter"`
+	XdprTunSrcFilter  *ebpf.Map `ebpf:"xdpr_tun_src_filter"`
+	XdprTunnelEps     *ebpf.Map `ebpf:"xdpr_tunnel_eps"`
+	XdprTunnels       *ebpf.Map `ebpf:"xdpr_tunnels"`
+	XdprTxPorts       *ebpf.Map `ebpf:"xdpr_tx_ports"`
+	XdprTxPortsMb     *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
 }
 
 func (m *routerMaps) Close() error {
@@ -652,6 +700,7 @@ func (m *routerMaps) Close() error {
 		m.XdprTcCounters,
 		m.XdprTunIndex,
 		m.XdprTunNexthops,
+		m.XdprTunSrc6Filter,
 		m.XdprTunSrcFilter,
 		m.XdprTunnelEps,
 		m.XdprTunnels,
@@ -690,6 +739,7 @@ type routerVariables struct {
 	XdprSrcKindNames        *ebpf.Variable `ebpf:"xdpr_src_kind_names"`
 	XdprTcCounterNames      *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
+	XdprTunnelModeNames     *ebpf.Variable `ebpf:"xdpr_tunnel_mode_names"`
 	XdprTxPathNames         *ebpf.Variable `ebpf:"xdpr_tx_path_names"`
 }
 

@@ -137,6 +137,10 @@ func TestTunnelSourceFilterRoundTrip(t *testing.T) {
 		{netip.MustParsePrefix("203.0.113.7/32"), SourceLocal},
 		{netip.MustParsePrefix("10.1.2.3/8"), SourceLAN}, // host bits: stored masked
 		{netip.MustParsePrefix("203.0.113.7/32"), SourceLocal},
+		// 6in4's, in a filter of their own (after the IPv4 ones).
+		{netip.MustParsePrefix("2001:db8:1::/64"), SourceLAN},
+		{netip.MustParsePrefix("2001:db8:2::1/128"), SourceLocal},
+		{netip.MustParsePrefix("2001:db8:3::9/48"), SourceLAN}, // stored masked
 	}
 	if err := d.SetTunnelSourceFilter(in); err != nil {
 		t.Fatal(err)
@@ -145,12 +149,13 @@ func TestTunnelSourceFilterRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []SourceNet{in[1], in[0], {netip.MustParsePrefix("10.0.0.0/8"), SourceLAN}}
+	want := []SourceNet{in[1], in[0], {netip.MustParsePrefix("10.0.0.0/8"), SourceLAN},
+		in[5], in[4], {netip.MustParsePrefix("2001:db8:3::/48"), SourceLAN}}
 	if !slices.Equal(got, want) {
 		t.Errorf("read back %v, want %v", got, want)
 	}
 	for _, bad := range [][]SourceNet{
-		{{netip.MustParsePrefix("2001:db8::/64"), SourceLAN}},
+		{{netip.MustParsePrefix("::ffff:10.0.0.0/104"), SourceLAN}},
 		{{netip.MustParsePrefix("10.0.0.0/8"), "other"}},
 		{{}},
 	} {

@@ -15,11 +15,19 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Tunnel is one ipip6 tunnel as the data plane sees it. Ifindex is the
-// tunnel's netdev (created by the control plane): routes into it select
-// the tunnel, and it receives what the slow path decapsulates.
+// Tunnel modes: what a Tunnel carries in what.
+const (
+	ModeIPIP6 = "ipip6" // IPv4 in IPv6: Local and Remote are IPv6
+	Mode6in4  = "6in4"  // IPv6 in IPv4 (protocol 41): Local and Remote are IPv4, HopLimit the outer TTL
+)
+
+// Tunnel is one ipip6 or 6in4 tunnel as the data plane sees it. Ifindex
+// is the tunnel's netdev (created by the control plane): routes into it
+// select the tunnel, and it receives what the slow path decapsulates.
 type Tunnel struct {
-	Name     string           `json:"name"`
+	Name string `json:"name"`
+	// Mode is ModeIPIP6 (also when empty) or Mode6in4.
+	Mode     string           `json:"mode"`
 	Ifindex  int              `json:"ifindex"`
 	MAC      net.HardwareAddr `json:"-"`
 	Local    netip.Addr       `json:"local"`
@@ -34,14 +42,37 @@ type Tunnel struct {
 	IPv4Address netip.Addr `json:"ipv4_address,omitzero"`
 }
 
+// mode is the data plane's value of t.Mode.
+func (t Tunnel) mode() (uint8, error) {
+	switch t.Mode {
+	case "", ModeIPIP6:
+		return uint8(routerXdprTunnelModeXDPR_TUN_IPIP6), nil
+	case Mode6in4:
+		return uint8(routerXdprTunnelModeXDPR_TUN_6IN4), nil
+	}
+	return 0, fmt.Errorf("tunnel %q: unknown mode %q", t.Name, t.Mode)
+}
+
 func (t Tunnel) validate() error {
+	mode, err := t.mode()
+	if err != nil {
+		return err
+	}
+	if mode == uint8(routerXdprTunnelModeXDPR_TUN_6IN4) {
+		switch {
+		case !t.Local.Is4() || !t.Remote.Is4():
+			return fmt.Errorf("tunnel %q: 6in4 local %v and remote %v must be IPv4 addresses", t.Name, t.Local, t.Remote)
+		case t.MTU < 1280 || t.MTU > 65535-20:
+			return fmt.Errorf("tunnel %q: mtu %d out of range 1280-%d for IPv6 in IPv4", t.Name, t.MTU, 65535-20)
+		}
+	} else if !t.Local.Is6() || t.Local.Is4In6() || !t.Remote.Is6() || t.Remote.Is4In6() {
+		return fmt.Errorf("tunnel %q: local %v and remote %v must be IPv6 addresses", t.Name, t.Local, t.Remote)
+	}
 	switch {
 	case t.Ifindex <= 0:
 		return fmt.Errorf("tunnel %q: no netdev ifindex", t.Name)
 	case len(t.MAC) != 6:
 		return fmt.Errorf("tunnel %q: netdev has no Ethernet address", t.Name)
-	case !t.Local.Is6() || t.Local.Is4In6() || !t.Remote.Is6() || t.Remote.Is4In6():
-		return fmt.Errorf("tunnel %q: local %v and remote %v must be IPv6 addresses", t.Name, t.Local, t.Remote)
 	case t.MTU < 68 || t.MTU > 65535-40:
 		return fmt.Errorf("tunnel %q: mtu %d out of range", t.Name, t.MTU)
 	case t.HopLimit < 1 || t.HopLimit > 255:
@@ -76,7 +107,10 @@ func (d *Dataplane) PutTunnel(t Tunnel) error {
 		}
 	}
 
-	v := routerXdprTunnel{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU), HopLimit: uint8(t.HopLimit), Slot: slot}
+	mode, _ := t.mode()
+	// A 6in4 tunnel's IPv4 endpoints are kept IPv4-mapped (As16), so the
+	// decapsulation key of either mode is a pair of IPv6 addresses.
+	v := routerXdprTunnel{Ifindex: uint32(t.Ifindex), Mtu: uint16(t.MTU), HopLimit: uint8(t.HopLimit), Slot: slot, Mode: mode}
 	v.Local.In6U.U6Addr8 = t.Local.As16()
 	v.Remote.In6U.U6Addr8 = t.Remote.As16()
 	if t.NAT44 {
@@ -266,13 +300,18 @@ func tunnelFromMap(v routerXdprTunnel) Tunnel {
 		binary.NativeEndian.PutUint32(b[:], v.Nat44Addr)
 		ip4 = netip.AddrFrom4(b)
 	}
+	mode := ModeIPIP6
+	if routerXdprTunnelMode(v.Mode) == routerXdprTunnelModeXDPR_TUN_6IN4 {
+		mode = Mode6in4
+	}
 	return Tunnel{
 		IPv4Address: ip4,
 		Name:        cString(v.Name[:]),
+		Mode:        mode,
 		Ifindex:     int(v.Ifindex),
 		MAC:         net.HardwareAddr(append([]byte(nil), v.DevMac[:]...)),
-		Local:       netip.AddrFrom16(v.Local.In6U.U6Addr8),
-		Remote:      netip.AddrFrom16(v.Remote.In6U.U6Addr8),
+		Local:       netip.AddrFrom16(v.Local.In6U.U6Addr8).Unmap(),
+		Remote:      netip.AddrFrom16(v.Remote.In6U.U6Addr8).Unmap(),
 		MTU:         int(v.Mtu),
 		HopLimit:    int(v.HopLimit),
 		NAT44:       v.Flags&uint8(routerXdprTunnelFlagXDPR_TUN_F_NAT44) != 0,

@@ -38,26 +38,38 @@ const volatile __u32 xdpr_ct_kfuncs = 1;
 #define XDPR_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 const volatile __u32 xdpr_adj_room_decap_l3 = 1;
 
-/* skb_decap_ipip6 removes the outer IPv6 header and outer_len - 40 bytes
- * of extension headers behind the Ethernet header of an ipip6 packet at
- * TC, leaving the inner IPv4 packet; it returns 0 or the helper's error.
- * Told that the L3 left is IPv4, bpf_skb_adjust_room checks the rest
- * against an IPv4 header (and sets skb->protocol); without the flag it
- * holds it against the current IPv6 header and refuses inner packets under
- * 40 bytes (a UDP datagram of under 12 bytes). Where the flag is unknown,
- * bpf_skb_change_proto makes the skb IPv4 first (removing 20 bytes of the
- * outer header), and the rest goes as before, measured against IPv4. */
-static __always_inline long skb_decap_ipip6(struct __sk_buff *skb, __u32 outer_len)
+/* BPF_F_ADJ_ROOM_DECAP_L3_IPV6, its twin for an inner IPv6 packet (6in4). */
+#define XDPR_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+
+/* skb_decap_l3 removes outer_len bytes of outer IP header (and, for
+ * ipip6, extension headers) behind the Ethernet header at TC, leaving the
+ * inner packet, IPv6 when inner_v6 (a constant at each call site: 6in4),
+ * else IPv4 (ipip6); it returns 0 or the helper's error. Told the family of
+ * the L3 left, bpf_skb_adjust_room checks the rest against that header
+ * (and sets skb->protocol); without the flag it holds it against the
+ * current outer header and refuses an inner IPv4 packet under 40 bytes (a
+ * UDP datagram of under 12 bytes). Where the flags are unknown,
+ * bpf_skb_change_proto makes the skb the inner family first (which takes
+ * away or adds the 20 bytes the two headers differ by), and the rest goes
+ * as before, measured against the inner family. */
+static __always_inline long skb_decap_l3(struct __sk_buff *skb, __u32 outer_len, const int inner_v6)
 {
+	const int d = sizeof(struct ipv6hdr) - sizeof(struct iphdr);
 	long err;
 
 	if (xdpr_adj_room_decap_l3)
-		return bpf_skb_adjust_room(skb, -(int)outer_len, BPF_ADJ_ROOM_MAC, XDPR_ADJ_ROOM_DECAP_L3_IPV4);
-	err = bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0);
+		return bpf_skb_adjust_room(skb, -(int)outer_len, BPF_ADJ_ROOM_MAC,
+					   inner_v6 ? XDPR_ADJ_ROOM_DECAP_L3_IPV6 : XDPR_ADJ_ROOM_DECAP_L3_IPV4);
+	err = bpf_skb_change_proto(skb, bpf_htons(inner_v6 ? ETH_P_IPV6 : ETH_P_IP), 0);
 	if (err)
 		return err;
-	return bpf_skb_adjust_room(skb, -(int)(outer_len - (sizeof(struct ipv6hdr) - sizeof(struct iphdr))),
-				   BPF_ADJ_ROOM_MAC, 0);
+	return bpf_skb_adjust_room(skb, -((int)outer_len + (inner_v6 ? d : -d)), BPF_ADJ_ROOM_MAC, 0);
+}
+
+/* skb_decap_ipip6 leaves the inner IPv4 packet of an ipip6 one. */
+static __always_inline long skb_decap_ipip6(struct __sk_buff *skb, __u32 outer_len)
+{
+	return skb_decap_l3(skb, outer_len, 0);
 }
 
 /* fib_routed: the route lookup found an egress (p->ifindex), with or

@@ -443,6 +443,27 @@ static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph,
 	return ct_verdict(ctx, &t, sizeof(t.ipv4), iph->protocol, nat);
 }
 
+/* ct_gate_ipv6_in is ct_gate_ipv6 with the tuple in memory the caller
+ * lends (t): a subprogram with a small frame of its own (tunnel6in4.h)
+ * lends scratch it does not need meanwhile. */
+static __always_inline __u32 ct_gate_ipv6_in(struct xdp_md *ctx, struct ipv6hdr *ip6, const struct in6_addr *daddr,
+					     void *pend, void *end, struct bpf_sock_tuple *t)
+{
+	__be32 ports;
+	__u32 reason = ct_l4(ip6->nexthdr, ip6 + 1, pend, end, &ports);
+
+	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
+		return reason;
+	__builtin_memcpy(t->ipv6.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(t->ipv6.daddr, daddr, 16);
+	*(__be32 *)(void *)&t->ipv6.sport = ports;
+	if (unlikely(reason)) {
+		ct_forget(t, sizeof(t->ipv6), ip6->nexthdr);
+		return reason;
+	}
+	return ct_verdict(ctx, t, sizeof(t->ipv6), ip6->nexthdr, NULL);
+}
+
 /* ct_gate_ipv6 is the gate for an IPv6 packet whose transport header
  * follows the fixed header (anything else is ct_l4's PASS_CT_PROTO), with
  * daddr as conntrack sees it (after DNPT). */
@@ -450,19 +471,8 @@ static __always_inline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip
 					  const struct in6_addr *daddr, void *pend, void *end)
 {
 	struct bpf_sock_tuple t;
-	__be32 ports;
-	__u32 reason = ct_l4(ip6->nexthdr, ip6 + 1, pend, end, &ports);
 
-	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
-		return reason;
-	__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
-	__builtin_memcpy(t.ipv6.daddr, daddr, 16);
-	*(__be32 *)(void *)&t.ipv6.sport = ports;
-	if (unlikely(reason)) {
-		ct_forget(&t, sizeof(t.ipv6), ip6->nexthdr);
-		return reason;
-	}
-	return ct_verdict(ctx, &t, sizeof(t.ipv6), ip6->nexthdr, NULL);
+	return ct_gate_ipv6_in(ctx, ip6, daddr, pend, end, &t);
 }
 
 #endif

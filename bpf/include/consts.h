@@ -98,6 +98,13 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_MB_EGRESS,      /* routed out of a port whose driver cannot transmit a multi-buffer frame */
 	/* Kernel tunnel devices (ktunnel.h) */
 	XDPR_CNT_PASS_TUNNEL_DEV,     /* routed into a kernel tunnel device xdprouter owns (vxlan): the kernel encapsulates */
+	/* 6in4 tunnels (IPv6 in IPv4, protocol 41: tunnel6in4.h) */
+	XDPR_CNT_TUN6IN4_ENCAP,       /* IPv6 encapsulated in IPv4 in XDP and redirected to the WAN */
+	XDPR_CNT_TUN6IN4_DECAP,       /* 6in4 decapsulated in XDP, inner IPv6 redirected */
+	XDPR_CNT_TUN6IN4_ICMP_PTB,    /* over the tunnel MTU: ICMPv6 packet too big sent back out of the ingress port */
+	XDPR_CNT_PASS_TUN6IN4_UNKNOWN_ENDPOINT, /* protocol 41 for this host from/to no configured pair: the kernel's, untouched */
+	XDPR_CNT_DROP_TUN6IN4_SRC_LOCAL, /* inner IPv6 source unspecified, loopback, multicast or the router's own */
+	XDPR_CNT_DROP_TUN6IN4_SRC_LAN,   /* inner IPv6 source inside a LAN prefix: spoofed */
 	XDPR_CNT__MAX,
 };
 
@@ -167,6 +174,10 @@ enum xdpr_tc_counter {
 	XDPR_TC_NPT_EXCLUDED,       /* ingress: to the router's own outside address, not translated */
 	XDPR_TC_DROP_NPT_EXCLUDED,  /* egress: source would become the router's own address */
 	XDPR_TC_REPLY,              /* ingress: an answer XDP built for a port it cannot transmit to, sent back out */
+	XDPR_TC_ENCAP_6IN4,         /* IPv6 encapsulated in IPv4 on a 6in4 tunnel netdev, handed to the WAN */
+	XDPR_TC_DECAP_6IN4,         /* 6in4 decapsulated on the WAN, delivered to the tunnel netdev */
+	XDPR_TC_DROP_SRC6_LOCAL,    /* 6in4: inner IPv6 source unspecified, loopback, multicast or the router's own */
+	XDPR_TC_DROP_SRC6_LAN,      /* 6in4: inner IPv6 source inside a LAN prefix: spoofed */
 	XDPR_TC__MAX,
 };
 _Static_assert((int)XDPR_TC__MAX <= (int)XDPR_TC_COUNTER_SLOTS, "tc counters run past xdpr_tc_counters");
@@ -195,6 +206,12 @@ enum xdpr_meta {
 /* Tunnel flags (struct xdpr_tunnel.flags). */
 enum xdpr_tunnel_flag {
 	XDPR_TUN_F_NAT44 = 1, /* LAN IPv4 is masqueraded to nat44_addr: the kernel makes the binding, XDP applies it (nat44.h) */
+};
+
+/* What a tunnel carries (struct xdpr_tunnel.mode). */
+enum xdpr_tunnel_mode {
+	XDPR_TUN_IPIP6 = 0, /* IPv4 in IPv6 (RFC 2473), next header 4 */
+	XDPR_TUN_6IN4 = 1,  /* IPv6 in IPv4 (RFC 4213), protocol 41: endpoints IPv4-mapped */
 };
 
 /* What an entry of the tunnels' inner source filter stands for
@@ -246,6 +263,8 @@ enum xdpr_ndp_mode {
 #define XDPR_MAX_TUNNELS 64
 /* Entries of the tunnels' inner source filter (xdpr_tun_src_filter). */
 #define XDPR_MAX_SRC_NETS 32
+/* Entries of the 6in4 tunnels' inner IPv6 source filter (xdpr_tun_src6_filter). */
+#define XDPR_MAX_SRC6_NETS 32
 /* Kernel tunnel devices (vxlan): a server has one per peer (seed 001: 255). */
 #define XDPR_MAX_KTUNNELS 1024
 /* Tunnel netdevs with an ifindex below this are also found by array index

@@ -60,31 +60,84 @@ static __always_inline struct xdpr_tunnel *tunnel_for_egress(struct xdp_md *ctx,
  * neighbour or route change reaches the fast path within this time. */
 const volatile __u64 tun_nexthop_ttl_ns = 100000000; /* 100 ms */
 
-/* tunnel_outer_route looks up the outer route to t's remote and fills nh;
- * it returns 0, or the counter explaining why the kernel gets the packet. */
-static __always_inline __u32 tunnel_outer_route(struct xdp_md *ctx, struct xdpr_tunnel *t,
+/* tunnel_outer_route looks up the outer route to t's remote (IPv6 for
+ * ipip6, IPv4 for 6in4) in p, which it overwrites, and fills nh; it
+ * returns 0, or the counter explaining why the kernel gets the packet. */
+static __always_inline __u32 tunnel_outer_route(struct xdp_md *ctx, struct xdpr_tunnel *t, struct bpf_fib_lookup *p,
 						struct xdpr_tun_nexthop *nh, __u8 tos, __u32 label, __u16 len)
 {
-	struct bpf_fib_lookup p = {};
 	long rc;
 
-	p.family = AF_INET6;
-	p.flowinfo = bpf_htonl(((__u32)tos << 20) | label);
-	p.l4_protocol = IPPROTO_IPIP;
-	p.tot_len = len + TUN_OUTER_LEN;
-	__builtin_memcpy(p.ipv6_src, &t->local, sizeof(p.ipv6_src));
-	__builtin_memcpy(p.ipv6_dst, &t->remote, sizeof(p.ipv6_dst));
-	p.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	__builtin_memset(p, 0, sizeof(*p));
+	if (t->mode == XDPR_TUN_6IN4) {
+		p->family = AF_INET;
+		p->tos = tos;
+		p->l4_protocol = IPPROTO_IPV6;
+		p->tot_len = len + sizeof(struct iphdr);
+		p->ipv4_src = t->local.s6_addr32[3];
+		p->ipv4_dst = t->remote.s6_addr32[3];
+	} else {
+		p->family = AF_INET6;
+		p->flowinfo = bpf_htonl(((__u32)tos << 20) | label);
+		p->l4_protocol = IPPROTO_IPIP;
+		p->tot_len = len + TUN_OUTER_LEN;
+		__builtin_memcpy(p->ipv6_src, &t->local, sizeof(p->ipv6_src));
+		__builtin_memcpy(p->ipv6_dst, &t->remote, sizeof(p->ipv6_dst));
+	}
+	p->ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_pass_reason(rc);
-	if (p.ifindex == ctx->ingress_ifindex)
+	if (p->ifindex == ctx->ingress_ifindex)
 		return XDPR_CNT_PASS_HAIRPIN;
-	nh->ifindex = p.ifindex;
-	nh->mtu = p.mtu_result;
-	__builtin_memcpy(nh->dmac, p.dmac, ETH_ALEN);
-	__builtin_memcpy(nh->smac, p.smac, ETH_ALEN);
+	nh->ifindex = p->ifindex;
+	nh->mtu = p->mtu_result;
+	__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
 	return 0;
+}
+
+/* tunnel_nexthop returns t's outer next hop, from the cache of its slot
+ * while that is fresh, else looked up again (p is the lookup's scratch);
+ * or NULL with the counter why the kernel gets the packet in *why. The
+ * same for both modes: a tunnel's outer route is the same for every
+ * packet. */
+static __always_inline struct xdpr_tun_nexthop *tunnel_nexthop(struct xdp_md *ctx, struct xdpr_tunnel *t,
+							       struct bpf_fib_lookup *p, __u8 tos, __u32 label,
+							       __u16 len, __u32 *why)
+{
+	__u32 slot = t->slot;
+	struct xdpr_tun_nexthop *nh = bpf_map_lookup_elem(&xdpr_tun_nexthops, &slot);
+
+	if (!nh) {
+		*why = XDPR_CNT_PASS_FIB_OTHER;
+		return NULL;
+	}
+	/* Within the jiffy of the last check the entry is still good: a jiffy
+	 * (at most 10 ms) is well below the entry's lifetime, so a next hop
+	 * is trusted at most one jiffy longer than tun_nexthop_ttl_ns. The
+	 * loader invalidates an entry by zeroing it (expires_ns 0). */
+	__u64 jiffies = bpf_jiffies64();
+	if (nh->checked_jiffies != jiffies || !nh->expires_ns) {
+		__u64 now = bpf_ktime_get_ns();
+
+		nh->checked_jiffies = jiffies;
+		if (nh->expires_ns <= now) {
+			__u32 w = tunnel_outer_route(ctx, t, p, nh, tos, label, len);
+
+			if (w) {
+				nh->expires_ns = 0;
+				*why = w;
+				return NULL;
+			}
+			nh->expires_ns = now + tun_nexthop_ttl_ns;
+		}
+	}
+	if (len + tunnel_outer_len(t) > nh->mtu) {
+		*why = XDPR_CNT_PASS_FRAG_NEEDED;
+		return NULL;
+	}
+	return nh;
 }
 
 /* tunnel_encap is the hook in forward_ipv4 for a packet whose route lookup
@@ -107,7 +160,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	__u32 label;
 	__u8 tos;
 
-	if (!t)
+	if (!t || t->mode != XDPR_TUN_IPIP6)
 		return -1;
 	if (nat) {
 		/* A translation to another address (a plain IPv4 WAN's
@@ -138,32 +191,12 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	else
 		label = tunnel_flow_label(iph, ipv4_ports(iph, data_end, (void *)iph + len));
 	tos = iph->tos;
-	__u32 slot = t->slot;
-	struct xdpr_tun_nexthop *nh = bpf_map_lookup_elem(&xdpr_tun_nexthops, &slot);
+	__u32 why = 0;
+	/* ip4 is spent (tunnel_for_egress read it): the outer lookup's. */
+	struct xdpr_tun_nexthop *nh = tunnel_nexthop(ctx, t, ip4, tos, label, len, &why);
 	if (!nh)
-		return tun_count(XDPR_CNT_PASS_FIB_OTHER, rx_len, XDP_PASS);
-	/* Within the jiffy of the last check the entry is still good: a jiffy
-	 * (at most 10 ms) is well below the entry's lifetime, so a next hop
-	 * is trusted at most one jiffy longer than tun_nexthop_ttl_ns. The
-	 * loader invalidates an entry by zeroing it (expires_ns 0). */
-	__u64 jiffies = bpf_jiffies64();
-	if (nh->checked_jiffies != jiffies || !nh->expires_ns) {
-		__u64 now = bpf_ktime_get_ns();
-
-		nh->checked_jiffies = jiffies;
-		if (nh->expires_ns <= now) {
-			__u32 why = tunnel_outer_route(ctx, t, nh, tos, label, len);
-
-			if (why) {
-				nh->expires_ns = 0;
-				return tun_count(why, rx_len, XDP_PASS);
-			}
-			nh->expires_ns = now + tun_nexthop_ttl_ns;
-		}
-	}
-	if (len + TUN_OUTER_LEN > nh->mtu)
-		return tun_count(XDPR_CNT_PASS_FRAG_NEEDED, rx_len, XDP_PASS);
-	__u32 why = redirect_port(nh->ifindex, mb_len != 0);
+		return tun_count(why, rx_len, XDP_PASS);
+	why = redirect_port(nh->ifindex, mb_len != 0);
 	if (why)
 		return tun_count(why, rx_len, XDP_PASS);
 	/* Ethernet padding after a short packet must not travel inside the

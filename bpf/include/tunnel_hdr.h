@@ -135,4 +135,38 @@ static __always_inline void ipv4_csum_full(struct iphdr *iph)
 	iph->check = (__u16)~sum;
 }
 
+/* tunnel_write_outer4 fills the outer IPv4 header of 6in4 (RFC 4213 3.5):
+ * TOS from the inner traffic class (DSCP and ECN, as tunnel_write_outer
+ * does for ipip6), DF set as Linux's sit sets it by default (pmtudisc: an
+ * oversized packet gets a packet-too-big, never fragmented outside), so
+ * ID 0 (RFC 6864: an atomic datagram's ID means nothing; both paths write
+ * the same bytes), the configured TTL, protocol 41 and the endpoints
+ * (IPv4-mapped in the tunnel entry). */
+static __always_inline void tunnel_write_outer4(struct iphdr *o, const struct xdpr_tunnel *t,
+						__u8 tos, __u16 inner_len)
+{
+	*(__be16 *)o = bpf_htons(0x4500 | tos);
+	o->tot_len = bpf_htons(inner_len + sizeof(*o));
+	o->id = 0;
+	o->frag_off = bpf_htons(0x4000);
+	o->ttl = t->hop_limit;
+	o->protocol = IPPROTO_IPV6;
+	o->saddr = t->local.s6_addr32[3];
+	o->daddr = t->remote.s6_addr32[3];
+	ipv4_csum_full(o);
+}
+
+/* ipv6_set_tclass rewrites an IPv6 header's traffic class (no checksum
+ * covers it). */
+static __always_inline void ipv6_set_tclass(struct ipv6hdr *ip6, __u8 tc)
+{
+	*(__be32 *)ip6 = (*(__be32 *)ip6 & bpf_htonl(0xf00fffff)) | bpf_htonl((__u32)tc << 20);
+}
+
+/* tunnel_outer_len is the octets a tunnel's encapsulation adds. */
+static __always_inline int tunnel_outer_len(const struct xdpr_tunnel *t)
+{
+	return t->mode == XDPR_TUN_6IN4 ? (int)sizeof(struct iphdr) : (int)sizeof(struct ipv6hdr);
+}
+
 #endif

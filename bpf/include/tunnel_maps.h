@@ -24,7 +24,8 @@ struct xdpr_tunnel {
 	__u8 hop_limit;         /* outer hop limit */
 	__u8 flags;             /* enum xdpr_tunnel_flag */
 	__u8 dev_mac[6];        /* the netdev's MAC: TC delivers decapsulated frames to it */
-	__u8 pad[2];
+	__u8 mode;              /* enum xdpr_tunnel_mode; 6in4: local and remote IPv4-mapped, hop_limit the outer TTL */
+	__u8 pad;
 	__u32 slot;             /* index into xdpr_tun_nexthops, < XDPR_MAX_TUNNELS */
 	char name[16];          /* for humans reading bpftool */
 	/* The fixed IPv4 (ipv4-address) LAN IPv4 is masqueraded to, with
@@ -33,8 +34,10 @@ struct xdpr_tunnel {
 	__be32 nat44_addr;
 };
 
-/* Gives the flag enum a place in BTF, from where bpf2go emits it for Go. */
+/* Give the flag and mode enums a place in BTF, from where bpf2go emits them
+ * for Go. */
 const enum xdpr_tunnel_flag xdpr_tunnel_flag_names __attribute__((unused));
+const enum xdpr_tunnel_mode xdpr_tunnel_mode_names __attribute__((unused));
 
 /* Decapsulation key: only (outer source, outer destination) pairs that are
  * a configured (remote, local) are decapsulated. */
@@ -180,6 +183,38 @@ static __always_inline struct xdpr_tunnel_decap *tunnel_ep_lookup(const struct i
 	return &c->val;
 }
 
+/* tunnel_ep4_lookup is tunnel_ep_lookup for a 6in4 pair, whose key holds
+ * the IPv4 addresses mapped (::ffff:a.b.c.d): compared in place against
+ * the cache, the key built only on a miss. */
+static __always_inline struct xdpr_tunnel_decap *tunnel_ep4_lookup(__be32 remote, __be32 local, __u32 gen)
+{
+	__u32 zero = 0;
+	struct xdpr_decap_cache_entry *c = bpf_map_lookup_elem(&xdpr_decap_cache, &zero);
+	struct xdpr_tunnel_decap *t;
+	struct xdpr_tunnel_ep ep = {};
+	__be32 mapped = bpf_htonl(0xffff);
+
+	if (c && c->gen == gen &&
+	    (c->key.remote.s6_addr32[0] | c->key.remote.s6_addr32[1] | (c->key.remote.s6_addr32[2] ^ mapped) |
+	     (c->key.remote.s6_addr32[3] ^ remote) | c->key.local.s6_addr32[0] | c->key.local.s6_addr32[1] |
+	     (c->key.local.s6_addr32[2] ^ mapped) | (c->key.local.s6_addr32[3] ^ local)) == 0)
+		return c->found ? &c->val : NULL;
+	ep.remote.s6_addr32[2] = mapped;
+	ep.remote.s6_addr32[3] = remote;
+	ep.local.s6_addr32[2] = mapped;
+	ep.local.s6_addr32[3] = local;
+	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
+	if (!c)
+		return t;
+	c->key = ep;
+	c->gen = gen;
+	c->found = t != NULL;
+	if (!t)
+		return NULL;
+	c->val = *t;
+	return &c->val;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -240,6 +275,56 @@ static __always_inline __u32 tun_inner_src_kind(__be32 saddr)
 	return 0;
 }
 
+/* The IPv6 flavour for 6in4 tunnels: inner IPv6 sources no tunnel brings,
+ * the router's own addresses (XDPR_SRC_LOCAL) and the LAN prefixes
+ * (XDPR_SRC_LAN), written whole by the control plane (loader
+ * SetTunnelSourceFilter) like the IPv4 list. */
+struct xdpr_src6_net {
+	struct in6_addr addr; /* host bits zero */
+	struct in6_addr mask;
+	__u32 kind;           /* enum xdpr_src_kind */
+};
+
+struct xdpr_src6_filter {
+	__u32 count; /* entries in use, the router's own addresses first */
+	struct xdpr_src6_net nets[XDPR_MAX_SRC6_NETS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpr_src6_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdpr_tun_src6_filter SEC(".maps");
+
+/* tun_inner_src6_kind is tun_inner_src_kind for an inner IPv6 source:
+ * XDPR_SRC_LOCAL for ::, ::1, multicast and the router's own addresses,
+ * XDPR_SRC_LAN for a LAN prefix, else 0. Link-local sources are not
+ * refused: the tunnel is a link, and they are the kernel's to judge. */
+static __always_inline __u32 tun_inner_src6_kind(const struct in6_addr *s)
+{
+	__u32 zero = 0;
+	struct xdpr_src6_filter *f;
+
+	if (s->s6_addr[0] == 0xff || ipv6_is_loopback_or_any(s))
+		return XDPR_SRC_LOCAL;
+	f = bpf_map_lookup_elem(&xdpr_tun_src6_filter, &zero);
+	if (!f)
+		return 0;
+	for (__u32 i = 0; i < XDPR_MAX_SRC6_NETS; i++) {
+		if (i >= f->count)
+			break;
+		const struct xdpr_src6_net *n = &f->nets[i];
+		if (((s->s6_addr32[0] & n->mask.s6_addr32[0]) ^ n->addr.s6_addr32[0]) |
+		    ((s->s6_addr32[1] & n->mask.s6_addr32[1]) ^ n->addr.s6_addr32[1]) |
+		    ((s->s6_addr32[2] & n->mask.s6_addr32[2]) ^ n->addr.s6_addr32[2]) |
+		    ((s->s6_addr32[3] & n->mask.s6_addr32[3]) ^ n->addr.s6_addr32[3]))
+			continue;
+		return n->kind;
+	}
+	return 0;
+}
 
 /* tun_count is count() for paths that resize the frame: it records the
  * length the packet had when it arrived, like every other counter. */

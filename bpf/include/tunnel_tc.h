@@ -25,6 +25,7 @@
 #include "tunnel_hdr.h"
 #include "mss.h"
 #include "compat.h"
+#include "tunnel6in4_tc.h"
 
 /* Headers the programs read: Ethernet, outer IPv6, IPv4 and TCP with
  * options. */
@@ -85,6 +86,8 @@ int xdpr_tun_egress(struct __sk_buff *skb)
 	/* Only IPv4 is routed into a tunnel netdev; anything else (there is
 	 * no IPv6 on it) has nowhere to go. */
 	__u64 rx_len = skb->len;
+	if (t && t->mode == XDPR_TUN_6IN4)
+		return tc_6in4_encap(skb, t);
 	if (!t || skb->protocol != bpf_htons(ETH_P_IP))
 		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
 	bpf_skb_pull_data(skb, TC_PULL_LEN);
@@ -201,6 +204,8 @@ static __always_inline int tc_tun_decap(struct __sk_buff *skb, const int reasm)
 SEC("tcx/ingress")
 int xdpr_tun_ingress(struct __sk_buff *skb)
 {
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return tc_6in4_decap(skb);
 	return tc_tun_decap(skb, 0);
 }
 

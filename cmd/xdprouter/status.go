@@ -241,7 +241,7 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 	if len(st.Tunnels) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TUNNEL\tIFINDEX\tLOCAL\tREMOTE\tMTU\tHOP LIMIT\tNAT44\tTC")
+		fmt.Fprintln(tw, "TUNNEL\tMODE\tIFINDEX\tLOCAL\tREMOTE\tMTU\tHOP LIMIT/TTL\tNAT44\tTC")
 		for _, t := range st.Tunnels {
 			name := t.Name
 			if !t.Present {
@@ -254,11 +254,12 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 			case t.TCMode != "":
 				tc = fmt.Sprintf("%s prog %d", t.TCMode, t.TCProgram)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%t\t%s\n",
-				name, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, tc)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%t\t%s\n",
+				name, t.Mode, t.Ifindex, t.Local, t.Remote, t.MTU, t.HopLimit, t.NAT44, tc)
 		}
 		tw.Flush()
-		if outerFrags != "" {
+		ipip6 := slices.ContainsFunc(st.Tunnels, func(t loader.TunnelStatus) bool { return t.Mode != loader.Mode6in4 })
+		if outerFrags != "" && ipip6 {
 			fmt.Fprintf(w, "outer-fragmented ipip6: %s\n", outerFrags)
 		}
 		if len(st.TunnelSourceFilter) > 0 {

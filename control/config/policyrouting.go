@@ -70,7 +70,7 @@ type steering struct{ pr PolicyRouting }
 func newSteering(pr PolicyRouting) steering { return steering{pr} }
 
 // assign gives tunnels[i] its table and priority when it has prefixes.
-func (s steering) assign(path string, i int, v *VXLAN) error {
+func (s steering) assign(path string, i int, v *Routed) error {
 	if len(v.Prefixes) == 0 {
 		return nil
 	}

@@ -20,6 +20,8 @@ type rawTunnel struct {
 	IPv4Address  *string                `yaml:"ipv4-address"`
 	NAT44        *bool                  `yaml:"nat44"`
 	Provisioning *endpoint.Provisioning `yaml:"provisioning"`
+	// mode 6in4 (sixinfour.go): the outer IPv4 header's TTL
+	TTL *int `yaml:"ttl"`
 	// mode vxlan (vxlan.go)
 	VNI      *int     `yaml:"vni"`
 	Port     *int     `yaml:"port"`
@@ -41,11 +43,13 @@ const (
 	MaxTunnelMTU = 9000 - 40
 )
 
-// Tunnel is a validated ipip6 tunnel: IPv4 routed into it is carried to
-// Remote inside IPv6 from Local.
+// Tunnel is a validated ipip6 tunnel (IPv4 routed into it is carried to
+// Remote inside IPv6 from Local) or 6in4 tunnel (IPv6 inside IPv4:
+// Remote and Local are IPv4, Routes IPv6, HopLimit the outer TTL, and
+// Routed its IPv6 side).
 type Tunnel struct {
 	Name string // also the name of the tunnel's netdev
-	Mode string // "ipip6"
+	Mode string // "ipip6" or "6in4"
 	// Remote is the far end. RemoteName is set instead when the config
 	// gives a DNS name, which only the daemon resolves (and re-resolves).
 	Remote     netip.Addr
@@ -65,6 +69,9 @@ type Tunnel struct {
 	// before they carry traffic (an ISP's "update URL", requested from the
 	// tunnel's local address after every change of it); nil when none.
 	Provisioning *endpoint.Provisioning
+	// Routed is a 6in4 tunnel's link net, gateway and routed prefixes
+	// (zero for ipip6).
+	Routed
 }
 
 var dnsName = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}\.?$`)
@@ -91,21 +98,28 @@ func (r *rawConfig) validateTunnels(c *Config) []error {
 				errs = append(errs, fmt.Errorf("%s.name: %q is already %s; the tunnel's netdev takes this name", path, v.Name, prev))
 			}
 			names[v.Name] = "used by " + path + ".name"
-			if err := steer.assign(path, i, v); err != nil {
+			if err := steer.assign(path, i, &v.Routed); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			c.VXLAN = append(c.VXLAN, *v)
 			continue
-		case "6in4":
-			errs = append(errs, fmt.Errorf("%s.mode: 6in4 is not supported yet (its data plane is later work); ipip6 and vxlan are", path))
-			continue
-		case "ipip6":
+		case "6in4", "ipip6":
 		default:
-			errs = append(errs, fmt.Errorf("%s.mode: %q is not supported; the modes are ipip6 (IPv4 in IPv6) and vxlan (the kernel's vxlan device)", path, mode))
+			errs = append(errs, fmt.Errorf("%s.mode: %q is not supported; the modes are ipip6 (IPv4 in IPv6), 6in4 (IPv6 in IPv4) and vxlan (the kernel's vxlan device)", path, mode))
 			continue
 		}
-		t, err := rt.validate(path, c)
+		var (
+			t   *Tunnel
+			err error
+		)
+		if tunnelMode(rt.Mode) == "6in4" {
+			if t, err = rt.validate6in4(path, c); err == nil {
+				err = steer.assign(path, i, &t.Routed)
+			}
+		} else {
+			t, err = rt.validate(path, c)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -147,6 +161,9 @@ func (r *rawTunnel) validate(path string, c *Config) (*Tunnel, error) {
 	}
 	if given := r.vxlanFieldsGiven(); len(given) > 0 {
 		return nil, fmt.Errorf("%s.%s: not a setting of mode ipip6 (only of vxlan)", path, given[0])
+	}
+	if r.TTL != nil {
+		return nil, fmt.Errorf("%s.ttl: not a setting of mode ipip6 (its outer header is IPv6: hop-limit)", path)
 	}
 	if c.WAN == nil {
 		return nil, fmt.Errorf("%s: a tunnel leaves by the WAN: give wan.interface", path)

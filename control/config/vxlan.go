@@ -22,8 +22,19 @@ type VXLAN struct {
 	Local    netip.Addr // invalid: the kernel picks the source by route
 	Underlay string     // where the outer packets leave: wan.interface unless given
 	MTU      int        // 0: the kernel's (underlay MTU - 50, or - 70 over IPv6)
+	Routed
+	// Routes are IPv6 prefixes this router sends to Gateway (server
+	// side: a peer's /64 and /48, `ip -6 route PREFIX via GATEWAY dev NAME`).
+	Routes []netip.Prefix
+}
+
+// Routed is the IPv6 side of a tunnel that brings IPv6 to this router,
+// the same for vxlan and 6in4: a link net, the peer on it, and the
+// prefixes the peer routes here, carved to the LANs and steered by source.
+type Routed struct {
 	// Address is this router's address on the link net, with its length
-	// (seed 001: 2001:db8:ae00:0:1::2/80); invalid when none.
+	// (seed 001: 2001:db8:ae00:0:1::2/80; HE.net: the client's ::2/64);
+	// invalid when none.
 	Address netip.Prefix
 	// Gateway is the peer's address on the link net: the next hop of
 	// what leaves by this tunnel.
@@ -33,9 +44,6 @@ type VXLAN struct {
 	// LANs, and traffic from them leaves by this tunnel (Table, Priority).
 	Prefixes []netip.Prefix
 	Carved   []CarvedPrefix
-	// Routes are IPv6 prefixes this router sends to Gateway (server
-	// side: a peer's /64 and /48, `ip -6 route PREFIX via GATEWAY dev NAME`).
-	Routes []netip.Prefix
 	// Table and Priority are the policy routing table and rule priority
 	// of the tunnel's source steering (0 when it has no Prefixes).
 	Table    int
@@ -97,6 +105,9 @@ func (rt *rawTunnel) validateVXLAN(path string, c *Config) (*VXLAN, error) {
 	if given := rt.ipip6FieldsGiven(); len(given) > 0 {
 		return nil, fmt.Errorf("%s.%s: not a setting of mode vxlan (only of ipip6)", path, given[0])
 	}
+	if rt.TTL != nil {
+		return nil, fmt.Errorf("%s.ttl: not a setting of mode vxlan (only of 6in4)", path)
+	}
 	if rt.VNI == nil {
 		return nil, fmt.Errorf("%s.vni: required for mode vxlan (the VXLAN network identifier, 0-%d; the seed uses the peer's number)", path, MaxVNI)
 	}
@@ -119,15 +130,8 @@ func (rt *rawTunnel) validateVXLAN(path string, c *Config) (*VXLAN, error) {
 			return nil, fmt.Errorf("%s.local: %s is also the remote address", path, v.Local)
 		}
 	}
-	if rt.Address != nil {
-		if v.Address, err = linkAddress(path+".address", *rt.Address); err != nil {
-			return nil, err
-		}
-	}
-	if rt.Gateway != nil {
-		if v.Gateway, err = gatewayAddr(path+".gateway", *rt.Gateway, v.Address); err != nil {
-			return nil, err
-		}
+	if err := v.Routed.parseLink(path, rt); err != nil {
+		return nil, err
 	}
 	for j, s := range rt.Routes {
 		p, err := ipv6Prefix(fmt.Sprintf("%s.routes[%d]", path, j), s, 128)
@@ -139,23 +143,45 @@ func (rt *rawTunnel) validateVXLAN(path string, c *Config) (*VXLAN, error) {
 	if len(v.Routes) > 0 && !v.Gateway.IsValid() {
 		return nil, fmt.Errorf("%s.gateway: required with routes (their next hop, the peer's link address)", path)
 	}
-	for j, s := range rt.Prefixes {
-		p, err := ipv6Prefix(fmt.Sprintf("%s.prefixes[%d]", path, j), s, 64)
-		if err != nil {
-			return nil, err
-		}
-		v.Prefixes = append(v.Prefixes, p)
-	}
-	if len(v.Prefixes) > 0 && !v.Gateway.IsValid() {
-		return nil, fmt.Errorf("%s.gateway: required with prefixes (traffic from them leaves via the peer's link address)", path)
-	}
-	if err := v.checkOverlaps(path); err != nil {
-		return nil, err
-	}
-	if err := v.carve(path, c.LAN); err != nil {
+	if err := v.Routed.parsePrefixes(path, rt, v.Routes, c.LAN); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// parseLink reads the link net's address and gateway.
+func (r *Routed) parseLink(path string, rt *rawTunnel) error {
+	var err error
+	if rt.Address != nil {
+		if r.Address, err = linkAddress(path+".address", *rt.Address); err != nil {
+			return err
+		}
+	}
+	if rt.Gateway != nil {
+		if r.Gateway, err = gatewayAddr(path+".gateway", *rt.Gateway, r.Address); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parsePrefixes reads the prefixes the peer routes here, refuses overlaps
+// with the link net and the tunnel's IPv6 routes, and carves them to lans.
+func (r *Routed) parsePrefixes(path string, rt *rawTunnel, routes []netip.Prefix, lans []LAN) error {
+	for j, s := range rt.Prefixes {
+		p, err := ipv6Prefix(fmt.Sprintf("%s.prefixes[%d]", path, j), s, 64)
+		if err != nil {
+			return err
+		}
+		r.Prefixes = append(r.Prefixes, p)
+	}
+	if len(r.Prefixes) > 0 && !r.Gateway.IsValid() {
+		return fmt.Errorf("%s.gateway: required with prefixes (traffic from them leaves via the peer's link address)", path)
+	}
+	if err := r.checkOverlaps(path, routes); err != nil {
+		return err
+	}
+	return r.carve(path, lans)
 }
 
 // underlaySettings reads what a tunnel entry and a delegation both give:
@@ -202,7 +228,7 @@ func (v *VXLAN) underlaySettings(path, local string, underlay *string, port, mtu
 
 // checkOverlaps refuses a tunnel whose own prefixes, routes and link net
 // overlap: each would take the other's traffic.
-func (v *VXLAN) checkOverlaps(path string) error {
+func (v *Routed) checkOverlaps(path string, routes []netip.Prefix) error {
 	type named struct {
 		p    netip.Prefix
 		what string
@@ -214,7 +240,7 @@ func (v *VXLAN) checkOverlaps(path string) error {
 	for j, p := range v.Prefixes {
 		all = append(all, named{p, fmt.Sprintf("%s.prefixes[%d]", path, j)})
 	}
-	for j, p := range v.Routes {
+	for j, p := range routes {
 		all = append(all, named{p, fmt.Sprintf("%s.routes[%d]", path, j)})
 	}
 	for i := range all {
@@ -229,7 +255,7 @@ func (v *VXLAN) checkOverlaps(path string) error {
 
 // carve gives each LAN the sla-id'th /64 of each prefix, like a delegated
 // prefix. A prefix no LAN's sla-id fits would be routed here for nothing.
-func (v *VXLAN) carve(path string, lans []LAN) error {
+func (v *Routed) carve(path string, lans []LAN) error {
 	for j, p := range v.Prefixes {
 		n := 0
 		for _, l := range lans {
@@ -380,4 +406,26 @@ func checkVXLANSet(vs []VXLAN) []error {
 		all = append(all, mine...)
 	}
 	return errs
+}
+
+// RoutedTunnel is a tunnel that brings IPv6 prefixes to this router (a
+// vxlan or 6in4 one): its netdev's name and its IPv6 side.
+type RoutedTunnel struct {
+	Name string
+	*Routed
+}
+
+// RoutedTunnels lists the vxlan tunnels, then the 6in4 ones: what carving,
+// LAN RAs, the firewall and source steering treat alike.
+func (c *Config) RoutedTunnels() []RoutedTunnel {
+	var out []RoutedTunnel
+	for i := range c.VXLAN {
+		out = append(out, RoutedTunnel{c.VXLAN[i].Name, &c.VXLAN[i].Routed})
+	}
+	for i := range c.Tunnels {
+		if c.Tunnels[i].Mode == "6in4" {
+			out = append(out, RoutedTunnel{c.Tunnels[i].Name, &c.Tunnels[i].Routed})
+		}
+	}
+	return out
 }

@@ -107,7 +107,7 @@ func TestParseVXLANErrors(t *testing.T) {
 	one := func(fields string) string { return base + "tunnels:\n  - {" + fields + "}\n" }
 	steer := ok + ", address: '2001:db8:ae00:0:1::2/80', gateway: '2001:db8:ae00:0:1::1'"
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"6in4 not yet", one("name: he, mode: 6in4, remote: 192.0.2.1"), "tunnels[0].mode: 6in4 is not supported yet"},
+		{"ttl", one(ok + ", ttl: 9"), "tunnels[0].ttl: not a setting of mode vxlan"},
 		{"unknown mode", one("name: t, mode: gre, remote: 192.0.2.1"), "tunnels[0].mode: \"gre\" is not supported"},
 		{"no vni", one("name: vx0, mode: vxlan, remote: 10.1.1.1"), "tunnels[0].vni: required for mode vxlan"},
 		{"vni too big", one("name: vx0, mode: vxlan, vni: 16777216, remote: 10.1.1.1"), "tunnels[0].vni: 16777216 is out of range 0-16777215"},

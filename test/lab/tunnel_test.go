@@ -89,10 +89,10 @@ func checkAFTR(t *testing.T, topo *labkit.TunnelTopology) labkit.AFTRStats {
 }
 
 // bulk runs a verified TCP transfer and returns the counter deltas.
-func bulk(t *testing.T, ctx context.Context, cli labkit.CLI, lab *labkitLab, from, to string, dst netip.Addr, size int64) (labkit.TransferResult, labkit.Counters) {
+func bulk(t *testing.T, ctx context.Context, cli labkit.CLI, lab *netlab.Lab, from, to string, dst netip.Addr, size int64) (labkit.TransferResult, labkit.Counters) {
 	t.Helper()
 	before := mustCounters(t, ctx, cli)
-	res, err := labkit.Transfer(ctx, lab.Lab, from, to, dst, size)
+	res, err := labkit.Transfer(ctx, lab, from, to, dst, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +103,6 @@ func bulk(t *testing.T, ctx context.Context, cli labkit.CLI, lab *labkitLab, fro
 	t.Logf("counters during the transfer: %s", delta)
 	return res, delta
 }
-
-type labkitLab = labkit.TunnelTopology
 
 // TestTunnelDSLite: DS-Lite (no ipv4-address): LAN IPv4 is encapsulated in
 // XDP to the AFTR, replies decapsulated in XDP; the router's own IPv4 takes
@@ -123,7 +121,7 @@ func testTunnelDSLite(t *testing.T) {
 	}
 
 	t.Run("TCP 10 MB from the LAN", func(t *testing.T) {
-		res, delta := bulk(t, ctx, cli.WithLog(t), topo, topo.Host, topo.Internet, internet, bulkSize)
+		res, delta := bulk(t, ctx, cli.WithLog(t), topo.Lab, topo.Host, topo.Internet, internet, bulkSize)
 		if want := uint64(res.SenderTCP.SegsOut) * 9 / 10; delta["tun_encap"].Packets < want {
 			t.Errorf("tun_encap: %d packets encapsulated in XDP, want >= 90%% of the %d segments the host sent", delta["tun_encap"].Packets, res.SenderTCP.SegsOut)
 		}
@@ -155,7 +153,7 @@ func testTunnelDSLite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, delta := bulk(t, ctx, cli.WithLog(t), topo, topo.Router, topo.Internet, internet, 1<<20)
+		res, delta := bulk(t, ctx, cli.WithLog(t), topo.Lab, topo.Router, topo.Internet, internet, 1<<20)
 		s := checkAFTR(t, topo)
 		if got := s.Decapsulated - before.Decapsulated; got < int(res.SenderTCP.SegsOut) {
 			t.Errorf("the AFTR decapsulated %d packets, the router sent %d segments", got, res.SenderTCP.SegsOut)
@@ -286,7 +284,7 @@ func testTunnelFixedIPv4NAT44(t *testing.T) {
 	if _, err := r.Ping(ctx, topo.Host, internet, 3); err != nil {
 		t.Fatalf("ping the internet host through the tunnel: %v", err)
 	}
-	up, delta := bulk(t, ctx, cli, topo, topo.Host, topo.Internet, internet, bulkSize)
+	up, delta := bulk(t, ctx, cli, topo.Lab, topo.Host, topo.Internet, internet, bulkSize)
 	checkNAT44InXDP(t, "upload", delta, up.SenderTCP.SegsOut, up.RecvTCP.SegsOut, "fwd_nat44_snat", "fwd_nat44_dnat")
 	// A download: the bulk comes back as ipip6 to the fixed address, and
 	// XDP decapsulates and translates it back.

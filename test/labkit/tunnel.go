@@ -1,18 +1,10 @@
 package labkit
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/xdprouter/xdprouter/test/netlab"
 )
@@ -54,8 +46,7 @@ type TunnelTopology struct {
 	Lab                         *netlab.Lab
 	Host, Router, ISP, Internet string // namespaces
 	BPFFS                       string
-	aftr                        *exec.Cmd
-	aftrStats                   string
+	aftr                        relay
 	// learnWAN leaves the router's WAN unconfigured: its address and
 	// default route come from the ISP's RAs (IPoETopology).
 	learnWAN bool
@@ -148,11 +139,17 @@ func (t *TunnelTopology) build() error {
 // forwarding) xdprouter program is attached there first, in a bpffs of
 // its own: lab plumbing, not part of the router under test.
 func (t *TunnelTopology) QuietISPGRO(ctx context.Context, bin string) error {
-	cli := CLI{Bin: bin, NS: t.ISP, BPFFS: filepath.Join(t.Lab.RunDir(), "isp")}
-	if _, err := cli.Run(ctx, "attach", ISPWANIf, "--mode", "native"); err != nil {
+	return quietGRO(ctx, t.Lab, t.ISP, ISPWANIf, bin)
+}
+
+// quietGRO turns GRO off on dev in ns, keeping its veth's NAPI with a
+// plain xdprouter program in a bpffs of its own (named after ns).
+func quietGRO(ctx context.Context, lab *netlab.Lab, ns, dev, bin string) error {
+	cli := CLI{Bin: bin, NS: ns, BPFFS: filepath.Join(lab.RunDir(), "gro-"+ns)}
+	if _, err := cli.Run(ctx, "attach", dev, "--mode", "native"); err != nil {
 		return err
 	}
-	_, err := t.Lab.Exec(t.ISP, "ethtool", "-K", ISPWANIf, "gro", "off")
+	_, err := lab.Exec(ns, "ethtool", "-K", dev, "gro", "off")
 	return err
 }
 
@@ -160,36 +157,11 @@ func (t *TunnelTopology) QuietISPGRO(ctx context.Context, bin string) error {
 // scapy from Debian, not pyenv's) and routes the LAN and fixed-IPv4
 // addresses into its tun device.
 func (t *TunnelTopology) StartAFTR(ctx context.Context, root string) error {
-	t.aftrStats = filepath.Join(t.Lab.RunDir(), "aftr-stats.json")
+	t.aftr = relay{name: "aftr.py", stats: filepath.Join(t.Lab.RunDir(), "aftr-stats.json")}
 	cmd := t.Lab.Command(t.ISP, "/usr/bin/python3", filepath.Join(root, "test/aftr/aftr.py"), "relay",
-		"--wan", ISPWANIf, "--tun", AFTRTunIf, "--aftr", AFTR6.String(), "--stats", t.aftrStats)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+		"--wan", ISPWANIf, "--tun", AFTRTunIf, "--aftr", AFTR6.String(), "--stats", t.aftr.stats)
+	if err := t.aftr.start(ctx, cmd); err != nil {
 		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start aftr.py: %w", err)
-	}
-	t.aftr = cmd
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err == nil && strings.TrimSpace(line) != "ready" {
-			err = fmt.Errorf("aftr.py said %q", line)
-		}
-		ready <- err
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return fmt.Errorf("aftr.py did not start: %w", err)
-		}
-	case <-time.After(20 * time.Second):
-		return fmt.Errorf("aftr.py not ready after 20s")
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	return t.Lab.MustExec(t.ISP,
 		[]string{"ip", "link", "set", AFTRTunIf, "up"},
@@ -230,35 +202,11 @@ func (s AFTRStats) Violations() []string {
 // AFTRStats asks aftr.py for its counters (SIGUSR1 makes it write them).
 func (t *TunnelTopology) AFTRStats() (AFTRStats, error) {
 	var s AFTRStats
-	if t.aftr == nil {
-		return s, fmt.Errorf("aftr.py not started")
-	}
-	_ = os.Remove(t.aftrStats)
-	if err := t.aftr.Process.Signal(syscall.SIGUSR1); err != nil {
-		return s, fmt.Errorf("signal aftr.py: %w", err)
-	}
-	for i := 0; i < 50; i++ {
-		data, err := os.ReadFile(t.aftrStats)
-		if err == nil {
-			return s, json.Unmarshal(data, &s)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return s, fmt.Errorf("aftr.py wrote no stats to %s", t.aftrStats)
+	return s, t.aftr.readStats(&s)
 }
 
 // Close stops the AFTR and removes the namespaces.
 func (t *TunnelTopology) Close() error {
-	if t.aftr != nil && t.aftr.Process != nil {
-		_ = t.aftr.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = t.aftr.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = t.aftr.Process.Kill()
-			<-done
-		}
-	}
+	t.aftr.stop()
 	return t.Lab.Close()
 }
