@@ -73,6 +73,15 @@ var features = []Feature{
 		{Pkg: "loader", Name: "TestJumbo", Prefix: true, CI: true},
 		{Pkg: "test/lab", Name: "TestJumbo", Prefix: true, CI: true},
 	}},
+	// Seed 001 and HE.net's tunnel broker (issue 15): in the full matrix.
+	{"6in4", "6in4 fast and slow path", []TestRef{
+		{Pkg: "loader", Name: "TestTunnel6in4Dataplane"},
+		{Pkg: "loader", Name: "TestTunnel6in4FastPathEqualsSlowPath"},
+		{Pkg: "test/lab", Name: "TestSixInFourBroker"},
+	}},
+	{"vxlan", "VXLAN (seed 001)", []TestRef{
+		{Pkg: "test/lab", Name: "TestVXLAN", Prefix: true},
+	}},
 }
 
 // modules are loaded in every guest before the tests: what the tests
