@@ -86,7 +86,16 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS           routerXdprCounter = 67
 	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS            routerXdprCounter = 68
 	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV           routerXdprCounter = 69
-	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 70
+	routerXdprCounterXDPR_CNT_VXLAN_ENCAP               routerXdprCounter = 70
+	routerXdprCounterXDPR_CNT_VXLAN_DECAP               routerXdprCounter = 71
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_NO_NEIGH       routerXdprCounter = 72
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_TOO_BIG        routerXdprCounter = 73
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_MB             routerXdprCounter = 74
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_UNKNOWN        routerXdprCounter = 75
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_INNER          routerXdprCounter = 76
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_LOCAL          routerXdprCounter = 77
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_CSUM           routerXdprCounter = 78
+	routerXdprCounterXDPR_CNT__MAX                      routerXdprCounter = 79
 )
 
 type routerXdprCounterLayout uint32
@@ -148,6 +157,7 @@ const (
 	routerXdprFeatureBitXDPR_F_NDP_PROXY routerXdprFeatureBit = 2
 	routerXdprFeatureBitXDPR_F_NPT64     routerXdprFeatureBit = 4
 	routerXdprFeatureBitXDPR_F_NPT_TRIE  routerXdprFeatureBit = 8
+	routerXdprFeatureBitXDPR_F_VXLAN     routerXdprFeatureBit = 16
 )
 
 type routerXdprFeatureWord struct {
@@ -407,6 +417,81 @@ const (
 	routerXdprTxPathXDPR_TX_KERNEL   routerXdprTxPath = 2
 )
 
+type routerXdprVxlan struct {
+	_      structs.HostLayout
+	Remote struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Ifindex  uint32
+	Underlay uint32
+	Vni      uint32
+	Mac      [6]uint8
+	Port     uint16
+	SportMin uint16
+	SportMax uint16
+	Ttl      uint8
+	Tos      uint8
+	Flags    uint8
+	Pad      [5]uint8
+}
+
+type routerXdprVxlanEp struct {
+	_      structs.HostLayout
+	Remote struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Vni  uint32
+	Port uint16
+	Pad  [2]uint8
+}
+
+type routerXdprVxlanFlag uint32
+
+const (
+	routerXdprVxlanFlagXDPR_VXLAN_F_IPV4 routerXdprVxlanFlag = 1
+	routerXdprVxlanFlagXDPR_VXLAN_F_CSUM routerXdprVxlanFlag = 2
+)
+
+type routerXdprVxlanScratch struct {
+	_        structs.HostLayout
+	Fib      [8]uint64
+	Ct       [13]uint64
+	Vx       routerXdprVxlan
+	Key      routerXdprVxlanEp
+	Imac     [12]uint8
+	Ckey     uint32
+	RxLen    uint64
+	Len      uint32
+	UdpLen   uint32
+	Sport    uint16
+	Tos      uint8
+	Otos     uint8
+	InnerV6  uint8
+	InnerOff uint8
+	L4proto  uint8
+	Pad      uint8
+	Sum      uint64
+	Off      uint32
+	Left     uint32
+	Buf      [260]uint8
+	_        [4]byte
+}
+
 type routerXdprXdpMode uint32
 
 const (
@@ -441,6 +526,10 @@ const (
 	routerMapXdprTunnels             = "xdpr_tunnels"
 	routerMapXdprTxPorts             = "xdpr_tx_ports"
 	routerMapXdprTxPortsMb           = "xdpr_tx_ports_mb"
+	routerMapXdprVxlanEps            = "xdpr_vxlan_eps"
+	routerMapXdprVxlanPorts          = "xdpr_vxlan_ports"
+	routerMapXdprVxlanScratch        = "xdpr_vxlan_scratch"
+	routerMapXdprVxlans              = "xdpr_vxlans"
 	routerProgXdprMain               = "xdpr_main"
 	routerProgXdprTcDnpt             = "xdpr_tc_dnpt"
 	routerProgXdprTcReply            = "xdpr_tc_reply"
@@ -475,6 +564,8 @@ const (
 	routerVarXdprTcCounterNames      = "xdpr_tc_counter_names"
 	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
 	routerVarXdprTxPathNames         = "xdpr_tx_path_names"
+	routerVarXdprVxlanFlagNames      = "xdpr_vxlan_flag_names"
+	routerVarXdprVxlanZero           = "xdpr_vxlan_zero"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -554,6 +645,10 @@ type routerMapSpecs struct {
 	XdprTunnels      *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
 	XdprTxPorts      *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
 	XdprTxPortsMb    *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
+	XdprVxlanEps     *ebpf.MapSpec `ebpf:"xdpr_vxlan_eps"`
+	XdprVxlanPorts   *ebpf.MapSpec `ebpf:"xdpr_vxlan_ports"`
+	XdprVxlanScratch *ebpf.MapSpec `ebpf:"xdpr_vxlan_scratch"`
+	XdprVxlans       *ebpf.MapSpec `ebpf:"xdpr_vxlans"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -587,6 +682,8 @@ type routerVariableSpecs struct {
 	XdprTcCounterNames      *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTxPathNames         *ebpf.VariableSpec `ebpf:"xdpr_tx_path_names"`
+	XdprVxlanFlagNames      *ebpf.VariableSpec `ebpf:"xdpr_vxlan_flag_names"`
+	XdprVxlanZero           *ebpf.VariableSpec `ebpf:"xdpr_vxlan_zero"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -631,6 +728,10 @@ type routerMaps struct {
 	XdprTunnels      *ebpf.Map `ebpf:"xdpr_tunnels"`
 	XdprTxPorts      *ebpf.Map `ebpf:"xdpr_tx_ports"`
 	XdprTxPortsMb    *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
+	XdprVxlanEps     *ebpf.Map `ebpf:"xdpr_vxlan_eps"`
+	XdprVxlanPorts   *ebpf.Map `ebpf:"xdpr_vxlan_ports"`
+	XdprVxlanScratch *ebpf.Map `ebpf:"xdpr_vxlan_scratch"`
+	XdprVxlans       *ebpf.Map `ebpf:"xdpr_vxlans"`
 }
 
 func (m *routerMaps) Close() error {
@@ -657,6 +758,10 @@ func (m *routerMaps) Close() error {
 		m.XdprTunnels,
 		m.XdprTxPorts,
 		m.XdprTxPortsMb,
+		m.XdprVxlanEps,
+		m.XdprVxlanPorts,
+		m.XdprVxlanScratch,
+		m.XdprVxlans,
 	)
 }
 
@@ -691,6 +796,8 @@ type routerVariables struct {
 	XdprTcCounterNames      *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTxPathNames         *ebpf.Variable `ebpf:"xdpr_tx_path_names"`
+	XdprVxlanFlagNames      *ebpf.Variable `ebpf:"xdpr_vxlan_flag_names"`
+	XdprVxlanZero           *ebpf.Variable `ebpf:"xdpr_vxlan_zero"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.
