@@ -207,3 +207,19 @@ func (d *Dataplane) syncVXLANPorts(ports ...uint16) error {
 	}
 	return d.nextGeneration(&want)
 }
+
+// vxlanCounters are the counters of VXLAN in XDP (status shows them under
+// the vxlan netdevs).
+func (d *Dataplane) vxlanCounters() ([]Counter, error) {
+	cs, err := d.Counters()
+	if err != nil {
+		return nil, err
+	}
+	out := []Counter{}
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, "vxlan_") || strings.HasPrefix(c.Name, "pass_vxlan_") || c.Name == "pass_tunnel_dev" {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}

@@ -263,6 +263,11 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 			delta["fwd_ipv6"].Packets, delta["vxlan_encap"].Packets, delta["vxlan_decap"].Packets, devDelta, delta)
 	}
 
+	// status shows them under the vxlan netdevs.
+	if human := mustCLI(t, ctx, cli, "status").Stdout; !strings.Contains(human, "vxlan in XDP: vxlan_encap ") {
+		t.Errorf("status lacks the vxlan counters:\n%s", human)
+	}
+
 	if serverXDP {
 		sd := mustCounters(t, ctx, serverCLI).Sub(serverBefore)
 		if sd["vxlan_encap"].Packets == 0 || sd["vxlan_decap"].Packets == 0 {
