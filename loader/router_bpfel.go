@@ -468,28 +468,41 @@ const (
 )
 
 type routerXdprVxlanScratch struct {
-	_        structs.HostLayout
-	Fib      [8]uint64
-	Ct       [13]uint64
-	Vx       routerXdprVxlan
-	Key      routerXdprVxlanEp
-	Imac     [12]uint8
-	Ckey     uint32
-	RxLen    uint64
-	Len      uint32
-	UdpLen   uint32
-	Sport    uint16
-	Tos      uint8
-	Otos     uint8
-	InnerV6  uint8
-	InnerOff uint8
-	L4proto  uint8
-	Pad      uint8
-	Sum      uint64
-	Off      uint32
-	Left     uint32
-	Buf      [260]uint8
-	_        [4]byte
+	_         structs.HostLayout
+	Fib       [8]uint64
+	Ct        [13]uint64
+	Vx        routerXdprVxlan
+	Key       routerXdprVxlanEp
+	Imac      [12]uint8
+	Ckey      uint32
+	RxLen     uint64
+	Len       uint32
+	UdpLen    uint32
+	Sport     uint16
+	Tos       uint8
+	Otos      uint8
+	InnerV6   uint8
+	InnerOff  uint8
+	L4proto   uint8
+	Pad       uint8
+	NhExpires uint64
+	NhDev     uint32
+	NhEgress  uint32
+	NhMaxlen  uint32
+	NhSrc     [4]uint32
+	NhDmac    [6]uint8
+	NhSmac    [6]uint8
+	NhTos     uint8
+	Pad2      [3]uint8
+	_         [4]byte
+	UsExpires uint64
+	UsSaddr   [4]uint32
+	UsDaddr   [4]uint32
+	Sum       uint64
+	Off       uint32
+	Left      uint32
+	Buf       [260]uint8
+	_         [4]byte
 }
 
 type routerXdprXdpMode uint32
@@ -564,6 +577,7 @@ const (
 	routerVarXdprTcCounterNames      = "xdpr_tc_counter_names"
 	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
 	routerVarXdprTxPathNames         = "xdpr_tx_path_names"
+	routerVarXdprVxlanCacheJiffies   = "xdpr_vxlan_cache_jiffies"
 	routerVarXdprVxlanFlagNames      = "xdpr_vxlan_flag_names"
 	routerVarXdprVxlanZero           = "xdpr_vxlan_zero"
 )
@@ -682,6 +696,7 @@ type routerVariableSpecs struct {
 	XdprTcCounterNames      *ebpf.VariableSpec `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTxPathNames         *ebpf.VariableSpec `ebpf:"xdpr_tx_path_names"`
+	XdprVxlanCacheJiffies   *ebpf.VariableSpec `ebpf:"xdpr_vxlan_cache_jiffies"`
 	XdprVxlanFlagNames      *ebpf.VariableSpec `ebpf:"xdpr_vxlan_flag_names"`
 	XdprVxlanZero           *ebpf.VariableSpec `ebpf:"xdpr_vxlan_zero"`
 }
@@ -796,6 +811,7 @@ type routerVariables struct {
 	XdprTcCounterNames      *ebpf.Variable `ebpf:"xdpr_tc_counter_names"`
 	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTxPathNames         *ebpf.Variable `ebpf:"xdpr_tx_path_names"`
+	XdprVxlanCacheJiffies   *ebpf.Variable `ebpf:"xdpr_vxlan_cache_jiffies"`
 	XdprVxlanFlagNames      *ebpf.Variable `ebpf:"xdpr_vxlan_flag_names"`
 	XdprVxlanZero           *ebpf.Variable `ebpf:"xdpr_vxlan_zero"`
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 )
@@ -379,5 +380,39 @@ func TestVXLANSourcePort(t *testing.T) {
 	}
 	if len(ports) < 60 {
 		t.Errorf("64 flows got %d source ports", len(ports))
+	}
+}
+
+// TestVXLANOuterRouteChange: a CPU reuses its last outer route for at
+// most 100 ms (xdpr_vxlan_cache_jiffies), so a change of the underlay's
+// next hop reaches the fast path within that.
+func TestVXLANOuterRouteChange(t *testing.T) {
+	rl := newVXLANRouterLab(t)
+	frame := udp6(t, "2001:db8:1::2", "2001:db8:b40::9")
+	dmac := func() net.HardwareAddr {
+		var out []byte
+		err := rl.lab.Do(rl.ns, func() error {
+			v, o, _, err := rl.runOnce(frame, "lan0")
+			if err == nil && v != xdpRedirect {
+				err = fmt.Errorf("verdict %s", verdictName(v))
+			}
+			out = o
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return net.HardwareAddr(out[0:6])
+	}
+	if got := dmac(); got.String() != gwMAC {
+		t.Fatalf("outer destination MAC %s, want %s", got, gwMAC)
+	}
+	if err := rl.lab.MustExec(rl.ns, []string{"ip", "neigh", "replace", "10.0.2.2", "lladdr", "02:00:00:00:02:09",
+		"dev", "wan0", "nud", "permanent"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if got := dmac(); got.String() != "02:00:00:00:02:09" {
+		t.Errorf("150 ms after the next hop changed, the outer destination MAC is %s, want 02:00:00:00:02:09", got)
 	}
 }

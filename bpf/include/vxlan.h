@@ -50,6 +50,12 @@
  * take a slot of the few the stages have. */
 const volatile __u32 xdpr_vxlan_zero = 0;
 
+/* How long (jiffies) a CPU reuses its last outer route and "to this
+ * router" answer: the loader sets 100 ms, so a route or neighbour change
+ * reaches the fast path within it (as ipip6's next hop cache). 0: no
+ * reuse. */
+const volatile __u32 xdpr_vxlan_cache_jiffies = 25;
+
 static __always_inline struct xdpr_vxlan_scratch *vxlan_scratch(void)
 {
 	return bpf_map_lookup_elem(&xdpr_vxlan_scratch, (const void *)&xdpr_vxlan_zero);
@@ -324,17 +330,27 @@ static __always_inline __u32 vxlan_outer_route(struct xdp_md *ctx, struct xdpr_v
 {
 	const struct xdpr_vxlan *v = &s->vx;
 	struct bpf_fib_lookup *o = vxlan_fib(s);
-	__u32 flags = 0;
+	__u32 flags = 0, olen;
+	__u64 now = bpf_jiffies64();
 	long rc;
 
+	olen = ((v->flags & XDPR_VXLAN_F_IPV4) ? 20 : 40) + VXLAN_UDP_LEN + ETH_HLEN + s->len;
+	if (s->nh_dev == v->ifindex && s->nh_tos == s->tos && now < s->nh_expires && olen <= s->nh_maxlen) {
+		/* What vxlan_write reads of the lookup. */
+		o->ifindex = s->nh_egress;
+		__builtin_memcpy(o->dmac, s->nh_dmac, ETH_ALEN);
+		__builtin_memcpy(o->smac, s->nh_smac, ETH_ALEN);
+		__builtin_memcpy(o->ipv6_src, s->nh_src, 16);
+		return redirect_port(s->nh_egress, 0);
+	}
 	__builtin_memset(o, 0, sizeof(*o));
 	o->l4_protocol = IPPROTO_UDP;
 	o->sport = bpf_htons(s->sport);
 	o->dport = bpf_htons(v->port);
+	o->tot_len = olen;
 	if (v->flags & XDPR_VXLAN_F_IPV4) {
 		o->family = AF_INET;
 		o->tos = s->tos;
-		o->tot_len = 20 + VXLAN_UDP_LEN + ETH_HLEN + s->len;
 		o->ipv4_src = v->local.s6_addr32[3];
 		o->ipv4_dst = v->remote.s6_addr32[3];
 		if (!o->ipv4_src)
@@ -342,12 +358,12 @@ static __always_inline __u32 vxlan_outer_route(struct xdp_md *ctx, struct xdpr_v
 	} else {
 		o->family = AF_INET6;
 		o->flowinfo = bpf_htonl((__u32)s->tos << 20);
-		o->tot_len = 40 + VXLAN_UDP_LEN + ETH_HLEN + s->len;
 		__builtin_memcpy(o->ipv6_src, &v->local, 16);
 		__builtin_memcpy(o->ipv6_dst, &v->remote, 16);
 		if (!(o->ipv6_src[0] | o->ipv6_src[1] | o->ipv6_src[2] | o->ipv6_src[3]))
 			flags |= BPF_FIB_LOOKUP_SRC;
 	}
+	/* As the netdev routes: out of its `dev` when it has one. */
 	if (v->underlay) {
 		o->ifindex = v->underlay;
 		flags |= BPF_FIB_LOOKUP_OUTPUT;
@@ -358,8 +374,22 @@ static __always_inline __u32 vxlan_outer_route(struct xdp_md *ctx, struct xdpr_v
 	 * lookup (-EINVAL) for a netdev without a local address: fib_other,
 	 * and the kernel encapsulates. */
 	rc = bpf_fib_lookup(ctx, o, sizeof(*o), flags);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		s->nh_dev = 0;
 		return rc < 0 ? XDPR_CNT_PASS_FIB_OTHER : fib_pass_reason(rc);
+	}
+	if (s->nh_dev != v->ifindex || s->nh_tos != s->tos || now >= s->nh_expires) {
+		s->nh_maxlen = 0;
+		s->nh_expires = now + xdpr_vxlan_cache_jiffies;
+	}
+	s->nh_dev = v->ifindex;
+	s->nh_tos = s->tos;
+	s->nh_egress = o->ifindex;
+	if (olen > s->nh_maxlen)
+		s->nh_maxlen = olen;
+	__builtin_memcpy(s->nh_dmac, o->dmac, ETH_ALEN);
+	__builtin_memcpy(s->nh_smac, o->smac, ETH_ALEN);
+	__builtin_memcpy(s->nh_src, o->ipv6_src, 16);
 	return redirect_port(o->ifindex, 0);
 }
 
@@ -490,12 +520,22 @@ static __always_inline int vxlan_to_us(struct xdp_md *ctx, struct xdpr_vxlan_scr
 				       const __u32 *saddr, const __u32 *daddr, const int v6)
 {
 	struct bpf_fib_lookup *f = vxlan_fib(s);
+	__u64 now;
+	int us;
 
 	if (v && !v6 && v->local.s6_addr32[3])
 		return v->local.s6_addr32[3] == daddr[0];
 	if (v && v6 && (v->local.s6_addr32[0] | v->local.s6_addr32[1] | v->local.s6_addr32[2] | v->local.s6_addr32[3]))
 		return v->local.s6_addr32[0] == daddr[0] && v->local.s6_addr32[1] == daddr[1] &&
 		       v->local.s6_addr32[2] == daddr[2] && v->local.s6_addr32[3] == daddr[3];
+	/* A yes is reused for a while: a remote's packets all ask it. IPv4
+	 * addresses are in the first word, the others 0. */
+	now = bpf_jiffies64();
+	if (now < s->us_expires && s->us_saddr[0] == saddr[0] && s->us_daddr[0] == daddr[0] &&
+	    (v6 ? (s->us_saddr[1] == saddr[1] && s->us_saddr[2] == saddr[2] && s->us_saddr[3] == saddr[3] &&
+		   s->us_daddr[1] == daddr[1] && s->us_daddr[2] == daddr[2] && s->us_daddr[3] == daddr[3])
+		: !(s->us_saddr[1] | s->us_saddr[2] | s->us_saddr[3])))
+		return 1;
 	__builtin_memset(f, 0, sizeof(*f));
 	if (v6) {
 		f->family = AF_INET6;
@@ -507,7 +547,22 @@ static __always_inline int vxlan_to_us(struct xdp_md *ctx, struct xdpr_vxlan_scr
 		f->ipv4_dst = daddr[0];
 	}
 	f->ifindex = ctx->ingress_ifindex;
-	return bpf_fib_lookup(ctx, f, sizeof(*f), xdpr_fib_skip_neigh) == BPF_FIB_LKUP_RET_NOT_FWDED;
+	us = bpf_fib_lookup(ctx, f, sizeof(*f), xdpr_fib_skip_neigh) == BPF_FIB_LKUP_RET_NOT_FWDED;
+	if (us) {
+		/* The addresses as the lookup was given them (it keeps
+		 * them for a local destination; IPv4 in the first word). */
+		if (v6) {
+			__builtin_memcpy(s->us_saddr, f->ipv6_src, 16);
+			__builtin_memcpy(s->us_daddr, f->ipv6_dst, 16);
+		} else {
+			s->us_saddr[0] = f->ipv4_src;
+			s->us_daddr[0] = f->ipv4_dst;
+			s->us_saddr[1] = s->us_saddr[2] = s->us_saddr[3] = 0;
+			s->us_daddr[1] = s->us_daddr[2] = s->us_daddr[3] = 0;
+		}
+		s->us_expires = now + xdpr_vxlan_cache_jiffies;
+	}
+	return us;
 }
 
 /* vxlan_inner checks the inner packet of a configured VXLAN frame (its IP

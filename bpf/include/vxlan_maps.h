@@ -106,6 +106,26 @@ struct xdpr_vxlan_scratch {
 	__u8 inner_off; /* decap: where the inner IP header starts */
 	__u8 l4proto;   /* decap: the inner packet's protocol */
 	__u8 pad;
+	/* This CPU's last outer route (vxlan_outer_route): an outer route
+	 * lookup (with the source address chosen) costs as much as the
+	 * rest of the encapsulation, and it is the same for every packet to
+	 * a netdev's remote, as the kernel's vxlan keeps it in its
+	 * dst_cache. Until nh_expires (jiffies), for frames up to nh_maxlen
+	 * (what was found to fit) of the netdev nh_dev with outer TOS nh_tos. */
+	__u64 nh_expires;
+	__u32 nh_dev;
+	__u32 nh_egress;
+	__u32 nh_maxlen;
+	__u32 nh_src[4];
+	__u8 nh_dmac[6];
+	__u8 nh_smac[6];
+	__u8 nh_tos;
+	__u8 pad2[3];
+	/* This CPU's last "to this router" answer (vxlan_to_us) for an
+	 * outer (source, destination), valid until us_expires (jiffies). */
+	__u64 us_expires;
+	__u32 us_saddr[4];
+	__u32 us_daddr[4];
 	__u64 sum;      /* the checksum's loop: its sum, offset, octets left */
 	__u32 off;
 	__u32 left;
