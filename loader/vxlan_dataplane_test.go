@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -414,5 +415,77 @@ func TestVXLANOuterRouteChange(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	if got := dmac(); got.String() != "02:00:00:00:02:09" {
 		t.Errorf("150 ms after the next hop changed, the outer destination MAC is %s, want 02:00:00:00:02:09", got)
+	}
+}
+
+// TestVXLANDecapGate: on a gated port the decapsulated packet passes the
+// conntrack gate as the netdev's own traffic would: without an entry, or
+// as a SYN, it goes to the kernel untouched (where the netdev decapsulates
+// and the firewall judges it as arriving on it); established, XDP carries
+// it.
+func TestVXLANDecapGate(t *testing.T) {
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		t.Fatalf("needs the conntrack CLI (Debian package conntrack; make test installs it): %v", err)
+	}
+	rl := newVXLANRouterLab(t)
+	err := rl.lab.Do(rl.ns, func() error {
+		ifc, err := net.InterfaceByName("wan0")
+		if err != nil {
+			return err
+		}
+		rl.progs["wan0"] = loadTestProgramGate(t, ifc, RoleWAN, CTGateOn, rl.maps)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vx4 := labVXLANByName("vx4")
+	in := udp6(t, "2001:db8:b40::5", "2001:db8:1::2", overlay(vx4))
+	syn := udp6(t, "2001:db8:b40::5", "2001:db8:1::2", overlay(vx4), tcp())
+	syn[14+40+13] = 0x02
+	syn = fixL4Checksum(t, syn)
+	for _, c := range []struct {
+		name    string
+		entry   []string
+		inner   []byte
+		verdict uint32
+		counter string
+	}{
+		{"no conntrack entry", nil, in, xdpPass, "pass_ct_new"},
+		{"established", ctEntry("udp", "2001:db8:b40::5", "2001:db8:1::2", udpSport, udpDport, "-u", "SEEN_REPLY,ASSURED"),
+			in, xdpRedirect, "vxlan_decap"},
+		{"syn", nil, syn, xdpPass, "pass_ct_tcp_flags"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := rl.lab.MustExec(rl.ns, []string{"conntrack", "-F"}); err != nil {
+				t.Fatal(err)
+			}
+			if c.entry != nil {
+				if err := rl.lab.MustExec(rl.ns, append([]string{"conntrack"}, c.entry...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			frame := vxlanFrame(c.inner, "10.0.2.2", "10.0.2.1", 100, 4789, true)
+			want := frame
+			if c.verdict == xdpRedirect {
+				want = expectForward(c.inner, "lan0")
+			}
+			err := rl.lab.Do(rl.ns, func() error {
+				v, out, delta, err := rl.runOnce(frame, "wan0")
+				if err != nil {
+					return err
+				}
+				if v != c.verdict {
+					t.Errorf("verdict %s, want %s", verdictName(v), verdictName(c.verdict))
+				}
+				if !bytes.Equal(out, want) {
+					t.Errorf("output differs: %s", diffBytes(out, want))
+				}
+				return rl.checkCounters(delta, rl.counterIndex(t, c.counter), len(frame))
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
