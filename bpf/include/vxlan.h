@@ -8,10 +8,12 @@
  * flow into the same range; and an IPv4 outer header's identification,
  * which the kernel draws from its own per-destination counters.
  *
- * The entry points are out of line with frames of a few octets: xdpr_main
- * leaves the call chain 32 octets of the 512 a verifier allows, so what
- * would sit on the stack (route lookups, the decapsulation key, the
- * checksum's copy) is in the per-CPU xdpr_vxlan_scratch. */
+ * The work is done in out-of-line stages with frames of at most 32 octets,
+ * called one after the other from the entry points (inlined into
+ * xdpr_main): xdpr_main leaves the call chain 32 octets of the 512 a
+ * verifier allows, so what would sit on the stack (route lookups, the
+ * decapsulation key, the conntrack tuple, the checksum's copy, values kept
+ * across helper calls) is in the per-CPU xdpr_vxlan_scratch. */
 #ifndef XDPR_VXLAN_H
 #define XDPR_VXLAN_H
 
@@ -493,10 +495,12 @@ static __noinline int vxlan_encap_csum(struct xdp_md *ctx)
  * the caller (forwardable, TTL > 1, wholly in the frame, through the
  * conntrack gate). mb: the frame has more than one buffer. It returns the
  * counted verdict, or -1 when the egress is no vxlan netdev of ours (the
- * caller passes with its reason). In stages of small frames, called from
- * here, which has none: the chain of calls from xdpr_main has 32 octets
- * left of the 512 a verifier allows (loader/stack_test.go). */
-static __noinline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb)
+ * caller passes with its reason). In stages, each a function of its own
+ * with a frame of at most 32 octets, called from here, which is inlined
+ * into xdpr_main: the chain of calls from xdpr_main has 32 octets left of
+ * the 512 a verifier allows (loader/stack_test.go; on 6.1 a frame counts
+ * at least 32, so no stage may call another). */
+static __always_inline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb)
 {
 	int act;
 
@@ -955,7 +959,7 @@ static __noinline int vxlan_decap_strip(struct xdp_md *ctx, __u32 v6)
  * that netdev); anything else the kernel gets untouched. It returns the
  * counted verdict, or -1 for UDP that is not VXLAN to this router (the
  * forward path goes on with it). In stages, as vxlan_encap. */
-static __noinline int vxlan_decap(struct xdp_md *ctx, __u32 v6, __u32 gate)
+static __always_inline int vxlan_decap(struct xdp_md *ctx, __u32 v6, __u32 gate)
 {
 	int act;
 
