@@ -25,6 +25,7 @@
 #include "include/tc_npt.h"
 #include "include/tc_reply.h"
 #include "include/conntrack.h"
+#include "include/vxlan.h"
 
 /* Per-attachment identity. The loader loads one program instance per
  * interface and sets these before loading, so the per-packet path needs no
@@ -115,6 +116,14 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	reason = ipv4_addr_reason(iph->saddr, iph->daddr);
 	if (unlikely(reason))
 		return pass(ctx, reason);
+	/* VXLAN to this router (vxlan.h): before the TTL, which an outer
+	 * header at its destination need not have. */
+	if (iph->protocol == IPPROTO_UDP) {
+		int act = vxlan_decap(ctx, 0, gate);
+
+		if (act >= 0)
+			return act;
+	}
 	if (unlikely(iph->ttl <= 1))
 		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
 	/* Before anything is written, and before the route: the same tuple
@@ -150,6 +159,13 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 
 		if (act >= 0)
 			return act;
+		/* Into a vxlan netdev (vxlan.h); never with a translation,
+		 * which only a nat44 tunnel applies. */
+		if (!np) {
+			act = vxlan_encap(ctx, &p, reason, mb_len != 0);
+			if (act >= 0)
+				return act;
+		}
 		/* NAT out of a port that is no tunnel's: the kernel's. */
 		return pass(ctx, np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED ? XDPR_CNT_PASS_CT_NAT : reason);
 	}
@@ -229,6 +245,13 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	reason = ipv6_addr_reason(&ip6->saddr, &ip6->daddr);
 	if (unlikely(reason))
 		return pass(ctx, reason);
+	/* VXLAN to this router (vxlan.h). */
+	if (ip6->nexthdr == IPPROTO_UDP) {
+		int act = vxlan_decap(ctx, 1, gate);
+
+		if (act >= 0)
+			return act;
+	}
 	/* TCP and UDP right behind the header, nearly all traffic: two
 	 * compares instead of the walk's switch over extension headers. */
 	if (unlikely(ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)) {
@@ -273,10 +296,17 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 
 	reason = fib_redirect(ctx, eth, &p, mb_len != 0);
 	if (unlikely(reason)) {
-		/* Into a 6in4 tunnel's netdev, untranslated (NPT is the
-		 * WAN's; the slow path does not translate either). */
+		/* Into a vxlan netdev (vxlan.h) or a 6in4 tunnel's netdev
+		 * (tunnel6in4.h), untranslated: NPT's outside is the WAN,
+		 * never a tunnel (the slow paths do not translate either).
+		 * In this order: a "too big" answer is looked up again by
+		 * the first from what the lookup left in p, by the second
+		 * from the packet. */
 		if (!dnpt) {
-			int act = tun6in4_encap(ctx, &p, reason, mb_len);
+			int act = vxlan_encap(ctx, &p, reason, mb_len != 0);
+
+			if (act < 0)
+				act = tun6in4_encap(ctx, &p, reason, mb_len);
 
 			if (act >= 0)
 				return act;

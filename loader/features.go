@@ -16,6 +16,7 @@ const (
 	featureNDPProxy = uint32(routerXdprFeatureBitXDPR_F_NDP_PROXY)
 	featureNPT64    = uint32(routerXdprFeatureBitXDPR_F_NPT64)
 	featureNPTTrie  = uint32(routerXdprFeatureBitXDPR_F_NPT_TRIE)
+	featureVXLAN    = uint32(routerXdprFeatureBitXDPR_F_VXLAN)
 )
 
 // syncFeatures sets xdpr_features from what the maps hold now and starts a
@@ -39,6 +40,19 @@ func (d *Dataplane) syncFeatures() error {
 	}
 	if full {
 		flags |= featureNDPProxy
+	}
+	if d.maps.XdprVxlans != nil {
+		var (
+			k uint32
+			v routerXdprVxlan
+		)
+		it := d.maps.XdprVxlans.Iterate()
+		if it.Next(&k, &v) {
+			flags |= featureVXLAN
+		}
+		if err := it.Err(); err != nil {
+			return errors.Join(nptErr, fmt.Errorf("read xdpr_vxlans: %w", err))
+		}
 	}
 	return errors.Join(nptErr, d.nextGeneration(&flags))
 }

@@ -12,9 +12,10 @@ import (
 )
 
 // KernelTunnel is a tunnel whose encapsulation is a kernel netdev that the
-// control plane created (vxlan). The data plane only needs to know its
-// ifindex: a route into it is the kernel's to carry (pass_tunnel_dev);
-// the rest is for status and bpftool.
+// control plane created (vxlan). XDP encapsulates what is routed into it
+// and decapsulates what its remote sends as the netdev would (vxlan.go
+// reads the rest of what that takes from the netdev); where it cannot, the
+// kernel carries it (pass_tunnel_dev).
 type KernelTunnel struct {
 	Name    string     `json:"name"`
 	Ifindex int        `json:"ifindex"`
@@ -47,15 +48,28 @@ func (d *Dataplane) PutKernelTunnel(t KernelTunnel) error {
 	for i := 0; i < len(t.Name) && i < len(v.Name)-1; i++ {
 		v.Name[i] = int8(t.Name[i])
 	}
-	if err := d.maps.XdprKtunnels.Put(uint32(t.Ifindex), v); err != nil {
-		return fmt.Errorf("kernel tunnel %q: write xdpr_ktunnels: %w", t.Name, err)
+	// XDP's own entry before the record: a packet never finds the
+	// netdev recorded without what XDP needs of it. Where it cannot be
+	// made, the netdev stays the kernel's (pass_tunnel_dev).
+	vx, err := vxlanEntry(t)
+	if err == nil {
+		err = d.putVXLAN(vx)
 	}
-	return nil
+	if err != nil {
+		err = fmt.Errorf("kernel tunnel %q: %w", t.Name, err)
+	}
+	if perr := d.maps.XdprKtunnels.Put(uint32(t.Ifindex), v); perr != nil {
+		return errors.Join(err, fmt.Errorf("kernel tunnel %q: write xdpr_ktunnels: %w", t.Name, perr))
+	}
+	return err
 }
 
 // DeleteKernelTunnel forgets the kernel tunnel netdev ifindex; one that
 // is not recorded is not an error.
 func (d *Dataplane) DeleteKernelTunnel(ifindex int) error {
+	if err := d.deleteVXLAN(uint32(ifindex)); err != nil {
+		return err
+	}
 	if err := d.maps.XdprKtunnels.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete xdpr_ktunnels[%d]: %w", ifindex, err)
 	}

@@ -34,6 +34,8 @@ func portSpecFor(ifindex int, mac net.HardwareAddr, role Role, gate CTGate, kern
 		"xdpr_port_role":    uint32(role),
 		"xdpr_port_mac":     m,
 		"xdpr_port_ct_gate": uint32(gate.value()),
+		// VXLAN's cached outer route and "to this router" answer: 100 ms.
+		"xdpr_vxlan_cache_jiffies": uint32((100*kernelHZ() + 999) / 1000),
 	}
 	if gate.on() {
 		t := readCTTimeouts()

@@ -86,13 +86,22 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_MB_HEADERS              routerXdprCounter = 67
 	routerXdprCounterXDPR_CNT_PASS_MB_EGRESS               routerXdprCounter = 68
 	routerXdprCounterXDPR_CNT_PASS_TUNNEL_DEV              routerXdprCounter = 69
-	routerXdprCounterXDPR_CNT_TUN6IN4ENCAP                 routerXdprCounter = 70
-	routerXdprCounterXDPR_CNT_TUN6IN4DECAP                 routerXdprCounter = 71
-	routerXdprCounterXDPR_CNT_TUN6IN4ICMP_PTB              routerXdprCounter = 72
-	routerXdprCounterXDPR_CNT_PASS_TUN6IN4UNKNOWN_ENDPOINT routerXdprCounter = 73
-	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LOCAL        routerXdprCounter = 74
-	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LAN          routerXdprCounter = 75
-	routerXdprCounterXDPR_CNT__MAX                         routerXdprCounter = 76
+	routerXdprCounterXDPR_CNT_VXLAN_ENCAP                  routerXdprCounter = 70
+	routerXdprCounterXDPR_CNT_VXLAN_DECAP                  routerXdprCounter = 71
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_NO_NEIGH          routerXdprCounter = 72
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_TOO_BIG           routerXdprCounter = 73
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_MB                routerXdprCounter = 74
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_UNKNOWN           routerXdprCounter = 75
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_INNER             routerXdprCounter = 76
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_LOCAL             routerXdprCounter = 77
+	routerXdprCounterXDPR_CNT_PASS_VXLAN_CSUM              routerXdprCounter = 78
+	routerXdprCounterXDPR_CNT_TUN6IN4ENCAP                 routerXdprCounter = 79
+	routerXdprCounterXDPR_CNT_TUN6IN4DECAP                 routerXdprCounter = 80
+	routerXdprCounterXDPR_CNT_TUN6IN4ICMP_PTB              routerXdprCounter = 81
+	routerXdprCounterXDPR_CNT_PASS_TUN6IN4UNKNOWN_ENDPOINT routerXdprCounter = 82
+	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LOCAL        routerXdprCounter = 83
+	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LAN          routerXdprCounter = 84
+	routerXdprCounterXDPR_CNT__MAX                         routerXdprCounter = 85
 )
 
 type routerXdprCounterLayout uint32
@@ -154,6 +163,7 @@ const (
 	routerXdprFeatureBitXDPR_F_NDP_PROXY routerXdprFeatureBit = 2
 	routerXdprFeatureBitXDPR_F_NPT64     routerXdprFeatureBit = 4
 	routerXdprFeatureBitXDPR_F_NPT_TRIE  routerXdprFeatureBit = 8
+	routerXdprFeatureBitXDPR_F_VXLAN     routerXdprFeatureBit = 16
 )
 
 type routerXdprFeatureWord struct {
@@ -450,6 +460,94 @@ const (
 	routerXdprTxPathXDPR_TX_KERNEL   routerXdprTxPath = 2
 )
 
+type routerXdprVxlan struct {
+	_      structs.HostLayout
+	Remote struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Local struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Ifindex  uint32
+	Underlay uint32
+	Vni      uint32
+	Mac      [6]uint8
+	Port     uint16
+	SportMin uint16
+	SportMax uint16
+	Ttl      uint8
+	Tos      uint8
+	Flags    uint8
+	Pad      [5]uint8
+}
+
+type routerXdprVxlanEp struct {
+	_      structs.HostLayout
+	Remote struct {
+		_    structs.HostLayout
+		In6U struct {
+			_       structs.HostLayout
+			U6Addr8 [16]uint8
+		}
+	}
+	Vni  uint32
+	Port uint16
+	Pad  [2]uint8
+}
+
+type routerXdprVxlanFlag uint32
+
+const (
+	routerXdprVxlanFlagXDPR_VXLAN_F_IPV4 routerXdprVxlanFlag = 1
+	routerXdprVxlanFlagXDPR_VXLAN_F_CSUM routerXdprVxlanFlag = 2
+)
+
+type routerXdprVxlanScratch struct {
+	_         structs.HostLayout
+	Fib       [8]uint64
+	Ct        [13]uint64
+	Vx        routerXdprVxlan
+	Key       routerXdprVxlanEp
+	Imac      [12]uint8
+	Ckey      uint32
+	RxLen     uint64
+	Len       uint32
+	UdpLen    uint32
+	Sport     uint16
+	Tos       uint8
+	Otos      uint8
+	InnerV6   uint8
+	InnerOff  uint8
+	L4proto   uint8
+	Pad       uint8
+	NhExpires uint64
+	NhDev     uint32
+	NhEgress  uint32
+	NhMaxlen  uint32
+	NhSrc     [4]uint32
+	NhDmac    [6]uint8
+	NhSmac    [6]uint8
+	NhTos     uint8
+	Pad2      [3]uint8
+	_         [4]byte
+	UsExpires uint64
+	UsSaddr   [4]uint32
+	UsDaddr   [4]uint32
+	Sum       uint64
+	Off       uint32
+	Left      uint32
+	Buf       [260]uint8
+	_         [4]byte
+}
+
 type routerXdprXdpMode uint32
 
 const (
@@ -485,6 +583,10 @@ const (
 	routerMapXdprTunnels             = "xdpr_tunnels"
 	routerMapXdprTxPorts             = "xdpr_tx_ports"
 	routerMapXdprTxPortsMb           = "xdpr_tx_ports_mb"
+	routerMapXdprVxlanEps            = "xdpr_vxlan_eps"
+	routerMapXdprVxlanPorts          = "xdpr_vxlan_ports"
+	routerMapXdprVxlanScratch        = "xdpr_vxlan_scratch"
+	routerMapXdprVxlans              = "xdpr_vxlans"
 	routerProgXdprMain               = "xdpr_main"
 	routerProgXdprTcDnpt             = "xdpr_tc_dnpt"
 	routerProgXdprTcReply            = "xdpr_tc_reply"
@@ -520,6 +622,9 @@ const (
 	routerVarXdprTunnelFlagNames     = "xdpr_tunnel_flag_names"
 	routerVarXdprTunnelModeNames     = "xdpr_tunnel_mode_names"
 	routerVarXdprTxPathNames         = "xdpr_tx_path_names"
+	routerVarXdprVxlanCacheJiffies   = "xdpr_vxlan_cache_jiffies"
+	routerVarXdprVxlanFlagNames      = "xdpr_vxlan_flag_names"
+	routerVarXdprVxlanZero           = "xdpr_vxlan_zero"
 )
 
 // loadRouter returns the embedded CollectionSpec for router.
@@ -600,6 +705,10 @@ type routerMapSpecs struct {
 	XdprTunnels       *ebpf.MapSpec `ebpf:"xdpr_tunnels"`
 	XdprTxPorts       *ebpf.MapSpec `ebpf:"xdpr_tx_ports"`
 	XdprTxPortsMb     *ebpf.MapSpec `ebpf:"xdpr_tx_ports_mb"`
+	XdprVxlanEps      *ebpf.MapSpec `ebpf:"xdpr_vxlan_eps"`
+	XdprVxlanPorts    *ebpf.MapSpec `ebpf:"xdpr_vxlan_ports"`
+	XdprVxlanScratch  *ebpf.MapSpec `ebpf:"xdpr_vxlan_scratch"`
+	XdprVxlans        *ebpf.MapSpec `ebpf:"xdpr_vxlans"`
 }
 
 // routerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -634,6 +743,9 @@ type routerVariableSpecs struct {
 	XdprTunnelFlagNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTunnelModeNames     *ebpf.VariableSpec `ebpf:"xdpr_tunnel_mode_names"`
 	XdprTxPathNames         *ebpf.VariableSpec `ebpf:"xdpr_tx_path_names"`
+	XdprVxlanCacheJiffies   *ebpf.VariableSpec `ebpf:"xdpr_vxlan_cache_jiffies"`
+	XdprVxlanFlagNames      *ebpf.VariableSpec `ebpf:"xdpr_vxlan_flag_names"`
+	XdprVxlanZero           *ebpf.VariableSpec `ebpf:"xdpr_vxlan_zero"`
 }
 
 // routerObjects contains all objects after they have been loaded into the kernel.
@@ -679,6 +791,10 @@ type routerMaps struct {
 	XdprTunnels       *ebpf.Map `ebpf:"xdpr_tunnels"`
 	XdprTxPorts       *ebpf.Map `ebpf:"xdpr_tx_ports"`
 	XdprTxPortsMb     *ebpf.Map `ebpf:"xdpr_tx_ports_mb"`
+	XdprVxlanEps      *ebpf.Map `ebpf:"xdpr_vxlan_eps"`
+	XdprVxlanPorts    *ebpf.Map `ebpf:"xdpr_vxlan_ports"`
+	XdprVxlanScratch  *ebpf.Map `ebpf:"xdpr_vxlan_scratch"`
+	XdprVxlans        *ebpf.Map `ebpf:"xdpr_vxlans"`
 }
 
 func (m *routerMaps) Close() error {
@@ -706,6 +822,10 @@ func (m *routerMaps) Close() error {
 		m.XdprTunnels,
 		m.XdprTxPorts,
 		m.XdprTxPortsMb,
+		m.XdprVxlanEps,
+		m.XdprVxlanPorts,
+		m.XdprVxlanScratch,
+		m.XdprVxlans,
 	)
 }
 
@@ -741,6 +861,9 @@ type routerVariables struct {
 	XdprTunnelFlagNames     *ebpf.Variable `ebpf:"xdpr_tunnel_flag_names"`
 	XdprTunnelModeNames     *ebpf.Variable `ebpf:"xdpr_tunnel_mode_names"`
 	XdprTxPathNames         *ebpf.Variable `ebpf:"xdpr_tx_path_names"`
+	XdprVxlanCacheJiffies   *ebpf.Variable `ebpf:"xdpr_vxlan_cache_jiffies"`
+	XdprVxlanFlagNames      *ebpf.Variable `ebpf:"xdpr_vxlan_flag_names"`
+	XdprVxlanZero           *ebpf.Variable `ebpf:"xdpr_vxlan_zero"`
 }
 
 // routerPrograms contains all programs after they have been loaded into the kernel.

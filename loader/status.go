@@ -60,10 +60,13 @@ type Status struct {
 	Tunnels    []TunnelStatus    `json:"tunnels"`
 	// KernelTunnels are the vxlan netdevs xdprouter created.
 	KernelTunnels []KernelTunnelStatus `json:"kernel_tunnels"`
-	Maps          []MapStatus          `json:"maps"`
-	NPT           []NPTRule            `json:"npt"`
-	NDPProxy      []NDPProxyEntry      `json:"ndp_proxy"`
-	TCLinks       []string             `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
+	// VXLANCounters are what XDP did with their traffic (vxlan_encap,
+	// vxlan_decap, pass_vxlan_* and pass_tunnel_dev), when there are any.
+	VXLANCounters []Counter       `json:"vxlan_counters,omitempty"`
+	Maps          []MapStatus     `json:"maps"`
+	NPT           []NPTRule       `json:"npt"`
+	NDPProxy      []NDPProxyEntry `json:"ndp_proxy"`
+	TCLinks       []string        `json:"tc_links"` // pins of the TC links (NPT slow path, replies on TXKernel ports)
 	// Features are the xdpr_features bits set ("npt", "ndp_proxy"): the
 	// data plane skips the lookups of the others.
 	Features []string `json:"features"`
@@ -190,6 +193,11 @@ func (d *Dataplane) Status() (Status, error) {
 
 	if st.KernelTunnels, err = d.kernelTunnelStatus(); err != nil {
 		return st, err
+	}
+	if len(st.KernelTunnels) > 0 {
+		if st.VXLANCounters, err = d.vxlanCounters(); err != nil {
+			return st, err
+		}
 	}
 
 	entries, err := os.ReadDir(d.dir)

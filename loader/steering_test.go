@@ -83,9 +83,15 @@ func xdpRoute(rl *routerLab, frame []byte, ingress string) (string, error) {
 			return err
 		}
 		if verdict == xdpRedirect {
+			// Encapsulated into VXLAN (vxlan.h): IPv4, UDP to 4789.
+			vxlan := len(out) > 14+20+8 && out[12] == 0x08 && out[13] == 0 && out[14+9] == 17 &&
+				out[14+22] == 0x12 && out[14+23] == 0xb5
 			for _, li := range labIfaces {
 				if bytes.Equal(out[0:6], mustMAC(li.peerMAC)) && bytes.Equal(out[6:12], mustMAC(li.mac)) {
 					answer = li.name
+					if vxlan {
+						answer = "vxlan over " + li.name
+					}
 					return nil
 				}
 			}
@@ -109,10 +115,10 @@ func xdpRoute(rl *routerLab, frame []byte, ingress string) (string, error) {
 // through the policy rules with the packet's source (net/core/filter.c
 // bpf_ipv6_fib_lookup: fib6_lookup, RT6_LOOKUP_F_HAS_SADDR on input), so
 // a packet from a tunnel prefix is never forwarded out of the native WAN.
-// Where the kernel routes into the vxlan device, XDP passes the packet
-// (it cannot encapsulate into a kernel vxlan) and counts pass_tunnel_dev
-// once the device is recorded as a kernel tunnel, pass_egress_not_attached
-// before.
+// Where the kernel routes into the vxlan device, XDP encapsulates the
+// packet as the device would and sends it out of the underlay (wan0)
+// once the device is recorded as a kernel tunnel, and passes it
+// (pass_egress_not_attached) before.
 func TestSourceSteeringMatchesKernel(t *testing.T) {
 	rl := newRouterLab(t)
 	if err := rl.lab.MustExec(rl.ns, steeringSetup...); err != nil {
@@ -131,7 +137,7 @@ func TestSourceSteeringMatchesKernel(t *testing.T) {
 		switch kernel {
 		case "vx0":
 			if recorded {
-				return "pass_tunnel_dev"
+				return "vxlan over wan0"
 			}
 			return "pass_egress_not_attached"
 		case "unreachable":
@@ -160,8 +166,11 @@ func TestSourceSteeringMatchesKernel(t *testing.T) {
 	}
 	t.Run("vxlan not recorded", func(t *testing.T) { run(t, false) })
 	d := &Dataplane{maps: *rl.maps}
-	if err := d.PutKernelTunnel(KernelTunnel{Name: "vx0", Ifindex: vxIndex, Kind: "vxlan", VNI: 1, Port: 4789,
-		Remote: netip.MustParseAddr("10.0.2.2")}); err != nil {
+	// In the router's namespace: the loader reads the netdev.
+	if err := rl.lab.Do(rl.ns, func() error {
+		return d.PutKernelTunnel(KernelTunnel{Name: "vx0", Ifindex: vxIndex, Kind: "vxlan", VNI: 1, Port: 4789,
+			Remote: netip.MustParseAddr("10.0.2.2")})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("vxlan recorded", func(t *testing.T) { run(t, true) })

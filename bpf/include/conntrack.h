@@ -144,13 +144,21 @@ extern int bpf_ct_change_timeout(struct nf_conn___xdpr *nfct, __u32 timeout) __k
 
 /* ct_event counts an event (not a packet) in the slots of xdpr_counters
  * behind the packet counters. */
-static __always_inline void ct_event(__u32 ev)
+static __always_inline void ct_event_in(__u32 ev, __u32 *k)
 {
-	__u32 k = XDPR_EV_BASE + ev;
-	struct xdpr_counter_val *v = bpf_map_lookup_elem(&xdpr_counters, &k);
+	struct xdpr_counter_val *v;
 
+	*k = XDPR_EV_BASE + ev;
+	v = bpf_map_lookup_elem(&xdpr_counters, k);
 	if (v)
 		v->packets++;
+}
+
+static __always_inline void ct_event(__u32 ev)
+{
+	__u32 k;
+
+	ct_event_in(ev, &k);
 }
 
 /* ct_l4 checks the transport header at l4 (up to the packet's end pend and
@@ -230,6 +238,18 @@ struct {
 	__type(value, struct xdpr_ct_cache_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_ct_cache SEC(".maps");
+
+/* Where the gate keeps its work when the caller's stack has no room for
+ * it, in map memory (vxlan.h): the tuple, the lookup's options and the
+ * cache key. ct_gate_ipv4 and ct_gate_ipv6 keep theirs on the stack. */
+struct xdpr_ct_work {
+	struct bpf_sock_tuple t;
+	struct xdpr_ct_opts opts;
+	__u32 key[XDPR_CT_KEY_WORDS];
+	__u32 slot;   /* map keys: the cache slot, the event counter */
+	__u32 ev;
+	__be32 ports; /* ct_l4's */
+};
 
 /* ct_key fills key with the tuple's tlen bytes (12 for IPv4, 36 for IPv6)
  * and the protocol, zero elsewhere, and returns its slot. */
@@ -311,12 +331,11 @@ static __always_inline __u32 ct_nat_read(struct nf_conn___xdpr *ct, unsigned lon
  * nat (IPv4 only), an entry carrying SNAT or DNAT is accepted too, and
  * nat says how to translate; its kind stays NONE for an entry without NAT.
  * Without nat, NAT is a reason to pass. */
-static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 tlen,
-					__u8 proto, struct xdpr_ct_nat *nat)
+static __always_inline __u32 ct_verdict_in(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 tlen,
+					   __u8 proto, struct xdpr_ct_nat *nat, struct xdpr_ct_opts *opts,
+					   __u32 *key, struct xdpr_ct_work *w)
 {
-	struct xdpr_ct_opts opts = { .netns_id = -1, .l4proto = proto };
 	struct xdpr_ct_cache_entry *c = NULL;
-	__u32 key[XDPR_CT_KEY_WORDS];
 	struct nf_conn___xdpr *ct;
 	unsigned long status;
 	__u32 reason = 0;
@@ -328,18 +347,27 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 	if (xdpr_ct_cache_jiffies) {
 		__u32 slot = ct_key(key, t, tlen, proto);
 
-		c = bpf_map_lookup_elem(&xdpr_ct_cache, &slot);
+		if (w) {
+			w->slot = slot;
+			c = bpf_map_lookup_elem(&xdpr_ct_cache, &w->slot);
+		} else {
+			c = bpf_map_lookup_elem(&xdpr_ct_cache, &slot);
+		}
 		now = bpf_jiffies64();
 		if (c && now < c->expires && ct_key_eq(c->key, key)) {
 			/* Only forward verdicts are cached; without nat, only
 			 * those without NAT. */
 			if (nat)
 				*nat = c->nat;
-			ct_event(XDPR_EV_CT_CACHE_HIT);
+			if (w)
+				ct_event_in(XDPR_EV_CT_CACHE_HIT, &w->ev);
+			else
+				ct_event(XDPR_EV_CT_CACHE_HIT);
 			return 0;
 		}
 	}
-	ct = bpf_xdp_ct_lookup(ctx, t, tlen, &opts, sizeof(opts));
+	*opts = (struct xdpr_ct_opts){ .netns_id = -1, .l4proto = proto };
+	ct = bpf_xdp_ct_lookup(ctx, t, tlen, opts, sizeof(*opts));
 	/* No entry (-ENOENT) or any error: conntrack has not accepted the
 	 * flow, as far as the gate can tell. The hash holds confirmed
 	 * entries only, so what is found has passed the whole ruleset once. */
@@ -369,10 +397,13 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 		if (unlikely(left < (__s32)refresh)) {
 			bpf_ct_change_timeout(ct, proto == IPPROTO_TCP ? xdpr_ct_tcp_timeout_ms
 								: xdpr_ct_udp_timeout_ms);
-			ct_event(XDPR_EV_CT_REFRESH);
+			if (w)
+				ct_event_in(XDPR_EV_CT_REFRESH, &w->ev);
+			else
+				ct_event(XDPR_EV_CT_REFRESH);
 		}
 		if (c) {
-			__builtin_memcpy(c->key, key, sizeof(key));
+			__builtin_memcpy(c->key, key, sizeof(c->key));
 			if (nat)
 				c->nat = *nat;
 			else
@@ -384,19 +415,28 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 	return reason;
 }
 
+static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 tlen,
+					__u8 proto, struct xdpr_ct_nat *nat)
+{
+	struct xdpr_ct_opts opts;
+	__u32 key[XDPR_CT_KEY_WORDS];
+
+	return ct_verdict_in(ctx, t, tlen, proto, nat, &opts, key, NULL);
+}
+
 /* ct_forget clears this CPU's cached verdicts of both directions of the
  * flow whose tuple t is (a SYN, FIN or RST of it is on its way to the
  * kernel). */
-static __always_inline void ct_forget(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+static __always_inline void ct_forget_in(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto, __u32 *key,
+					 __u32 *slot)
 {
-	__u32 key[XDPR_CT_KEY_WORDS], slot;
 	struct xdpr_ct_cache_entry *c;
 
 	if (!xdpr_ct_cache_jiffies)
 		return;
 	for (int dir = 0; dir < 2; dir++) {
-		slot = ct_key(key, t, tlen, proto);
-		c = bpf_map_lookup_elem(&xdpr_ct_cache, &slot);
+		*slot = ct_key(key, t, tlen, proto);
+		c = bpf_map_lookup_elem(&xdpr_ct_cache, slot);
 		if (c && ct_key_eq(c->key, key))
 			c->expires = 0;
 		/* The other direction: addresses and ports swapped. */
@@ -409,58 +449,110 @@ static __always_inline void ct_forget(struct bpf_sock_tuple *t, __u32 tlen, __u8
 			t->ipv4.sport = t->ipv4.dport;
 			t->ipv4.dport = p;
 		} else {
-			__u32 a[4];
 			__be16 p = t->ipv6.sport;
 
-			__builtin_memcpy(a, t->ipv6.saddr, 16);
-			__builtin_memcpy(t->ipv6.saddr, t->ipv6.daddr, 16);
-			__builtin_memcpy(t->ipv6.daddr, a, 16);
+			/* Word by word, in registers: a copy of the address
+			 * would take stack that vxlan.h's gate does not have. */
+#pragma unroll
+			for (int i = 0; i < 4; i++) {
+				__be32 a = t->ipv6.saddr[i];
+
+				t->ipv6.saddr[i] = t->ipv6.daddr[i];
+				t->ipv6.daddr[i] = a;
+			}
 			t->ipv6.sport = t->ipv6.dport;
 			t->ipv6.dport = p;
 		}
 	}
 }
 
+static __always_inline void ct_forget(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+{
+	__u32 key[XDPR_CT_KEY_WORDS], slot;
+
+	ct_forget_in(t, tlen, proto, key, &slot);
+}
+
 /* ct_gate_ipv4 is the gate for an option-less, unfragmented IPv4 packet
  * wholly in the frame (pend: where its tot_len ends). nat receives the
  * translation of a NATed flow (ct_verdict). */
+/* ct_tuple_ipv4 fills t with the packet's tuple (ports through *pp) and
+ * returns ct_l4's verdict: 0, CT_TCP_FLAGS (t filled: the caller forgets
+ * the flow) or a reason to pass (t not filled). */
+static __always_inline __u32 ct_tuple_ipv4(struct iphdr *iph, void *pend, void *end, struct bpf_sock_tuple *t,
+					   __be32 *pp)
+{
+	__u32 reason = ct_l4(iph->protocol, iph + 1, pend, end, pp);
+
+	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
+		return reason;
+	t->ipv4.saddr = iph->saddr;
+	t->ipv4.daddr = iph->daddr;
+	*(__be32 *)(void *)&t->ipv4.sport = *pp;
+	return reason;
+}
+
+static __always_inline __u32 ct_gate_ipv4_in(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end,
+					     struct xdpr_ct_nat *nat, struct bpf_sock_tuple *t, struct xdpr_ct_work *w)
+{
+	__be32 ports;
+	__u32 reason = ct_tuple_ipv4(iph, pend, end, t, w ? &w->ports : &ports);
+
+	if (unlikely(reason)) {
+		if (reason == XDPR_CNT_PASS_CT_TCP_FLAGS) {
+			if (w)
+				ct_forget_in(t, sizeof(t->ipv4), iph->protocol, w->key, &w->slot);
+			else
+				ct_forget(t, sizeof(t->ipv4), iph->protocol);
+		}
+		return reason;
+	}
+	if (w)
+		return ct_verdict_in(ctx, t, sizeof(t->ipv4), iph->protocol, nat, &w->opts, w->key, w);
+	return ct_verdict(ctx, t, sizeof(t->ipv4), iph->protocol, nat);
+}
+
 static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end,
 					  struct xdpr_ct_nat *nat)
 {
 	struct bpf_sock_tuple t;
-	__be32 ports;
-	__u32 reason = ct_l4(iph->protocol, iph + 1, pend, end, &ports);
 
-	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
-		return reason;
-	t.ipv4.saddr = iph->saddr;
-	t.ipv4.daddr = iph->daddr;
-	*(__be32 *)(void *)&t.ipv4.sport = ports;
-	if (unlikely(reason)) {
-		ct_forget(&t, sizeof(t.ipv4), iph->protocol);
-		return reason;
-	}
-	return ct_verdict(ctx, &t, sizeof(t.ipv4), iph->protocol, nat);
+	return ct_gate_ipv4_in(ctx, iph, pend, end, nat, &t, NULL);
 }
 
-/* ct_gate_ipv6_in is ct_gate_ipv6 with the tuple in memory the caller
- * lends (t): a subprogram with a small frame of its own (tunnel6in4.h)
- * lends scratch it does not need meanwhile. */
-static __always_inline __u32 ct_gate_ipv6_in(struct xdp_md *ctx, struct ipv6hdr *ip6, const struct in6_addr *daddr,
-					     void *pend, void *end, struct bpf_sock_tuple *t)
+/* ct_tuple_ipv6 is ct_tuple_ipv4 for IPv6, with daddr as conntrack sees
+ * it. */
+static __always_inline __u32 ct_tuple_ipv6(struct ipv6hdr *ip6, const struct in6_addr *daddr, void *pend,
+					   void *end, struct bpf_sock_tuple *t, __be32 *pp)
 {
-	__be32 ports;
-	__u32 reason = ct_l4(ip6->nexthdr, ip6 + 1, pend, end, &ports);
+	__u32 reason = ct_l4(ip6->nexthdr, ip6 + 1, pend, end, pp);
 
 	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
 		return reason;
 	__builtin_memcpy(t->ipv6.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(t->ipv6.daddr, daddr, 16);
-	*(__be32 *)(void *)&t->ipv6.sport = ports;
+	*(__be32 *)(void *)&t->ipv6.sport = *pp;
+	return reason;
+}
+
+static __always_inline __u32 ct_gate_ipv6_in(struct xdp_md *ctx, struct ipv6hdr *ip6,
+					     const struct in6_addr *daddr, void *pend, void *end,
+					     struct bpf_sock_tuple *t, struct xdpr_ct_work *w)
+{
+	__be32 ports;
+	__u32 reason = ct_tuple_ipv6(ip6, daddr, pend, end, t, w ? &w->ports : &ports);
+
 	if (unlikely(reason)) {
-		ct_forget(t, sizeof(t->ipv6), ip6->nexthdr);
+		if (reason == XDPR_CNT_PASS_CT_TCP_FLAGS) {
+			if (w)
+				ct_forget_in(t, sizeof(t->ipv6), ip6->nexthdr, w->key, &w->slot);
+			else
+				ct_forget(t, sizeof(t->ipv6), ip6->nexthdr);
+		}
 		return reason;
 	}
+	if (w)
+		return ct_verdict_in(ctx, t, sizeof(t->ipv6), ip6->nexthdr, NULL, &w->opts, w->key, w);
 	return ct_verdict(ctx, t, sizeof(t->ipv6), ip6->nexthdr, NULL);
 }
 
@@ -472,7 +564,7 @@ static __always_inline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip
 {
 	struct bpf_sock_tuple t;
 
-	return ct_gate_ipv6_in(ctx, ip6, daddr, pend, end, &t);
+	return ct_gate_ipv6_in(ctx, ip6, daddr, pend, end, &t, NULL);
 }
 
 #endif

@@ -97,7 +97,17 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_MB_HEADERS,     /* first buffer shorter than XDPR_MB_LINEAR_MIN, or the transport header beyond it */
 	XDPR_CNT_PASS_MB_EGRESS,      /* routed out of a port whose driver cannot transmit a multi-buffer frame */
 	/* Kernel tunnel devices (ktunnel.h) */
-	XDPR_CNT_PASS_TUNNEL_DEV,     /* routed into a kernel tunnel device xdprouter owns (vxlan): the kernel encapsulates */
+	XDPR_CNT_PASS_TUNNEL_DEV,     /* routed into a kernel tunnel device xdprouter owns that XDP does not encapsulate for: the kernel does */
+	/* VXLAN in XDP (vxlan.h) for the vxlan netdevs xdprouter owns */
+	XDPR_CNT_VXLAN_ENCAP,         /* routed into a vxlan netdev: encapsulated as the netdev does, redirected to the underlay */
+	XDPR_CNT_VXLAN_DECAP,         /* VXLAN from a configured remote and VNI: decapsulated, inner packet forwarded as if it came in on the netdev */
+	XDPR_CNT_PASS_VXLAN_NO_NEIGH, /* the overlay neighbour (the inner next hop on the vxlan netdev) is not resolved: the kernel resolves it */
+	XDPR_CNT_PASS_VXLAN_TOO_BIG,  /* inner packet over the vxlan netdev's MTU: the kernel sends the ICMP error or fragments */
+	XDPR_CNT_PASS_VXLAN_MB,       /* multi-buffer frame into a vxlan netdev: the kernel encapsulates */
+	XDPR_CNT_PASS_VXLAN_UNKNOWN,  /* UDP to this router at a vxlan port from no configured remote and VNI, or with VXLAN flags the kernel must judge */
+	XDPR_CNT_PASS_VXLAN_INNER,    /* configured VXLAN whose inner frame is not for the netdev's MAC, not IP, malformed or from a source no tunnel may bring */
+	XDPR_CNT_PASS_VXLAN_LOCAL,    /* configured VXLAN whose inner packet is the router's own: the kernel's vxlan socket takes the untouched frame */
+	XDPR_CNT_PASS_VXLAN_CSUM,     /* configured VXLAN with a wrong outer UDP checksum (or none over IPv6): the kernel drops it */
 	/* 6in4 tunnels (IPv6 in IPv4, protocol 41: tunnel6in4.h) */
 	XDPR_CNT_TUN6IN4_ENCAP,       /* IPv6 encapsulated in IPv4 in XDP and redirected to the WAN */
 	XDPR_CNT_TUN6IN4_DECAP,       /* 6in4 decapsulated in XDP, inner IPv6 redirected */
@@ -245,6 +255,7 @@ enum xdpr_feature_bit {
 	 * or (after a failed update) a /64 the hash lacks. Without it a miss
 	 * in the /64 maps is final. */
 	XDPR_F_NPT_TRIE = 8,
+	XDPR_F_VXLAN = 16,    /* xdpr_vxlan_eps holds vxlan netdevs: UDP is checked for VXLAN to decapsulate */
 };
 
 /* Why an address is in xdpr_ndp_foreign (what the control plane learned

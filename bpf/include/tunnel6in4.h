@@ -122,7 +122,7 @@ static XDPR_TUN6IN4_FN __u32 tun6in4_gate(struct xdp_md *ctx, struct bpf_fib_loo
 		return XDPR_CNT_PASS_TRUNCATED;
 	_Static_assert(sizeof(*p) >= sizeof(struct bpf_sock_tuple), "the tuple fits the lookup's room");
 	return ct_gate_ipv6_in(ctx, ip6, &ip6->daddr, (void *)ip6 + (len & 0xffff), data_end,
-			       (struct bpf_sock_tuple *)(void *)p);
+			       (struct bpf_sock_tuple *)(void *)p, NULL);
 }
 
 /* tun6in4_decap is the hook in forward_ipv4 for protocol 41 on a WAN

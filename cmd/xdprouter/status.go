@@ -285,6 +285,9 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", name, t.Ifindex, t.VNI, t.Remote, local, t.Port)
 		}
 		tw.Flush()
+		if v := vxlanCounterLine(st.VXLANCounters); v != "" {
+			fmt.Fprintln(w, v)
+		}
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -331,6 +334,29 @@ func printSteering(w io.Writer, s *control.SteeringState) {
 	}
 }
 
+// vxlanCounterLine says what XDP did with the vxlan netdevs' traffic:
+// the packets it encapsulated and decapsulated, and why it left others
+// to the kernel (the counters that are not zero).
+func vxlanCounterLine(cs []loader.Counter) string {
+	if len(cs) == 0 {
+		return ""
+	}
+	var done, passed []string
+	for _, c := range cs {
+		switch {
+		case c.Name == "vxlan_encap" || c.Name == "vxlan_decap":
+			done = append(done, fmt.Sprintf("%s %d", c.Name, c.Packets))
+		case c.Packets != 0:
+			passed = append(passed, fmt.Sprintf("%s %d", c.Name, c.Packets))
+		}
+	}
+	line := "vxlan in XDP: " + strings.Join(done, ", ")
+	if len(passed) > 0 {
+		line += "; to the kernel: " + strings.Join(passed, ", ")
+	}
+	return line
+}
+
 func newStatsCmd(g *globalFlags) *cobra.Command {
 	var asJSON, all bool
 	cmd := &cobra.Command{
@@ -338,7 +364,8 @@ func newStatsCmd(g *globalFlags) *cobra.Command {
 		Short: "Show data-plane counters (summed over CPUs)",
 		Long: `Every packet the XDP program sees increments exactly one counter: fwd_* when
 XDP forwarded it, pass_* with the reason when it went to the kernel
-(tun_* and drop_tun_* for ipip6 tunnels). The tc_* counters that follow
+(tun_* and drop_tun_* for ipip6 tunnels, vxlan_* and pass_vxlan_* for
+vxlan ones, which status also shows). The tc_* counters that follow
 are the tunnel slow path's own (TC programs): not part of that sum.
 Zero counters are hidden unless --all is given (--json always has all).
 Asks the daemon over --socket when one runs for this --bpffs, else reads

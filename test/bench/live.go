@@ -31,13 +31,14 @@ const (
 	scNPT       = "xdprouter-npt"
 )
 
-var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, scXdprouterCT, scEncap, scKernelNAT44, scNAT44, scDecap, scKernelNPT, scNPT}
+var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, scXdprouterCT, scEncap, scKernelNAT44, scNAT44, scDecap, scKernelNPT, scNPT,
+	scKernelVXLANEncap, scVXLANEncap, scKernelVXLANDecap, scVXLANDecap}
 
 // xdprouterCounter is the counter that must count every frame forwarded in
 // an xdprouter scenario ("" for the others).
 func xdprouterCounter(sc string, f family) string {
 	switch sc {
-	case scXdprouter, scXdprouterCT, scEncap, scDecap:
+	case scXdprouter, scXdprouterCT, scEncap, scDecap, scVXLANEncap, scVXLANDecap:
 		return f.fwdCounter
 	case scNAT44:
 		return "fwd_nat44_snat"
@@ -255,7 +256,7 @@ func comparedAs(f family) string {
 	switch f.only {
 	case scEncap:
 		return "ipv4"
-	case scDecap:
+	case scDecap, scVXLANEncap, scVXLANDecap:
 		return "ipv6"
 	}
 	return f.name
@@ -348,6 +349,8 @@ func (b *liveBench) setup(sc string, f family) (func() error, error) {
 		return b.setupTunnel(sc, f)
 	case scKernelNPT, scNPT:
 		return b.setupNPT(sc, f)
+	case scKernelVXLANEncap, scVXLANEncap, scKernelVXLANDecap, scVXLANDecap:
+		return b.setupVXLAN(sc)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
 }

@@ -186,7 +186,7 @@ func run(cfg config) (err error) {
 	var nspp []*nsppResult
 	if cfg.parts["nspp"] {
 		logf("ns/packet: %d test runs × %d repetitions per program and family", cfg.nsppRuns, cfg.nsppRepeat)
-		if nspp, err = runNsPerPacket(ctx, t, fams, cfg, lb.pass, lb.bare, lb.gens); err != nil {
+		if nspp, err = runNsPerPacket(ctx, t, nsppFamilies(fams), cfg, lb.pass, lb.bare, lb.gens); err != nil {
 			return fmt.Errorf("ns/packet: %w", err)
 		}
 	}

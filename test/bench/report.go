@@ -130,6 +130,7 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 		}
 	}
 	r.addTunnelRatios(lb, nspp)
+	r.addVXLANRatios(lb)
 	return r
 }
 

@@ -171,11 +171,13 @@ type family struct {
 // applies says whether scenario sc runs family f.
 func applies(sc string, f family) bool {
 	if f.only != "" {
-		// kernel-nat44 takes the encap family's frames into its tunnel.
-		return sc == f.only || (f.only == scEncap && (sc == scKernelNAT44 || sc == scNAT44))
+		// kernel-nat44 takes the encap family's frames into its tunnel;
+		// each kernel VXLAN scenario its XDP one's.
+		return sc == f.only || (f.only == scEncap && (sc == scKernelNAT44 || sc == scNAT44)) ||
+			(isVXLANScenario(sc) && vxlanScenario(sc) == f.only)
 	}
 	switch sc {
-	case scEncap, scDecap, scKernelNAT44, scNAT44:
+	case scEncap, scDecap, scKernelNAT44, scNAT44, scKernelVXLANEncap, scVXLANEncap, scKernelVXLANDecap, scVXLANDecap:
 		return false
 	case scKernelNPT, scNPT:
 		return f.name == "ipv6" // NPTv6 translates IPv6 only
@@ -222,6 +224,11 @@ func (t *topo) families() ([]family, error) {
 		{name: "ipv4-in-ipip6", frame: enc, fwdCounter: "tun_encap", only: scEncap},
 		{name: "ipip6-to-ipv4", frame: ipip6(inner, genV6, r0V6), fwdCounter: "tun_decap", only: scDecap},
 	}
+	vx, err := t.vxlanFamilies()
+	if err != nil {
+		return nil, err
+	}
+	fams = append(fams, vx...)
 	return fams, t.replyFrames(fams)
 }
 
