@@ -69,11 +69,13 @@ test: deps-test build
 # The kernel matrix (test/kernels/README.md): Debian's kernels booted under
 # qemu (KVM where it can run them, TCG otherwise) plus this host natively,
 # kernel x feature, saved under test/kernels/results. KERNELS picks rows,
-# KERNELS_SUBSET=ci the shorter test list CI runs.
+# KERNELS_SUBSET=ci the shorter test list CI runs; KERNELS_STRICT=-strict
+# makes a fail or error cell fail the target (CI sets it).
 KERNELS        ?= bookworm,trixie,host
 KERNELS_SUBSET ?= full
+KERNELS_STRICT ?=
 test-kernels: deps-test deps-kvm
-	$(GO) run ./test/kernels -kernels $(KERNELS) -subset $(KERNELS_SUBSET)
+	$(GO) run ./test/kernels -kernels $(KERNELS) -subset $(KERNELS_SUBSET) $(KERNELS_STRICT)
 
 # Every parser of network input, fuzzed for FUZZTIME each (the seed
 # corpora also run as plain tests in `go test`). A failure leaves the
