@@ -210,18 +210,26 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 
 	// Where each packet went.
 	fixed := labkit.VXLANParent.String()
-	checks := []struct {
+	type captureCheck struct {
 		what   string
 		file   string
 		filter []string
 		some   bool
-	}{
+	}
+	checks := []captureCheck{
 		{"tunnel-prefix packets on the ISP's wire", wire, []string{"ip6", "and", "net", fixed}, false},
 		{"VXLAN on the ISP's wire", wire, []string{"udp", "port", "4789"}, true},
 		{"ISP-address packets to/from native on the ISP's wire", wire, []string{"ip6", "and", "host", hostISP.String(), "and", "host", native.String()}, true},
 		{"ISP-prefix packets in the tunnel", tun, []string{"net", ispLAN.String()}, false},
 		{"native-host packets in the tunnel", tun, []string{"host", native.String()}, false},
-		{"VXLAN at the server", underlay, nil, true},
+	}
+	// A capture on the server's port sees only what its kernel handles:
+	// with xdprouter there, XDP takes the VXLAN it decapsulates before
+	// the capture and transmits what it encapsulates past it, so that
+	// capture holds some packets or none (its counters say what it
+	// carried, below; the ISP's wire shows the VXLAN both ways).
+	if !serverXDP {
+		checks = append(checks, captureCheck{"VXLAN at the server", underlay, nil, true})
 	}
 	for _, c := range checks {
 		n := countCaptured(t, ctx, c.file, c.filter...)
