@@ -88,8 +88,8 @@ func planFor(p vethnapi.Port) txPlan {
 		return txPlan{path: TXRedirect, note: "veth peer has NAPI (GRO or an XDP program): answers leave by redirect"}
 	}
 	why := "this kernel reports no xdp-features"
-	if p.Unknown != "" {
-		why += "; " + p.Unknown
+	if p.UnknownWhy != "" {
+		why += "; " + p.UnknownWhy
 	}
 	return txPlan{path: TXKernel, warn: true, note: "cannot tell whether the veth peer has NAPI (" + why + "): " +
 		"what XDP sent to " + p.Name + " would be lost if it had neither GRO nor an XDP program, so what is routed " +

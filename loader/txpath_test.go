@@ -31,7 +31,7 @@ func TestPlanFor(t *testing.T) {
 		// path, where nothing is lost (it was redirect, and a peer
 		// without NAPI lost everything: the matrix's 6.1 row).
 		{"veth, cannot tell", vethnapi.Port{Name: "lan0", Veth: true, NAPI: vethnapi.Unknown, PeerOtherNS: true,
-			Unknown: "no network namespace with that id"}, TXKernel, true, "cannot tell whether the veth peer has NAPI (this kernel reports no xdp-features; no network namespace with that id)"},
+			UnknownWhy: "no network namespace with that id"}, TXKernel, true, "cannot tell whether the veth peer has NAPI (this kernel reports no xdp-features; no network namespace with that id)"},
 	} {
 		p := planFor(c.port)
 		if p.path != c.path || p.warn != c.warn || !strings.Contains(p.note, c.note) {

@@ -55,7 +55,7 @@ func TestPeerInOtherNamespaceWithoutXDPFeatures(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := inspectA0()
-		if !p.PeerOtherNS || p.Peer != "b0" || p.NAPI != c.want || p.Source != "peer" || p.Unknown != "" {
+		if !p.PeerOtherNS || p.Peer != "b0" || p.NAPI != c.want || p.Source != "peer" || p.UnknownWhy != "" {
 			t.Errorf("GRO %s on b0: %+v, want peer b0 in another namespace, NAPI %s from the peer", c.gro, p, c.want)
 		}
 	}
@@ -71,7 +71,7 @@ func TestPeerNamespaceOutOfSight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NAPI != Unknown || !p.PeerOtherNS || p.Peer != "" || p.Unknown != errNoPeerNS.Error() {
+	if p.NAPI != Unknown || !p.PeerOtherNS || p.Peer != "" || p.UnknownWhy != errNoPeerNS.Error() {
 		t.Errorf("%+v: want NAPI unknown because %v", p, errNoPeerNS)
 	}
 	if _, err := inspect(l, nil, func(int) (uint64, error) { return 0, errors.New("netlink says no") }, nil); err == nil {

@@ -40,10 +40,10 @@ type Port struct {
 	Veth bool
 	// NAPI, for a veth: whether its peer has NAPI; Source where that
 	// came from ("xdp-features", "peer"), "" when Unknown, and then
-	// Unknown why.
-	NAPI    NAPI
-	Source  string
-	Unknown string
+	// UnknownWhy says why when it is known.
+	NAPI       NAPI
+	Source     string
+	UnknownWhy string
 	// The peer: PeerOtherNS when it is in another namespace; Peer, its
 	// state and name, when it could be read (on a kernel without
 	// xdp-features also from another namespace).
@@ -109,7 +109,7 @@ func inspect(l netlink.Link, peer func(index int) (netlink.Link, error), feature
 	if errors.Is(err, ErrNoXDPFeatures) && p.PeerOtherNS {
 		var perr error
 		if p.Peer, p.PeerGRO, p.PeerXDP, perr = elsewhere(a.NetNsID, a.ParentIndex); perr != nil {
-			p.Peer, p.Unknown = "", perr.Error()
+			p.Peer, p.UnknownWhy = "", perr.Error()
 		}
 	}
 	switch {
