@@ -7,8 +7,6 @@ package loader
 // frame are cut to one buffer and leave as the port's path says.
 
 import (
-	"bytes"
-	"encoding/binary"
 	"net/netip"
 	"strings"
 	"testing"
@@ -62,45 +60,4 @@ func TestJumboEgressWithoutNAPI(t *testing.T) {
 // followed by kilobytes of trailing octets) is answered with the same
 // one-buffer advertisement on every transmit path: XDP_TX, a redirect to
 // the port, or passed with the reply mark for TC.
-func TestJumboNDPProxyTXPaths(t *testing.T) {
-	rl := newRouterLab(t)
-	rl.setNDP(t)
-	ns := nsSpec{target: "3fff:64:1:2::abcd"}.build(t)
-	na := modelNA(t, ns, mustMAC(labIfaceByName("wan0").mac))
-	ns = append(ns, make([]byte, 6000)...)
-	magic := binary.NativeEndian.AppendUint32(nil, uint32(routerXdprMetaXDPR_META_REPLY))
-	for _, c := range []struct {
-		path    TXPath
-		verdict uint32
-		meta    []byte
-		counter string
-	}{
-		{TXXDP, xdpTX, nil, "tx_ndp_na"},
-		{TXRedirect, xdpRedirect, nil, "tx_ndp_na_redirect"},
-		{TXKernel, xdpPass, magic, "pass_ndp_na_tc"},
-	} {
-		t.Run(string(c.path), func(t *testing.T) {
-			rl.setTX(t, "wan0", c.path)
-			want := rl.counterIndex(t, c.counter)
-			err := rl.lab.Do(rl.ns, func() error {
-				verdict, out, meta, delta, err := rl.runMeta(ns, "wan0")
-				if err != nil {
-					return err
-				}
-				if verdict != c.verdict {
-					t.Errorf("verdict %s, want %s", verdictName(verdict), verdictName(c.verdict))
-				}
-				if !bytes.Equal(out, na) {
-					t.Errorf("output frame differs: %s", diffBytes(out, na))
-				}
-				if !bytes.Equal(meta, c.meta) {
-					t.Errorf("metadata % x, want % x", meta, c.meta)
-				}
-				return rl.checkCounters(delta, want, len(na))
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
-}
+func TestJumboNDPProxyTXPaths(t *testing.T) { checkNDPProxyTXPaths(t, 6000) }

@@ -99,11 +99,18 @@ func (rl *routerLab) runMeta(frame []byte, ingress string) (uint32, []byte, []by
 	return verdict, out[ctxOut.Data:ctxOut.DataEnd], out[:ctxOut.Data], after, nil
 }
 
-func TestNDPProxyTXPaths(t *testing.T) {
+func TestNDPProxyTXPaths(t *testing.T) { checkNDPProxyTXPaths(t, 0) }
+
+// checkNDPProxyTXPaths sends a solicitation followed by trailing octets
+// (a multi-buffer frame when they are many) on every transmit path of
+// wan0 and expects the same one-buffer advertisement: XDP_TX, a redirect
+// to the port, or passed with the reply mark for TC.
+func checkNDPProxyTXPaths(t *testing.T, trailing int) {
 	rl := newRouterLab(t)
 	rl.setNDP(t)
 	ns := nsSpec{target: "3fff:64:1:2::abcd"}.build(t)
 	na := modelNA(t, ns, mustMAC(labIfaceByName("wan0").mac))
+	ns = append(ns, make([]byte, trailing)...)
 	magic := binary.NativeEndian.AppendUint32(nil, uint32(routerXdprMetaXDPR_META_REPLY))
 	for _, c := range []struct {
 		path    TXPath

@@ -90,28 +90,7 @@ func TestVXLANFastPathEqualsSlowPath(t *testing.T) {
 			}
 			copy(frame[l4+hdr:], nonce)
 			frame = fixL4Checksum(t, frame)
-			var fast []byte
-			err := rl.lab.Do(rl.ns, func() error {
-				v, out, _, err := rl.runOnce(frame, "lan0")
-				if err != nil {
-					return err
-				}
-				if v != xdpRedirect {
-					t.Fatalf("XDP verdict %s, want XDP_REDIRECT", verdictName(v))
-				}
-				fast = out
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := lanSock.send(frame); err != nil {
-				t.Fatal(err)
-			}
-			slow := wanSock.recvMatching(nonce, time.Second)
-			if slow == nil {
-				t.Fatal("the kernel's vxlan sent nothing out of wan0")
-			}
+			fast, slow := fastAndSlow(t, rl, frame, "lan0", lanSock, wanSock, nonce)
 			for what, f := range map[string][]byte{"XDP": fast, "kernel": slow} {
 				if err := verifyChecksums(f); err != nil {
 					t.Errorf("%s: %v", what, err)
@@ -200,31 +179,40 @@ func TestVXLANDecapFastPathEqualsSlowPath(t *testing.T) {
 			copy(inner[l4+20:], nonce)
 			inner = fixL4Checksum(t, inner)
 			frame := vxlanFrame(inner, c.remote, c.local, c.vni, 4789, c.csum)
-			var fast []byte
-			err := rl.lab.Do(rl.ns, func() error {
-				v, out, _, err := rl.runOnce(frame, "wan0")
-				if err != nil {
-					return err
-				}
-				if v != xdpRedirect {
-					t.Fatalf("XDP verdict %s, want XDP_REDIRECT", verdictName(v))
-				}
-				fast = out
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := wanSock.send(frame); err != nil {
-				t.Fatal(err)
-			}
-			slow := lanSock.recvMatching(nonce, time.Second)
-			if slow == nil {
-				t.Fatal("the kernel forwarded nothing out of lan0")
-			}
+			fast, slow := fastAndSlow(t, rl, frame, "wan0", wanSock, lanSock, nonce)
 			if !bytes.Equal(fast, slow) {
 				t.Errorf("XDP and the kernel differ: %s\nxdp    % x\nkernel % x", diffBytes(fast, slow), fast, slow)
 			}
 		})
 	}
+}
+
+// fastAndSlow runs frame through XDP (prog.Run on port ingress, which
+// must redirect) and through the kernel's path (sent on in, caught on out
+// by the nonce it carries), and returns both outputs.
+func fastAndSlow(t *testing.T, rl *routerLab, frame []byte, ingress string, in, out *rawSock, nonce []byte) ([]byte, []byte) {
+	t.Helper()
+	var fast []byte
+	err := rl.lab.Do(rl.ns, func() error {
+		v, o, _, err := rl.runOnce(frame, ingress)
+		if err != nil {
+			return err
+		}
+		if v != xdpRedirect {
+			t.Fatalf("XDP verdict %s, want XDP_REDIRECT", verdictName(v))
+		}
+		fast = o
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.send(frame); err != nil {
+		t.Fatal(err)
+	}
+	slow := out.recvMatching(nonce, time.Second)
+	if slow == nil {
+		t.Fatalf("the kernel sent nothing out of the port after %s", ingress)
+	}
+	return fast, slow
 }

@@ -153,6 +153,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdpr_decap_cache SEC(".maps");
 
+/* tunnel_ep_miss looks ep up after a cache miss and remembers the answer,
+ * found or not, in this CPU's cache c (when there is one). */
+static __always_inline struct xdpr_tunnel_decap *tunnel_ep_miss(struct xdpr_decap_cache_entry *c,
+								const struct xdpr_tunnel_ep *ep, __u32 gen)
+{
+	struct xdpr_tunnel_decap *t = bpf_map_lookup_elem(&xdpr_tunnel_eps, ep);
+
+	if (!c)
+		return t;
+	c->key = *ep;
+	c->gen = gen;
+	c->found = t != NULL;
+	if (!t)
+		return NULL;
+	c->val = *t;
+	return &c->val;
+}
+
 /* tunnel_ep_lookup returns the decapsulation entry for ipip6 from remote to
  * local (both read from the packet), or NULL, through this CPU's cache. */
 static __always_inline struct xdpr_tunnel_decap *tunnel_ep_lookup(const struct in6_addr *remote,
@@ -160,7 +178,6 @@ static __always_inline struct xdpr_tunnel_decap *tunnel_ep_lookup(const struct i
 {
 	__u32 zero = 0;
 	struct xdpr_decap_cache_entry *c = bpf_map_lookup_elem(&xdpr_decap_cache, &zero);
-	struct xdpr_tunnel_decap *t;
 	struct xdpr_tunnel_ep ep;
 
 	if (c && c->gen == gen &&
@@ -171,16 +188,7 @@ static __always_inline struct xdpr_tunnel_decap *tunnel_ep_lookup(const struct i
 		return c->found ? &c->val : NULL;
 	ep.remote = *remote;
 	ep.local = *local;
-	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
-	if (!c)
-		return t;
-	c->key = ep;
-	c->gen = gen;
-	c->found = t != NULL;
-	if (!t)
-		return NULL;
-	c->val = *t;
-	return &c->val;
+	return tunnel_ep_miss(c, &ep, gen);
 }
 
 /* tunnel_ep4_lookup is tunnel_ep_lookup for a 6in4 pair, whose key holds
@@ -190,7 +198,6 @@ static __always_inline struct xdpr_tunnel_decap *tunnel_ep4_lookup(__be32 remote
 {
 	__u32 zero = 0;
 	struct xdpr_decap_cache_entry *c = bpf_map_lookup_elem(&xdpr_decap_cache, &zero);
-	struct xdpr_tunnel_decap *t;
 	struct xdpr_tunnel_ep ep = {};
 	__be32 mapped = bpf_htonl(0xffff);
 
@@ -203,16 +210,7 @@ static __always_inline struct xdpr_tunnel_decap *tunnel_ep4_lookup(__be32 remote
 	ep.remote.s6_addr32[3] = remote;
 	ep.local.s6_addr32[2] = mapped;
 	ep.local.s6_addr32[3] = local;
-	t = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
-	if (!c)
-		return t;
-	c->key = ep;
-	c->gen = gen;
-	c->found = t != NULL;
-	if (!t)
-		return NULL;
-	c->val = *t;
-	return &c->val;
+	return tunnel_ep_miss(c, &ep, gen);
 }
 
 struct {

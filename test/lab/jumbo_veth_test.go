@@ -9,6 +9,11 @@ import (
 	"github.com/xdprouter/xdprouter/test/netlab"
 )
 
+// oneBuffer is the frame size beyond which a veth gives XDP a frame in
+// more than one buffer (an MTU of 3498, loader.SingleBufferMTU, plus
+// Ethernet and its slack): a counter averaging more saw jumbo frames.
+const oneBuffer = 3520
+
 // TestJumboVethPeerWithoutNAPI: jumbo frames and a veth peer without NAPI
 // together. Every link of the basic lab is at MTU 9000 and host-b's end of
 // to-b has no GRO. host-a's TCP segments of some 9000 octets reach XDP on
@@ -54,8 +59,6 @@ func TestJumboVethPeerWithoutNAPI(t *testing.T) {
 	}
 	wantTX(t, ctx, cli, map[string]string{labkit.RouterIfA: "redirect", labkit.RouterIfB: "kernel"})
 
-	// A segment of more than one buffer (3498 octets of MTU) on average.
-	const oneBuffer = 3520
 	viaKernel := func(step string) {
 		t.Helper()
 		pingHosts(t, ctx, r, topo, step)
