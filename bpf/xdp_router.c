@@ -135,13 +135,18 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	 * looked up without arming a redirect or writing a MAC. */
 	reason = np ? fib_route(ctx, p) : fib_redirect(ctx, eth, p, mb_len != 0);
 	if (unlikely(reason)) {
-		/* A route into a tunnel netdev never ends in a plain redirect. */
-		int act = tunnel_encap(ctx, p, reason, np, mb_len);
+		/* tunnel_encap may reuse the lookup. */
+		__u32 egress = p->ifindex;
+		/* A route into a tunnel netdev never ends in a plain redirect:
+		 * a port of neither map, EGRESS_NOT_ATTACHED as yet. */
+		int act = tunnel_encap(ctx, iph, p, reason, np, mb_len);
 
 		if (act >= 0)
 			return act;
 		/* NAT out of a port that is no tunnel's: the kernel's. */
-		return pass(ctx, np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED ? XDPR_CNT_PASS_CT_NAT : reason);
+		if (np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED)
+			return pass(ctx, XDPR_CNT_PASS_CT_NAT);
+		return pass(ctx, egress_reason(reason, egress));
 	}
 	ipv4_decrement_ttl(iph);
 	return count_len(XDPR_CNT_FWD_IPV4, mb_len ? mb_len : c->end - (void *)eth, XDP_REDIRECT);
@@ -267,7 +272,7 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 
 	reason = fib_redirect(ctx, eth, p, mb_len != 0);
 	if (unlikely(reason))
-		return pass(ctx, reason);
+		return pass(ctx, egress_reason(reason, p->ifindex));
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt, &dst,
 			     role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p->ifindex, feat, &fwd);

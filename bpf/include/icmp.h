@@ -78,8 +78,11 @@ static __always_inline int icmp_is_error(__u8 type)
  * reply's length, which frees the buffers behind the first. It returns
  * the XDP verdict (counted), or -1 when XDP should leave the packet to the
  * kernel, untouched: then the kernel sends the same error from its own
- * forward path. p is the caller's fib lookup, free for reuse. */
-static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64 rx_len,
+ * forward path. p is the caller's fib lookup, free for reuse. Out of
+ * line: the quote and MAC copies take a frame of their own, not a share
+ * of xdpr_main's (loader/stack_test.go), and only oversized DF packets
+ * pay the call. */
+static __noinline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64 rx_len,
 					    struct bpf_fib_lookup *p)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
