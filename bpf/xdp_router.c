@@ -77,10 +77,9 @@ static __always_inline __u32 mb_frame_len(struct xdp_md *ctx, void *eth, void *e
 /* forward_ipv4 is compiled once with the conntrack gate and once without
  * (gate is a constant at each call site); see xdpr_main. */
 static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c, int gate)
+					struct cursor *c, int gate, struct bpf_fib_lookup *p)
 {
 	struct iphdr *iph = parse_ipv4(c);
-	struct bpf_fib_lookup p = {};
 	struct xdpr_ct_nat nat = {};
 	struct xdpr_ct_nat *np = NULL;
 	__u32 reason, mb_len = 0;
@@ -108,7 +107,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	 * ports have no such test), before the gate, which judges the inner
 	 * packet. */
 	if (xdpr_port_role == XDPR_ROLE_WAN && unlikely(iph->protocol == IPPROTO_IPV6)) {
-		int act = tun6in4_decap(ctx, &p, features() >> 32, gate, mb_len);
+		int act = tun6in4_decap(ctx, p, features() >> 32, gate, mb_len);
 
 		if (act >= 0)
 			return act;
@@ -142,32 +141,38 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		}
 	}
 
-	p.family = AF_INET;
-	p.tos = iph->tos;
-	p.l4_protocol = iph->protocol;
-	p.tot_len = tot_len;
-	p.ipv4_src = iph->saddr;
-	p.ipv4_dst = iph->daddr;
-	p.ifindex = xdpr_port_ifindex;
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET;
+	p->tos = iph->tos;
+	p->l4_protocol = iph->protocol;
+	p->tot_len = tot_len;
+	p->ipv4_src = iph->saddr;
+	p->ipv4_dst = iph->daddr;
+	p->ifindex = xdpr_port_ifindex;
 
 	/* A translated packet may only leave by a tunnel: its route is
 	 * looked up without arming a redirect or writing a MAC. */
-	reason = np ? fib_route(ctx, &p) : fib_redirect(ctx, eth, &p, mb_len != 0);
+	reason = np ? fib_route(ctx, p) : fib_redirect(ctx, eth, p, mb_len != 0);
 	if (unlikely(reason)) {
-		/* A route into a tunnel netdev never ends in a plain redirect. */
-		int act = tunnel_encap(ctx, iph, &p, reason, np, mb_len);
+		/* tunnel_encap may reuse the lookup. */
+		__u32 egress = p->ifindex;
+		/* A route into a tunnel netdev never ends in a plain redirect:
+		 * a port of neither map, EGRESS_NOT_ATTACHED as yet. */
+		int act = tunnel_encap(ctx, iph, p, reason, np, mb_len);
 
 		if (act >= 0)
 			return act;
 		/* Into a vxlan netdev (vxlan.h); never with a translation,
 		 * which only a nat44 tunnel applies. */
 		if (!np) {
-			act = vxlan_encap(ctx, &p, reason, mb_len != 0);
+			act = vxlan_encap(ctx, p, reason, mb_len != 0);
 			if (act >= 0)
 				return act;
 		}
 		/* NAT out of a port that is no tunnel's: the kernel's. */
-		return pass(ctx, np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED ? XDPR_CNT_PASS_CT_NAT : reason);
+		if (np && reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED)
+			return pass(ctx, XDPR_CNT_PASS_CT_NAT);
+		return pass(ctx, egress_reason(reason, egress));
 	}
 	ipv4_decrement_ttl(iph);
 	return count_len(XDPR_CNT_FWD_IPV4, mb_len ? mb_len : c->end - (void *)eth, XDP_REDIRECT);
@@ -205,10 +210,10 @@ static __always_inline __u32 ipv6_walk_ext(struct cursor *c, __u8 nh, void *payl
 /* forward_ipv6 is compiled once per role and gate (both constants at each
  * call site), so each copy holds only what its role does; see xdpr_main. */
 static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct cursor *c, __u32 role, int gate)
+					struct cursor *c, __u32 role, int gate,
+					struct bpf_fib_lookup *p)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(c);
-	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *dnpt;
 	struct in6_addr dst;
 	__u32 reason, fwd, mb_len = 0;
@@ -218,9 +223,6 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		return pass(ctx, XDPR_CNT_PASS_TRUNCATED);
 	if (unlikely(ip6->version != 6))
 		return pass(ctx, XDPR_CNT_PASS_MALFORMED);
-	/* NPT and decapsulation happen on WAN and LAN ports only: a port
-	 * without a role has no lookup here. */
-	feat = role != XDPR_ROLE_NONE ? features() : 0;
 
 	__u16 plen = len16(ip6->payload_len);
 	void *payload_end = (void *)(ip6 + 1) + plen;
@@ -229,9 +231,13 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		if (!mb_len)
 			return pass(ctx, reason);
 	}
+	/* NPT and decapsulation happen on WAN and LAN ports only: a port
+	 * without a role has no lookup here. After the length check: one
+	 * value fewer held across its helper call. */
+	feat = role != XDPR_ROLE_NONE ? features() : 0;
 	if (role == XDPR_ROLE_WAN &&
 	    (ip6->nexthdr == IPPROTO_IPIP || ip6->nexthdr == IPPROTO_DSTOPTS)) {
-		int act = tunnel_decap(ctx, ip6, feat >> 32, gate, mb_len);
+		int act = tunnel_decap(ctx, ip6, feat >> 32, mb_len, p);
 
 		if (act >= 0)
 			return act;
@@ -268,24 +274,27 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 	if (unlikely(ip6->hop_limit <= 1))
 		return pass(ctx, XDPR_CNT_PASS_TTL_EXPIRED);
 
-	p.family = AF_INET6;
-	p.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-	p.l4_protocol = ip6->nexthdr;
-	p.tot_len = sizeof(*ip6) + plen;
-	__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
-	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
-	p.ifindex = xdpr_port_ifindex;
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET6;
+	p->flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+	p->l4_protocol = ip6->nexthdr;
+	p->tot_len = sizeof(*ip6) + plen;
+	__builtin_memcpy(p->ipv6_src, &ip6->saddr, sizeof(p->ipv6_src));
+	__builtin_memcpy(p->ipv6_dst, &ip6->daddr, sizeof(p->ipv6_dst));
+	p->ifindex = xdpr_port_ifindex;
 	/* NPT's outside interface is the WAN: DNPT only on WAN ports, SNPT
 	 * only for what LAN ports send; other ports pay for no lookup. */
 	dnpt = NULL;
 	if (role == XDPR_ROLE_WAN && (feat & XDPR_F_NPT)) {
-		dnpt = npt_dnpt_rule(xdpr_port_ifindex, ip6, &p, feat, &dst, &reason);
+		dnpt = npt_dnpt_rule(xdpr_port_ifindex, ip6, feat, &dst, &reason);
 		/* The router's own address is the kernel's: no need to ask
 		 * the fib what it would say. */
 		if (reason == XDPR_CNT_PASS_NPT_EXCLUDED)
 			return pass(ctx, reason);
 		if (reason)
 			return count(ctx, reason, XDP_DROP);
+		if (dnpt)
+			__builtin_memcpy(p->ipv6_dst, &dst, sizeof(p->ipv6_dst));
 	}
 	/* The tuple conntrack holds: after DNPT, before SNPT (conntrack.h). */
 	if (gate) {
@@ -294,8 +303,11 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 			return pass(ctx, reason);
 	}
 
-	reason = fib_redirect(ctx, eth, &p, mb_len != 0);
+	reason = fib_redirect(ctx, eth, p, mb_len != 0);
 	if (unlikely(reason)) {
+		/* The hooks may reuse the lookup. */
+		__u32 egress = p->ifindex;
+
 		/* Into a vxlan netdev (vxlan.h) or a 6in4 tunnel's netdev
 		 * (tunnel6in4.h), untranslated: NPT's outside is the WAN,
 		 * never a tunnel (the slow paths do not translate either).
@@ -303,19 +315,19 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		 * the first from what the lookup left in p, by the second
 		 * from the packet. */
 		if (!dnpt) {
-			int act = vxlan_encap(ctx, &p, reason, mb_len != 0);
+			int act = vxlan_encap(ctx, p, reason, mb_len != 0);
 
 			if (act < 0)
-				act = tun6in4_encap(ctx, &p, reason, mb_len);
+				act = tun6in4_encap(ctx, p, reason, mb_len);
 
 			if (act >= 0)
 				return act;
 		}
-		return pass(ctx, reason);
+		return pass(ctx, egress_reason(reason, egress));
 	}
 	/* Past this point a failure drops: the MACs are already rewritten. */
 	reason = npt_forward(ip6, c->end, dnpt, &dst,
-			     role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p.ifindex, feat, &fwd);
+			     role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT), p->ifindex, feat, &fwd);
 	if (unlikely(reason))
 		return count(ctx, reason, XDP_DROP);
 	ip6->hop_limit--;
@@ -342,8 +354,11 @@ static __always_inline __u32 l2_reason(struct ethhdr *eth)
 
 /* ndp_proxy_if_enabled answers a Neighbor Solicitation for a proxied
  * address when the NDP proxy has entries; it returns the action, or -1 for
- * a packet it leaves alone. */
-static __always_inline int ndp_proxy_if_enabled(struct xdp_md *ctx)
+ * a packet it leaves alone. Out of line: the proxy's lookup keys and its
+ * answer take a frame of their own, not a share of xdpr_main's, which
+ * every call chain adds up on 6.1 (loader/stack_test.go); p is
+ * xdpr_main's fib lookup, not yet used. */
+static __noinline int ndp_proxy_if_enabled(struct xdp_md *ctx, struct bpf_fib_lookup *p)
 {
 	if (!(features() & XDPR_F_NDP_PROXY))
 		return -1;
@@ -352,20 +367,20 @@ static __always_inline int ndp_proxy_if_enabled(struct xdp_md *ctx)
 	__u8 mac[ETH_ALEN] = { xdpr_port_mac[0], xdpr_port_mac[1], xdpr_port_mac[2],
 			       xdpr_port_mac[3], xdpr_port_mac[4], xdpr_port_mac[5] };
 
-	return ndp_proxy(ctx, xdpr_port_ifindex, mac);
+	return ndp_proxy(ctx, xdpr_port_ifindex, mac, p);
 }
 
 /* forward_ipv6_port runs the copy of the IPv6 path for the port's role. */
 static __always_inline int forward_ipv6_port(struct xdp_md *ctx, struct ethhdr *eth,
-					     struct cursor *c, int gate)
+					     struct cursor *c, int gate, struct bpf_fib_lookup *p)
 {
 	switch (xdpr_port_role) {
 	case XDPR_ROLE_WAN:
-		return forward_ipv6(ctx, eth, c, XDPR_ROLE_WAN, gate);
+		return forward_ipv6(ctx, eth, c, XDPR_ROLE_WAN, gate, p);
 	case XDPR_ROLE_LAN:
-		return forward_ipv6(ctx, eth, c, XDPR_ROLE_LAN, gate);
+		return forward_ipv6(ctx, eth, c, XDPR_ROLE_LAN, gate, p);
 	}
-	return forward_ipv6(ctx, eth, c, XDPR_ROLE_NONE, gate);
+	return forward_ipv6(ctx, eth, c, XDPR_ROLE_NONE, gate, p);
 }
 
 /* xdp.frags (BPF_F_XDP_HAS_FRAGS): the program takes multi-buffer frames,
@@ -379,6 +394,10 @@ int xdpr_main(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
+	/* The one fib lookup of the program: every path that looks a route
+	 * up fills it in turn, the subprograms through a pointer, so no
+	 * frame of a call chain holds a second one (64 octets). */
+	struct bpf_fib_lookup fib;
 	struct ethhdr *eth;
 	__u16 proto;
 	int action;
@@ -401,7 +420,7 @@ int xdpr_main(struct xdp_md *ctx)
 		 * the verifier): r1-r5 would be spilled around it. */
 		if (unlikely((void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) <= c.end &&
 			     ((struct ipv6hdr *)(void *)(eth + 1))->nexthdr == IPPROTO_ICMPV6)) {
-			action = ndp_proxy_if_enabled(ctx);
+			action = ndp_proxy_if_enabled(ctx, &fib);
 			if (action >= 0)
 				return action;
 		}
@@ -413,16 +432,16 @@ int xdpr_main(struct xdp_md *ctx)
 		 * port and drops the others at load time, so no test of
 		 * either is left in the per-packet path but these. */
 		if (xdpr_port_ct_gate)
-			return forward_ipv6_port(ctx, eth, &c, 1);
-		return forward_ipv6_port(ctx, eth, &c, 0);
+			return forward_ipv6_port(ctx, eth, &c, 1, &fib);
+		return forward_ipv6_port(ctx, eth, &c, 0, &fib);
 	}
 	if (unlikely(!for_this_port(eth)))
 		return pass(ctx, l2_reason(eth));
 	switch (proto) {
 	case bpf_htons(ETH_P_IP):
 		if (xdpr_port_ct_gate)
-			return forward_ipv4(ctx, eth, &c, 1);
-		return forward_ipv4(ctx, eth, &c, 0);
+			return forward_ipv4(ctx, eth, &c, 1, &fib);
+		return forward_ipv4(ctx, eth, &c, 0, &fib);
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 		return pass(ctx, XDPR_CNT_PASS_VLAN);

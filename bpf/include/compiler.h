@@ -8,4 +8,11 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* in_memory keeps the local x in its stack slot: clang would otherwise
+ * split a small struct (an IPv6 address copy) into registers, and where
+ * too many values are live, spill each 32-bit word to an 8-octet slot,
+ * twice the stack the struct takes (the stack a call chain may use is
+ * scarce on 6.1: loader/stack_test.go). */
+#define in_memory(x) asm volatile("" : : "r"(&(x)) : "memory")
+
 #endif

@@ -240,42 +240,66 @@ struct {
 } xdpr_ct_cache SEC(".maps");
 
 /* Where the gate keeps its work when the caller's stack has no room for
- * it, in map memory (vxlan.h): the tuple, the lookup's options and the
- * cache key. ct_gate_ipv4 and ct_gate_ipv6 keep theirs on the stack. */
+ * it, in map memory (vxlan.h): the tuple and the lookup's options. ct_gate_ipv4 and ct_gate_ipv6 keep theirs on the stack. */
 struct xdpr_ct_work {
 	struct bpf_sock_tuple t;
 	struct xdpr_ct_opts opts;
-	__u32 key[XDPR_CT_KEY_WORDS];
 	__u32 slot;   /* map keys: the cache slot, the event counter */
 	__u32 ev;
 	__be32 ports; /* ct_l4's */
 };
 
-/* ct_key fills key with the tuple's tlen bytes (12 for IPv4, 36 for IPv6)
- * and the protocol, zero elsewhere, and returns its slot. */
-static __always_inline __u32 ct_key(__u32 *key, const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+/* The cache key of a tuple t of tlen bytes (12 for IPv4, 36 for IPv6) and
+ * its protocol: the tuple's words, zero behind them, the protocol last.
+ * Read from t word by word where it is needed rather than copied into an
+ * array: a copy is held across the helper calls of ct_verdict, in
+ * registers spilled to the stack (loader/stack_test.go). */
+static __always_inline __u32 ct_key_word(const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto, int i)
 {
 	const __u32 *w = (const __u32 *)(const void *)t;
+
+	if (i == XDPR_CT_KEY_WORDS - 1)
+		return proto;
+	return i * 4 < tlen ? w[i] : 0;
+}
+
+/* ct_slot is the cache slot of the key. */
+static __always_inline __u32 ct_slot(const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+{
 	__u32 h = proto;
 
 #pragma unroll
-	for (int i = 0; i < XDPR_CT_KEY_WORDS - 1; i++) {
-		key[i] = i * 4 < tlen ? w[i] : 0;
-		h = (h ^ key[i]) * 0x9e3779b1U;
-	}
-	key[XDPR_CT_KEY_WORDS - 1] = proto;
+	for (int i = 0; i < XDPR_CT_KEY_WORDS - 1; i++)
+		h = (h ^ ct_key_word(t, tlen, proto, i)) * 0x9e3779b1U;
 	return (h >> 16) & (XDPR_CT_CACHE_SLOTS - 1);
 }
 
-static __always_inline int ct_key_eq(const __u32 *a, const __u32 *b)
+static __always_inline int ct_key_eq(const __u32 *key, const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
 {
 	__u32 d = 0;
 
 #pragma unroll
 	for (int i = 0; i < XDPR_CT_KEY_WORDS; i++)
-		d |= a[i] ^ b[i];
+		d |= key[i] ^ ct_key_word(t, tlen, proto, i);
 	return d == 0;
 }
+
+static __always_inline void ct_key_set(__u32 *key, const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
+{
+#pragma unroll
+	for (int i = 0; i < XDPR_CT_KEY_WORDS; i++)
+		key[i] = ct_key_word(t, tlen, proto, i);
+}
+
+/* CT_TUPLE_IS says whether the IPv4 tuple t is the entry's tuple of
+ * direction dir. A macro: dir must be a constant where clang sees the
+ * index, or the element's offset is computed from the local struct's size
+ * instead of being relocated (CO-RE) to the kernel's. */
+#define CT_TUPLE_IS(ct, dir, t)                                         \
+	((ct)->tuplehash[dir].tuple.src.u3.ip == (t)->ipv4.saddr &&     \
+	 (ct)->tuplehash[dir].tuple.dst.u3.ip == (t)->ipv4.daddr &&     \
+	 (ct)->tuplehash[dir].tuple.src.u.all == (t)->ipv4.sport &&     \
+	 (ct)->tuplehash[dir].tuple.dst.u.all == (t)->ipv4.dport)
 
 /* ct_nat_read reads the translation of a NATed entry for the packet whose
  * tuple t was looked up, as the kernel's flowtable applies it
@@ -288,32 +312,26 @@ static __always_inline int ct_key_eq(const __u32 *a, const __u32 *b)
 static __always_inline __u32 ct_nat_read(struct nf_conn___xdpr *ct, unsigned long status,
 					 const struct bpf_sock_tuple *t, struct xdpr_ct_nat *nat)
 {
-	__be32 os = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.src.u3.ip;
-	__be32 od = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.dst.u3.ip;
-	__be16 osp = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.src.u.all;
-	__be16 odp = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.dst.u.all;
-	__be32 rs = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.src.u3.ip;
-	__be32 rd = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.dst.u3.ip;
-	__be16 rsp = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.src.u.all;
-	__be16 rdp = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.dst.u.all;
 	unsigned long which = status & (IPS_SRC_NAT | IPS_DST_NAT);
 	__be16 sp = t->ipv4.sport, dp = t->ipv4.dport;
 	int orig;
 
 	if (which == (IPS_SRC_NAT | IPS_DST_NAT))
 		return XDPR_CNT_PASS_CT_NAT;
-	if (os == t->ipv4.saddr && od == t->ipv4.daddr && osp == sp && odp == dp) {
+	/* Each field is read where it is compared or copied, not all up
+	 * front: eight values held at once were spilled to the stack. */
+	if (CT_TUPLE_IS(ct, XDPR_CT_DIR_ORIGINAL, t)) {
 		orig = 1;
-		nat->saddr = rd;
-		nat->daddr = rs;
-		sp = rdp;
-		dp = rsp;
-	} else if (rs == t->ipv4.saddr && rd == t->ipv4.daddr && rsp == sp && rdp == dp) {
+		nat->saddr = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.dst.u3.ip;
+		nat->daddr = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.src.u3.ip;
+		sp = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.dst.u.all;
+		dp = ct->tuplehash[XDPR_CT_DIR_REPLY].tuple.src.u.all;
+	} else if (CT_TUPLE_IS(ct, XDPR_CT_DIR_REPLY, t)) {
 		orig = 0;
-		nat->saddr = od;
-		nat->daddr = os;
-		sp = odp;
-		dp = osp;
+		nat->saddr = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.dst.u3.ip;
+		nat->daddr = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.src.u3.ip;
+		sp = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.dst.u.all;
+		dp = ct->tuplehash[XDPR_CT_DIR_ORIGINAL].tuple.src.u.all;
 	} else {
 		return XDPR_CNT_PASS_CT_NAT;
 	}
@@ -333,7 +351,7 @@ static __always_inline __u32 ct_nat_read(struct nf_conn___xdpr *ct, unsigned lon
  * Without nat, NAT is a reason to pass. */
 static __always_inline __u32 ct_verdict_in(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 tlen,
 					   __u8 proto, struct xdpr_ct_nat *nat, struct xdpr_ct_opts *opts,
-					   __u32 *key, struct xdpr_ct_work *w)
+					   struct xdpr_ct_work *w)
 {
 	struct xdpr_ct_cache_entry *c = NULL;
 	struct nf_conn___xdpr *ct;
@@ -345,7 +363,7 @@ static __always_inline __u32 ct_verdict_in(struct xdp_md *ctx, struct bpf_sock_t
 	if (!xdpr_ct_kfuncs)
 		return XDPR_CNT_PASS_CT_NEW;
 	if (xdpr_ct_cache_jiffies) {
-		__u32 slot = ct_key(key, t, tlen, proto);
+		__u32 slot = ct_slot(t, tlen, proto);
 
 		if (w) {
 			w->slot = slot;
@@ -354,7 +372,7 @@ static __always_inline __u32 ct_verdict_in(struct xdp_md *ctx, struct bpf_sock_t
 			c = bpf_map_lookup_elem(&xdpr_ct_cache, &slot);
 		}
 		now = bpf_jiffies64();
-		if (c && now < c->expires && ct_key_eq(c->key, key)) {
+		if (c && now < c->expires && ct_key_eq(c->key, t, tlen, proto)) {
 			/* Only forward verdicts are cached; without nat, only
 			 * those without NAT. */
 			if (nat)
@@ -403,7 +421,7 @@ static __always_inline __u32 ct_verdict_in(struct xdp_md *ctx, struct bpf_sock_t
 				ct_event(XDPR_EV_CT_REFRESH);
 		}
 		if (c) {
-			__builtin_memcpy(c->key, key, sizeof(c->key));
+			ct_key_set(c->key, t, tlen, proto);
 			if (nat)
 				c->nat = *nat;
 			else
@@ -419,15 +437,14 @@ static __always_inline __u32 ct_verdict(struct xdp_md *ctx, struct bpf_sock_tupl
 					__u8 proto, struct xdpr_ct_nat *nat)
 {
 	struct xdpr_ct_opts opts;
-	__u32 key[XDPR_CT_KEY_WORDS];
 
-	return ct_verdict_in(ctx, t, tlen, proto, nat, &opts, key, NULL);
+	return ct_verdict_in(ctx, t, tlen, proto, nat, &opts, NULL);
 }
 
 /* ct_forget clears this CPU's cached verdicts of both directions of the
  * flow whose tuple t is (a SYN, FIN or RST of it is on its way to the
  * kernel). */
-static __always_inline void ct_forget_in(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto, __u32 *key,
+static __always_inline void ct_forget_in(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto,
 					 __u32 *slot)
 {
 	struct xdpr_ct_cache_entry *c;
@@ -435,9 +452,9 @@ static __always_inline void ct_forget_in(struct bpf_sock_tuple *t, __u32 tlen, _
 	if (!xdpr_ct_cache_jiffies)
 		return;
 	for (int dir = 0; dir < 2; dir++) {
-		*slot = ct_key(key, t, tlen, proto);
+		*slot = ct_slot(t, tlen, proto);
 		c = bpf_map_lookup_elem(&xdpr_ct_cache, slot);
-		if (c && ct_key_eq(c->key, key))
+		if (c && ct_key_eq(c->key, t, tlen, proto))
 			c->expires = 0;
 		/* The other direction: addresses and ports swapped. */
 		if (tlen == sizeof(t->ipv4)) {
@@ -468,14 +485,11 @@ static __always_inline void ct_forget_in(struct bpf_sock_tuple *t, __u32 tlen, _
 
 static __always_inline void ct_forget(struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
 {
-	__u32 key[XDPR_CT_KEY_WORDS], slot;
+	__u32 slot;
 
-	ct_forget_in(t, tlen, proto, key, &slot);
+	ct_forget_in(t, tlen, proto, &slot);
 }
 
-/* ct_gate_ipv4 is the gate for an option-less, unfragmented IPv4 packet
- * wholly in the frame (pend: where its tot_len ends). nat receives the
- * translation of a NATed flow (ct_verdict). */
 /* ct_tuple_ipv4 fills t with the packet's tuple (ports through *pp) and
  * returns ct_l4's verdict: 0, CT_TCP_FLAGS (t filled: the caller forgets
  * the flow) or a reason to pass (t not filled). */
@@ -492,32 +506,34 @@ static __always_inline __u32 ct_tuple_ipv4(struct iphdr *iph, void *pend, void *
 	return reason;
 }
 
-static __always_inline __u32 ct_gate_ipv4_in(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end,
-					     struct xdpr_ct_nat *nat, struct bpf_sock_tuple *t, struct xdpr_ct_work *w)
+/* ct_gate_ipv4 is the gate for an option-less, unfragmented IPv4 packet
+ * wholly in the frame (pend: where its tot_len ends). nat receives the
+ * translation of a NATed flow (ct_verdict). The gates are out of line:
+ * the tuple, the lookup's options and what ct_verdict holds across its
+ * helper calls take a frame of their own, not a share of the forward
+ * path's or of tunnel_decap's (every frame of a call chain adds up on
+ * 6.1: loader/stack_test.go). */
+static __noinline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end,
+				     struct xdpr_ct_nat *nat)
 {
+	/* The IPv4 member of struct bpf_sock_tuple only: the union is 36
+	 * octets, and only these 12 are ever read (tuple__sz). Written as
+	 * words, which alias whatever reads them. */
+	__u32 t4[3];
+	struct bpf_sock_tuple *t = (void *)t4;
 	__be32 ports;
-	__u32 reason = ct_tuple_ipv4(iph, pend, end, t, w ? &w->ports : &ports);
+	__u32 reason = ct_l4(iph->protocol, iph + 1, pend, end, &ports);
 
+	if (unlikely(reason && reason != XDPR_CNT_PASS_CT_TCP_FLAGS))
+		return reason;
+	t4[0] = iph->saddr;
+	t4[1] = iph->daddr;
+	t4[2] = ports;
 	if (unlikely(reason)) {
-		if (reason == XDPR_CNT_PASS_CT_TCP_FLAGS) {
-			if (w)
-				ct_forget_in(t, sizeof(t->ipv4), iph->protocol, w->key, &w->slot);
-			else
-				ct_forget(t, sizeof(t->ipv4), iph->protocol);
-		}
+		ct_forget(t, sizeof(t->ipv4), iph->protocol);
 		return reason;
 	}
-	if (w)
-		return ct_verdict_in(ctx, t, sizeof(t->ipv4), iph->protocol, nat, &w->opts, w->key, w);
 	return ct_verdict(ctx, t, sizeof(t->ipv4), iph->protocol, nat);
-}
-
-static __always_inline __u32 ct_gate_ipv4(struct xdp_md *ctx, struct iphdr *iph, void *pend, void *end,
-					  struct xdpr_ct_nat *nat)
-{
-	struct bpf_sock_tuple t;
-
-	return ct_gate_ipv4_in(ctx, iph, pend, end, nat, &t, NULL);
 }
 
 /* ct_tuple_ipv6 is ct_tuple_ipv4 for IPv6, with daddr as conntrack sees
@@ -535,36 +551,22 @@ static __always_inline __u32 ct_tuple_ipv6(struct ipv6hdr *ip6, const struct in6
 	return reason;
 }
 
-static __always_inline __u32 ct_gate_ipv6_in(struct xdp_md *ctx, struct ipv6hdr *ip6,
-					     const struct in6_addr *daddr, void *pend, void *end,
-					     struct bpf_sock_tuple *t, struct xdpr_ct_work *w)
-{
-	__be32 ports;
-	__u32 reason = ct_tuple_ipv6(ip6, daddr, pend, end, t, w ? &w->ports : &ports);
-
-	if (unlikely(reason)) {
-		if (reason == XDPR_CNT_PASS_CT_TCP_FLAGS) {
-			if (w)
-				ct_forget_in(t, sizeof(t->ipv6), ip6->nexthdr, w->key, &w->slot);
-			else
-				ct_forget(t, sizeof(t->ipv6), ip6->nexthdr);
-		}
-		return reason;
-	}
-	if (w)
-		return ct_verdict_in(ctx, t, sizeof(t->ipv6), ip6->nexthdr, NULL, &w->opts, w->key, w);
-	return ct_verdict(ctx, t, sizeof(t->ipv6), ip6->nexthdr, NULL);
-}
-
 /* ct_gate_ipv6 is the gate for an IPv6 packet whose transport header
  * follows the fixed header (anything else is ct_l4's PASS_CT_PROTO), with
  * daddr as conntrack sees it (after DNPT). */
-static __always_inline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6,
-					  const struct in6_addr *daddr, void *pend, void *end)
+static __noinline __u32 ct_gate_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6,
+				     const struct in6_addr *daddr, void *pend, void *end)
 {
 	struct bpf_sock_tuple t;
+	__be32 ports;
+	__u32 reason = ct_tuple_ipv6(ip6, daddr, pend, end, &t, &ports);
 
-	return ct_gate_ipv6_in(ctx, ip6, daddr, pend, end, &t, NULL);
+	if (unlikely(reason)) {
+		if (reason == XDPR_CNT_PASS_CT_TCP_FLAGS)
+			ct_forget(&t, sizeof(t.ipv6), ip6->nexthdr);
+		return reason;
+	}
+	return ct_verdict(ctx, &t, sizeof(t.ipv6), ip6->nexthdr, NULL);
 }
 
 #endif

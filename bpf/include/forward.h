@@ -85,31 +85,49 @@ static __always_inline __u32 egress_miss_reason(__u32 ifindex)
 	return egress_pass_reason(ifindex);
 }
 
-/* redirect_port arms a redirect to the attached port ifindex. A
+/* redirect_port_try arms a redirect to the attached port ifindex. A
  * multi-buffer frame (mb) may only leave by a port whose driver can send
  * one (xdpr_tx_ports_mb). It returns 0, or the counter why the kernel gets
  * the frame; then nothing is armed. A port on the kernel transmit path is
  * in neither map (the loader takes it out of xdpr_tx_ports_mb first), so
- * a frame of any size for it is pass_egress_no_napi. */
-static __always_inline __u32 redirect_port(__u32 ifindex, int mb)
+ * a frame of any size for it is pass_egress_no_napi. A port in neither map
+ * comes back as XDPR_CNT_PASS_EGRESS_NOT_ATTACHED, which egress_reason
+ * makes precise: its two lookups are for packets that go to the kernel,
+ * and a route into one of xdprouter's ipip6 tunnels ends here too, on
+ * its way to tunnel_encap, which must not pay for them. */
+static __always_inline __u32 redirect_port_try(__u32 ifindex, int mb)
 {
 	/* The low bits of flags are the verdict on a miss, so an egress port
 	 * that xdprouter does not manage gives XDP_PASS with nothing armed. */
 	if (likely(!mb))
 		return bpf_redirect_map(&xdpr_tx_ports, ifindex, XDP_PASS) == XDP_REDIRECT
-			       ? 0 : egress_miss_reason(ifindex);
+			       ? 0 : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
 	if (bpf_redirect_map(&xdpr_tx_ports_mb, ifindex, XDP_PASS) == XDP_REDIRECT)
 		return 0;
 	return bpf_map_lookup_elem(&xdpr_tx_ports, &ifindex) ? XDPR_CNT_PASS_MB_EGRESS
-							     : egress_miss_reason(ifindex);
+							     : XDPR_CNT_PASS_EGRESS_NOT_ATTACHED;
+}
+
+/* egress_reason is the counter of a packet that goes to the kernel for
+ * reason, after a redirect to ifindex was tried (redirect_port_try). */
+static __always_inline __u32 egress_reason(__u32 reason, __u32 ifindex)
+{
+	return reason == XDPR_CNT_PASS_EGRESS_NOT_ATTACHED ? egress_miss_reason(ifindex) : reason;
+}
+
+/* redirect_port is redirect_port_try with the precise counter. */
+static __always_inline __u32 redirect_port(__u32 ifindex, int mb)
+{
+	return egress_reason(redirect_port_try(ifindex, mb), ifindex);
 }
 
 /* fib_redirect looks the route up and, on success, arms a redirect to the
  * egress port and rewrites the Ethernet header. It returns 0 when the packet
  * is to be redirected (the caller still owes the L3 rewrite), or the counter
- * explaining why the packet goes to the kernel; in that case nothing in the
- * packet has been written yet. mb: the frame has more than one buffer
- * (redirect_port). */
+ * explaining why the packet goes to the kernel, as redirect_port_try's:
+ * egress_reason(reason, p->ifindex) is the one to count; in that case
+ * nothing in the packet has been written yet. mb: the frame has more than
+ * one buffer (redirect_port_try). */
 static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth,
 					  struct bpf_fib_lookup *p, int mb)
 {
@@ -124,7 +142,7 @@ static __always_inline __u32 fib_redirect(struct xdp_md *ctx, struct ethhdr *eth
 	/* Same port out as in: the kernel also sends an ICMP redirect. */
 	if (unlikely(p->ifindex == ingress))
 		return XDPR_CNT_PASS_HAIRPIN;
-	reason = redirect_port(p->ifindex, mb);
+	reason = redirect_port_try(p->ifindex, mb);
 	if (unlikely(reason))
 		return reason;
 	eth_set_macs(eth, p->dmac, p->smac);

@@ -78,11 +78,14 @@ static __always_inline int icmp_is_error(__u8 type)
  * reply's length, which frees the buffers behind the first. It returns
  * the XDP verdict (counted), or -1 when XDP should leave the packet to the
  * kernel, untouched: then the kernel sends the same error from its own
- * forward path. */
-static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64 rx_len)
+ * forward path. p is the caller's fib lookup, free for reuse. Out of
+ * line: the quote and MAC copies take a frame of their own, not a share
+ * of xdpr_main's (loader/stack_test.go), and only oversized DF packets
+ * pay the call. */
+static __noinline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64 rx_len,
+					    struct bpf_fib_lookup *p)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct bpf_fib_lookup p = {};
 	__u8 quote[ICMP_QUOTE_LEN];
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
 	struct ethhdr *eth = data;
@@ -96,12 +99,13 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64
 		return -1;
 	/* The source the kernel would answer from: the preferred source of
 	 * the route back to the sender. */
-	p.family = AF_INET;
-	p.ipv4_dst = iph->saddr;
-	p.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &p, sizeof(p),
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET;
+	p->ipv4_dst = iph->saddr;
+	p->ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, p, sizeof(*p),
 			    BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH | BPF_FIB_LOOKUP_SRC);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || p.ifindex != ctx->ingress_ifindex)
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || p->ifindex != ctx->ingress_ifindex)
 		return -1;
 	/* XDP cannot reach this port's peer (a veth without NAPI): the
 	 * kernel answers, as it would without XDP. */
@@ -136,7 +140,7 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u16 mtu, __u64
 	iph->frag_off = 0;
 	iph->ttl = 64;
 	iph->protocol = IPPROTO_ICMP;
-	iph->saddr = p.ipv4_src;
+	iph->saddr = p->ipv4_src;
 	iph->daddr = ((struct iphdr *)quote)->saddr;
 	ipv4_csum_full(iph);
 

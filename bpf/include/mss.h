@@ -91,18 +91,15 @@ static __always_inline __u16 csum16_update(__u16 check, __u16 old, __u16 new)
 	return (__u16)~s;
 }
 
-/* xdp_mss_clamp lowers the MSS of a SYN (or SYN-ACK) to max_mss and updates
- * the TCP checksum incrementally. tcp and end must already be bounded by the
- * caller for sizeof(*tcp). An MSS value at an odd offset sits across two
- * checksum words, so it enters the sum byte-swapped. */
-static __always_inline void xdp_mss_clamp(struct tcphdr *tcp, void *end, __u16 max_mss)
+/* xdp_mss_clamp_syn is xdp_mss_clamp for a SYN. Out of line: the copy of
+ * the options (struct mss_scan) takes a frame of its own, not a share of
+ * the tunnel paths' (loader/stack_test.go), and only SYNs pay the call. */
+static __noinline void xdp_mss_clamp_syn(struct tcphdr *tcp, void *end, __u16 max_mss)
 {
 	__u32 off;
 	__u8 *p;
 	__u16 mss, old, new;
 
-	if (!tcp->syn)
-		return;
 	off = tcp_mss_offset(tcp, end);
 	if (!off || off > 60)
 		return;
@@ -121,6 +118,16 @@ static __always_inline void xdp_mss_clamp(struct tcphdr *tcp, void *end, __u16 m
 		new = (new >> 8) | (new << 8);
 	}
 	tcp->check = bpf_htons(csum16_update(bpf_ntohs(tcp->check), old, new));
+}
+
+/* xdp_mss_clamp lowers the MSS of a SYN (or SYN-ACK) to max_mss and updates
+ * the TCP checksum incrementally. tcp and end must already be bounded by the
+ * caller for sizeof(*tcp). An MSS value at an odd offset sits across two
+ * checksum words, so it enters the sum byte-swapped. */
+static __always_inline void xdp_mss_clamp(struct tcphdr *tcp, void *end, __u16 max_mss)
+{
+	if (tcp->syn)
+		xdp_mss_clamp_syn(tcp, end, max_mss);
 }
 
 #endif

@@ -76,9 +76,11 @@ static __always_inline __u32 ndp_sum_addr(const struct in6_addr *a)
 /* ndp_ns_check validates an NS per RFC 4861 7.1.1 (plus the link-layer and
  * IPv6 destinations matching the target). Returns 1 for a valid NS, 2 for
  * a valid DAD probe (source ::), 0 otherwise. Sums are over raw 16-bit
- * words: one's complement addition does not care about byte order. */
-static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
-					struct nd_msg *ns, void *end, const __u8 *mac)
+ * words: one's complement addition does not care about byte order. Out
+ * of line: what it compares takes a frame of its own, not a share of
+ * ndp_proxy's (loader/stack_test.go). */
+static __noinline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
+				   struct nd_msg *ns, void *end, const __u8 *mac)
 {
 	__u32 plen = bpf_ntohs(ip6->payload_len);
 	__u32 sum, off = NDP_NS_LEN;
@@ -96,6 +98,10 @@ static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
 	snm = ndp_is_solicited_node(&ip6->daddr, &ns->target);
 	if (!snm && (dad || !ndp_addr_equal(&ip6->daddr, &ns->target)))
 		return 0;
+	/* Barriers between the checks: clang would keep every word it read
+	 * of the packet for the next check (and spill most of them), where
+	 * reading it again costs no more and keeps this frame small. */
+	barrier();
 	/* To us, or to the multicast MAC of the IPv6 destination. */
 	if (!ndp_mac_equal(eth->h_dest, mac) &&
 	    !(eth->h_dest[0] == 0x33 && eth->h_dest[1] == 0x33 &&
@@ -103,6 +109,7 @@ static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
 	      eth->h_dest[4] == ip6->daddr.s6_addr[14] && eth->h_dest[5] == ip6->daddr.s6_addr[15]))
 		return 0;
 
+	barrier();
 	sum = ndp_sum_addr(&ip6->saddr) + ndp_sum_addr(&ip6->daddr) + ip6->payload_len +
 	      bpf_htons(IPPROTO_ICMPV6);
 #pragma unroll
@@ -149,9 +156,8 @@ static __always_inline int ndp_ns_check(struct ethhdr *eth, struct ipv6hdr *ip6,
  * interface counts. lan-neighbor mode (lines whose one /64 is shared by WAN
  * and LAN) asks it for every solicitation, prefix mode for DAD probes. */
 static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, __u32 ifindex,
-						 const struct in6_addr *target)
+						 const struct in6_addr *target, struct bpf_fib_lookup *p)
 {
-	struct bpf_fib_lookup p = {};
 	struct xdpr_npt_rule *r;
 	struct xdpr_iface *out;
 	struct in6_addr t = *target;
@@ -159,14 +165,15 @@ static __always_inline int ndp_target_behind_lan(struct xdp_md *ctx, __u32 ifind
 	r = lpm6_lookup(&xdpr_npt_out, ifindex, &t);
 	if (r && npt_map(&t, r))
 		return 0;
-	p.family = AF_INET6;
-	p.ifindex = ifindex;
-	__builtin_memcpy(p.ipv6_dst, &t, sizeof(p.ipv6_dst));
-	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET6;
+	p->ifindex = ifindex;
+	__builtin_memcpy(p->ipv6_dst, &t, sizeof(p->ipv6_dst));
+	if (bpf_fib_lookup(ctx, p, sizeof(*p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return 0;
-	if (p.ifindex == ifindex)
+	if (p->ifindex == ifindex)
 		return 0;
-	out = bpf_map_lookup_elem(&xdpr_ifaces, &p.ifindex);
+	out = bpf_map_lookup_elem(&xdpr_ifaces, &p->ifindex);
 	return out && out->role == XDPR_ROLE_LAN;
 }
 
@@ -202,21 +209,22 @@ static __always_inline int ndp_anycast(const struct in6_addr *t)
  * anycast NA has O clear too, RFC 4861 7.2.7: the first answer would win)
  * and, for a DAD probe, tell its owner that its address is taken. */
 static __always_inline __u32 ndp_elsewhere(struct xdp_md *ctx, __u32 ifindex,
-					   const struct in6_addr *target, const __u8 *mac)
+					   const struct in6_addr *target, const __u8 *mac,
+					   struct bpf_fib_lookup *p)
 {
 	struct xdpr_lpm6_key k = { .prefixlen = 32 + 128, .ifindex = ifindex };
-	struct bpf_fib_lookup p = {};
 
 	if (ndp_anycast(target))
 		return XDPR_CNT_PASS_NDP_ANYCAST;
 	__builtin_memcpy(k.addr, target, 16);
 	if (bpf_map_lookup_elem(&xdpr_ndp_foreign, &k))
 		return XDPR_CNT_PASS_NDP_FOREIGN;
-	p.family = AF_INET6;
-	p.ifindex = ifindex;
-	__builtin_memcpy(p.ipv6_dst, target, sizeof(p.ipv6_dst));
-	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) == BPF_FIB_LKUP_RET_SUCCESS && p.ifindex == ifindex &&
-	    ndp_addr_equal((const struct in6_addr *)p.ipv6_dst, target) && !ndp_mac_equal(p.dmac, mac))
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET6;
+	p->ifindex = ifindex;
+	__builtin_memcpy(p->ipv6_dst, target, sizeof(p->ipv6_dst));
+	if (bpf_fib_lookup(ctx, p, sizeof(*p), 0) == BPF_FIB_LKUP_RET_SUCCESS && p->ifindex == ifindex &&
+	    ndp_addr_equal((const struct in6_addr *)p->ipv6_dst, target) && !ndp_mac_equal(p->dmac, mac))
 		return XDPR_CNT_PASS_NDP_NEIGH_ELSEWHERE;
 	return 0;
 }
@@ -240,6 +248,10 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, __u32 ifindex, const __
 	__u32 sum;
 	int delta;
 
+	/* In their stack slots: as registers they were spilled across the
+	 * frame adjustments below, two octet slots per word. */
+	in_memory(target);
+	in_memory(dst);
 	if ((void *)(na + 1) > end)
 		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
 	target = na->target;
@@ -327,7 +339,8 @@ static __always_inline int ndp_reply(struct xdp_md *ctx, __u32 ifindex, const __
  * It returns -1 for anything that is not an NS for a proxied target (the
  * main path goes on), else the verdict, counted. It runs before the L2
  * multicast check: solicitations arrive to 33:33:ff:xx:xx:xx. */
-static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __u8 *mac)
+static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __u8 *mac,
+				     struct bpf_fib_lookup *p)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -352,7 +365,7 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __
 	kind = ndp_ns_check(eth, ip6, ns, end, mac);
 	if (!kind)
 		return pass(ctx, XDPR_CNT_PASS_NDP_INVALID);
-	why = ndp_elsewhere(ctx, ifindex, &ns->target, mac);
+	why = ndp_elsewhere(ctx, ifindex, &ns->target, mac, p);
 	if (why)
 		return pass(ctx, why);
 	/* A DAD probe (source ::) is answered only for a target known behind
@@ -365,7 +378,7 @@ static __always_inline int ndp_proxy(struct xdp_md *ctx, __u32 ifindex, const __
 	 * DAD or not, only once the target answered on the inside; its
 	 * `static` rules answer every probe, which is what this avoids. The
 	 * kernel sees the probe and defends what is the router's own. */
-	if ((kind == 2 || px->mode == XDPR_NDP_LAN_NEIGHBOR) && !ndp_target_behind_lan(ctx, ifindex, &ns->target))
+	if ((kind == 2 || px->mode == XDPR_NDP_LAN_NEIGHBOR) && !ndp_target_behind_lan(ctx, ifindex, &ns->target, p))
 		return pass(ctx, px->mode == XDPR_NDP_PREFIX ? XDPR_CNT_PASS_NDP_DAD_UNOWNED : XDPR_CNT_PASS_NDP_NO_NEIGH);
 	return ndp_reply(ctx, ifindex, mac, kind == 2);
 }

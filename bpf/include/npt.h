@@ -13,6 +13,7 @@
 #include "consts.h"
 #include "structs.h"
 #include "parsing.h"
+#include "compiler.h"
 
 #define ICMPV6_ERROR_MAX_TYPE 127 /* types 0-127 are errors (RFC 4443 2.1) */
 
@@ -83,6 +84,10 @@ static __always_inline int npt_map(struct in6_addr *a, const struct xdpr_npt_rul
 	}
 	if (w < 0)
 		return -1;
+	/* The words are read again where they are adjusted, not held from
+	 * the search above: held, they were spilled to the stack (eight
+	 * slots in every frame that inlines this). */
+	barrier();
 #pragma unroll
 	for (int i = 3; i < 8; i++)
 		if (i == w)
@@ -145,6 +150,12 @@ static __always_inline __u32 npt_translate(struct ipv6hdr *ip6, void *end,
 	__u8 nh = 0;
 	int found;
 
+	/* The ICMPv6 error's embedded address in its stack slot, not in
+	 * registers spilled word by word (compiler.h). Not the outer one:
+	 * held in memory, the verifier cannot prune the paths npt_map takes
+	 * for it, and a WAN port's program exceeded its million
+	 * instructions. */
+	in_memory(inner);
 	cs->off = 0;
 	if ((void *)(ip6 + 1) > end)
 		return XDPR_CNT_DROP_NPT_MALFORMED;
@@ -267,33 +278,37 @@ static __always_inline int npt_needs_l4(const struct ipv6hdr *ip6, const struct 
 	       (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP);
 }
 
-/* npt_forward translates a packet XDP is about to redirect out of egress:
- * DNPT with the rule the ingress lookup found (dst is the destination it
- * mapped to, already checked), else (for what a LAN port received) SNPT
- * when egress is an NPT outside interface for the source. *fwd gets the
- * forward counter. */
-static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
-					 const struct xdpr_npt_rule *dnpt, const struct in6_addr *dst,
-					 int from_lan, __u32 egress, __u64 feat, __u32 *fwd)
+/* npt_translate_xdp is npt_translate with the checksum delta applied, for
+ * the packets whose translation reaches past their own address
+ * (npt_needs_l4). Out of line: the ICMPv6 error's copies and the walk to
+ * the transport header take a frame of their own, not a share of the
+ * forward path's (every frame of a call chain adds up on 6.1: see
+ * loader/stack_test.go). */
+static __noinline __u32 npt_translate_xdp(struct ipv6hdr *ip6, void *end,
+					  const struct xdpr_npt_rule *r, int dnpt)
 {
-	const struct xdpr_npt_rule *r = dnpt;
 	struct npt_csum cs;
+	__u32 reason = npt_translate(ip6, end, r, dnpt, &cs);
+
+	if (reason)
+		return reason;
+	npt_csum_apply_xdp(ip6, end, &cs);
+	return 0;
+}
+
+/* npt_snpt is npt_forward's SNPT for what a LAN port received, out of
+ * egress. Out of line, like npt_dnpt_rule: the rule cache's compares and
+ * the address mapping would hold their values in xdpr_main's frame, which
+ * every call chain of the program adds up on 6.1 (loader/stack_test.go). */
+static __noinline __u32 npt_snpt(struct ipv6hdr *ip6, void *end, __u32 egress, __u64 feat, __u32 *fwd)
+{
+	const struct xdpr_npt_rule *r;
 	__u32 reason;
 
-	*fwd = XDPR_CNT_FWD_IPV6;
-	if (!r) {
-		if (!from_lan)
-			return 0;
-		r = npt_lookup(&xdpr_npt64_in, &xdpr_npt_in, XDPR_NPT_CACHE_SNPT, egress, &ip6->saddr, feat);
-		if (!r)
-			return 0;
-	}
+	r = npt_lookup(&xdpr_npt64_in, &xdpr_npt_in, XDPR_NPT_CACHE_SNPT, egress, &ip6->saddr, feat);
+	if (!r)
+		return 0;
 	if (!npt_needs_l4(ip6, r)) {
-		if (dnpt) {
-			ip6->daddr = *dst;
-			*fwd = XDPR_CNT_FWD_NPT_DNPT;
-			return 0;
-		}
 		struct in6_addr src = ip6->saddr;
 
 		if (npt_map(&src, r))
@@ -305,25 +320,51 @@ static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
 		*fwd = XDPR_CNT_FWD_NPT_SNPT;
 		return 0;
 	}
-	reason = npt_translate(ip6, end, r, dnpt != NULL, &cs);
+	reason = npt_translate_xdp(ip6, end, r, 0);
 	if (reason)
 		return reason;
-	npt_csum_apply_xdp(ip6, end, &cs);
-	*fwd = dnpt ? XDPR_CNT_FWD_NPT_DNPT : XDPR_CNT_FWD_NPT_SNPT;
+	*fwd = XDPR_CNT_FWD_NPT_SNPT;
 	return 0;
 }
 
-/* npt_dnpt_rule returns the DNPT rule for a packet arriving on ingress and
- * puts the translated destination into *dst and the fib lookup, so the
- * route is chosen for the inside address before anything in the packet is
- * written (the lookup overwrites its copy with the gateway's address).
- * *reason is set when there is no translation although a rule matched:
- * the address is unmappable (drop) or the router's own (pass). */
-static __always_inline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct ipv6hdr *ip6,
-							    struct bpf_fib_lookup *p, __u64 feat,
-							    struct in6_addr *dst, __u32 *reason)
+/* npt_forward translates a packet XDP is about to redirect out of egress:
+ * DNPT with the rule the ingress lookup found (dst is the destination it
+ * mapped to, already checked), else (for what a LAN port received) SNPT
+ * when egress is an NPT outside interface for the source. *fwd gets the
+ * forward counter. */
+static __always_inline __u32 npt_forward(struct ipv6hdr *ip6, void *end,
+					 const struct xdpr_npt_rule *dnpt, const struct in6_addr *dst,
+					 int from_lan, __u32 egress, __u64 feat, __u32 *fwd)
 {
-	struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, XDPR_NPT_CACHE_DNPT, ingress, &ip6->daddr, feat);
+	__u32 reason;
+
+	*fwd = XDPR_CNT_FWD_IPV6;
+	if (!dnpt)
+		return from_lan ? npt_snpt(ip6, end, egress, feat, fwd) : 0;
+	if (!npt_needs_l4(ip6, dnpt)) {
+		ip6->daddr = *dst;
+		*fwd = XDPR_CNT_FWD_NPT_DNPT;
+		return 0;
+	}
+	reason = npt_translate_xdp(ip6, end, dnpt, 1);
+	if (reason)
+		return reason;
+	*fwd = XDPR_CNT_FWD_NPT_DNPT;
+	return 0;
+}
+
+/* npt_dnpt_rule returns the DNPT rule for a packet arriving on the port
+ * ingress and puts the translated destination into *dst, which the caller
+ * copies into its fib lookup, so the route is chosen for the inside
+ * address before anything in the packet is written (the lookup overwrites
+ * its copy with the gateway's address). *reason is set when there is no
+ * translation although a rule matched: the address is unmappable (drop)
+ * or the router's own (pass). Out of line, as npt_snpt. */
+static __noinline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct ipv6hdr *ip6, __u64 feat,
+						       struct in6_addr *dst, __u32 *reason)
+{
+	struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, XDPR_NPT_CACHE_DNPT, ingress,
+					     &ip6->daddr, feat);
 
 	*reason = 0;
 	if (!r)
@@ -337,7 +378,6 @@ static __always_inline struct xdpr_npt_rule *npt_dnpt_rule(__u32 ingress, struct
 		*reason = XDPR_CNT_DROP_NPT_UNMAPPABLE;
 		return NULL;
 	}
-	__builtin_memcpy(p->ipv6_dst, dst, sizeof(p->ipv6_dst));
 	return r;
 }
 

@@ -31,25 +31,24 @@
 
 /* tunnel_for_egress returns the tunnel whose netdev the inner route points
  * at. After a successful route to an unattached port or an unresolved
- * neighbour the lookup already names the egress; after FRAG_NEEDED it does
- * not, so the route is looked up again without the length. */
+ * neighbour the lookup (p) already names the egress; after FRAG_NEEDED it
+ * does not, so the route is looked up again, in p, without the length. */
 static __always_inline struct xdpr_tunnel *tunnel_for_egress(struct xdp_md *ctx, struct iphdr *iph,
 							     struct bpf_fib_lookup *p, __u32 reason)
 {
 	__u32 ifindex = p->ifindex;
 
 	if (reason == XDPR_CNT_PASS_FRAG_NEEDED) {
-		struct bpf_fib_lookup q = {};
-
-		q.family = AF_INET;
-		q.tos = iph->tos;
-		q.l4_protocol = iph->protocol;
-		q.ipv4_src = iph->saddr;
-		q.ipv4_dst = iph->daddr;
-		q.ifindex = ctx->ingress_ifindex;
-		if (!fib_routed(bpf_fib_lookup(ctx, &q, sizeof(q), xdpr_fib_skip_neigh)))
+		__builtin_memset(p, 0, sizeof(*p));
+		p->family = AF_INET;
+		p->tos = iph->tos;
+		p->l4_protocol = iph->protocol;
+		p->ipv4_src = iph->saddr;
+		p->ipv4_dst = iph->daddr;
+		p->ifindex = ctx->ingress_ifindex;
+		if (!fib_routed(bpf_fib_lookup(ctx, p, sizeof(*p), xdpr_fib_skip_neigh)))
 			return NULL;
-		ifindex = q.ifindex;
+		ifindex = p->ifindex;
 	} else if (reason != XDPR_CNT_PASS_EGRESS_NOT_ATTACHED && reason != XDPR_CNT_PASS_NO_NEIGH) {
 		return NULL;
 	}
@@ -147,8 +146,14 @@ static __always_inline struct xdpr_tun_nexthop *tunnel_nexthop(struct xdp_md *ct
  * for the packet's flow (XDPR_CT_NAT_SRC): applied only into a nat44
  * tunnel whose fixed IPv4 it translates to. mb_len is the whole frame's
  * length when it has more than one buffer (mb_frame_len), else 0: the
- * headers are in the first buffer, the rest of the packet behind it. It
- * returns the counted verdict, or -1 when the route is no tunnel's. */
+ * headers are in the first buffer, the rest of the packet behind it. ip4
+ * is the caller's route lookup; tunnel_encap reuses it for its own. It
+ * returns the counted verdict, or -1 when the route is no tunnel's.
+ *
+ * Inline: what it holds shares xdpr_main's frame with the other paths'
+ * without making it larger, where a call of its own cost each packet some
+ * 10 ns (BenchmarkForwardCost, encap/ipv4); its rare branches with stack
+ * of their own (icmp_frag_needed, xdp_mss_clamp_syn) are out of line. */
 static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 					struct bpf_fib_lookup *ip4, __u32 reason,
 					const struct xdpr_ct_nat *nat, __u32 mb_len)
@@ -174,7 +179,7 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
 	}
 	if (len > t->mtu) {
 		if (iph->frag_off & bpf_htons(IPV4_DF)) {
-			int act = icmp_frag_needed(ctx, t->mtu, rx_len);
+			int act = icmp_frag_needed(ctx, t->mtu, rx_len, ip4);
 
 			if (act >= 0)
 				return act;
@@ -246,8 +251,10 @@ static __always_inline int tunnel_encap(struct xdp_md *ctx, struct iphdr *iph,
  * (RFC 6333 5.3: reassemble, then decapsulate); the daemon decapsulates it
  * then (xdpr_tun_reasm in tunnel_tc.h). Counted apart from other
  * fragments, so that they are seen where no daemon runs. It returns the
- * counted verdict, or -1 for any other fragment. */
-static __always_inline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen)
+ * counted verdict, or -1 for any other fragment. Out of line: the
+ * endpoint key (tunnel_ep_lookup) takes 32 octets, of a frame of its own,
+ * not of xdpr_main's (loader/stack_test.go). */
+static __noinline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	const __u8 *fh = (const __u8 *)(ip6 + 1);
@@ -270,13 +277,16 @@ static __always_inline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6
  * It returns the counted verdict, or -1 to let the packet take the normal
  * IPv6 forward path (ipip6 in transit to someone else). The caller checked
  * that the outer payload lies within the frame; mb_len as for
- * tunnel_encap. */
-static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen, int gate,
-					__u32 mb_len)
+ * tunnel_encap; p is the caller's fib lookup, not yet used. Out of line:
+ * inline, it made xdpr_main's frame 216 octets (of the 384 every call
+ * chain may take, loader/stack_test.go), at the price of a call per
+ * decapsulated packet. The conntrack gate is the port's
+ * (xdpr_port_ct_gate, a constant to the verifier). */
+static __noinline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gen, __u32 mb_len,
+				   struct bpf_fib_lookup *p)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = mb_len ? mb_len : data_end - data;
-	struct bpf_fib_lookup p = {};
 	struct iphdr *iph;
 	struct xdpr_tunnel_decap *t;
 	__u32 reason;
@@ -302,11 +312,12 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 		r = lpm6_lookup(&xdpr_npt_out, ctx->ingress_ifindex, &ip6->daddr);
 		if (r && !npt_is_excluded(&ip6->daddr, r))
 			return -1;
-		p.family = AF_INET6;
-		__builtin_memcpy(p.ipv6_src, &ip6->saddr, sizeof(p.ipv6_src));
-		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, sizeof(p.ipv6_dst));
-		p.ifindex = ctx->ingress_ifindex;
-		if (bpf_fib_lookup(ctx, &p, sizeof(p), xdpr_fib_skip_neigh) == BPF_FIB_LKUP_RET_NOT_FWDED)
+		__builtin_memset(p, 0, sizeof(*p));
+		p->family = AF_INET6;
+		__builtin_memcpy(p->ipv6_src, &ip6->saddr, sizeof(p->ipv6_src));
+		__builtin_memcpy(p->ipv6_dst, &ip6->daddr, sizeof(p->ipv6_dst));
+		p->ifindex = ctx->ingress_ifindex;
+		if (bpf_fib_lookup(ctx, p, sizeof(*p), xdpr_fib_skip_neigh) == BPF_FIB_LKUP_RET_NOT_FWDED)
 			return tun_count(XDPR_CNT_DROP_TUN_UNKNOWN_ENDPOINT, rx_len, XDP_DROP);
 		return -1;
 	}
@@ -347,7 +358,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 		return tun_count(XDPR_CNT_DROP_TUN_ECN, rx_len, XDP_DROP);
 	/* Conntrack sees the inner packet only (conntrack.h). */
 	struct xdpr_ct_nat nat = {};
-	if (gate) {
+	if (xdpr_port_ct_gate) {
 		reason = ct_gate_ipv4(ctx, iph, (void *)iph + len, data_end, &nat);
 		if (reason)
 			return tun_count(reason, rx_len, XDP_PASS);
@@ -359,21 +370,22 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 	}
 
 	/* As if it arrived on the tunnel netdev, like the slow path's. */
-	p.family = AF_INET;
-	p.tos = tos;
-	p.l4_protocol = iph->protocol;
-	p.tot_len = len;
-	p.ipv4_src = iph->saddr;
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET;
+	p->tos = tos;
+	p->l4_protocol = iph->protocol;
+	p->tot_len = len;
+	p->ipv4_src = iph->saddr;
 	/* Routed after the translation, as the kernel routes after
 	 * conntrack's PREROUTING NAT. */
-	p.ipv4_dst = nat.kind ? nat.daddr : iph->daddr;
-	p.ifindex = t->ifindex;
-	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	p->ipv4_dst = nat.kind ? nat.daddr : iph->daddr;
+	p->ifindex = t->ifindex;
+	rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return tun_count(fib_pass_reason(rc), rx_len, XDP_PASS);
-	if (p.ifindex == t->ifindex)
+	if (p->ifindex == t->ifindex)
 		return tun_count(XDPR_CNT_PASS_HAIRPIN, rx_len, XDP_PASS);
-	reason = redirect_port(p.ifindex, mb_len != 0);
+	reason = redirect_port(p->ifindex, mb_len != 0);
 	if (reason)
 		return tun_count(reason, rx_len, XDP_PASS);
 
@@ -391,7 +403,7 @@ static __always_inline int tunnel_decap(struct xdp_md *ctx, struct ipv6hdr *ip6,
 	if ((void *)(in + 1) > data_end)
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 
-	eth_set_macs(eth, p.dmac, p.smac);
+	eth_set_macs(eth, p->dmac, p->smac);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	/* As in tunnel_encap: cannot fail, bounds again for the verifier. */
 	if (nat.kind && nat44_rewrite(in, data_end, &nat))

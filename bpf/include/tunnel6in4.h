@@ -5,18 +5,9 @@
  * kernel unmodified, where the netdev and the TC programs
  * (tunnel6in4_tc.h) produce the same packet.
  *
- * The entry points are written as subprograms with small frames of their
- * own (the caller's route lookup struct is their scratch): built with
- * -DXDPR_TUN6IN4_FN=__noinline, their frames are 88 (encap), 112 (decap)
- * and 120 (gate) octets. They are inlined for now: xdpr_main's frame is
- * 480, and any verifier (6.1's and this host's 6.18 alike) refuses a call
- * chain over 512 ("combined stack size of 2 calls is 576"), while inlined
- * they add nothing to xdpr_main's frame (their locals share the slots of
- * the paths they exclude). Once xdpr_main's frame is at most 384, the
- * default below becomes __noinline. */
-#ifndef XDPR_TUN6IN4_FN
-#define XDPR_TUN6IN4_FN __always_inline
-#endif
+ * Out of line, in frames of their own (the caller's route lookup struct is
+ * their scratch): inlined, their locals made xdpr_main's frame larger by
+ * 56 octets, and every call chain from it adds up (loader/stack_test.go). */
 #ifndef XDPR_TUNNEL6IN4_H
 #define XDPR_TUNNEL6IN4_H
 
@@ -43,7 +34,7 @@
  * IPv6 header is at the frame's start, its payload within the frame (or,
  * mb_len != 0, the frame's later buffers), the hop limit above 1. It
  * returns the counted verdict, or -1 when the route is no 6in4 tunnel's. */
-static XDPR_TUN6IN4_FN int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb_len)
+static __noinline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
@@ -109,29 +100,18 @@ static XDPR_TUN6IN4_FN int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_look
 	return tun_count(XDPR_CNT_TUN6IN4_ENCAP, rx_len, XDP_REDIRECT);
 }
 
-/* tun6in4_gate is the conntrack gate for the inner IPv6 packet (len
- * octets) of a 6in4 frame, a subprogram of its own: the gate's frame and
- * tun6in4_decap's each stay small. p is free until tun6in4_decap's route
- * lookup: the tuple lives there. It returns 0 or the reason to pass. */
-static XDPR_TUN6IN4_FN __u32 tun6in4_gate(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 len)
-{
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
+/* What tun6in4_decap_check returns to go on to tun6in4_decap_fwd (beside
+ * -1, protocol 41 in transit, and the XDP verdicts it counted). */
+#define TUN6IN4_MORE 16
 
-	if ((void *)(ip6 + 1) > data_end)
-		return XDPR_CNT_PASS_TRUNCATED;
-	_Static_assert(sizeof(*p) >= sizeof(struct bpf_sock_tuple), "the tuple fits the lookup's room");
-	return ct_gate_ipv6_in(ctx, ip6, &ip6->daddr, (void *)ip6 + (len & 0xffff), data_end,
-			       (struct bpf_sock_tuple *)(void *)p, NULL);
-}
-
-/* tun6in4_decap is the hook in forward_ipv4 for protocol 41 on a WAN
- * port. The outer header (at the frame's start) is option-less,
- * checksummed, unfragmented and within the frame (mb_len as for
- * tun6in4_encap); gen is the tunnel generation, gate whether the
- * conntrack gate judges the inner packet. p is the caller's, unused yet.
- * It returns the counted verdict, or -1 for protocol 41 in transit. */
-static XDPR_TUN6IN4_FN int tun6in4_decap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 gen, int gate, __u32 mb_len)
+/* tun6in4_decap_check is the first stage of tun6in4_decap: the pair, the
+ * inner packet's checks and the gate, nothing written to the packet. On
+ * TUN6IN4_MORE, p holds the route lookup as the slow path would make it,
+ * as if the packet arrived on the tunnel netdev. Across the gate's call
+ * only ctx, p and t are held: everything else is read again from the
+ * packet after it (a frame of its own over the gate's: loader/stack_test.go). */
+static __noinline int tun6in4_decap_check(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 gen, int gate,
+					  __u32 mb_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *iph = data + sizeof(struct ethhdr);
@@ -180,35 +160,61 @@ static XDPR_TUN6IN4_FN int tun6in4_decap(struct xdp_md *ctx, struct bpf_fib_look
 				 rx_len, XDP_PASS);
 	if (ip6->hop_limit <= 1)
 		return tun_count(XDPR_CNT_PASS_TTL_EXPIRED, rx_len, XDP_PASS);
-	int tc = ecn_decap(iph->tos, ipv6_tclass(ip6));
-	if (tc < 0)
+	if (ecn_decap(iph->tos, ipv6_tclass(ip6)) < 0)
 		return tun_count(XDPR_CNT_DROP_TUN_ECN, rx_len, XDP_DROP);
 	/* Conntrack sees the inner packet only (conntrack.h). */
 	if (gate) {
-		reason = tun6in4_gate(ctx, p, len);
-		if (reason)
-			return tun_count(reason, rx_len, XDP_PASS);
+		reason = ct_gate_ipv6(ctx, ip6, &ip6->daddr, (void *)ip6 + len, data_end);
+		if (reason) {
+			data = (void *)(long)ctx->data;
+			data_end = (void *)(long)ctx->data_end;
+			return tun_count(reason, mb_len ? mb_len : data_end - data, XDP_PASS);
+		}
+		/* Read again: see above. */
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		iph = data + sizeof(struct ethhdr);
+		ip6 = (void *)(iph + 1);
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_PASS;
 	}
 
 	/* As if it arrived on the tunnel netdev, like the slow path's. */
 	__builtin_memset(p, 0, sizeof(*p));
 	p->family = AF_INET6;
-	p->flowinfo = (*(__be32 *)ip6 & bpf_htonl(0x000fffff)) | bpf_htonl((__u32)tc << 20);
+	p->flowinfo = (*(__be32 *)ip6 & bpf_htonl(0x000fffff)) |
+		      bpf_htonl((__u32)ecn_decap(iph->tos, ipv6_tclass(ip6)) << 20);
 	p->l4_protocol = ip6->nexthdr;
-	p->tot_len = len;
+	p->tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	__builtin_memcpy(p->ipv6_src, &ip6->saddr, sizeof(p->ipv6_src));
 	__builtin_memcpy(p->ipv6_dst, &ip6->daddr, sizeof(p->ipv6_dst));
 	p->ifindex = t->ifindex;
+	return TUN6IN4_MORE;
+}
+
+/* tun6in4_decap_fwd is the second stage: the inner route (p, as the first
+ * stage left it), then the outer header off and the redirect. */
+static __noinline int tun6in4_decap_fwd(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 mb_len)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u64 rx_len = mb_len ? mb_len : data_end - data;
+	__u32 tun_ifindex = p->ifindex;
+	/* The tclass and the inner length, before the lookup overwrites
+	 * flowinfo's neighbours and tot_len (mtu_result). */
+	__u8 tc = bpf_ntohl(p->flowinfo) >> 20;
+	__u16 len = p->tot_len;
+	__u32 reason;
+
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return tun_count(fib_pass_reason(rc), rx_len, XDP_PASS);
-	if (p->ifindex == t->ifindex)
+	if (p->ifindex == tun_ifindex)
 		return tun_count(XDPR_CNT_PASS_HAIRPIN, rx_len, XDP_PASS);
 	reason = redirect_port(p->ifindex, mb_len != 0);
 	if (reason)
 		return tun_count(reason, rx_len, XDP_PASS);
 
-	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + olen);
+	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + sizeof(struct iphdr) + len);
 	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
 	if (bpf_xdp_adjust_head(ctx, sizeof(struct iphdr)))
@@ -225,6 +231,24 @@ static XDPR_TUN6IN4_FN int tun6in4_decap(struct xdp_md *ctx, struct bpf_fib_look
 	ipv6_set_tclass(in, tc);
 	in->hop_limit--;
 	return tun_count(XDPR_CNT_TUN6IN4_DECAP, rx_len, XDP_REDIRECT);
+}
+
+/* tun6in4_decap is the hook in forward_ipv4 for protocol 41 on a WAN
+ * port. The outer header (at the frame's start) is option-less,
+ * checksummed, unfragmented and within the frame (mb_len as for
+ * tun6in4_encap); gen is the tunnel generation, gate whether the
+ * conntrack gate judges the inner packet. p is the caller's, unused yet.
+ * It returns the counted verdict, or -1 for protocol 41 in transit. In
+ * two stages, each out of line: the gate's frame is below the first,
+ * and the second's helper calls hold what the first no longer needs. */
+static __always_inline int tun6in4_decap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 gen, int gate,
+					 __u32 mb_len)
+{
+	int act = tun6in4_decap_check(ctx, p, gen, gate, mb_len);
+
+	if (act != TUN6IN4_MORE)
+		return act;
+	return tun6in4_decap_fwd(ctx, p, mb_len);
 }
 
 #endif

@@ -504,7 +504,9 @@ static __always_inline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup
 {
 	int act;
 
-	if (reason != XDPR_CNT_PASS_TUNNEL_DEV && reason != XDPR_CNT_PASS_NO_NEIGH &&
+	/* EGRESS_NOT_ATTACHED as redirect_port_try says it, before
+	 * egress_reason names the vxlan netdev a TUNNEL_DEV. */
+	if (reason != XDPR_CNT_PASS_EGRESS_NOT_ATTACHED && reason != XDPR_CNT_PASS_NO_NEIGH &&
 	    reason != XDPR_CNT_PASS_FRAG_NEEDED)
 		return -1;
 	act = vxlan_encap_check(ctx, p, reason, mb);
@@ -896,7 +898,7 @@ static __noinline int vxlan_decap_forget(struct xdp_md *ctx)
 	if (!s)
 		return XDP_PASS;
 	w = vxlan_ct(s);
-	ct_forget_in(&w->t, s->inner_v6 ? sizeof(w->t.ipv6) : sizeof(w->t.ipv4), IPPROTO_TCP, w->key, &w->slot);
+	ct_forget_in(&w->t, s->inner_v6 ? sizeof(w->t.ipv6) : sizeof(w->t.ipv4), IPPROTO_TCP, &w->slot);
 	s = vxlan_scratch();
 	if (!s)
 		return XDP_PASS;
@@ -913,7 +915,7 @@ static __noinline int vxlan_decap_ct(struct xdp_md *ctx)
 		return XDP_PASS;
 	w = vxlan_ct(s);
 	reason = ct_verdict_in(ctx, &w->t, s->inner_v6 ? sizeof(w->t.ipv6) : sizeof(w->t.ipv4), s->l4proto, NULL,
-			       &w->opts, w->key, w);
+			       &w->opts, w);
 	if (!reason)
 		return VXLAN_MORE;
 	/* Looked up again rather than kept: kept, it would be spilled. */
