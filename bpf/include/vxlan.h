@@ -8,12 +8,13 @@
  * flow into the same range; and an IPv4 outer header's identification,
  * which the kernel draws from its own per-destination counters.
  *
- * The work is done in out-of-line stages with frames of at most 32 octets,
- * called one after the other from the entry points (inlined into
- * xdpr_main): xdpr_main leaves the call chain 32 octets of the 512 a
- * verifier allows, so what would sit on the stack (route lookups, the
- * decapsulation key, the conntrack tuple, the checksum's copy, values kept
- * across helper calls) is in the per-CPU xdpr_vxlan_scratch. */
+ * The work is done in out-of-line stages with small frames, called one
+ * after the other from the entry points (inlined into xdpr_main), so that
+ * no stage's frame adds to another's in a call chain (each within the 384
+ * octets of loader/stack_test.go); what would sit on the stack (route
+ * lookups, the decapsulation key, the conntrack tuple, the checksum's
+ * copy, values kept across helper calls) is in the per-CPU
+ * xdpr_vxlan_scratch. */
 #ifndef XDPR_VXLAN_H
 #define XDPR_VXLAN_H
 
@@ -496,10 +497,8 @@ static __noinline int vxlan_encap_csum(struct xdp_md *ctx)
  * conntrack gate). mb: the frame has more than one buffer. It returns the
  * counted verdict, or -1 when the egress is no vxlan netdev of ours (the
  * caller passes with its reason). In stages, each a function of its own
- * with a frame of at most 32 octets, called from here, which is inlined
- * into xdpr_main: the chain of calls from xdpr_main has 32 octets left of
- * the 512 a verifier allows (loader/stack_test.go; on 6.1 a frame counts
- * at least 32, so no stage may call another). */
+ * with a small frame, called from here, which is inlined into xdpr_main
+ * (loader/stack_test.go; on 6.1 a frame counts at least 32). */
 static __always_inline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb)
 {
 	int act;
@@ -848,7 +847,7 @@ static __noinline int vxlan_decap_inner(struct xdp_md *ctx, __u32 v6)
  * netdev's own traffic, as tunnel_decap's is for ipip6. Its work is in s:
  * the stack has no room; and in stages, the tuple (vxlan_decap_tuple)
  * and the lookup (vxlan_decap_ct) or, for a SYN, FIN or RST, forgetting
- * the flow (vxlan_decap_forget), each with a frame within 32 octets. */
+ * the flow (vxlan_decap_forget), each with a small frame. */
 static __always_inline __u32 vxlan_tuple(struct xdp_md *ctx, struct xdpr_vxlan_scratch *s)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
