@@ -5,7 +5,9 @@
 // conntrack kept alive); an ipip6 tunnel (DS-Lite) to an independent AFTR;
 // NPTv6 with the NDP proxy answering an ISP that solicits every address;
 // a whole IPoE line learned from a simulated ISP (radvd, kea-dhcp6-server,
-// DNS, an update URL) that renumbers midway.
+// DNS, an update URL) that renumbers midway; seed 001's fixed prefixes over
+// VXLAN beside the ISP's, steered by source, against a server set up with
+// the seed's own lines; a 6in4 tunnel to an independent HE.net-like broker.
 // Each part shows its config, traffic through the router, and the counters
 // that tell which path carried it. Everything a part creates is removed at
 // its end, also after an error or Ctrl-C. `make demo` runs it after
@@ -34,7 +36,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/xdprouter", "xdprouter binary; a relative path is taken from the repository root")
 	size := flag.Int64("size", 4<<20, "bytes per TCP transfer")
-	only := flag.Int("part", 0, "run only this part (1-4); 0 runs them all")
+	only := flag.Int("part", 0, "run only this part (1-6); 0 runs them all")
 	flag.Parse()
 
 	// The lab is torn down on the way out of run; a second Ctrl-C during
@@ -134,6 +136,9 @@ func run(ctx context.Context, bin string, size int64, only int) (err error) {
 		{"Part 2: an ipip6 tunnel (DS-Lite) to an AFTR", func() error { return runTunnel(ctx, root, bin, min(size, 2<<20)) }},
 		{"Part 3: NPTv6 and the NDP proxy", func() error { return runNPT(ctx, bin) }},
 		{"Part 4: the IPoE story — RA, DHCPv6-PD, LAN RAs, renumbering", func() error { return runIPoE(ctx, root, bin) }},
+		{"Part 5: fixed prefixes over VXLAN beside the ISP's (seed 001)", func() error { return runVXLAN(ctx, bin, size) }},
+		// broker.py relays every packet through Python, as the AFTR does.
+		{"Part 6: a 6in4 tunnel to a HE.net-like tunnel broker", func() error { return runSixInFour(ctx, root, bin, min(size, 2<<20)) }},
 	}
 	for i, p := range parts {
 		if only != 0 && only != i+1 {

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,20 +43,8 @@ func testSixInFourBroker(t *testing.T) {
 	if err := topo.StartBroker(ctx, root); err != nil {
 		t.Fatal(err)
 	}
-	config := fmt.Sprintf(`wan: {interface: %s}
-lan:
-  - {interface: %s, sla-id: 1}
-firewall: {mode: "off"}  # far opens connections to the LAN host
-tunnels:
-  - name: %s
-    mode: 6in4
-    remote: %s
-    local: %s
-    address: %s
-    gateway: %s
-    prefixes: [%s]
-`, labkit.TunWANIf, labkit.TunLANIf, labkit.SitName, labkit.SitBroker4.Addr(), labkit.SitRouterWAN4.Addr(),
-		labkit.SitLinkClient, labkit.SitLinkServer.Addr(), labkit.SitRouted48)
+	config := topo.Config() + `firewall: {mode: "off"}  # far opens connections to the LAN host
+`
 	t.Logf("config:\n%s", config)
 	path := filepath.Join(topo.Lab.RunDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,27 +82,12 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 	d := startDaemon(t, ctx, cli, cfg, "--state-dir", filepath.Join(topo.Lab.RunDir(), "state"), "--detach-on-exit")
 
 	// The ISP's prefix on the LAN comes from DHCPv6-PD; the ISP routes
-	// the pool to the router.
-	var ispLAN netip.Prefix
-	poll(t, "a delegated prefix on lan0", 60*time.Second, func() bool {
-		st, err := cli.Status(ctx)
-		if err != nil || st.Daemon == nil || st.Daemon.IPv6 == nil || len(st.Daemon.IPv6.LANs) == 0 {
-			return false
-		}
-		ispLAN, err = netip.ParsePrefix(st.Daemon.IPv6.LANs[0].Prefix.Prefix)
-		return err == nil
-	}, d)
-	if err := topo.RouteDelegated(); err != nil {
-		t.Fatal(err)
+	// the pool to the router; the host configures its addresses.
+	l, err := topo.WaitLAN(ctx, cli, 90*time.Second)
+	if err != nil {
+		t.Fatalf("%v\ndaemon log:\n%s", err, d.Log())
 	}
-	hostISP := withHost(ispLAN, 2)
-	hostTun := withHost(labkit.VXLANPeer64, 2)
-	host48 := withHost(netip.PrefixFrom(labkit.VXLANPeer48.Addr(), 64), 2)
-	poll(t, "the LAN host's SLAAC addresses in the ISP's /64 and the tunnel's /64 and /48", 30*time.Second, func() bool {
-		out, err := topo.Lab.Exec(topo.Host, "ip", "-6", "addr", "show", "dev", labkit.TunHostIf, "scope", "global")
-		return err == nil && strings.Contains(out, hostISP.String()+"/64") && strings.Contains(out, hostTun.String()+"/64") &&
-			strings.Contains(out, host48.String()+"/64") && !strings.Contains(out, "tentative")
-	}, d)
+	ispLAN, hostISP, hostTun, host48 := l.ISPPrefix, l.HostISP, l.HostTun, l.Host48
 
 	// The router holds what the seed's post-up lines made by hand.
 	for _, c := range []struct {
@@ -142,7 +126,7 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 		t.Errorf("status --json steering: %+v", st.Steering)
 	}
 	if l := st.Daemon.IPv6.LANs[0]; len(l.Fixed) != 2 || l.Fixed[0].Prefix != labkit.VXLANPeer64.String() ||
-		l.Fixed[0].Address.Address != withHost(labkit.VXLANPeer64, 1).String()+"/64" {
+		l.Fixed[0].Address.Address != labkit.WithHost(labkit.VXLANPeer64, 1).String()+"/64" {
 		t.Errorf("status --json lans[0].fixed_prefixes: %+v", l.Fixed)
 	}
 	human := mustCLI(t, ctx, cli, "status").Stdout
@@ -159,7 +143,7 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 	r := labkit.Runner{Log: t}
 	far, native := labkit.VXLANFar6.Addr(), labkit.VXLANNative6.Addr()
 	for _, p := range []struct{ src, dst netip.Addr }{{hostTun, far}, {host48, far}, {hostISP, native}} {
-		if _, err := r.InNS(ctx, topo.Host, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", p.src.String(), p.dst.String()); err != nil {
+		if _, err := r.PingFrom(ctx, topo.Host, p.src, p.dst, 3); err != nil {
 			t.Fatalf("ping from %s: %v\ndaemon log:\n%s", p.src, err, d.Log())
 		}
 	}
@@ -174,7 +158,7 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 	stopTun := startCapture(t, topo.Lab, topo.Router, labkit.VXLANName, tun, "ip6")
 	stopUnder := startCapture(t, topo.Lab, topo.Server, labkit.ISPWANIf, underlay, "udp", "port", "4789")
 	before := mustCounters(t, ctx, cli)
-	devBefore := vxlanDevPackets(t, topo)
+	devBefore := mustDevPackets(t, topo)
 	var serverBefore labkit.Counters
 	if serverXDP {
 		serverBefore = mustCounters(t, ctx, serverCLI)
@@ -203,7 +187,7 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 			up.Bytes, up.RecvSHA[:16], up.Throughput(), down.Bytes, down.RecvSHA[:16], down.Throughput())
 	}
 	delta := mustCounters(t, ctx, cli).Sub(before)
-	devDelta := vxlanDevPackets(t, topo) - devBefore
+	devDelta := mustDevPackets(t, topo) - devBefore
 	stopWire()
 	stopTun()
 	stopUnder()
@@ -297,23 +281,14 @@ func runSeed001(t *testing.T, server func(context.Context, *labkit.VXLANTopology
 	}
 }
 
-// vxlanDevPackets is what the router's vxlan01 sent and received: the
-// tunnel packets the kernel carried.
-func vxlanDevPackets(t *testing.T, topo *labkit.VXLANTopology) uint64 {
+// mustDevPackets is the router's vxlan01 packet count (DevPackets).
+func mustDevPackets(t *testing.T, topo *labkit.VXLANTopology) uint64 {
 	t.Helper()
-	var sum uint64
-	for _, f := range []string{"tx_packets", "rx_packets"} {
-		out, err := topo.Lab.Exec(topo.Router, "cat", "/sys/class/net/"+labkit.VXLANName+"/statistics/"+f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum += n
+	n, err := topo.DevPackets()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sum
+	return n
 }
 
 // countCapturedText counts the packets of file (tcpdump's decoding, so
@@ -347,23 +322,4 @@ func vxlanDiagnose(t *testing.T, ctx context.Context, topo *labkit.VXLANTopology
 		_, _ = r.InNS(ctx, ns, "ip", "-s", "-s", "link", "show")
 	}
 	_, _ = r.InNS(ctx, topo.Router, "nft", "list", "counters")
-}
-
-// poll waits until ok, failing with the daemon's log after timeout.
-func poll(t *testing.T, what string, timeout time.Duration, ok func() bool, d *labkit.Daemon) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s\ndaemon log:\n%s", what, timeout, d.Log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// withHost is p's first address plus host in its last 64 bits.
-func withHost(p netip.Prefix, host byte) netip.Addr {
-	b := p.Masked().Addr().As16()
-	b[15] = host
-	return netip.AddrFrom16(b)
 }

@@ -398,7 +398,19 @@ func CheckBin(bin string) error {
 // and fails unless every one is answered.
 func (r Runner) Ping(ctx context.Context, ns string, dst netip.Addr, count int) (Result, error) {
 	r.logger().Helper()
-	res, err := r.InNS(ctx, ns, "ping", "-n", "-c", strconv.Itoa(count), "-i", "0.2", "-W", "2", dst.String())
+	return r.PingFrom(ctx, ns, netip.Addr{}, dst, count)
+}
+
+// PingFrom is Ping from source address src (the kernel's choice when src
+// is the zero Addr): a host with several prefixes picks which one, and so
+// which way the router sends it.
+func (r Runner) PingFrom(ctx context.Context, ns string, src, dst netip.Addr, count int) (Result, error) {
+	r.logger().Helper()
+	argv := []string{"ping", "-n", "-c", strconv.Itoa(count), "-i", "0.2", "-W", "2"}
+	if src.IsValid() {
+		argv = append(argv, "-I", src.String())
+	}
+	res, err := r.InNS(ctx, ns, append(argv, dst.String())...)
 	if err != nil {
 		return res, err
 	}

@@ -111,6 +111,25 @@ func (t *SitTopology) build() error {
 		[]string{"ip", "-6", "route", "add", "default", "via", SitFarBroker6.Addr().String()})
 }
 
+// Config is the router's config: the LAN's /64 is sla-id 1 of the routed
+// /48, and the tunnel is the broker's page line by line (README, "6in4
+// tunnels"). It has no firewall section: a caller that wants one adds it.
+func (t *SitTopology) Config() string {
+	return fmt.Sprintf(`wan: {interface: %s}
+lan:
+  - {interface: %s, sla-id: 1}
+tunnels:
+  - name: %s
+    mode: 6in4
+    remote: %-21s  # Server IPv4 Address
+    local: %-22s  # Client IPv4 Address
+    address: %-20s  # Client IPv6 Address
+    gateway: %-20s  # Server IPv6 Address
+    prefixes: [%s]  # Routed /48
+`, TunWANIf, TunLANIf, SitName, SitBroker4.Addr(), SitRouterWAN4.Addr(),
+		SitLinkClient, SitLinkServer.Addr(), SitRouted48)
+}
+
 // QuietBrokerGRO turns GRO off on the broker's side of the underlay, so
 // that it reads the 6in4 packets as the router sent them, keeping its
 // veth's NAPI with a plain xdprouter program of its own (as

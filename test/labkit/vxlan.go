@@ -1,10 +1,13 @@
 package labkit
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/xdprouter/xdprouter/test/netlab"
@@ -182,13 +185,20 @@ func (t *VXLANTopology) build() error {
 // ServerSeed001 configures the server exactly as the seed's
 // /etc/network/interfaces for vxlan01 does (remote = the router's IPv4).
 func (t *VXLANTopology) ServerSeed001() error {
-	return t.Lab.MustExec(t.Server,
-		[]string{"ip", "link", "add", VXLANName, "type", "vxlan", "id", "01", "dstport", "4789",
+	return t.Lab.MustExec(t.Server, ServerSeed001Commands()...)
+}
+
+// ServerSeed001Commands are the seed's post-up lines for vxlan01 on the
+// server, as ServerSeed001 runs them.
+func ServerSeed001Commands() [][]string {
+	return [][]string{
+		{"ip", "link", "add", VXLANName, "type", "vxlan", "id", "01", "dstport", "4789",
 			"remote", VXLANRouterWAN4.Addr().String(), "dev", ISPWANIf},
-		[]string{"ip", "link", "set", VXLANName, "up"},
-		[]string{"ip", "-6", "addr", "add", VXLANLinkServer.String(), "dev", VXLANName, "nodad"},
-		[]string{"ip", "-6", "route", "add", VXLANPeer64.String(), "via", VXLANLinkClient.Addr().String(), "dev", VXLANName},
-		[]string{"ip", "-6", "route", "add", VXLANPeer48.String(), "via", VXLANLinkClient.Addr().String(), "dev", VXLANName})
+		{"ip", "link", "set", VXLANName, "up"},
+		{"ip", "-6", "addr", "add", VXLANLinkServer.String(), "dev", VXLANName, "nodad"},
+		{"ip", "-6", "route", "add", VXLANPeer64.String(), "via", VXLANLinkClient.Addr().String(), "dev", VXLANName},
+		{"ip", "-6", "route", "add", VXLANPeer48.String(), "via", VXLANLinkClient.Addr().String(), "dev", VXLANName},
+	}
 }
 
 // ServerConfig is the server's config when xdprouter runs there too: a
@@ -237,6 +247,90 @@ func (t *VXLANTopology) RouteDelegated() error {
 	}
 	_, err = t.Lab.Exec(t.ISP, "ip", "-6", "route", "replace", VXLANPool.String(), "via", m[1], "dev", ISPWANIf)
 	return err
+}
+
+// VXLANLAN is what the LAN has once the daemon learned the ISP's prefix:
+// that /64, and the LAN host's SLAAC addresses in it and in the tunnel's
+// /64 and the first /64 of its /48.
+type VXLANLAN struct {
+	ISPPrefix                netip.Prefix
+	HostISP, HostTun, Host48 netip.Addr
+}
+
+// WaitLAN waits until the router's daemon (cli) has a delegated prefix on
+// lan0, routes the ISP's pool to the router (RouteDelegated), and waits
+// until the LAN host has its three addresses from the router's RAs, DAD
+// done. The error says which of these did not happen by the deadline.
+func (t *VXLANTopology) WaitLAN(ctx context.Context, cli CLI, timeout time.Duration) (VXLANLAN, error) {
+	deadline := time.Now().Add(timeout)
+	var l VXLANLAN
+	if err := pollUntil(ctx, deadline, "a delegated prefix on "+TunLANIf, func() bool {
+		st, err := cli.Status(ctx)
+		if err != nil || st.Daemon == nil || st.Daemon.IPv6 == nil || len(st.Daemon.IPv6.LANs) == 0 {
+			return false
+		}
+		l.ISPPrefix, err = netip.ParsePrefix(st.Daemon.IPv6.LANs[0].Prefix.Prefix)
+		return err == nil
+	}); err != nil {
+		return l, err
+	}
+	if err := t.RouteDelegated(); err != nil {
+		return l, err
+	}
+	l.HostISP = WithHost(l.ISPPrefix, 2)
+	l.HostTun = WithHost(VXLANPeer64, 2)
+	l.Host48 = WithHost(netip.PrefixFrom(VXLANPeer48.Addr(), 64), 2)
+	var out string
+	if err := pollUntil(ctx, deadline, "the LAN host's SLAAC addresses in the ISP's /64 and the tunnel's /64 and /48", func() bool {
+		var err error
+		out, err = t.Lab.Exec(t.Host, "ip", "-6", "addr", "show", "dev", TunHostIf, "scope", "global")
+		return err == nil && strings.Contains(out, l.HostISP.String()+"/64") && strings.Contains(out, l.HostTun.String()+"/64") &&
+			strings.Contains(out, l.Host48.String()+"/64") && !strings.Contains(out, "tentative")
+	}); err != nil {
+		return l, fmt.Errorf("%w; the host has:\n%s", err, out)
+	}
+	return l, nil
+}
+
+// DevPackets is what the router's vxlan01 sent and received: the tunnel
+// packets the kernel carried rather than XDP.
+func (t *VXLANTopology) DevPackets() (uint64, error) {
+	var sum uint64
+	for _, f := range []string{"tx_packets", "rx_packets"} {
+		out, err := t.Lab.Exec(t.Router, "cat", "/sys/class/net/"+VXLANName+"/statistics/"+f)
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s %s: %w", VXLANName, f, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// WithHost is p's first address with host as its last byte.
+func WithHost(p netip.Prefix, host byte) netip.Addr {
+	b := p.Masked().Addr().As16()
+	b[15] = host
+	return netip.AddrFrom16(b)
+}
+
+// pollUntil calls ok every 100 ms until it holds, the deadline passes or
+// ctx ends.
+func pollUntil(ctx context.Context, deadline time.Time, what string, ok func() bool) error {
+	for !ok() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not there in time", what)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Close stops the ISP's servers and removes the namespaces.
