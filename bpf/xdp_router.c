@@ -107,7 +107,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	 * ports have no such test), before the gate, which judges the inner
 	 * packet. */
 	if (xdpr_port_role == XDPR_ROLE_WAN && unlikely(iph->protocol == IPPROTO_IPV6)) {
-		int act = tun6in4_decap(ctx, p, features() >> 32, gate, mb_len);
+		int act = tun6in4_decap(ctx, p, features(), gate, mb_len);
 
 		if (act >= 0)
 			return act;
@@ -165,7 +165,7 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 		/* Into a vxlan netdev (vxlan.h); never with a translation,
 		 * which only a nat44 tunnel applies. */
 		if (!np) {
-			act = vxlan_encap(ctx, p, reason, mb_len != 0);
+			act = vxlan_encap(ctx, p, reason, mb_len != 0, 0);
 			if (act >= 0)
 				return act;
 		}
@@ -309,16 +309,18 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
 		__u32 egress = p->ifindex;
 
 		/* Into a vxlan netdev (vxlan.h) or a 6in4 tunnel's netdev
-		 * (tunnel6in4.h), untranslated: NPT's outside is the WAN,
-		 * never a tunnel (the slow paths do not translate either).
-		 * In this order: a "too big" answer is looked up again by
-		 * the first from what the lookup left in p, by the second
-		 * from the packet. */
+		 * (tunnel6in4.h), with SNPT when an npt entry on the netdev
+		 * is the source's (a LAN port's packet, as on the WAN). Not
+		 * what DNPT translated for the WAN: the kernel's. In this
+		 * order: a "too big" answer is looked up again by the first
+		 * from what the lookup left in p, by the second from the
+		 * packet. */
 		if (!dnpt) {
-			int act = vxlan_encap(ctx, p, reason, mb_len != 0);
+			__u64 npt = role == XDPR_ROLE_LAN && (feat & XDPR_F_NPT) ? feat : 0;
+			int act = vxlan_encap(ctx, p, reason, mb_len != 0, npt);
 
 			if (act < 0)
-				act = tun6in4_encap(ctx, p, reason, mb_len);
+				act = tun6in4_encap(ctx, p, reason, mb_len, npt);
 
 			if (act >= 0)
 				return act;

@@ -144,7 +144,7 @@ func Apply(cfg *config.Config, deps Deps) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := excludeOwn(nptRules, deps.Own); err != nil {
+	if err := excludeOwn(nptRules, deps.Own, tunnelNames(cfg)); err != nil {
 		return nil, err
 	}
 	if deps.NPT == nil && (len(nptRules) > 0 || len(proxy) > 0) {
@@ -294,13 +294,20 @@ func allMulticast(m Multicast, proxy []loader.NDPProxyEntry) ([]Step, error) {
 // router's (an address the daemon set and another, or two on the
 // interface) is refused, naming the field, since the second would be
 // translated. rules are desiredNPT's, in the order of cfg.NPT.
-func excludeOwn(rules []loader.NPTRule, own OwnAddrs) error {
+//
+// A tunnel netdev (tunnels) is xdprouter's: its one address is the link
+// net's, which the config keeps apart from the tunnel's prefixes, and on
+// the first apply it does not exist yet to be asked.
+func excludeOwn(rules []loader.NPTRule, own OwnAddrs, tunnels map[string]bool) error {
 	if own == nil {
 		return nil
 	}
 	addrs := map[string][]netip.Addr{}
 	for i := range rules {
 		r := &rules[i]
+		if tunnels[r.Interface] {
+			continue
+		}
 		have, seen := addrs[r.Interface]
 		if !seen {
 			var err error
@@ -337,4 +344,13 @@ func joinAddrs(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// tunnelNames are the netdevs of cfg's vxlan and 6in4 tunnels.
+func tunnelNames(cfg *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range cfg.RoutedTunnels() {
+		out[t.Name] = true
+	}
+	return out
 }

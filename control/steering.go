@@ -77,7 +77,7 @@ func tableName(t int) string {
 // desiredSteering is the steering cfg asks for (cfg resolved: its
 // Firewall.LearnedLAN holds the LAN prefixes in force). For each tunnel
 // with prefixes, at its Priority, traffic from its prefixes and link net
-// looks up its Table, which routes everything via the peer except its
+// (and from the inside prefixes of its npt entries) looks up its Table, which routes everything via the peer except its
 // prefixes (unreachable: a /64 no LAN uses must not go back to the peer,
 // which routes it here). Before those, at PolicyRouting.Priority, what is
 // addressed to a LAN prefix in force looks up main: a host with a tunnel
@@ -103,6 +103,14 @@ func desiredSteering(cfg *config.Config) SteeringState {
 		from := slices.Clone(v.Prefixes)
 		if v.Address.IsValid() {
 			from = append(from, v.Address.Masked())
+		}
+		// An npt inside prefix on the tunnel leaves by it, translated
+		// onto one of its prefixes (the kernel's and XDP's lookups see
+		// the inside source: NPT translates after the route).
+		for _, n := range cfg.NPT {
+			if n.Interface == v.Name {
+				from = append(from, n.Inside)
+			}
 		}
 		for _, p := range from {
 			st.Rules = append(st.Rules, SteeringRule{Priority: v.Priority, Src: p, Table: v.Table})

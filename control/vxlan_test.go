@@ -245,3 +245,35 @@ func TestFirewallVXLAN(t *testing.T) {
 		}
 	}
 }
+
+// An npt entry on the tunnel steers its inside prefix as the tunnel's own
+// prefixes are steered (its traffic leaves by the tunnel, translated onto
+// the tunnel's /64); the WAN's npt inside prefix stays with main.
+func TestDesiredSteeringNPTOnTunnel(t *testing.T) {
+	cfg := parse(t, seed001+`npt:
+  - {interface: wan0, inside: fd00:1::/64, outside: 2001:db8:100:ff::/64}
+  - {interface: vxlan01, inside: fd00:2::/64, outside: 2001:db8:ae01:ff::/64}
+`)
+	cfg.Firewall.LearnedLAN = map[string][]netip.Prefix{"lan0": {pfx("2001:db8:100::/64")}}
+	var rules []string
+	for _, r := range desiredSteering(cfg).Rules {
+		rules = append(rules, r.String())
+	}
+	wantRules := []string{
+		"2000: to 2001:db8:100::/64 lookup main",
+		"2000: to fd00:1::/64 lookup main",
+		"2000: to fd00:2::/64 lookup main",
+		"2000: to 2001:db8:ae00:1::/64 lookup main",
+		"2000: to 2001:db8:ae01::/64 lookup main",
+		"2000: to 2001:db8:ae01:1::/64 lookup main",
+		"2001: from 2001:db8:ae00:1::/64 lookup 2000",
+		"2001: from 2001:db8:ae01::/48 lookup 2000",
+		"2001: from 2001:db8:ae00:0:1::/80 lookup 2000",
+		"2001: from fd00:2::/64 lookup 2000",
+		"2001: to 2001:db8:ae00:1::/64 lookup 2000",
+		"2001: to 2001:db8:ae01::/48 lookup 2000",
+	}
+	if !slices.Equal(rules, wantRules) {
+		t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(rules, "\n"), strings.Join(wantRules, "\n"))
+	}
+}

@@ -96,6 +96,8 @@ var clsactSlots = map[string]clsactSlot{
 	"tc_dnpt":    {0xfff1, false, false},
 	"tunegress":  {0xfff2, true, false},
 	"tc_snpt":    {0xfff3, true, false},
+	// Before tunegress, which redirects what it encapsulates.
+	tunSNPTKind: {0xffe8, true, true},
 }
 
 // clsactHandle is the handle of every xdprouter filter ("xdpr" in ASCII).

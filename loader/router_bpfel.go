@@ -101,7 +101,11 @@ const (
 	routerXdprCounterXDPR_CNT_PASS_TUN6IN4UNKNOWN_ENDPOINT routerXdprCounter = 82
 	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LOCAL        routerXdprCounter = 83
 	routerXdprCounterXDPR_CNT_DROP_TUN6IN4SRC_LAN          routerXdprCounter = 84
-	routerXdprCounterXDPR_CNT__MAX                         routerXdprCounter = 85
+	routerXdprCounterXDPR_CNT_VXLAN_ENCAP_SNPT             routerXdprCounter = 85
+	routerXdprCounterXDPR_CNT_VXLAN_DECAP_DNPT             routerXdprCounter = 86
+	routerXdprCounterXDPR_CNT_TUN6IN4ENCAP_SNPT            routerXdprCounter = 87
+	routerXdprCounterXDPR_CNT_TUN6IN4DECAP_DNPT            routerXdprCounter = 88
+	routerXdprCounterXDPR_CNT__MAX                         routerXdprCounter = 89
 )
 
 type routerXdprCounterLayout uint32
@@ -527,7 +531,7 @@ type routerXdprVxlanScratch struct {
 	InnerV6   uint8
 	InnerOff  uint8
 	L4proto   uint8
-	Pad       uint8
+	Npt       uint8
 	NhExpires uint64
 	NhDev     uint32
 	NhEgress  uint32

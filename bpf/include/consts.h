@@ -115,6 +115,12 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_TUN6IN4_UNKNOWN_ENDPOINT, /* protocol 41 for this host from/to no configured pair: the kernel's, untouched */
 	XDPR_CNT_DROP_TUN6IN4_SRC_LOCAL, /* inner IPv6 source unspecified, loopback, multicast or the router's own */
 	XDPR_CNT_DROP_TUN6IN4_SRC_LAN,   /* inner IPv6 source inside a LAN prefix: spoofed */
+	/* NPTv6 on a tunnel (npt entries on a vxlan or 6in4 netdev): counted
+	 * instead of the tunnel's encap or decap counter */
+	XDPR_CNT_VXLAN_ENCAP_SNPT,    /* as vxlan_encap, the inner source translated inside -> outside first */
+	XDPR_CNT_VXLAN_DECAP_DNPT,    /* as vxlan_decap, the inner destination translated outside -> inside */
+	XDPR_CNT_TUN6IN4_ENCAP_SNPT,  /* as tun6in4_encap, the source translated inside -> outside first */
+	XDPR_CNT_TUN6IN4_DECAP_DNPT,  /* as tun6in4_decap, the inner destination translated outside -> inside */
 	XDPR_CNT__MAX,
 };
 

@@ -6,12 +6,15 @@
 #define XDPR_NPT_H
 
 #include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
 #include "consts.h"
 #include "structs.h"
+#include "maps.h"
 #include "parsing.h"
 #include "compiler.h"
 
@@ -296,11 +299,9 @@ static __noinline __u32 npt_translate_xdp(struct ipv6hdr *ip6, void *end,
 	return 0;
 }
 
-/* npt_snpt is npt_forward's SNPT for what a LAN port received, out of
- * egress. Out of line, like npt_dnpt_rule: the rule cache's compares and
- * the address mapping would hold their values in xdpr_main's frame, which
- * every call chain of the program adds up on 6.1 (loader/stack_test.go). */
-static __noinline __u32 npt_snpt(struct ipv6hdr *ip6, void *end, __u32 egress, __u64 feat, __u32 *fwd)
+/* npt_snpt_at is npt_snpt's work, for it and for the tunnels' stages
+ * (npt_snpt_frame), each out of line. */
+static __always_inline __u32 npt_snpt_at(struct ipv6hdr *ip6, void *end, __u32 egress, __u64 feat, __u32 *fwd)
 {
 	const struct xdpr_npt_rule *r;
 	__u32 reason;
@@ -325,6 +326,37 @@ static __noinline __u32 npt_snpt(struct ipv6hdr *ip6, void *end, __u32 egress, _
 		return reason;
 	*fwd = XDPR_CNT_FWD_NPT_SNPT;
 	return 0;
+}
+
+/* npt_snpt is npt_forward's SNPT for what a LAN port received, out of
+ * egress. Out of line, like npt_dnpt_rule: the rule cache's compares and
+ * the address mapping would hold their values in xdpr_main's frame, which
+ * every call chain of the program adds up on 6.1 (loader/stack_test.go). */
+static __noinline __u32 npt_snpt(struct ipv6hdr *ip6, void *end, __u32 egress, __u64 feat, __u32 *fwd)
+{
+	return npt_snpt_at(ip6, end, egress, feat, fwd);
+}
+
+/* npt_snpt_frame is SNPT for what a LAN port received and is about to be
+ * encapsulated into the tunnel netdev egress (vxlan.h, tunnel6in4.h): the
+ * frame starts with Ethernet and the IPv6 packet, every check of the
+ * encapsulation passed, nothing is written yet. It returns
+ * XDPR_CNT_FWD_NPT_SNPT when it translated, 0 when no rule is the
+ * source's, else the counter to drop with (nothing written). The packet is
+ * read from ctx: a caller's packet pointers do not survive its helper
+ * calls. */
+static __noinline __u32 npt_snpt_frame(struct xdp_md *ctx, __u32 egress, __u64 feat)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	__u32 fwd = 0, reason;
+
+	if ((void *)(ip6 + 1) > end || ((struct ethhdr *)data)->h_proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	reason = npt_snpt_at(ip6, end, egress, feat, &fwd);
+	if (reason)
+		return reason;
+	return fwd == XDPR_CNT_FWD_NPT_SNPT ? fwd : 0;
 }
 
 /* npt_forward translates a packet XDP is about to redirect out of egress:

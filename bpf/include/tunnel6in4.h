@@ -28,13 +28,20 @@
 #include "icmp6.h"
 #include "conntrack.h"
 #include "compat.h"
+#include "npt.h"
 
-/* tun6in4_encap is the hook in forward_ipv6 for a packet whose route
- * lookup (p, the caller's) did not end in a plain redirect (reason). The
- * IPv6 header is at the frame's start, its payload within the frame (or,
- * mb_len != 0, the frame's later buffers), the hop limit above 1. It
- * returns the counted verdict, or -1 when the route is no 6in4 tunnel's. */
-static __noinline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb_len)
+/* What a first stage returns to go on to the next (beside -1, not a 6in4
+ * tunnel's packet, and the XDP verdicts it counted). */
+#define TUN6IN4_MORE 16
+/* ... from tun6in4_decap_check with DNPT to write (p->ipv6_dst is the
+ * translated destination). */
+#define TUN6IN4_MORE_DNPT 17
+
+/* tun6in4_encap_check is the first stage of tun6in4_encap (below): every
+ * check, the outer next hop and the redirect armed, nothing written. On
+ * TUN6IN4_MORE, p->ifindex is the tunnel netdev and p->dmac, p->smac
+ * the outer next hop's MACs. */
+static __noinline int tun6in4_encap_check(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
@@ -63,7 +70,8 @@ static __noinline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p
 	__u64 rx_len = mb_len ? mb_len : data_end - data;
 	__u16 len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	/* IPv6 is never fragmented on the way: too big is an ICMPv6 error,
-	 * as the kernel's forward path sends for the netdev's MTU. */
+	 * as the kernel's forward path sends for the netdev's MTU (about
+	 * the packet as it came, before any SNPT, as the kernel's). */
 	if (len > t->mtu) {
 		int act = icmp6_packet_too_big(ctx, p, t->mtu, rx_len);
 
@@ -79,12 +87,35 @@ static __noinline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p
 	why = redirect_port(nh->ifindex, mb_len != 0);
 	if (why)
 		return tun_count(why, rx_len, XDP_PASS);
+	p->ifindex = ifindex;
+	__builtin_memcpy(p->dmac, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(p->smac, nh->smac, ETH_ALEN);
+	return TUN6IN4_MORE;
+}
+
+/* tun6in4_encap_write is the second stage: the outer header in front and
+ * the count. snpt is npt_snpt_frame's answer (0 when none was asked): a
+ * counter to drop with, or XDPR_CNT_FWD_NPT_SNPT when the source was
+ * translated. */
+static __noinline int tun6in4_encap_write(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 mb_len, __u32 snpt)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	__u64 rx_len = mb_len ? mb_len : data_end - data;
+
+	if (snpt && snpt != XDPR_CNT_FWD_NPT_SNPT)
+		return tun_count(snpt, rx_len, XDP_DROP);
+	struct xdpr_tunnel *t = tunnel_by_dev(p->ifindex);
+	if (!t || (void *)(ip6 + 1) > data_end)
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
+	__u16 len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	__u8 tos = ipv6_tclass(ip6);
 	/* Ethernet padding stays outside the tunnel (tunnel_encap). */
 	int excess = (int)rx_len - (int)(sizeof(struct ethhdr) + len);
 	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
-		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
-		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_PASS);
+		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
 
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -93,16 +124,38 @@ static __noinline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p
 	struct ipv6hdr *in = (void *)(o + 1);
 	if ((void *)(in + 1) > data_end)
 		return tun_count(XDPR_CNT_TUN_NO_ROOM, rx_len, XDP_DROP);
-	eth_set_macs(eth, nh->dmac, nh->smac);
+	eth_set_macs(eth, p->dmac, p->smac);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	tunnel_write_outer4(o, t, tos, len);
 	in->hop_limit--;
-	return tun_count(XDPR_CNT_TUN6IN4_ENCAP, rx_len, XDP_REDIRECT);
+	return tun_count(snpt ? XDPR_CNT_TUN6IN4_ENCAP_SNPT : XDPR_CNT_TUN6IN4_ENCAP, rx_len, XDP_REDIRECT);
 }
 
-/* What tun6in4_decap_check returns to go on to tun6in4_decap_fwd (beside
- * -1, protocol 41 in transit, and the XDP verdicts it counted). */
-#define TUN6IN4_MORE 16
+/* tun6in4_encap is the hook in forward_ipv6 for a packet whose route
+ * lookup (p, the caller's) did not end in a plain redirect (reason). The
+ * IPv6 header is at the frame's start, its payload within the frame (or,
+ * mb_len != 0, the frame's later buffers), the hop limit above 1. npt is
+ * the features word when SNPT on the tunnel netdev may apply (a LAN
+ * port's packet), else 0. It returns the counted verdict, or -1 when the
+ * route is no 6in4 tunnel's. In stages, each out of line with SNPT's
+ * between them: nested in the first, SNPT's frames took a call chain
+ * past what a 6.1 verifier allows (loader/stack_test.go). */
+static __always_inline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb_len,
+					 __u64 npt)
+{
+	int act = tun6in4_encap_check(ctx, p, reason, mb_len);
+	__u32 snpt = 0;
+
+	if (act != TUN6IN4_MORE)
+		return act;
+	/* Every check passed: SNPT of an npt entry on the tunnel netdev,
+	 * before the packet moves behind the outer header (what NPT
+	 * refuses is dropped, as forward_ipv6 drops it). */
+	if (npt)
+		snpt = npt_snpt_frame(ctx, p->ifindex, npt);
+	return tun6in4_encap_write(ctx, p, mb_len, snpt);
+}
+
 
 /* tun6in4_decap_check is the first stage of tun6in4_decap: the pair, the
  * inner packet's checks and the gate, nothing written to the packet. On
@@ -110,7 +163,7 @@ static __noinline int tun6in4_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p
  * as if the packet arrived on the tunnel netdev. Across the gate's call
  * only ctx, p and t are held: everything else is read again from the
  * packet after it (a frame of its own over the gate's: loader/stack_test.go). */
-static __noinline int tun6in4_decap_check(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 gen, int gate,
+static __noinline int tun6in4_decap_check(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u64 feat, int gate,
 					  __u32 mb_len)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
@@ -121,7 +174,7 @@ static __noinline int tun6in4_decap_check(struct xdp_md *ctx, struct bpf_fib_loo
 
 	if ((void *)(iph + 1) > data_end)
 		return -1;
-	struct xdpr_tunnel_decap *t = tunnel_ep4_lookup(iph->saddr, iph->daddr, gen);
+	struct xdpr_tunnel_decap *t = tunnel_ep4_lookup(iph->saddr, iph->daddr, feat >> 32);
 	if (!t) {
 		/* Not a pair of ours: for this host, the kernel's (it has no
 		 * 6in4 and answers as it does); in transit, forwarded. */
@@ -162,9 +215,22 @@ static __noinline int tun6in4_decap_check(struct xdp_md *ctx, struct bpf_fib_loo
 		return tun_count(XDPR_CNT_PASS_TTL_EXPIRED, rx_len, XDP_PASS);
 	if (ecn_decap(iph->tos, ipv6_tclass(ip6)) < 0)
 		return tun_count(XDPR_CNT_DROP_TUN_ECN, rx_len, XDP_DROP);
-	/* Conntrack sees the inner packet only (conntrack.h). */
+	/* DNPT of an npt entry on the tunnel netdev, as if the packet
+	 * arrived there (the slow path translates at its TC ingress): the
+	 * inside address into p->ipv6_dst, for the gate and the route;
+	 * the packet is written by tun6in4_decap_fwd. */
+	__builtin_memset(p, 0, sizeof(*p));
+	int dnpt = 0;
+	if (feat & XDPR_F_NPT) {
+		dnpt = npt_dnpt_rule(t->ifindex, ip6, feat, (struct in6_addr *)(void *)p->ipv6_dst, &reason) != NULL;
+		if (reason)
+			return tun_count(reason, rx_len, reason == XDPR_CNT_PASS_NPT_EXCLUDED ? XDP_PASS : XDP_DROP);
+	}
+	/* Conntrack sees the inner packet only (conntrack.h), with the
+	 * inside address. */
 	if (gate) {
-		reason = ct_gate_ipv6(ctx, ip6, &ip6->daddr, (void *)ip6 + len, data_end);
+		reason = ct_gate_ipv6(ctx, ip6, dnpt ? (struct in6_addr *)(void *)p->ipv6_dst : &ip6->daddr,
+				      (void *)ip6 + len, data_end);
 		if (reason) {
 			data = (void *)(long)ctx->data;
 			data_end = (void *)(long)ctx->data_end;
@@ -179,22 +245,23 @@ static __noinline int tun6in4_decap_check(struct xdp_md *ctx, struct bpf_fib_loo
 			return XDP_PASS;
 	}
 
-	/* As if it arrived on the tunnel netdev, like the slow path's. */
-	__builtin_memset(p, 0, sizeof(*p));
+	/* As if it arrived on the tunnel netdev, like the slow path's (p
+	 * was zeroed above). */
 	p->family = AF_INET6;
 	p->flowinfo = (*(__be32 *)ip6 & bpf_htonl(0x000fffff)) |
 		      bpf_htonl((__u32)ecn_decap(iph->tos, ipv6_tclass(ip6)) << 20);
 	p->l4_protocol = ip6->nexthdr;
 	p->tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	__builtin_memcpy(p->ipv6_src, &ip6->saddr, sizeof(p->ipv6_src));
-	__builtin_memcpy(p->ipv6_dst, &ip6->daddr, sizeof(p->ipv6_dst));
+	if (!dnpt)
+		__builtin_memcpy(p->ipv6_dst, &ip6->daddr, sizeof(p->ipv6_dst));
 	p->ifindex = t->ifindex;
-	return TUN6IN4_MORE;
+	return dnpt ? TUN6IN4_MORE_DNPT : TUN6IN4_MORE;
 }
 
 /* tun6in4_decap_fwd is the second stage: the inner route (p, as the first
  * stage left it), then the outer header off and the redirect. */
-static __noinline int tun6in4_decap_fwd(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 mb_len)
+static __noinline int tun6in4_decap_fwd(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 mb_len, __u64 dnpt)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 rx_len = mb_len ? mb_len : data_end - data;
@@ -230,25 +297,37 @@ static __noinline int tun6in4_decap_fwd(struct xdp_md *ctx, struct bpf_fib_looku
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	ipv6_set_tclass(in, tc);
 	in->hop_limit--;
-	return tun_count(XDPR_CNT_TUN6IN4_DECAP, rx_len, XDP_REDIRECT);
+	if (!dnpt)
+		return tun_count(XDPR_CNT_TUN6IN4_DECAP, rx_len, XDP_REDIRECT);
+	/* The rule again, from this CPU's cache (the first stage's lookup
+	 * filled it), for the outside address still in the packet. */
+	const struct xdpr_npt_rule *r = npt_lookup(&xdpr_npt64_out, &xdpr_npt_out, XDPR_NPT_CACHE_DNPT, tun_ifindex,
+						   &in->daddr, dnpt);
+	reason = r ? npt_translate_xdp(in, data_end, r, 1) : XDPR_CNT_DROP_NPT_MALFORMED;
+	if (reason)
+		return tun_count(reason, rx_len, XDP_DROP);
+	return tun_count(XDPR_CNT_TUN6IN4_DECAP_DNPT, rx_len, XDP_REDIRECT);
 }
 
 /* tun6in4_decap is the hook in forward_ipv4 for protocol 41 on a WAN
  * port. The outer header (at the frame's start) is option-less,
  * checksummed, unfragmented and within the frame (mb_len as for
- * tun6in4_encap); gen is the tunnel generation, gate whether the
+ * tun6in4_encap); feat is the features word (its upper half the tunnel
+ * generation), gate whether the
  * conntrack gate judges the inner packet. p is the caller's, unused yet.
  * It returns the counted verdict, or -1 for protocol 41 in transit. In
  * two stages, each out of line: the gate's frame is below the first,
  * and the second's helper calls hold what the first no longer needs. */
-static __always_inline int tun6in4_decap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 gen, int gate,
+static __always_inline int tun6in4_decap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u64 feat, int gate,
 					 __u32 mb_len)
 {
-	int act = tun6in4_decap_check(ctx, p, gen, gate, mb_len);
+	int act = tun6in4_decap_check(ctx, p, feat, gate, mb_len);
 
-	if (act != TUN6IN4_MORE)
-		return act;
-	return tun6in4_decap_fwd(ctx, p, mb_len);
+	if (act == TUN6IN4_MORE)
+		return tun6in4_decap_fwd(ctx, p, mb_len, 0);
+	if (act == TUN6IN4_MORE_DNPT)
+		return tun6in4_decap_fwd(ctx, p, mb_len, feat);
+	return act;
 }
 
 #endif

@@ -37,6 +37,7 @@
 #include "tunnel_maps.h"
 #include "conntrack.h"
 #include "vxlan_maps.h"
+#include "npt.h"
 
 #define VXLAN_HDR_LEN 8
 /* UDP and VXLAN headers. */
@@ -77,6 +78,24 @@ _Static_assert(sizeof(struct xdpr_ct_work) <= sizeof(((struct xdpr_vxlan_scratch
 static __always_inline struct xdpr_ct_work *vxlan_ct(struct xdpr_vxlan_scratch *s)
 {
 	return (struct xdpr_ct_work *)(void *)s->ct;
+}
+
+/* What decapsulation keeps of a DNPT rule on the netdev from the stage
+ * that finds it to the one that writes it (s->npt): the inner destination
+ * translated, for the gate and the route, and a copy of the rule. In
+ * s->buf, which only the checksum uses, and decapsulation's checksum is
+ * done before. */
+struct vxlan_npt {
+	struct in6_addr dst;
+	struct xdpr_npt_rule rule;
+};
+
+_Static_assert(sizeof(struct vxlan_npt) <= sizeof(((struct xdpr_vxlan_scratch *)0)->buf),
+	       "xdpr_vxlan_scratch.buf holds a struct vxlan_npt");
+
+static __always_inline struct vxlan_npt *vxlan_npt(struct xdpr_vxlan_scratch *s)
+{
+	return (struct vxlan_npt *)(void *)s->buf;
 }
 
 /* vxlan_count records the packet (the frame's length as it arrived, kept
@@ -427,6 +446,7 @@ static __noinline int vxlan_encap_check(struct xdp_md *ctx, struct bpf_fib_looku
 	__builtin_memcpy(s->imac, p->dmac, 6);
 	__builtin_memcpy(&s->imac[6], p->smac, 6);
 	s->rx_len = bpf_xdp_get_buff_len(ctx);
+	s->npt = 0;
 	if (reason == XDPR_CNT_PASS_FRAG_NEEDED)
 		return vxlan_count(s, XDPR_CNT_PASS_VXLAN_TOO_BIG, XDP_PASS);
 	if (reason == XDPR_CNT_PASS_NO_NEIGH)
@@ -484,7 +504,30 @@ static __noinline int vxlan_encap_csum(struct xdp_md *ctx)
 		err = s->vx.flags & XDPR_VXLAN_F_IPV4 ? vxlan_udp_csum(ctx, s, 1) : vxlan_udp_csum(ctx, s, 0);
 	if (err)
 		return vxlan_count(s, XDPR_CNT_TUN_NO_ROOM, XDP_DROP);
-	return vxlan_count(s, XDPR_CNT_VXLAN_ENCAP, XDP_REDIRECT);
+	return vxlan_count(s, s->npt ? XDPR_CNT_VXLAN_ENCAP_SNPT : XDPR_CNT_VXLAN_ENCAP, XDP_REDIRECT);
+}
+
+/* vxlan_encap_snpt is the stage between the checks and the build when
+ * SNPT may apply (a LAN port's packet, NPT rules loaded): the inner
+ * source translated when a rule on the netdev egress is its, before the
+ * frame moves into the outer headers and the UDP checksum sums it. A
+ * packet NPT refuses is dropped, as forward_ipv6 drops it. */
+static __noinline int vxlan_encap_snpt(struct xdp_md *ctx, __u32 egress, __u64 feat)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	struct xdpr_vxlan_scratch *s;
+	__u32 fwd = 0, reason = 0;
+
+	if ((void *)(ip6 + 1) <= end && ((struct ethhdr *)data)->h_proto == bpf_htons(ETH_P_IPV6))
+		reason = npt_snpt_at(ip6, end, egress, feat, &fwd);
+	s = vxlan_scratch();
+	if (!s)
+		return XDP_DROP;
+	if (reason)
+		return vxlan_count(s, reason, XDP_DROP);
+	s->npt = fwd == XDPR_CNT_FWD_NPT_SNPT;
+	return VXLAN_MORE;
 }
 
 /* vxlan_encap is the hook of the forward paths for a packet whose route
@@ -499,7 +542,8 @@ static __noinline int vxlan_encap_csum(struct xdp_md *ctx)
  * caller passes with its reason). In stages, each a function of its own
  * with a small frame, called from here, which is inlined into xdpr_main
  * (loader/stack_test.go; on 6.1 a frame counts at least 32). */
-static __always_inline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb)
+static __always_inline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 reason, __u32 mb,
+				       __u64 npt)
 {
 	int act;
 
@@ -511,6 +555,13 @@ static __always_inline int vxlan_encap(struct xdp_md *ctx, struct bpf_fib_lookup
 	act = vxlan_encap_check(ctx, p, reason, mb);
 	if (act != VXLAN_MORE)
 		return act;
+	/* p->ifindex is the netdev's (the check looked no route up but
+	 * for a too big packet, which it passed). */
+	if (npt) {
+		act = vxlan_encap_snpt(ctx, p->ifindex, npt);
+		if (act != VXLAN_MORE)
+			return act;
+	}
 	act = vxlan_encap_build(ctx);
 	if (act != VXLAN_MORE)
 		return act;
@@ -647,7 +698,8 @@ static __always_inline __u32 vxlan_inner_route(struct xdp_md *ctx, struct xdpr_v
 		f->flowinfo = *(__be32 *)(void *)ip6 & bpf_htonl(0x0fffffff);
 		f->l4_protocol = ip6->nexthdr;
 		__builtin_memcpy(f->ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(f->ipv6_dst, &ip6->daddr, 16);
+		/* Routed for the inside address when DNPT applies. */
+		__builtin_memcpy(f->ipv6_dst, s->npt ? &vxlan_npt(s)->dst : &ip6->daddr, 16);
 	} else {
 		struct iphdr *iph = data + off;
 
@@ -712,7 +764,7 @@ static __always_inline int vxlan_strip(struct xdp_md *ctx, struct xdpr_vxlan_scr
 			ipv4_decrement_ttl(iph);
 		}
 	}
-	return vxlan_count(s, XDPR_CNT_VXLAN_DECAP, XDP_REDIRECT);
+	return vxlan_count(s, s->npt ? XDPR_CNT_VXLAN_DECAP_DNPT : XDPR_CNT_VXLAN_DECAP, XDP_REDIRECT);
 }
 
 /* vxlan_decap_match_at is the first stage of vxlan_decap (outer family
@@ -771,6 +823,7 @@ static __always_inline int vxlan_decap_match_at(struct xdp_md *ctx, const int v6
 	if (!to_us)
 		return -1;
 	s->rx_len = bpf_xdp_get_buff_len(ctx);
+	s->npt = 0;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	uh = data + ETH_HLEN + ol;
@@ -863,7 +916,8 @@ static __always_inline __u32 vxlan_tuple(struct xdp_md *ctx, struct xdpr_vxlan_s
 		if ((void *)(ip6 + 1) > end)
 			return XDPR_CNT_PASS_TRUNCATED;
 		s->l4proto = ip6->nexthdr;
-		return ct_tuple_ipv6(ip6, &ip6->daddr, pend, end, &w->t, &w->ports);
+		/* Conntrack holds the inside address (after DNPT). */
+		return ct_tuple_ipv6(ip6, s->npt ? &vxlan_npt(s)->dst : &ip6->daddr, pend, end, &w->t, &w->ports);
 	}
 	struct iphdr *iph = l3;
 
@@ -924,6 +978,68 @@ static __noinline int vxlan_decap_ct(struct xdp_md *ctx)
 	return vxlan_count(s, reason, XDP_PASS);
 }
 
+/* vxlan_decap_dnpt is the stage after the inner checks: a DNPT rule on
+ * the netdev for the inner destination, as if the packet arrived on it
+ * (the slow path translates at the netdev's TC ingress). It finds the
+ * rule and the inside address (vxlan_npt), which the gate and the route
+ * use; nothing is written to the packet. To the router's own address:
+ * the kernel's; unmappable: dropped. */
+static __noinline int vxlan_decap_dnpt(struct xdp_md *ctx)
+{
+	struct xdpr_vxlan_scratch *s = vxlan_scratch();
+	struct xdpr_npt_rule *r;
+	void *data, *end;
+	__u32 reason;
+	__u64 feat;
+
+	if (!s)
+		return XDP_PASS;
+	s->npt = 0;
+	feat = features();
+	if (!s->inner_v6 || !(feat & XDPR_F_NPT))
+		return VXLAN_MORE;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + (s->inner_off & 0xff);
+	if ((void *)(ip6 + 1) > end)
+		return VXLAN_MORE;
+	r = npt_dnpt_rule(s->vx.ifindex, ip6, feat, &vxlan_npt(s)->dst, &reason);
+	if (reason)
+		return vxlan_count(s, reason, reason == XDPR_CNT_PASS_NPT_EXCLUDED ? XDP_PASS : XDP_DROP);
+	if (!r)
+		return VXLAN_MORE;
+	vxlan_npt(s)->rule = *r;
+	s->npt = 1;
+	return VXLAN_MORE;
+}
+
+/* vxlan_decap_xlate writes the DNPT vxlan_decap_dnpt found (if any),
+ * once the redirect is armed, before the outer headers go. */
+static __noinline int vxlan_decap_xlate(struct xdp_md *ctx)
+{
+	struct xdpr_vxlan_scratch *s = vxlan_scratch();
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	__u32 reason;
+
+	if (!s)
+		return XDP_DROP;
+	if (!s->npt)
+		return VXLAN_MORE;
+	struct ipv6hdr *ip6 = data + (s->inner_off & 0xff);
+	if ((void *)(ip6 + 1) > end)
+		return vxlan_count(s, XDPR_CNT_DROP_NPT_MALFORMED, XDP_DROP);
+	if (!npt_needs_l4(ip6, &vxlan_npt(s)->rule)) {
+		ip6->daddr = vxlan_npt(s)->dst;
+		return VXLAN_MORE;
+	}
+	reason = npt_translate_xdp(ip6, end, &vxlan_npt(s)->rule, 1);
+	if (reason) {
+		s = vxlan_scratch();
+		return s ? vxlan_count(s, reason, XDP_DROP) : XDP_DROP;
+	}
+	return VXLAN_MORE;
+}
+
 /* vxlan_decap_route is the fourth: the inner route from the netdev, the
  * redirect armed; nothing written yet. */
 static __noinline int vxlan_decap_route(struct xdp_md *ctx, __u32 v6)
@@ -970,6 +1086,9 @@ static __always_inline int vxlan_decap(struct xdp_md *ctx, __u32 v6, __u32 gate)
 	act = vxlan_decap_inner(ctx, v6);
 	if (act != VXLAN_MORE)
 		return act;
+	act = vxlan_decap_dnpt(ctx);
+	if (act != VXLAN_MORE)
+		return act;
 	if (gate) {
 		act = vxlan_decap_tuple(ctx);
 		if (act == VXLAN_FORGET)
@@ -981,6 +1100,9 @@ static __always_inline int vxlan_decap(struct xdp_md *ctx, __u32 v6, __u32 gate)
 			return act;
 	}
 	act = vxlan_decap_route(ctx, v6);
+	if (act != VXLAN_MORE)
+		return act;
+	act = vxlan_decap_xlate(ctx);
 	if (act != VXLAN_MORE)
 		return act;
 	return vxlan_decap_strip(ctx, v6);

@@ -105,7 +105,7 @@ struct xdpr_vxlan_scratch {
 	__u8 inner_v6;  /* the inner packet is IPv6 */
 	__u8 inner_off; /* decap: where the inner IP header starts */
 	__u8 l4proto;   /* decap: the inner packet's protocol */
-	__u8 pad;
+	__u8 npt;       /* the inner packet is translated (NPT on the netdev): vxlan_npt(s) holds the rule */
 	/* This CPU's last outer route (vxlan_outer_route): an outer route
 	 * lookup (with the source address chosen) costs as much as the
 	 * rest of the encapsulation, and it is the same for every packet to

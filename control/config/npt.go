@@ -99,14 +99,23 @@ func (rn *rawNPT) validate(path string, c *Config) (*NPT, error) {
 	if err := checkIfname(path+".interface", rn.Interface); err != nil {
 		return nil, err
 	}
-	if c.WAN == nil || c.WAN.Interface != rn.Interface {
-		return nil, fmt.Errorf("%s.interface: %q is not the wan interface; NPT translates on the outside (wan) interface", path, rn.Interface)
+	onWAN := c.WAN != nil && c.WAN.Interface == rn.Interface
+	var tun *RoutedTunnel
+	if !onWAN {
+		var err error
+		if tun, err = nptTunnel(path, rn.Interface, c); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if n.Inside, err = nptPrefix(path+".inside", rn.Inside); err != nil {
 		return nil, err
 	}
 	if rn.Outside != nil && *rn.Outside == "auto" {
+		if tun != nil {
+			return nil, fmt.Errorf("%s.outside: auto is the WAN prefix the daemon learns, and %s is a tunnel: "+
+				"give a prefix of its prefixes (%s)", path, rn.Interface, joinPrefixes(tun.Prefixes))
+		}
 		n.OutsideAuto = true
 	} else {
 		if n.Outside, err = nptPrefix(path+".outside", rn.Outside); err != nil {
@@ -118,6 +127,11 @@ func (rn *rawNPT) validate(path string, c *Config) (*NPT, error) {
 		}
 		if n.Outside.Overlaps(n.Inside) {
 			return nil, fmt.Errorf("%s.outside: %s overlaps inside %s", path, n.Outside, n.Inside)
+		}
+		if tun != nil {
+			if err := tun.checkNPTOutside(path+".outside", n.Outside); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if rn.Mode != nil {
@@ -214,5 +228,52 @@ func (p *NDPProxy) addPrefix(path, s string, c *Config) error {
 		}
 	}
 	p.Prefixes = append(p.Prefixes, pfx)
+	return nil
+}
+
+// nptTunnel finds the tunnel an npt entry off the WAN translates on: a
+// vxlan or 6in4 tunnel with prefixes (its netdev's name), whose peer routes
+// the outside prefix here and to which the inside prefix is steered.
+func nptTunnel(path, ifname string, c *Config) (*RoutedTunnel, error) {
+	for _, t := range c.RoutedTunnels() {
+		if t.Name == ifname {
+			if len(t.Prefixes) == 0 {
+				return nil, fmt.Errorf("%s.interface: tunnel %q has no prefixes; NPT on a tunnel maps the inside "+
+					"prefix onto one the peer routes here (its prefixes)", path, ifname)
+			}
+			return &t, nil
+		}
+	}
+	for _, t := range c.Tunnels {
+		if t.Name == ifname {
+			return nil, fmt.Errorf("%s.interface: %q is an %s tunnel, which carries IPv4; NPT translates IPv6 on the "+
+				"wan or on a vxlan or 6in4 tunnel", path, ifname, t.Mode)
+		}
+	}
+	return nil, fmt.Errorf("%s.interface: %q is neither the wan interface nor a vxlan or 6in4 tunnel; NPT translates "+
+		"on an outside interface", path, ifname)
+}
+
+// checkNPTOutside says whether out can be an NPT outside prefix on the
+// tunnel: within one of its prefixes (what the peer routes here, so the
+// replies come back by it) and carved to no LAN (DNPT would take the LAN's
+// traffic).
+func (t *RoutedTunnel) checkNPTOutside(path string, out netip.Prefix) error {
+	in := false
+	for _, p := range t.Prefixes {
+		if p.Bits() <= out.Bits() && p.Contains(out.Addr()) {
+			in = true
+		}
+	}
+	if !in {
+		return fmt.Errorf("%s: %s is not within the prefixes of tunnel %s (%s); the peer routes only those here",
+			path, out, t.Name, joinPrefixes(t.Prefixes))
+	}
+	for _, cp := range t.Carved {
+		if cp.Prefix.Overlaps(out) {
+			return fmt.Errorf("%s: %s overlaps %s, carved from %s to lan %s; NPT's outside must be a part no LAN uses "+
+				"(give that lan another sla-id, or the tunnel another prefix)", path, out, cp.Prefix, cp.From, cp.LAN)
+		}
+	}
 	return nil
 }

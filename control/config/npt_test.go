@@ -48,7 +48,7 @@ func TestParseNPT(t *testing.T) {
 func TestParseNPTErrors(t *testing.T) {
 	const head = "wan: {interface: w0}\nlan: [{interface: l0}]\n"
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"not wan", "npt: [{interface: l0, inside: 'fd00::/64', outside: '2001:db8::/64'}]", `npt[0].interface: "l0" is not the wan interface`},
+		{"not wan", "npt: [{interface: l0, inside: 'fd00::/64', outside: '2001:db8::/64'}]", `npt[0].interface: "l0" is neither the wan interface nor a vxlan or 6in4 tunnel`},
 		{"inside missing", "npt: [{interface: w0, outside: '2001:db8::/64'}]", "npt[0].inside: required"},
 		{"outside missing", "npt: [{interface: w0, inside: 'fd00::/64'}]", "npt[0].outside: required"},
 		{"inside v4", "npt: [{interface: w0, inside: 10.0.0.0/8, outside: '2001:db8::/64'}]", `npt[0].inside: "10.0.0.0/8" is not an IPv6 prefix`},
@@ -80,5 +80,74 @@ func TestParseNPTErrors(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// nptTunnels is seed 001's client with a ULA LAN behind NPT on both
+// upstreams: the WAN's (outside auto) and each tunnel's (a /64 of its /48
+// no LAN's sla-id takes).
+const nptTunnels = `
+wan: {interface: w0, dhcpv6-pd: {}}
+lan: [{interface: l0, sla-id: 0}]
+tunnels:
+  - {name: vx1, mode: vxlan, vni: 1, remote: 10.1.1.1, address: 2001:db8:ae00:0:1::2/80, gateway: 2001:db8:ae00:0:1::1,
+     prefixes: [2001:db8:ae00:1::/64, 2001:db8:ae01::/48]}
+  - {name: he, mode: 6in4, remote: 198.51.100.1, local: 203.0.113.2, address: 2001:db8:470:a::2/64, gateway: 2001:db8:470:a::1,
+     prefixes: [2001:db8:471::/48]}
+  - {name: ds, mode: ipip6, remote: 2001:db8:ffff::1, local: 2001:db8:fffe::2, routes: [0.0.0.0/0]}
+`
+
+func TestParseNPTOnTunnels(t *testing.T) {
+	c, err := Parse(strings.NewReader(nptTunnels + `npt:
+  - {interface: w0, inside: fd00:1::/64, outside: auto}
+  - {interface: vx1, inside: fd00:2::/64, outside: 2001:db8:ae01:ff::/64}
+  - {interface: he, inside: fd00:3::/64, outside: 2001:db8:471:ff::/64, mode: preserve-host}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.NPT) != 3 || c.NPT[1].Interface != "vx1" || c.NPT[1].Outside != netip.MustParsePrefix("2001:db8:ae01:ff::/64") ||
+		c.NPT[2].Interface != "he" || c.NPT[2].Mode != "preserve-host" {
+		t.Errorf("npt = %+v", c.NPT)
+	}
+}
+
+// An npt entry on a tunnel: vxlan or 6in4 only, an explicit outside prefix
+// within the tunnel's prefixes and carved to no LAN.
+func TestParseNPTOnTunnelErrors(t *testing.T) {
+	for _, tc := range []struct{ name, npt, want string }{
+		{"auto", "{interface: vx1, inside: 'fd00:2::/64', outside: auto}",
+			"npt[0].outside: auto is the WAN prefix the daemon learns, and vx1 is a tunnel: give a prefix of its prefixes (2001:db8:ae00:1::/64, 2001:db8:ae01::/48)"},
+		{"outside elsewhere", "{interface: he, inside: 'fd00:2::/64', outside: '2001:db8:ae01:ff::/64'}",
+			"npt[0].outside: 2001:db8:ae01:ff::/64 is not within the prefixes of tunnel he (2001:db8:471::/48); the peer routes only those here"},
+		{"wider than the prefix", "{interface: he, inside: 'fd00::/32', outside: '2001:db8::/32'}",
+			"npt[0].outside: 2001:db8::/32 is not within the prefixes of tunnel he"},
+		{"carved to a lan", "{interface: vx1, inside: 'fd00:2::/64', outside: '2001:db8:ae00:1::/64'}",
+			"npt[0].outside: 2001:db8:ae00:1::/64 overlaps 2001:db8:ae00:1::/64, carved from 2001:db8:ae00:1::/64 to lan l0"},
+		{"ipip6", "{interface: ds, inside: 'fd00:2::/64', outside: '2001:db8::/64'}",
+			`npt[0].interface: "ds" is an ipip6 tunnel, which carries IPv4; NPT translates IPv6 on the wan or on a vxlan or 6in4 tunnel`},
+		{"unknown", "{interface: l0, inside: 'fd00:2::/64', outside: '2001:db8::/64'}",
+			`npt[0].interface: "l0" is neither the wan interface nor a vxlan or 6in4 tunnel`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(nptTunnels + "npt: [" + tc.npt + "]\n"))
+			if err == nil {
+				t.Fatalf("accepted: %s", tc.npt)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A tunnel without prefixes has nothing routed here to translate onto.
+func TestParseNPTOnTunnelWithoutPrefixes(t *testing.T) {
+	_, err := Parse(strings.NewReader("wan: {interface: w0}\nlan: [{interface: l0}]\n" +
+		"tunnels: [{name: s, mode: 6in4, remote: 198.51.100.1, local: 203.0.113.2}]\n" +
+		"npt: [{interface: s, inside: 'fd00:2::/64', outside: '2001:db8::/64'}]\n"))
+	want := `npt[0].interface: tunnel "s" has no prefixes`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }
