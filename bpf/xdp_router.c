@@ -101,8 +101,16 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
 	}
 	if (unlikely(!ipv4_header_ok(iph)))
 		return pass(ctx, XDPR_CNT_PASS_BAD_CHECKSUM);
-	if (unlikely(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
+	if (unlikely(iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))) {
+		/* 6in4 fragmented in the outer header (tunnel.h). */
+		if (xdpr_port_role == XDPR_ROLE_WAN && iph->protocol == IPPROTO_IPV6) {
+			int act = tun6in4_outer_fragment(ctx, iph->saddr, iph->daddr, features() >> 32);
+
+			if (act >= 0)
+				return act;
+		}
 		return pass(ctx, XDPR_CNT_PASS_FRAGMENT);
+	}
 	/* 6in4 on a WAN port (xdpr_port_role is a load-time constant: other
 	 * ports have no such test), before the gate, which judges the inner
 	 * packet. */

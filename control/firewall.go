@@ -35,6 +35,11 @@ type FirewallRules struct {
 	// Remotes are the tunnels' far ends, the only sources of ipip6 the
 	// router accepts for itself.
 	Remotes []netip.Addr
+	// Remotes6in4 are the 6in4 tunnels' far ends (IPv4), the only
+	// sources of protocol 41 the router accepts for itself: what arrived
+	// fragmented reaches the input hook once the kernel reassembled it,
+	// on its way to the daemon's relay (control/reasm).
+	Remotes6in4 []netip.Addr
 	// VXLAN are the vxlan tunnels' far ends: the kernel decapsulates
 	// whatever reaches its UDP port with the VNI, so only their remotes
 	// may send to it.
@@ -100,8 +105,11 @@ func desiredRuleset(cfg *config.Config) (*Ruleset, []string) {
 	carved := map[string][]netip.Prefix{}
 	for _, t := range cfg.Tunnels {
 		fw.WAN = append(fw.WAN, t.Name)
-		// 6in4 never reaches netfilter's input: TC decapsulates a
-		// configured pair's, and the kernel has no handler for the rest.
+		// Whole 6in4 never reaches netfilter's input (TC decapsulates a
+		// configured pair's); reassembled 6in4 does.
+		if t.Mode == "6in4" && t.Remote.IsValid() && !slices.Contains(fw.Remotes6in4, t.Remote) {
+			fw.Remotes6in4 = append(fw.Remotes6in4, t.Remote)
+		}
 		if t.Mode != "6in4" && t.Remote.IsValid() && !slices.Contains(fw.Remotes, t.Remote) {
 			fw.Remotes = append(fw.Remotes, t.Remote)
 		}

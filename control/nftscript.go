@@ -186,7 +186,8 @@ func (fw *FirewallRules) table(b *strings.Builder, prev map[string]CounterValue,
 // wanInput is what the router accepts for itself from the outside
 // (RFC 7084, RFC 4890 section 4.4): its flows' replies, neighbour
 // discovery and MLD from the link, ICMPv6 errors, rate-limited echo,
-// DHCPv6 replies for its PD client and ipip6 from its tunnels' remotes.
+// DHCPv6 replies for its PD client and ipip6 and 6in4 from its tunnels'
+// remotes.
 func (fw *FirewallRules) wanInput(b *strings.Builder) {
 	rules := []string{
 		"ct state established,related accept comment " + quote("replies to the router's own flows"),
@@ -204,6 +205,10 @@ func (fw *FirewallRules) wanInput(b *strings.Builder) {
 	}
 	if len(fw.Remotes) > 0 {
 		rules = append(rules, "meta l4proto ipip ip6 saddr "+addrSet(fw.Remotes)+" accept comment "+quote("ipip6 from the tunnels' remotes"))
+	}
+	if len(fw.Remotes6in4) > 0 {
+		rules = append(rules, "ip protocol 41 ip saddr "+addrSet(fw.Remotes6in4)+" accept comment "+
+			quote("6in4 from the tunnels' remotes, reassembled: the daemon decapsulates it"))
 	}
 	rules = append(rules, fw.vxlanInput()...)
 	rules = append(rules,

@@ -9,7 +9,7 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// AttachReassembly attaches the decapsulation of reassembled ipip6
+// AttachReassembly attaches the decapsulation of reassembled ipip6 and 6in4
 // (xdpr_tun_reasm) to the ingress of ifname, the daemon's tap device that
 // it writes what the kernel reassembled to (control/reasm). The TCX link (or
 // clsact filter) is not pinned: the tap lives as long as the daemon's file descriptor, and so

@@ -51,7 +51,7 @@ enum xdpr_counter {
 	XDPR_CNT_PASS_TUN_OVERSIZE,   /* over the tunnel MTU without DF: the kernel fragments */
 	XDPR_CNT_PASS_TUN_NAT44,      /* NAT44 tunnel: conntrack in the kernel must see it */
 	XDPR_CNT_TUN_NO_ROOM,         /* frame could not be resized: passed untouched (never seen in practice) */
-	XDPR_CNT_PASS_TUN_FRAGMENT,   /* ipip6 fragmented in the outer header, from a configured pair: the kernel reassembles, the daemon decapsulates (tunnel_tc.h) */
+	XDPR_CNT_PASS_TUN_FRAGMENT,   /* ipip6 or 6in4 fragmented in the outer header, from a configured pair: the kernel reassembles, the daemon decapsulates (tunnel_tc.h) */
 	XDPR_CNT_DROP_TUN_SRC_LOCAL,  /* inner IPv4 source is the router's own, loopback, 0/8, multicast, broadcast or class E */
 	XDPR_CNT_DROP_TUN_SRC_LAN,    /* inner IPv4 source inside a LAN subnet: spoofed (the kernel's rp_filter would drop it) */
 	/* NPTv6 and NDP proxy (npt.h, ndp.h) */
@@ -180,8 +180,8 @@ enum xdpr_tc_counter {
 	XDPR_TC_DROP_NO_ROUTE,      /* no route to the tunnel's remote */
 	XDPR_TC_DROP_ECN,           /* outer CE on a not-ECT packet (RFC 6040) */
 	XDPR_TC_DROP_ERROR,         /* a helper refused (no room, no memory) */
-	XDPR_TC_DECAP_REASSEMBLED,  /* ipip6 the kernel reassembled, handed back by the daemon, decapsulated to the tunnel netdev */
-	XDPR_TC_DROP_UNKNOWN_ENDPOINT, /* reassembled ipip6 from or to no configured pair */
+	XDPR_TC_DECAP_REASSEMBLED,  /* ipip6 or 6in4 the kernel reassembled, handed back by the daemon, decapsulated to the tunnel netdev */
+	XDPR_TC_DROP_UNKNOWN_ENDPOINT, /* reassembled ipip6 or 6in4 from or to no configured pair */
 	XDPR_TC_DROP_SRC_LOCAL,     /* inner IPv4 source is the router's own, loopback, 0/8, multicast, broadcast or class E */
 	XDPR_TC_DROP_SRC_LAN,       /* inner IPv4 source inside a LAN subnet: spoofed */
 	XDPR_TC_SNPT,               /* egress: source inside -> outside */

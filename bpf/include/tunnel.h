@@ -273,6 +273,20 @@ static __noinline int tunnel_outer_fragment(struct xdp_md *ctx, struct ipv6hdr *
 	return pass(ctx, XDPR_CNT_PASS_TUN_FRAGMENT);
 }
 
+/* tun6in4_outer_fragment is tunnel_outer_fragment for 6in4: the hook in
+ * forward_ipv4 for an IPv4 fragment of protocol 41 (every fragment says
+ * so) on a WAN port, from remote to local. A configured pair's goes to the
+ * kernel, which reassembles the packet; the daemon decapsulates it then
+ * (xdpr_tun_reasm). It returns the counted verdict, or -1 for any other
+ * pair. Out of line for the same reason: a cache miss builds the
+ * endpoint key (tunnel_ep4_lookup) in a frame of its own. */
+static __noinline int tun6in4_outer_fragment(struct xdp_md *ctx, __be32 remote, __be32 local, __u32 gen)
+{
+	if (!tunnel_ep4_lookup(remote, local, gen))
+		return -1;
+	return pass(ctx, XDPR_CNT_PASS_TUN_FRAGMENT);
+}
+
 /* tunnel_decap is the hook in forward_ipv6 for next header 4 on a WAN port.
  * It returns the counted verdict, or -1 to let the packet take the normal
  * IPv6 forward path (ipip6 in transit to someone else). The caller checked

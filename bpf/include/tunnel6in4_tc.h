@@ -4,7 +4,9 @@
  * IPv6 routed into a 6in4 netdev exactly as tun6in4_encap does (minus the
  * hop limit decrement, which the kernel's forward path already did), and
  * the WAN's ingress program (xdpr_tun_ingress) decapsulates protocol 41
- * from a configured pair to the tunnel netdev. */
+ * from a configured pair to the tunnel netdev, as does the reassembly
+ * device's (xdpr_tun_reasm) for what arrived fragmented in the outer
+ * header, once the kernel reassembled it. */
 #ifndef XDPR_TUNNEL6IN4_TC_H
 #define XDPR_TUNNEL6IN4_TC_H
 
@@ -61,36 +63,41 @@ static __always_inline int tc_6in4_encap(struct __sk_buff *skb, const struct xdp
 	return tc_count(XDPR_TC_ENCAP_6IN4, rx_len, bpf_redirect_neigh(p.ifindex, NULL, 0, 0));
 }
 
-/* tc_6in4_decap decapsulates protocol 41 of a configured pair on the WAN's
- * ingress and delivers the inner IPv6 to the tunnel netdev; anything else
- * is someone else's (TCX_NEXT): the kernel, which has no 6in4, treats it
- * as it would without xdprouter. */
-static __always_inline int tc_6in4_decap(struct __sk_buff *skb)
+/* tc_6in4_decap decapsulates protocol 41 of a configured pair and
+ * delivers the inner IPv6 to the tunnel netdev. reasm (a constant at each
+ * call site) says where it runs, as for tc_tun_decap: 0 on the WAN's
+ * ingress, where anything else is someone else's (TCX_NEXT): the kernel,
+ * which has no 6in4, treats it as it would without xdprouter; 1 on the
+ * reassembly device (xdpr_tun_reasm), where the daemon writes only the
+ * protocol 41 the kernel reassembled and anything that cannot be
+ * decapsulated is dropped and counted. */
+static __always_inline int tc_6in4_decap(struct __sk_buff *skb, const int reasm)
 {
 	__u64 rx_len = skb->len;
 	struct xdpr_tunnel_ep ep = {};
 
 	if (skb->pkt_type != PACKET_HOST)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	bpf_skb_pull_data(skb, sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct ipv6hdr));
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *iph = (void *)(eth + 1);
 	struct ipv6hdr *ip6 = (void *)(iph + 1);
 	if ((void *)(ip6 + 1) > data_end)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	/* What XDP would decapsulate, and what it passed as such: option-
-	 * less, whole (fragments are not reassembled before TC), checksummed. */
+	 * less, whole (fragments are not reassembled before TC), checksummed.
+	 * The relay writes the reassembled packet's header so. */
 	if (*(__u8 *)iph != 0x45 || iph->protocol != IPPROTO_IPV6 ||
 	    (iph->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)) || !ipv4_header_ok(iph))
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_MALFORMED, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	ep.remote.s6_addr32[2] = bpf_htonl(0xffff);
 	ep.remote.s6_addr32[3] = iph->saddr;
 	ep.local.s6_addr32[2] = bpf_htonl(0xffff);
 	ep.local.s6_addr32[3] = iph->daddr;
 	struct xdpr_tunnel_decap *dv = bpf_map_lookup_elem(&xdpr_tunnel_eps, &ep);
 	if (!dv)
-		return TCX_NEXT;
+		return reasm ? tc_count(XDPR_TC_DROP_UNKNOWN_ENDPOINT, rx_len, TC_ACT_SHOT) : TCX_NEXT;
 	struct xdpr_tunnel *t = bpf_map_lookup_elem(&xdpr_tunnels, &dv->ifindex);
 	if (!t || t->mode != XDPR_TUN_6IN4)
 		return tc_count(XDPR_TC_DROP_NO_TUNNEL, rx_len, TC_ACT_SHOT);
@@ -121,7 +128,10 @@ static __always_inline int tc_6in4_decap(struct __sk_buff *skb)
 	 * PACKET_OTHERHOST. */
 	__builtin_memcpy(eth->h_dest, t->dev_mac, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
-	return tc_count(XDPR_TC_DECAP_6IN4, rx_len, bpf_redirect(t->ifindex, BPF_F_INGRESS));
+	/* A redirect to ingress checks no MTU: a reassembled inner packet
+	 * larger than the tunnel MTU arrives whole, as from a kernel sit. */
+	return tc_count(reasm ? XDPR_TC_DECAP_REASSEMBLED : XDPR_TC_DECAP_6IN4, rx_len,
+			bpf_redirect(t->ifindex, BPF_F_INGRESS));
 }
 
 #endif

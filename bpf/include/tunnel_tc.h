@@ -205,21 +205,23 @@ SEC("tcx/ingress")
 int xdpr_tun_ingress(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IP))
-		return tc_6in4_decap(skb);
+		return tc_6in4_decap(skb, 0);
 	return tc_tun_decap(skb, 0);
 }
 
-/* The ipip6 that arrived fragmented in the outer header: XDP and the WAN's
- * TC program leave fragments to the kernel (pass_tun_fragment), which
- * reassembles them (nf_defrag_ipv6, or ipv6_frag_rcv on local delivery)
- * and, having no ipip6 handler, delivers the whole packet only to raw
- * sockets. The daemon's raw socket reads it (control/reasm) and writes it,
+/* The ipip6 or 6in4 that arrived fragmented in the outer header: XDP and
+ * the WAN's TC program leave fragments to the kernel (pass_tun_fragment),
+ * which reassembles them (nf_defrag_ipv6/ipv4, or on local delivery) and,
+ * having no ipip6 or sit handler, delivers the whole packet only to raw
+ * sockets. The daemon's raw sockets read it (control/reasm) and write it,
  * with its outer header rebuilt, to a tap device of its own whose ingress
  * runs this program: the same checks and the same decapsulation as the
  * WAN's, RFC 6333 5.3's "reassemble, then decapsulate". */
 SEC("tcx/ingress")
 int xdpr_tun_reasm(struct __sk_buff *skb)
 {
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return tc_6in4_decap(skb, 1);
 	return tc_tun_decap(skb, 1);
 }
 

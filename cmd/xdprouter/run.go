@@ -131,7 +131,7 @@ func openSystem(g *globalFlags) control.System {
 	}
 }
 
-// attachReassembly attaches the decapsulation of reassembled ipip6 to the
+// attachReassembly attaches the decapsulation of reassembled ipip6 and 6in4 to the
 // daemon's tap device; the link outlives the handle on the pinned state.
 func attachReassembly(g *globalFlags) func(string) (io.Closer, error) {
 	return func(ifname string) (io.Closer, error) {

@@ -183,9 +183,9 @@ func printPlan(w io.Writer, p control.Plan, now time.Time) {
 	}
 }
 
-// outerFragments says what becomes of ipip6 that arrives fragmented in
-// the outer header: the kernel reassembles it, and only the daemon's
-// relay (control/reasm) hands it back to be decapsulated.
+// outerFragments says what becomes of ipip6 and 6in4 that arrive
+// fragmented in the outer header: the kernel reassembles them, and only
+// the daemon's relay (control/reasm) hands them back to be decapsulated.
 func outerFragments(st api.Status) string {
 	if len(st.Tunnels) == 0 {
 		return ""
@@ -195,10 +195,10 @@ func outerFragments(st api.Status) string {
 			"their fragments are counted as pass_tun_fragment"
 	}
 	var rs reasm.Stats
-	if raw, ok := st.Daemon.Tasks["ipip6-reassembly"]; ok && json.Unmarshal(raw, &rs) == nil && rs.Device != "" {
+	if raw, ok := st.Daemon.Tasks["tunnel-reassembly"]; ok && json.Unmarshal(raw, &rs) == nil && rs.Device != "" {
 		return fmt.Sprintf("reassembled by the kernel, decapsulated through %s (%d packets)", rs.Device, rs.Packets)
 	}
-	if raw, ok := st.Daemon.Tasks["ipip6-reassembly-last-error"]; ok {
+	if raw, ok := st.Daemon.Tasks["tunnel-reassembly-last-error"]; ok {
 		var msg string
 		_ = json.Unmarshal(raw, &msg)
 		return "not decapsulated: the daemon's reassembly relay failed (started again): " + msg
@@ -261,6 +261,9 @@ func printStatus(w io.Writer, st loader.Status, outerFrags string) {
 		ipip6 := slices.ContainsFunc(st.Tunnels, func(t loader.TunnelStatus) bool { return t.Mode != loader.Mode6in4 })
 		if outerFrags != "" && ipip6 {
 			fmt.Fprintf(w, "outer-fragmented ipip6: %s\n", outerFrags)
+		}
+		if outerFrags != "" && slices.ContainsFunc(st.Tunnels, func(t loader.TunnelStatus) bool { return t.Mode == loader.Mode6in4 }) {
+			fmt.Fprintf(w, "outer-fragmented 6in4: %s\n", outerFrags)
 		}
 		if len(st.TunnelSourceFilter) > 0 {
 			var ps []string

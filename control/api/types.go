@@ -26,8 +26,9 @@ type Status struct {
 	// nil when there is none.
 	Steering *control.SteeringState `json:"steering,omitempty"`
 	Daemon   *Daemon                `json:"daemon,omitempty"`
-	// OuterFragments says what becomes of ipip6 fragmented in the outer
-	// header (only the daemon decapsulates it); empty without tunnels.
+	// OuterFragments says what becomes of ipip6 and 6in4 fragmented in
+	// the outer header (only the daemon decapsulates them); empty without
+	// tunnels. The name is older than 6in4.
 	OuterFragments string `json:"ipip6_outer_fragments,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,7 @@ type LearningOptions struct {
 	// otherwise the hosts keep the router while the data plane forwards.
 	FinalRA bool
 	// AttachReassembly attaches the data plane's decapsulation of
-	// reassembled ipip6 to a device (loader.Dataplane.AttachReassembly);
+	// reassembled ipip6 and 6in4 to a device (loader.Dataplane.AttachReassembly);
 	// nil runs no reassembly relay.
 	AttachReassembly func(ifname string) (io.Closer, error)
 }
@@ -63,8 +64,6 @@ type learning struct {
 	resolver    *endpoint.Resolver
 	provisioner *endpoint.Provisioner
 	ndpWake     *ndpwake.Waker
-	// reasm hands ipip6 the kernel reassembled to the data plane.
-	reasm *reasm.Relay
 	// pd is the DHCPv6 client, which a router starting to advertise
 	// M/O restarts.
 	pd pdRestarter
@@ -97,7 +96,6 @@ func newLearning(opt LearningOptions, log *slog.Logger) *learning {
 		retry: func(why string) { l.inbox.put("links", control.InputChange{Retry: why}) }}
 	l.tx = &txWatcher{log: log.With("task", "tx-path"),
 		retry: func(why string) { l.inbox.put("tx-path", control.InputChange{Retry: why}) }}
-	l.reasm = &reasm.Relay{Attach: opt.AttachReassembly, Log: log.With("task", "ipip6-reassembly")}
 	l.provisioner = endpoint.NewProvisioner(endpoint.ProvisionerOptions{DNS: l.dns, Log: log.With("task", "provisioning")})
 	return l
 }
@@ -144,9 +142,16 @@ func (l *learning) specs(cfg *config.Config) []taskSpec {
 	}
 	out = append(out, taskSpec{name: "links", key: "links", new: func() task { return l.links }})
 	out = append(out, taskSpec{name: "tx-path", key: "tx-path", new: func() task { return l.tx }})
-	// Outer-fragmented ipip6 reaches the kernel's raw sockets only.
+	// Outer-fragmented ipip6 and 6in4 reach the kernel's raw sockets
+	// only: one relay reads the sockets of the modes configured.
 	if len(cfg.Tunnels) > 0 && l.opt.AttachReassembly != nil {
-		out = append(out, taskSpec{name: "ipip6-reassembly", key: "ipip6-reassembly", new: func() task { return l.reasm }})
+		ipip6 := slices.ContainsFunc(cfg.Tunnels, func(t config.Tunnel) bool { return t.Mode != "6in4" })
+		sixInFour := slices.ContainsFunc(cfg.Tunnels, func(t config.Tunnel) bool { return t.Mode == "6in4" })
+		out = append(out, taskSpec{name: "tunnel-reassembly", key: fmt.Sprintf("ipip6 %t 6in4 %t", ipip6, sixInFour),
+			new: func() task {
+				return &reasm.Relay{Attach: l.opt.AttachReassembly, Log: l.log.With("task", "tunnel-reassembly"),
+					IPIP6: ipip6, SixInFour: sixInFour}
+			}})
 	}
 	if wantsNDPWake(cfg) {
 		out = append(out, taskSpec{name: "ndp-wake", key: "ndp-wake", new: func() task { return l.ndpWake }})
@@ -256,7 +261,7 @@ func (l *learning) stats() map[string]any {
 	for name, n := range l.sup.Panics() {
 		out[name+"-panics"] = n
 	}
-	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning", "ndp-wake", "ipip6-reassembly"} {
+	for _, name := range []string{"wan-ra", "dhcpv6-pd", "lan-ra", "resolver", "provisioning", "ndp-wake", "tunnel-reassembly"} {
 		switch t := l.sup.Task(name).(type) {
 		case *dhcp6pd.Client:
 			out[name] = t.Stats()

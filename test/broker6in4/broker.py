@@ -12,8 +12,13 @@ data plane writing a wrong one.
   far --> kernel routes the routed prefix into tun --> raw socket sends
       IPv6 inside IPv4 (the kernel writes the outer header) --> router
 
+With --no-df it sends without DF (IP_PMTUDISC_DONT), as a broker may:
+the kernel then fragments the outer IPv4 packet wherever the route to the
+router has a smaller MTU than the packet, and the router must reassemble
+before it decapsulates.
+
 Usage:
-  broker.py relay --tun IF --router ADDR --stats FILE [--ttl N]
+  broker.py relay --tun IF --router ADDR --stats FILE [--ttl N] [--no-df]
 """
 import argparse
 import fcntl
@@ -29,6 +34,8 @@ IPPROTO_IPV6 = 41
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_DONT = 0
 
 
 def csum_ok(hdr):
@@ -47,6 +54,8 @@ class Relay:
                       "hop_limits": []}
         self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPV6)
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        if args.no_df:
+            self.raw.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
         self.tun = os.open("/dev/net/tun", os.O_RDWR)
         fcntl.ioctl(self.tun, TUNSETIFF, struct.pack("16sH", args.tun.encode(), IFF_TUN | IFF_NO_PI))
 
@@ -114,6 +123,7 @@ def main():
     r.add_argument("--router", required=True)
     r.add_argument("--stats", required=True)
     r.add_argument("--ttl", type=int, default=64)
+    r.add_argument("--no-df", action="store_true", help="send without DF: the kernel fragments")
     Relay(p.parse_args()).run()
 
 

@@ -21,13 +21,17 @@ import (
 // (broker.py, independent of xdprouter) finds every outer header right.
 func TestSixInFourBroker(t *testing.T) { forEachTCMode(t, testSixInFourBroker) }
 
-func testSixInFourBroker(t *testing.T) {
+// newSixInFourLab builds the 6in4 lab, starts the broker with brokerArgs
+// and writes the router's config with the firewall section given; the
+// CLI has a daemon socket of its own.
+func newSixInFourLab(t *testing.T, firewall string, brokerArgs ...string) (*labkit.SitTopology, labkit.CLI, string, context.Context) {
+	t.Helper()
 	needRoot(t)
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Fatalf("the 6in4 lab needs /usr/bin/python3 for the broker: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	topo, err := labkit.NewSitTopology()
 	if err != nil {
 		t.Fatal(err)
@@ -40,17 +44,22 @@ func testSixInFourBroker(t *testing.T) {
 	if err := topo.QuietBrokerGRO(ctx, xdprouterBin); err != nil {
 		t.Fatal(err)
 	}
-	if err := topo.StartBroker(ctx, root); err != nil {
+	if err := topo.StartBroker(ctx, root, brokerArgs...); err != nil {
 		t.Fatal(err)
 	}
-	config := topo.Config() + `firewall: {mode: "off"}  # far opens connections to the LAN host
-`
+	config := topo.Config() + firewall + "\n"
 	t.Logf("config:\n%s", config)
 	path := filepath.Join(topo.Lab.RunDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli := labkit.CLI{Runner: labkit.Runner{Log: t}, Bin: xdprouterBin, NS: topo.Router, BPFFS: topo.BPFFS}
+	cli := labkit.CLI{Runner: labkit.Runner{Log: t}, Bin: xdprouterBin, NS: topo.Router, BPFFS: topo.BPFFS,
+		Socket: filepath.Join(topo.Lab.RunDir(), "xdprouter.sock")}
+	return topo, cli, path, ctx
+}
+
+func testSixInFourBroker(t *testing.T) {
+	topo, cli, path, ctx := newSixInFourLab(t, `firewall: {mode: "off"}  # far opens connections to the LAN host`)
 	mustCLI(t, ctx, cli, "apply", "--config", path)
 	st := mustCLI(t, ctx, cli, "status").Stdout
 	if !regexp.MustCompile(`(?m)^` + labkit.SitName + `\s+6in4\s`).MatchString(st) {

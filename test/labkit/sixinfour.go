@@ -138,12 +138,14 @@ func (t *SitTopology) QuietBrokerGRO(ctx context.Context, bin string) error {
 	return quietGRO(ctx, t.Lab, t.Broker, SitBrokerIf, bin)
 }
 
-// StartBroker runs test/broker6in4/broker.py in the broker namespace and
-// routes the link net and the routed /48 into its tun device.
-func (t *SitTopology) StartBroker(ctx context.Context, root string) error {
+// StartBroker runs test/broker6in4/broker.py in the broker namespace, with
+// args added to its relay command (--no-df), and routes the link net and
+// the routed /48 into its tun device.
+func (t *SitTopology) StartBroker(ctx context.Context, root string, args ...string) error {
 	t.broker = relay{name: "broker.py", stats: filepath.Join(t.Lab.RunDir(), "broker-stats.json")}
-	cmd := t.Lab.Command(t.Broker, "/usr/bin/python3", filepath.Join(root, "test/broker6in4/broker.py"), "relay",
-		"--tun", SitTunIf, "--router", SitRouterWAN4.Addr().String(), "--stats", t.broker.stats)
+	argv := append([]string{"/usr/bin/python3", filepath.Join(root, "test/broker6in4/broker.py"), "relay",
+		"--tun", SitTunIf, "--router", SitRouterWAN4.Addr().String(), "--stats", t.broker.stats}, args...)
+	cmd := t.Lab.Command(t.Broker, argv...)
 	if err := t.broker.start(ctx, cmd); err != nil {
 		return err
 	}
@@ -151,6 +153,13 @@ func (t *SitTopology) StartBroker(ctx context.Context, root string) error {
 		[]string{"ip", "link", "set", SitTunIf, "up"},
 		v6addr(SitLinkServer, SitTunIf),
 		[]string{"ip", "-6", "route", "add", SitRouted48.String(), "via", SitLinkClient.Addr().String(), "dev", SitTunIf})
+}
+
+// FragmentToRouter gives the broker's route to the router an MTU of mtu:
+// what broker.py sends without DF (--no-df) over it leaves in fragments.
+func (t *SitTopology) FragmentToRouter(mtu int) error {
+	return t.Lab.MustExec(t.Broker, []string{"ip", "route", "add", SitRouterWAN4.Addr().String() + "/32",
+		"dev", SitBrokerIf, "mtu", fmt.Sprint(mtu)})
 }
 
 // BrokerStats is what broker.py counted and checked.
