@@ -470,11 +470,14 @@ static __always_inline int vxlan_encap_build_at(struct xdp_md *ctx, struct xdpr_
 	/* Ethernet padding after a short packet must not travel inside the
 	 * tunnel. */
 	int excess = (int)s->rx_len - (int)(ETH_HLEN + s->len);
+	/* Untouched, the kernel may have it; with its source translated
+	 * (vxlan_encap_snpt) not: conntrack would see the outside address. */
+	int miss = s->npt ? XDP_DROP : XDP_PASS;
 
 	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
-		return vxlan_count(s, XDPR_CNT_TUN_NO_ROOM, XDP_PASS);
+		return vxlan_count(s, XDPR_CNT_TUN_NO_ROOM, miss);
 	if (bpf_xdp_adjust_head(ctx, -(int)(v4 ? VXLAN_OUTER4 : VXLAN_OUTER6)))
-		return vxlan_count(s, XDPR_CNT_TUN_NO_ROOM, XDP_PASS);
+		return vxlan_count(s, XDPR_CNT_TUN_NO_ROOM, miss);
 	if (vxlan_write(ctx, s, v4))
 		return vxlan_count(s, XDPR_CNT_TUN_NO_ROOM, XDP_DROP);
 	return VXLAN_MORE;
