@@ -30,7 +30,7 @@ tunnels:
 	if accept < 0 || accept > strings.Index(in, "counter name drop_wan_input drop") {
 		t.Errorf("wan_input: no accept of protocol 41 from the broker before the final drop:\n%s", in)
 	}
-	if strings.Contains(in, "meta l4proto ipip ip6 saddr") {
+	if strings.Contains(in, "meta l4proto 4 ip6 saddr") {
 		t.Errorf("wan_input: the 6in4 remote among ipip6's:\n%s", in)
 	}
 	nftCheck(t, s)

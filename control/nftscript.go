@@ -9,6 +9,12 @@ import (
 	"github.com/xdprouter/xdprouter/control/config"
 )
 
+// l4protoIPIP is IP protocol 4 by number: nft resolves a protocol name
+// it has no keyword for (ipip, ipv6-icmp) through /etc/protocols, which a
+// Debian without netbase lacks ("Could not resolve protocol name"). tcp,
+// udp, icmp and icmpv6 are its keywords.
+const l4protoIPIP = "4"
+
 // nftTable is the name of xdprouter's nftables tables: "ip xdprouter"
 // holds NAT44 (masquerade and port forwards, IPv4 only, where it has
 // always been), "inet xdprouter" the firewall for both families.
@@ -204,7 +210,7 @@ func (fw *FirewallRules) wanInput(b *strings.Builder) {
 		"ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept comment " + quote("DHCPv6 replies to the router's client"),
 	}
 	if len(fw.Remotes) > 0 {
-		rules = append(rules, "meta l4proto ipip ip6 saddr "+addrSet(fw.Remotes)+" accept comment "+quote("ipip6 from the tunnels' remotes"))
+		rules = append(rules, "meta l4proto "+l4protoIPIP+" ip6 saddr "+addrSet(fw.Remotes)+" accept comment "+quote("ipip6 from the tunnels' remotes"))
 	}
 	if len(fw.Remotes6in4) > 0 {
 		rules = append(rules, "ip protocol 41 ip saddr "+addrSet(fw.Remotes6in4)+" accept comment "+
@@ -212,7 +218,7 @@ func (fw *FirewallRules) wanInput(b *strings.Builder) {
 	}
 	rules = append(rules, fw.vxlanInput()...)
 	rules = append(rules,
-		rule("meta l4proto ipip", CtrDropIPIPRemote, "drop", "ipip6 from an unknown remote"),
+		rule("meta l4proto "+l4protoIPIP, CtrDropIPIPRemote, "drop", "ipip6 from an unknown remote"),
 		rule("", CtrDropWANInput, "drop", "anything else from the WAN side"))
 	chain(b, "wan_input", "", rules...)
 }
@@ -341,7 +347,7 @@ func pinholeRule(p ResolvedPinhole, lan string) string {
 			m = append(m, "meta l4proto "+p.Proto)
 		}
 	case "icmpv6":
-		m = append(m, "meta l4proto ipv6-icmp")
+		m = append(m, "meta l4proto icmpv6")
 	case "icmp":
 		m = append(m, "meta l4proto icmp")
 	}
