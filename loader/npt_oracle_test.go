@@ -58,6 +58,24 @@ func openRaw(rl *routerLab, ns, ifname string) (*rawSock, error) {
 	return &s, err
 }
 
+// openLANWAN opens the raw sockets on the peer's ends of lan0 and wan0,
+// closed when the test ends.
+func openLANWAN(t testing.TB, rl *routerLab, peer string) (lan, wan *rawSock) {
+	t.Helper()
+	for _, c := range []struct {
+		s   **rawSock
+		dev string
+	}{{&lan, "h-lan0"}, {&wan, "h-wan0"}} {
+		s, err := openRaw(rl, peer, c.dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(s.fd) })
+		*c.s = s
+	}
+	return lan, wan
+}
+
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func (s *rawSock) send(frame []byte) error {
@@ -133,16 +151,7 @@ func TestNPTKernelOracle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x6296))
 
 	peer := rl.lab.NS("p")
-	lanSock, err := openRaw(rl, peer, "h-lan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lanSock.fd)
-	wanSock, err := openRaw(rl, peer, "h-wan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(wanSock.fd)
+	lanSock, wanSock := openLANWAN(t, rl, peer)
 
 	insideBase, outsideBase := netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("3000::/4")
 	lengths := []int{48, 64, 56, 60, 7, 37, 49, 63}

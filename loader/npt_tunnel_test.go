@@ -18,7 +18,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 )
 
 // tunnelNPTRules are an rfc6296 and a preserve-host rule, each inside
@@ -103,16 +102,7 @@ func TestNPTOnVXLAN(t *testing.T) {
 	rl.attachTCX(t, "vx4", rl.tc.XdprTcSnpt, ebpf.AttachTCXEgress)
 	rl.attachTCX(t, "vx4", rl.tc.XdprTcDnpt, ebpf.AttachTCXIngress)
 	peer := rl.lab.NS("p")
-	lanSock, err := openRaw(rl, peer, "h-lan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lanSock.fd)
-	wanSock, err := openRaw(rl, peer, "h-wan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(wanSock.fd)
+	lanSock, wanSock := openLANWAN(t, rl, peer)
 	vx4 := labVXLANByName("vx4")
 	const far = "2001:db8:b40::9"
 	for i, r := range tunnelNPTRules {

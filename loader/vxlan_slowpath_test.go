@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/sys/unix"
 )
 
 // vxlanComparable is an encapsulated frame with what the kernel picks at
@@ -46,16 +45,7 @@ func TestVXLANFastPathEqualsSlowPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	peer := rl.lab.NS("p")
-	lanSock, err := openRaw(rl, peer, "h-lan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lanSock.fd)
-	wanSock, err := openRaw(rl, peer, "h-wan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(wanSock.fd)
+	lanSock, wanSock := openLANWAN(t, rl, peer)
 	cases := []struct {
 		name  string
 		frame []byte
@@ -140,16 +130,7 @@ func fixL4Checksum(t *testing.T, f []byte) []byte {
 func TestVXLANDecapFastPathEqualsSlowPath(t *testing.T) {
 	rl := newVXLANRouterLab(t)
 	peer := rl.lab.NS("p")
-	lanSock, err := openRaw(rl, peer, "h-lan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lanSock.fd)
-	wanSock, err := openRaw(rl, peer, "h-wan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(wanSock.fd)
+	lanSock, wanSock := openLANWAN(t, rl, peer)
 	vx4, vx6 := labVXLANByName("vx4"), labVXLANByName("vx6")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7349))
 	for _, c := range []struct {
