@@ -2,11 +2,11 @@ package labkit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -293,21 +293,23 @@ func (t *VXLANTopology) WaitLAN(ctx context.Context, cli CLI, timeout time.Durat
 }
 
 // DevPackets is what the router's vxlan01 sent and received: the tunnel
-// packets the kernel carried rather than XDP.
+// packets the kernel carried rather than XDP. Read by netlink (ip -s -j),
+// not from /sys/class/net, which shows the devices of the namespace sysfs
+// was mounted in, not necessarily the router's.
 func (t *VXLANTopology) DevPackets() (uint64, error) {
-	var sum uint64
-	for _, f := range []string{"tx_packets", "rx_packets"} {
-		out, err := t.Lab.Exec(t.Router, "cat", "/sys/class/net/"+VXLANName+"/statistics/"+f)
-		if err != nil {
-			return 0, err
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s %s: %w", VXLANName, f, err)
-		}
-		sum += n
+	out, err := t.Lab.Exec(t.Router, "ip", "-s", "-j", "link", "show", "dev", VXLANName)
+	if err != nil {
+		return 0, err
 	}
-	return sum, nil
+	var links []struct {
+		Stats struct {
+			RX, TX struct{ Packets uint64 }
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		return 0, fmt.Errorf("%s statistics: %v in %q", VXLANName, err, out)
+	}
+	return links[0].Stats.RX.Packets + links[0].Stats.TX.Packets, nil
 }
 
 // WithHost is p's first address with host as its last byte.
