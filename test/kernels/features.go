@@ -77,9 +77,14 @@ var features = []Feature{
 	{"6in4", "6in4 fast and slow path", []TestRef{
 		{Pkg: "loader", Name: "TestTunnel6in4Dataplane"},
 		{Pkg: "loader", Name: "TestTunnel6in4FastPathEqualsSlowPath"},
+		{Pkg: "loader", Name: "TestTunnel6in4Reassembled", Prefix: true},
+		{Pkg: "loader", Name: "TestNPTOn6in4"},
 		{Pkg: "test/lab", Name: "TestSixInFourBroker"},
+		{Pkg: "test/lab", Name: "TestSixInFourOuterFragments"},
 	}},
 	{"vxlan", "VXLAN (seed 001)", []TestRef{
+		{Pkg: "loader", Name: "TestVXLAN", Prefix: true},
+		{Pkg: "loader", Name: "TestNPTOnVXLAN"},
 		{Pkg: "test/lab", Name: "TestVXLAN", Prefix: true},
 	}},
 }
