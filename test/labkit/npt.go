@@ -183,3 +183,20 @@ var (
 	SharedCPEAddr  = netip.MustParsePrefix("2001:db8:aaaa::1/64")
 	SharedHostAddr = netip.MustParsePrefix("2001:db8:aaaa::123/64")
 )
+
+// AddInside numbers an NPT inside prefix p on a LAN link: the router's
+// port routerIf gets p's ::1 (the on-link route the translated replies
+// take), the host's hostIf p's ::2, which it returns. nodad: a tentative
+// address cannot be a source.
+func AddInside(lab *netlab.Lab, router, routerIf, host, hostIf string, p netip.Prefix) (netip.Addr, error) {
+	addr := func(host byte, dev string) []string {
+		return []string{"ip", "-6", "addr", "add", netip.PrefixFrom(WithHost(p, host), p.Bits()).String(), "dev", dev, "nodad"}
+	}
+	if err := lab.MustExec(router, addr(1, routerIf)); err != nil {
+		return netip.Addr{}, err
+	}
+	if err := lab.MustExec(host, addr(2, hostIf)); err != nil {
+		return netip.Addr{}, err
+	}
+	return WithHost(p, 2), nil
+}

@@ -26,6 +26,9 @@ type TransferResult struct {
 	Elapsed   time.Duration
 	SenderTCP TCPStats // the data direction
 	RecvTCP   TCPStats // the ACK direction
+	// Client is the connecting end's address as the listening end's
+	// accept saw it: what NAT or NPT on the way made of its source.
+	Client netip.AddrPort
 }
 
 // TCPStats are the kernel's per-connection segment counts (TCP_INFO): every
@@ -118,10 +121,11 @@ func transfer(ctx context.Context, lab *netlab.Lab, fromNS string, src netip.Add
 	}
 
 	type recvOut struct {
-		n   int64
-		sum []byte
-		tcp TCPStats
-		err error
+		n      int64
+		sum    []byte
+		tcp    TCPStats
+		client netip.AddrPort
+		err    error
 	}
 	recvDone := make(chan recvOut, 1)
 	go func() {
@@ -133,6 +137,7 @@ func transfer(ctx context.Context, lab *netlab.Lab, fromNS string, src netip.Add
 			return
 		}
 		defer c.Close()
+		out.client = c.RemoteAddr().(*net.TCPAddr).AddrPort()
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 		_ = c.SetDeadline(time.Now().Add(transferTimeout))
@@ -161,7 +166,7 @@ func transfer(ctx context.Context, lab *netlab.Lab, fromNS string, src netip.Add
 	sent, sendTCP, sendErr := send(ctx, conn.(*net.TCPConn), size)
 	out := <-recvDone
 	res.Elapsed = time.Since(start)
-	res.Bytes, res.RecvTCP, res.SenderTCP = out.n, out.tcp, sendTCP
+	res.Bytes, res.RecvTCP, res.SenderTCP, res.Client = out.n, out.tcp, sendTCP, out.client
 	res.SentSHA, res.RecvSHA = hex.EncodeToString(sent), hex.EncodeToString(out.sum)
 	if err := errors.Join(sendErr, out.err); err != nil {
 		return res, fmt.Errorf("TCP %s -> %s: %w", fromNS, target, err)
@@ -259,8 +264,10 @@ func DownloadFrom(ctx context.Context, lab *netlab.Lab, clientNS string, src net
 	defer closeLn()
 
 	type sendOut struct {
-		sum []byte
-		err error
+		sum    []byte
+		tcp    TCPStats
+		client netip.AddrPort
+		err    error
 	}
 	sent := make(chan sendOut, 1)
 	go func() {
@@ -269,8 +276,9 @@ func DownloadFrom(ctx context.Context, lab *netlab.Lab, clientNS string, src net
 			sent <- sendOut{err: fmt.Errorf("accept: %w", err)}
 			return
 		}
-		sum, _, err := send(ctx, c.(*net.TCPConn), size)
-		sent <- sendOut{sum: sum, err: err}
+		client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		sum, tcp, err := send(ctx, c.(*net.TCPConn), size)
+		sent <- sendOut{sum: sum, tcp: tcp, client: client, err: err}
 	}()
 
 	start := time.Now()
@@ -293,7 +301,7 @@ func DownloadFrom(ctx context.Context, lab *netlab.Lab, clientNS string, src net
 	}
 	out := <-sent
 	res.Elapsed = time.Since(start)
-	res.Bytes = n
+	res.Bytes, res.SenderTCP, res.Client = n, out.tcp, out.client
 	res.SentSHA, res.RecvSHA = hex.EncodeToString(out.sum), hex.EncodeToString(sum)
 	if err := errors.Join(rerr, werr, out.err); err != nil {
 		return res, fmt.Errorf("TCP download %s <- %s: %w", clientNS, ln.Addr(), err)
