@@ -81,11 +81,13 @@ var features = []Feature{
 		{Pkg: "loader", Name: "TestNPTOn6in4"},
 		{Pkg: "test/lab", Name: "TestSixInFourBroker"},
 		{Pkg: "test/lab", Name: "TestSixInFourOuterFragments"},
+		{Pkg: "test/lab", Name: "TestNPTOver6in4"},
 	}},
 	{"vxlan", "VXLAN (seed 001)", []TestRef{
 		{Pkg: "loader", Name: "TestVXLAN", Prefix: true},
 		{Pkg: "loader", Name: "TestNPTOnVXLAN"},
 		{Pkg: "test/lab", Name: "TestVXLAN", Prefix: true},
+		{Pkg: "test/lab", Name: "TestNPTOverVXLAN"},
 	}},
 }
 
