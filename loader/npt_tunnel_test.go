@@ -10,6 +10,7 @@ package loader
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -71,19 +72,34 @@ func established(t *testing.T, rl *routerLab, src, dst string) {
 	}
 }
 
-// attachTCX attaches prog to the netdev in the lab for the test's time.
-func (rl *routerLab) attachTCX(t *testing.T, ifname string, prog *ebpf.Program, hook ebpf.AttachType) {
+// attachTC attaches prog as the slow path's kind (tc_snpt, tc_dnpt) to
+// the netdev in the lab for the test's time: by TCX, or on a kernel
+// without it (before 6.6) as a clsact filter, as the loader would.
+func (rl *routerLab) attachTC(t *testing.T, ifname, kind string, prog *ebpf.Program) {
 	t.Helper()
-	err := rl.lab.Do(rl.ns, func() error {
+	mode, err := ResolveTCMode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rl.lab.Do(rl.ns, func() error {
 		ifc, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
 		}
-		l, err := link.AttachTCX(link.TCXOptions{Interface: ifc.Index, Program: prog, Attach: hook})
+		var c io.Closer
+		if mode == TCModeClsact {
+			c, err = attachClsactUnpinned(kind, ifc.Index, prog)
+		} else {
+			hook := ebpf.AttachTCXIngress
+			if clsactSlots[kind].egress {
+				hook = ebpf.AttachTCXEgress
+			}
+			c, err = link.AttachTCX(link.TCXOptions{Interface: ifc.Index, Program: prog, Attach: hook})
+		}
 		if err != nil {
 			return err
 		}
-		t.Cleanup(func() { l.Close() })
+		t.Cleanup(func() { c.Close() })
 		return nil
 	})
 	if err != nil {
@@ -92,6 +108,18 @@ func (rl *routerLab) attachTCX(t *testing.T, ifname string, prog *ebpf.Program, 
 }
 
 func TestNPTOnVXLAN(t *testing.T) {
+	// The slow path in both TC modes: clsact is what a kernel before 6.6
+	// gets (the kernel matrix's 6.1 failed on TCX before).
+	for _, mode := range []TCMode{TCModeAuto, TCModeClsact} {
+		t.Run(string(mode), func(t *testing.T) {
+			SetTCMode(mode)
+			t.Cleanup(func() { SetTCMode(TCModeAuto) })
+			testNPTOnVXLAN(t)
+		})
+	}
+}
+
+func testNPTOnVXLAN(t *testing.T) {
 	rl := newVXLANRouterLab(t)
 	setTunnelNPT(t, rl, "vx4")
 	if err := rl.lab.MustExec(rl.ns, []string{"ethtool", "-K", "wan0", "tx", "off"}); err != nil {
@@ -99,8 +127,8 @@ func TestNPTOnVXLAN(t *testing.T) {
 	}
 	// The slow path: SNPT at the netdev's egress, before the netdev
 	// encapsulates; DNPT at its ingress, after it decapsulated.
-	rl.attachTCX(t, "vx4", rl.tc.XdprTcSnpt, ebpf.AttachTCXEgress)
-	rl.attachTCX(t, "vx4", rl.tc.XdprTcDnpt, ebpf.AttachTCXIngress)
+	rl.attachTC(t, "vx4", "tc_snpt", rl.tc.XdprTcSnpt)
+	rl.attachTC(t, "vx4", "tc_dnpt", rl.tc.XdprTcDnpt)
 	peer := rl.lab.NS("p")
 	lanSock, wanSock := openLANWAN(t, rl, peer)
 	vx4 := labVXLANByName("vx4")

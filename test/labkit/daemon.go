@@ -67,7 +67,10 @@ func (c CLI) StartDaemonEnv(ctx context.Context, env []string, config string, ar
 		return nil, fmt.Errorf("%s: %w", d.Cmdline, err)
 	}
 	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
-	deadline := time.Now().Add(20 * time.Second)
+	// The first pass loads and verifies every program variant: seconds
+	// here, over 20 s in a 6.1 guest under TCG (the kernel matrix).
+	const readyWithin = 90 * time.Second
+	deadline := time.Now().Add(readyWithin)
 	for {
 		st, err := c.quiet().Status(ctx)
 		if err == nil && st.Daemon != nil && st.Daemon.PID == d.cmd.Process.Pid && st.Daemon.Generation >= 1 {
@@ -83,7 +86,7 @@ func (c CLI) StartDaemonEnv(ctx context.Context, env []string, config string, ar
 		}
 		if time.Now().After(deadline) {
 			d.Kill()
-			return nil, fmt.Errorf("%s: not ready after 20s (last status error: %v)\n%s", d.Cmdline, err, d.Log())
+			return nil, fmt.Errorf("%s: not ready after %v (last status error: %v)\n%s", d.Cmdline, readyWithin, err, d.Log())
 		}
 	}
 }
