@@ -113,6 +113,20 @@ func (b *liveBench) attachCLI(gate string) (func() error, error) {
 	return detach, nil
 }
 
+// attachLANWAN runs `xdprouter attach --ct-gate off` with r0 as a LAN port
+// and r1 as the WAN, as a config's roles are, and returns what detaches
+// it again.
+func (b *liveBench) attachLANWAN() (func() error, error) {
+	t := b.t
+	detach := t.detachAll(b.cfg.xdprouter, b.bpffs)
+	for _, p := range []struct{ role, ifname string }{{"lan", t.r0.name}, {"wan", t.r1.name}} {
+		if _, err := t.lab.Exec(t.rtrNS, b.cfg.xdprouter, "--bpffs", b.bpffs, "attach", "--ct-gate", "off", "--role", p.role, p.ifname); err != nil {
+			return nil, errors.Join(fmt.Errorf("xdprouter attach --role %s %s: %w", p.role, p.ifname, err), detach())
+		}
+	}
+	return detach, nil
+}
+
 func (b *liveBench) nft(script string) error {
 	path := filepath.Join(b.t.lab.RunDir(), "bench.nft")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {

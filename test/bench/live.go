@@ -32,20 +32,24 @@ const (
 )
 
 var scenarios = []string{scCeiling, scKernel, scKernelCT, scBare, scXdprouter, scXdprouterCT, scEncap, scKernelNAT44, scNAT44, scDecap, scKernelNPT, scNPT,
-	scKernelVXLANEncap, scVXLANEncap, scKernelVXLANDecap, scVXLANDecap}
+	scKernelVXLANEncap, scVXLANEncap, scKernelVXLANEncapNPT, scIP6tVXLANEncapNPT, scVXLANEncapNPT, scKernelVXLANDecap, scVXLANDecap,
+	scTC6in4Encap, sc6in4Encap, scTC6in4Decap, sc6in4Decap}
 
 // xdprouterCounter is the counter that must count every frame forwarded in
 // an xdprouter scenario ("" for the others).
 func xdprouterCounter(sc string, f family) string {
 	switch sc {
-	case scXdprouter, scXdprouterCT, scEncap, scDecap, scVXLANEncap, scVXLANDecap:
+	case scXdprouter, scXdprouterCT, scEncap, scDecap, scVXLANEncap, scVXLANDecap, sc6in4Encap, sc6in4Decap:
 		return f.fwdCounter
 	case scNAT44:
 		return "fwd_nat44_snat"
 	case scNPT:
 		return "fwd_npt_snpt"
 	}
-	return ""
+	if c := vxlanNPTCounter(sc); c != "" {
+		return c
+	}
+	return sixin4Counter(sc)
 }
 
 // liveRun is one timed live-frames run.
@@ -256,7 +260,7 @@ func comparedAs(f family) string {
 	switch f.only {
 	case scEncap:
 		return "ipv4"
-	case scDecap, scVXLANEncap, scVXLANDecap:
+	case scDecap, scVXLANEncap, scVXLANDecap, sc6in4Encap, sc6in4Decap:
 		return "ipv6"
 	}
 	return f.name
@@ -351,6 +355,10 @@ func (b *liveBench) setup(sc string, f family) (func() error, error) {
 		return b.setupNPT(sc, f)
 	case scKernelVXLANEncap, scVXLANEncap, scKernelVXLANDecap, scVXLANDecap:
 		return b.setupVXLAN(sc)
+	case scVXLANEncapNPT, scKernelVXLANEncapNPT, scIP6tVXLANEncapNPT:
+		return b.setupVXLANNPT(sc)
+	case sc6in4Encap, scTC6in4Encap, sc6in4Decap, scTC6in4Decap:
+		return b.setupSixIn4(sc, f)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
 }
@@ -400,7 +408,7 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 		}
 	}
 	var snpt0 uint64
-	if sc == scKernelNPT {
+	if usesIP6tSNPT(sc) {
 		if snpt0, err = b.snptRulePackets(); err != nil {
 			return run, nil, err
 		}
@@ -479,7 +487,7 @@ func (b *liveBench) measure(sc string, f family, n uint32) (liveRun, []string, e
 			problems = append(problems, p)
 		}
 	}
-	if sc == scKernelNPT {
+	if usesIP6tSNPT(sc) {
 		snpt1, err := b.snptRulePackets()
 		if err != nil {
 			return run, nil, err

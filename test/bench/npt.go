@@ -94,8 +94,13 @@ func npt66(a netip.Addr, inside, outside netip.Prefix) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
+// usesIP6tSNPT says whether scenario sc translates with an ip6tables SNPT
+// rule (whose packet count measure checks).
+func usesIP6tSNPT(sc string) bool { return sc == scKernelNPT || sc == scIP6tVXLANEncapNPT }
+
 // snptRulePackets reads how many packets the kernel scenario's SNPT rule
-// translated, so a kernel-npt figure cannot silently be plain forwarding.
+// translated, so a kernel-npt (or ip6t-vxlan-encap-npt) figure cannot
+// silently be plain forwarding.
 func (b *liveBench) snptRulePackets() (uint64, error) {
 	out, err := b.t.lab.Exec(b.t.rtrNS, "ip6tables", "-t", "mangle", "-L", "POSTROUTING", "-v", "-n", "-x")
 	if err != nil {

@@ -131,7 +131,28 @@ func newReport(cfg config, started time.Time, took time.Duration, lb *liveBench,
 	}
 	r.addTunnelRatios(lb, nspp)
 	r.addVXLANRatios(lb)
+	r.addVXLANNPTRatios(lb)
+	r.add6in4Ratios(lb)
 	return r
+}
+
+// addLiveRatio appends scenario a's family aFam against scenario b's family
+// bFam, live, when both ran.
+func (r *report) addLiveRatio(lb *liveBench, a, aFam, b, bFam string, target float64) {
+	x, y := lb.results[key(a, aFam)], lb.results[key(b, bFam)]
+	if x == nil || y == nil {
+		return
+	}
+	var paired []float64
+	for i := 0; i < len(x.Runs) && i < len(y.Runs); i++ {
+		paired = append(paired, div(x.Runs[i].Mpps, y.Runs[i].Mpps))
+	}
+	fam := aFam
+	if aFam != bFam {
+		fam = aFam + " vs " + bFam
+	}
+	r.LiveRatios = append(r.LiveRatios, ratio{Name: a + "/" + b, Family: fam, Value: div(x.MedianMpps, y.MedianMpps),
+		Paired: median(paired), Target: target})
 }
 
 func (r *report) problemCount() int {

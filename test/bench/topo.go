@@ -172,12 +172,17 @@ type family struct {
 func applies(sc string, f family) bool {
 	if f.only != "" {
 		// kernel-nat44 takes the encap family's frames into its tunnel;
-		// each kernel VXLAN scenario its XDP one's.
+		// each kernel VXLAN scenario (and each NPT-on-VXLAN one) its XDP
+		// one's, each TC 6in4 scenario its XDP one's.
 		return sc == f.only || (f.only == scEncap && (sc == scKernelNAT44 || sc == scNAT44)) ||
-			(isVXLANScenario(sc) && vxlanScenario(sc) == f.only)
+			(isVXLANScenario(sc) && vxlanScenario(sc) == f.only) ||
+			(is6in4Scenario(sc) && sixin4Scenario(sc) == f.only)
+	}
+	if isVXLANScenario(sc) || is6in4Scenario(sc) {
+		return false
 	}
 	switch sc {
-	case scEncap, scDecap, scKernelNAT44, scNAT44, scKernelVXLANEncap, scVXLANEncap, scKernelVXLANDecap, scVXLANDecap:
+	case scEncap, scDecap, scKernelNAT44, scNAT44:
 		return false
 	case scKernelNPT, scNPT:
 		return f.name == "ipv6" // NPTv6 translates IPv6 only
@@ -229,6 +234,11 @@ func (t *topo) families() ([]family, error) {
 		return nil, err
 	}
 	fams = append(fams, vx...)
+	s4, err := t.sixin4Families()
+	if err != nil {
+		return nil, err
+	}
+	fams = append(fams, s4...)
 	return fams, t.replyFrames(fams)
 }
 

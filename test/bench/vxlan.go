@@ -47,7 +47,7 @@ var (
 // vxlanScenario is the XDP scenario of a kernel VXLAN one, or itself.
 func vxlanScenario(sc string) string {
 	switch sc {
-	case scKernelVXLANEncap:
+	case scKernelVXLANEncap, scVXLANEncapNPT, scKernelVXLANEncapNPT, scIP6tVXLANEncapNPT:
 		return scVXLANEncap
 	case scKernelVXLANDecap:
 		return scVXLANDecap
@@ -126,9 +126,15 @@ func (b *liveBench) setupVXLAN(sc string) (func() error, error) {
 	xdp := vxlanScenario(sc) == sc
 	var detach func() error
 	var err error
-	if xdp {
+	switch {
+	case xdp && sc == scVXLANEncap:
+		// With the roles a config gives the ports (the LAN's packets
+		// are the ones SNPT may apply to): vxlan-encap-npt is this
+		// scenario with a rule added.
+		detach, err = b.attachLANWAN()
+	case xdp:
 		detach, err = b.attachCLI("off")
-	} else {
+	default:
 		detach, err = t.attachRouterPorts(b.pass.Attach)
 	}
 	if err != nil {
@@ -268,13 +274,13 @@ func (r *report) addVXLANRatios(lb *liveBench) {
 	}
 }
 
-// nsppFamilies leaves out the VXLAN families: their netdevs exist only
-// while their live scenarios run, so the ns/packet part's private router
-// has none (their in-situ ns/packet is in the live part).
+// nsppFamilies leaves out the VXLAN and 6in4 families: their netdevs exist
+// only while their live scenarios run, so the ns/packet part's private
+// router has none (their in-situ ns/packet is in the live part).
 func nsppFamilies(fams []family) []family {
 	var out []family
 	for _, f := range fams {
-		if !isVXLANScenario(f.only) {
+		if !isVXLANScenario(f.only) && !is6in4Scenario(f.only) {
 			out = append(out, f)
 		}
 	}
