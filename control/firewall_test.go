@@ -150,7 +150,8 @@ func TestFirewallScript(t *testing.T) {
 // committing it (`nft -c`), in a network namespace of its own, and with
 // /etc/protocols and /etc/services empty, as on a Debian without netbase
 // (a minimal install: nft then knows no protocol name it has no keyword
-// for, such as ipip or ipv6-icmp).
+// for, such as ipip or ipv6-icmp). Where no mount namespace can be made
+// (a chroot whose root is no mount point), the files stay as they are.
 func nftCheck(t *testing.T, script string) {
 	t.Helper()
 	nft, err := exec.LookPath("nft")
@@ -158,10 +159,17 @@ func nftCheck(t *testing.T, script string) {
 		t.Log("nft -c skipped: needs nft and root")
 		return
 	}
-	cmd := exec.Command("unshare", "--net", "--mount", "sh", "-c",
+	hidden := exec.Command("unshare", "--net", "--mount", "sh", "-c",
 		`for f in /etc/protocols /etc/services; do [ -e $f ] && mount --bind /dev/null $f; done; exec "$0" -c -f -`, nft)
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	hidden.Stdin = strings.NewReader(script)
+	out, err := hidden.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "cannot change root filesystem propagation") {
+		t.Logf("nft -c with /etc/protocols as it is: no mount namespace here (%s)", strings.TrimSpace(string(out)))
+		plain := exec.Command("unshare", "--net", nft, "-c", "-f", "-")
+		plain.Stdin = strings.NewReader(script)
+		out, err = plain.CombinedOutput()
+	}
+	if err != nil {
 		t.Fatalf("nft -c -f rejects the script: %v\n%s", err, out)
 	}
 }

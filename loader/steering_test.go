@@ -124,12 +124,8 @@ func TestSourceSteeringMatchesKernel(t *testing.T) {
 	if err := rl.lab.MustExec(rl.ns, steeringSetup...); err != nil {
 		t.Fatal(err)
 	}
-	vx, err := rl.lab.Exec(rl.ns, "cat", "/sys/class/net/vx0/ifindex")
+	vxIndex, err := rl.lab.IfIndex(rl.ns, "vx0")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var vxIndex int
-	if _, err := fmt.Sscan(vx, &vxIndex); err != nil {
 		t.Fatal(err)
 	}
 	// What XDP must do with what the kernel routes to each device.

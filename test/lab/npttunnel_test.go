@@ -371,11 +371,11 @@ func watchIn(t *testing.T, lab *netlab.Lab, ns string, match map[string]string) 
 // checkTCOn: the NPT slow path is pinned for the tunnel netdev.
 func (l nptLab) checkTCOn() {
 	t := l.t
-	out, err := l.lab.Exec(l.router, "cat", "/sys/class/net/"+l.tunnel+"/ifindex")
+	idx, err := l.lab.IfIndex(l.router, l.tunnel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ifindex := strings.TrimSpace(out)
+	ifindex := strconv.Itoa(idx)
 	pins := strings.Join(nptPins(t, l.cli.BPFFS), " ")
 	if !strings.Contains(pins, "tc_dnpt_"+ifindex) || !strings.Contains(pins, "snpt_"+ifindex) {
 		t.Errorf("NPT slow path pins %q, want tc_dnpt and an snpt of %s (ifindex %s)", pins, l.tunnel, ifindex)

@@ -192,6 +192,22 @@ func (l *Lab) BPFFS(instance string) (string, error) {
 // RunDir is a scratch directory removed by Close.
 func (l *Lab) RunDir() string { return l.runDir }
 
+// IfIndex is the index of the device dev in namespace ns, asked by
+// netlink from inside ns (/sys/class/net shows the namespace sysfs was
+// mounted in, which need not be ns: under a chroot, or after nsenter).
+func (l *Lab) IfIndex(ns, dev string) (int, error) {
+	var idx int
+	err := l.Do(ns, func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return fmt.Errorf("[%s] %w", ns, err)
+		}
+		idx = ifc.Index
+		return nil
+	})
+	return idx, err
+}
+
 // Do runs fn with the calling goroutine's thread in namespace ns. Sockets
 // opened inside fn stay in ns afterwards.
 func (l *Lab) Do(ns string, fn func() error) error {
