@@ -15,11 +15,17 @@ package loader
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/xdprouter/xdprouter/loader/benchprog"
 )
@@ -27,9 +33,17 @@ import (
 type costPath struct {
 	name    string
 	ingress string
+	// prog is the program variant it runs through: "" the ingress's own
+	// (lan0 a LAN port, wan0 the WAN, both ungated), or, on lan0, one of
+	// the live benchmark's: "none" (`xdprouter attach`: no role, ungated,
+	// its plain xdprouter scenario) or "gate" (`xdprouter apply`: a LAN
+	// port with the conntrack gate, its NPT and encap scenarios).
+	prog    string
 	frame   []byte
 	verdict uint32
 	gen     *benchprog.Generator
+	// ct is the conntrack flow a gated path needs: proto, src, dst.
+	ct []string
 }
 
 // costRatios are the figures reported: a path against its plain reference.
@@ -40,6 +54,15 @@ var costRatios = [][2]string{
 	{"dnpt48", "ipv6-wan"},
 	{"encap", "ipv4"},
 	{"encap-neigh", "encap"},
+	// As the live benchmark pairs them (test/bench): the gated LAN
+	// port's paths against the unroled, ungated port's plain ones, and
+	// the parts of the difference.
+	{"snpt64-gate", "ipv6-none"},
+	{"encap-gate", "ipv4-none"},
+	{"ipv6-gate", "ipv6"},
+	{"ipv4-gate", "ipv4"},
+	{"ipv6", "ipv6-none"},
+	{"ipv4", "ipv4-none"},
 }
 
 func BenchmarkForwardCost(b *testing.B) {
@@ -66,8 +89,47 @@ func BenchmarkForwardCost(b *testing.B) {
 		// the two lookups naming a pass (redirect_port_try): with them,
 		// encap-neigh/encap was 1.2-1.3.
 		{name: "encap-neigh", ingress: "lan0", frame: udp4(b, "10.0.1.2", "100.100.1.8", payload(22))},
+		{name: "ipv6-none", ingress: "lan0", prog: "none", frame: udp6(b, "2001:db8:1::2", remote, payload(2))},
+		{name: "ipv4-none", ingress: "lan0", prog: "none", frame: udp4(b, "10.0.1.2", "198.51.100.7", payload(22))},
+		{name: "ipv6-gate", ingress: "lan0", prog: "gate", frame: udp6(b, "2001:db8:1::2", remote, payload(2)),
+			ct: []string{"udp", "2001:db8:1::2", remote}},
+		{name: "ipv4-gate", ingress: "lan0", prog: "gate", frame: udp4(b, "10.0.1.2", "198.51.100.7", payload(22)),
+			ct: []string{"udp", "10.0.1.2", "198.51.100.7"}},
+		{name: "snpt64-gate", ingress: "lan0", prog: "gate", frame: udp6(b, r64.host(false, "::1234"), remote, payload(2)),
+			ct: []string{"udp", r64.host(false, "::1234"), remote}},
+		{name: "encap-gate", ingress: "lan0", prog: "gate", frame: udp4(b, "10.0.1.2", "100.100.1.7", payload(22)),
+			ct: []string{"udp", "10.0.1.2", "100.100.1.7"}},
+	}
+	// The gate's cached verdicts outlive every round: the live benchmark
+	// asks conntrack once per 10 ms, once in tens of thousands of frames.
+	old := ctCacheLife
+	ctCacheLife = time.Minute
+	defer func() { ctCacheLife = old }()
+	variants := map[string]*ebpf.Program{}
+	err := rl.lab.Do(rl.ns, func() error {
+		ifc, err := net.InterfaceByName("lan0")
+		if err != nil {
+			return err
+		}
+		variants["none"] = loadTestProgramGate(b, ifc, RoleNone, CTGateOff, rl.maps)
+		variants["gate"] = loadTestProgramGate(b, ifc, RoleLAN, CTGateOn, rl.maps)
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prog := func(p *costPath) *ebpf.Program {
+		if p.prog != "" {
+			return variants[p.prog]
+		}
+		return rl.progs[p.ingress]
 	}
 	rounds, repeat := envInt(b, "COST_ROUNDS", 15), envInt(b, "COST_REPEAT", 200000)
+	// COST_PATHS=a,b measures only those paths (for a profiler's run).
+	only := func(name string) bool {
+		sel := os.Getenv("COST_PATHS")
+		return sel == "" || slices.Contains(strings.Split(sel, ","), name)
+	}
 	pass, err := benchprog.NewPass()
 	if err != nil {
 		b.Fatal(err)
@@ -89,8 +151,17 @@ func BenchmarkForwardCost(b *testing.B) {
 			return fmt.Errorf("ip neigh: %w: %s", err, out)
 		}
 		for _, p := range paths {
+			if p.ct == nil {
+				continue
+			}
+			args := ctEntry(p.ct[0], p.ct[1], p.ct[2], udpSport, udpDport, "-u", "SEEN_REPLY,ASSURED")
+			if out, err := exec.Command("conntrack", args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("conntrack %v: %w: %s", args, err, out)
+			}
+		}
+		for _, p := range paths {
 			// Each path must forward, or it measures something else.
-			v, _, _, err := rl.runOnce(p.frame, p.ingress)
+			v, _, err := runXDP(prog(p), p.frame, rl.ifindex[p.ingress])
 			if err != nil {
 				return err
 			}
@@ -100,11 +171,14 @@ func BenchmarkForwardCost(b *testing.B) {
 		}
 		for range rounds {
 			for _, p := range paths {
+				if !only(p.name) {
+					continue
+				}
 				h, err := p.gen.Measure(pass.FD(), rl.ifindex[p.ingress], uint32(repeat))
 				if err != nil {
 					return err
 				}
-				r, err := p.gen.Measure(rl.progs[p.ingress].FD(), rl.ifindex[p.ingress], uint32(repeat))
+				r, err := p.gen.Measure(prog(p).FD(), rl.ifindex[p.ingress], uint32(repeat))
 				if err != nil {
 					return err
 				}
@@ -120,9 +194,14 @@ func BenchmarkForwardCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, p := range paths {
-		b.ReportMetric(medianOf(net[p.name]), p.name+"-ns")
+		if only(p.name) {
+			b.ReportMetric(medianOf(net[p.name]), p.name+"-ns")
+		}
 	}
 	for _, r := range costRatios {
+		if !only(r[0]) || !only(r[1]) {
+			continue
+		}
 		var paired []float64
 		for i := range net[r[0]] {
 			paired = append(paired, net[r[0]][i]/net[r[1]][i])
