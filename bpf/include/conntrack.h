@@ -277,8 +277,9 @@ static const __u32 ct_slot_mul[XDPR_CT_KEY_WORDS] = {
  * multiply-xor rounds waited for each product before starting the next
  * (some 40 cycles, half the cost of a cache hit); and the zero words of
  * an IPv4 tuple drop out at compile time. The words of the source and
- * the destination have different multipliers: the two directions of a
- * flow land in different slots, even with equal ports. */
+ * the destination have different multipliers, so the two directions of
+ * a flow, even with equal ports, hash apart (and take one slot only by
+ * chance, as any two flows may). */
 static __always_inline __u32 ct_slot(const struct bpf_sock_tuple *t, __u32 tlen, __u8 proto)
 {
 	__u32 h = 0;
