@@ -92,15 +92,15 @@ func TestLinuxHost(t *testing.T) {
 	s.Set("lan0", Advert{Prefixes: []learned.Prefix{pa, pb}, MTU: 1480, RouterLifetime: 600 * time.Second})
 	got = waitHost(t, lab, host, a.String()+" deprecated and "+b.String()+" preferred", func(addrs []hostAddr) bool {
 		xa, xb := inPrefix(addrs, a), inPrefix(addrs, b)
-		return xa != nil && xb != nil && xa.Preferred == 0 && xb.Preferred > 0
+		// The flag as well as the lifetime: the kernel zeroes the
+		// preferred lifetime when the RA arrives and flags the address
+		// deprecated in its address timer a moment later.
+		return xa != nil && xb != nil && xa.Preferred == 0 && xa.Deprecated && xb.Preferred > 0
 	})
 	took := time.Since(now)
 	t.Logf("the host saw the renumbering %v after Set", took.Round(time.Millisecond))
 	if took > 2*time.Second {
 		t.Errorf("renumbering reached the host after %v, want within 2 s", took)
-	}
-	if xa := inPrefix(got, a); !xa.Deprecated {
-		t.Errorf("old address %+v, want flagged deprecated", xa)
 	}
 	logHost(t, lab, host)
 
