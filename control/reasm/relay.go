@@ -324,13 +324,10 @@ func Frame4(buf []byte, mac net.HardwareAddr, pkt []byte) ([]byte, error) {
 		return nil, fmt.Errorf("malformed 6in4 header: length %d of %d, header %d, protocol %d", tot, len(pkt), ihl, pkt[9])
 	}
 	payload := pkt[ihl:]
-	if len(mac) != 6 || len(buf) < 14+20+len(payload) {
-		return nil, fmt.Errorf("cannot frame %d bytes", len(payload))
+	f, err := ethFrame(buf, mac, unix.ETH_P_IP, 20, len(payload))
+	if err != nil {
+		return nil, err
 	}
-	f := buf[:14+20+len(payload)]
-	copy(f[0:6], mac)
-	copy(f[6:12], mac)
-	binary.BigEndian.PutUint16(f[12:14], unix.ETH_P_IP)
 	h := f[14:34]
 	h[0], h[1] = 0x45, pkt[1]
 	binary.BigEndian.PutUint16(h[2:4], uint16(20+len(payload)))
@@ -355,6 +352,20 @@ func checksum(h []byte) uint16 {
 	return ^uint16(s)
 }
 
+// ethFrame is the first 14+hlen+plen octets of buf with an Ethernet header
+// from and to mac (the tap's own: the frame is received, not forwarded)
+// of type etype, for an IP header of hlen octets and plen of payload.
+func ethFrame(buf []byte, mac net.HardwareAddr, etype uint16, hlen, plen int) ([]byte, error) {
+	if len(mac) != 6 || len(buf) < 14+hlen+plen {
+		return nil, fmt.Errorf("cannot frame %d bytes", plen)
+	}
+	f := buf[:14+hlen+plen]
+	copy(f[0:6], mac)
+	copy(f[6:12], mac)
+	binary.BigEndian.PutUint16(f[12:14], etype)
+	return f, nil
+}
+
 // Frame builds into buf the Ethernet frame for the tap: to the tap's own
 // MAC (so the kernel sees it as PACKET_HOST), the outer IPv6 header of the
 // reassembled packet (source src, destination and traffic class from cm,
@@ -364,13 +375,13 @@ func Frame(buf []byte, mac net.HardwareAddr, src net.Addr, cm *ipv6.ControlMessa
 	if !ok || ip.IP.To16() == nil || cm == nil || cm.Dst.To16() == nil {
 		return nil, errors.New("no source or destination address with the packet")
 	}
-	if len(mac) != 6 || len(payload) > 65535 || len(buf) < 14+40+len(payload) {
+	if len(payload) > 65535 {
 		return nil, fmt.Errorf("cannot frame %d bytes", len(payload))
 	}
-	f := buf[:14+40+len(payload)]
-	copy(f[0:6], mac)
-	copy(f[6:12], mac)
-	binary.BigEndian.PutUint16(f[12:14], unix.ETH_P_IPV6)
+	f, err := ethFrame(buf, mac, unix.ETH_P_IPV6, 40, len(payload))
+	if err != nil {
+		return nil, err
+	}
 	h := f[14:54]
 	binary.BigEndian.PutUint32(h[0:4], 6<<28|uint32(cm.TrafficClass&0xff)<<20)
 	binary.BigEndian.PutUint16(h[4:6], uint16(len(payload)))
