@@ -13,13 +13,7 @@ import (
 // reassembled it, on its way to the daemon's relay (control/reasm).
 // Before, it fell to the WAN input's final drop.
 func TestFirewall6in4Remote(t *testing.T) {
-	cfg, err := config.Parse(strings.NewReader(`
-wan: {interface: wan0}
-lan: [{interface: lan0, sla-id: 1}]
-tunnels:
-  - {name: he, mode: 6in4, remote: 198.51.100.1, local: 203.0.113.2, address: "2001:db8:470:a::2/64",
-     gateway: "2001:db8:470:a::1", prefixes: ["2001:db8:471::/48"]}
-`))
+	cfg, err := config.Parse(strings.NewReader(heConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
