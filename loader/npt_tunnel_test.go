@@ -257,9 +257,7 @@ func TestNPTOn6in4(t *testing.T) {
 					t.Fatalf("tunegress: verdict %d, %v", tv, err)
 				}
 				slow = slow[:len(fast)]
-				if !bytes.Equal(fast[12:], slow[12:]) {
-					t.Errorf("fast and slow path differ after the MAC addresses: %s", diffBytes(fast[12:], slow[12:]))
-				}
+				sameAfterMACs(t, fast, slow)
 				return nil
 			})
 			if err != nil {
@@ -300,9 +298,7 @@ func TestNPTOn6in4(t *testing.T) {
 					t.Fatalf("tc_dnpt: verdict %d, %v", tv, err)
 				}
 				slow = kernelForwarded6(slow[:len(fast)])
-				if !bytes.Equal(fast[12:], slow[12:]) {
-					t.Errorf("fast and slow path differ after the MAC addresses: %s", diffBytes(fast[12:], slow[12:]))
-				}
+				sameAfterMACs(t, fast, slow)
 				return nil
 			})
 			if err != nil {

@@ -324,10 +324,7 @@ func TestTunnel6in4FastPathEqualsSlowPath(t *testing.T) {
 					t.Fatalf("TC verdict %d, want TC_ACT_REDIRECT (7)", tv)
 				}
 				slow = slow[:len(fast)]
-				if !bytes.Equal(fast[12:], slow[12:]) {
-					t.Errorf("fast and slow path differ after the MAC addresses: %s\nfast % x\nslow % x",
-						diffBytes(fast[12:], slow[12:]), fast, slow)
-				}
+				sameAfterMACs(t, fast, slow)
 				return nil
 			})
 			if err != nil {
@@ -356,10 +353,7 @@ func TestTunnel6in4FastPathEqualsSlowPath(t *testing.T) {
 					t.Fatalf("TC verdict %d, want TC_ACT_REDIRECT (7)", tv)
 				}
 				slow = kernelForwarded6(slow[:len(fast)])
-				if !bytes.Equal(fast[12:], slow[12:]) {
-					t.Errorf("fast and slow path differ after the MAC addresses: %s\nfast % x\nslow % x",
-						diffBytes(fast[12:], slow[12:]), fast, slow)
-				}
+				sameAfterMACs(t, fast, slow)
 				return nil
 			})
 			if err != nil {

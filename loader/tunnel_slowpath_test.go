@@ -65,16 +65,24 @@ func TestTunnelFastPathEqualsSlowPath(t *testing.T) {
 				if tv != tcActRedirect {
 					t.Fatalf("TC verdict %d, want TC_ACT_REDIRECT (7)", tv)
 				}
-				if !bytes.Equal(fast[12:], slow[12:]) {
-					t.Errorf("fast and slow path differ after the MAC addresses: %s\nfast % x\nslow % x",
-						diffBytes(fast[12:], slow[12:]), fast, slow)
-				}
+				sameAfterMACs(t, fast, slow)
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// sameAfterMACs fails t when the fast path's frame and the slow path's
+// differ after the MAC addresses (which each path takes from its own
+// neighbour lookup).
+func sameAfterMACs(t *testing.T, fast, slow []byte) {
+	t.Helper()
+	if !bytes.Equal(fast[12:], slow[12:]) {
+		t.Errorf("fast and slow path differ after the MAC addresses: %s\nfast % x\nslow % x",
+			diffBytes(fast[12:], slow[12:]), fast, slow)
 	}
 }
 
